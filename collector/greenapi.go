@@ -1,0 +1,142 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	promcfg "github.com/prometheus/common/config"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+)
+
+// GREEN-API: GET {apiUrl}/waInstance{idInstance}/getStateInstance/{apiTokenInstance}.
+
+const greenAPIDefaultURL = "https://api.greenapi.com"
+
+// greenAPIQuotaExceeded is the status GREEN-API sends when the developer
+// plan's monthly quota is used up.
+const greenAPIQuotaExceeded = 466
+
+// greenAPITextStates maps the texts of a 400 that report a state instead of
+// an error. "instance is starting or not authorized" is read as starting:
+// the provider uses it while an instance boots, and an instance that stays
+// in it is reported by the starting-too-long alert within minutes, while
+// reading it as notAuthorized would page someone for every reboot.
+var greenAPITextStates = []struct{ text, state string }{
+	{"instance in starting process try later", "starting"},
+	{"instance account not authorized", "notAuthorized"},
+	{"instance is starting or not authorized", "starting"},
+}
+
+func init() {
+	register(&Provider{
+		Name:    "greenapi",
+		States:  []string{"authorized", "notAuthorized", "blocked", "sleepMode", "starting", "yellowCard"},
+		Methods: []string{"getStateInstance"},
+		Config: config.ProviderInfo{
+			NewSpec:       func() config.Spec { return &GreenAPISpec{} },
+			IdentityField: "id_instance",
+		},
+		NewClient: newGreenAPIClient,
+	})
+}
+
+// GreenAPISpec is the configuration of a GREEN-API instance.
+type GreenAPISpec struct {
+	config.Common `yaml:",inline"`
+	IDInstance    string         `yaml:"id_instance"`
+	APIToken      promcfg.Secret `yaml:"api_token,omitempty"`
+	APITokenFile  string         `yaml:"api_token_file,omitempty"`
+
+	token string
+}
+
+// Resolve implements config.Spec.
+func (s *GreenAPISpec) Resolve(r *config.Resolver) error {
+	if err := r.Expand("id_instance", &s.IDInstance); err != nil {
+		return err
+	}
+	if s.IDInstance == "" {
+		return &config.FieldError{Field: "id_instance", Err: errors.New("required")}
+	}
+	if len(s.IDInstance) > 19 || strings.Trim(s.IDInstance, "0123456789") != "" {
+		return &config.FieldError{Field: "id_instance", Err: errors.New("must be the instance's number (digits only)")}
+	}
+	tok, err := r.Secret("api_token", s.APIToken, "api_token_file", s.APITokenFile)
+	if err != nil {
+		return err
+	}
+	s.token = tok
+	if s.Name == "" {
+		s.Name = s.IDInstance
+	}
+	if s.APIURL == "" {
+		s.APIURL = greenAPIDefaultURL
+	}
+	return nil
+}
+
+type greenAPIClient struct {
+	api *API
+	url string
+}
+
+func newGreenAPIClient(spec config.Spec, api *API) (Client, error) {
+	s := spec.(*GreenAPISpec)
+	api.secrets = []string{s.token}
+	return &greenAPIClient{
+		api: api,
+		url: s.APIURL + "/waInstance" + s.IDInstance + "/getStateInstance/" + url.PathEscape(s.token),
+	}, nil
+}
+
+func (c *greenAPIClient) State(ctx context.Context) (string, error) {
+	return c.api.Get(ctx, "getStateInstance", c.url, nil, decodeGreenAPIState)
+}
+
+func decodeGreenAPIState(r Response) (string, error) {
+	switch {
+	case r.Status == http.StatusBadRequest:
+		text := strings.ToLower(string(r.Body))
+		for _, ts := range greenAPITextStates {
+			if strings.Contains(text, ts.text) {
+				return ts.state, nil
+			}
+		}
+		return "", newError(ReasonClientError, "HTTP 400: %s", snippet(r.Body))
+	case r.Status == greenAPIQuotaExceeded:
+		return "", newError(ReasonQuotaExceeded, "HTTP 466: monthly quota of the plan used up")
+	case r.Status == http.StatusTooManyRequests:
+		e := newError(ReasonRateLimited, "HTTP 429: more than 1 request per second to this instance")
+		e.RetryAfter = retryAfter(r.Header, time.Now())
+		return "", e
+	case r.Status < 200 || r.Status > 299:
+		return "", statusError(r.Status, r.Body)
+	}
+
+	body := bytes.TrimSpace(r.Body)
+	if bytes.Equal(body, []byte("null")) {
+		// Sent while an instance is being created: there is no state yet.
+		return "", newError(ReasonBadResponse, "body is null (instance still being created?)")
+	}
+	var v struct {
+		StateInstance *string `json:"stateInstance"`
+		Code          *int    `json:"code"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return "", newError(ReasonBadResponse, "HTTP %d: body is not a JSON object: %s", r.Status, snippet(body))
+	}
+	switch {
+	case v.Code != nil && *v.Code == http.StatusUnauthorized:
+		return "", newError(ReasonUnauthorized, "HTTP %d with code 401 in the body", r.Status)
+	case v.StateInstance == nil || *v.StateInstance == "":
+		return "", newError(ReasonBadResponse, "HTTP %d: no stateInstance in %s", r.Status, snippet(body))
+	}
+	return *v.StateInstance, nil
+}

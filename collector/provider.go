@@ -1,0 +1,303 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+)
+
+// Reasons of a failed call, the values of the reason label.
+const (
+	ReasonTimeout       = "timeout"
+	ReasonNetwork       = "network"
+	ReasonUnauthorized  = "unauthorized"
+	ReasonRateLimited   = "rate_limited"
+	ReasonQuotaExceeded = "quota_exceeded"
+	ReasonServerError   = "server_error"
+	ReasonClientError   = "client_error"
+	ReasonBadResponse   = "bad_response"
+)
+
+// Reasons lists every reason; each has a series from the first scrape on.
+var Reasons = []string{
+	ReasonTimeout, ReasonNetwork, ReasonUnauthorized, ReasonRateLimited,
+	ReasonQuotaExceeded, ReasonServerError, ReasonClientError, ReasonBadResponse,
+}
+
+// StateUnknown is 1 when no state could be fetched or the provider sent a
+// value the exporter does not know.
+const StateUnknown = "unknown"
+
+// maxBodyBytes bounds what is read of a response: state bodies are tiny, so
+// anything larger is a bad response, not a reason to use memory.
+const maxBodyBytes = 64 << 10
+
+// Client fetches the state of one instance.
+type Client interface {
+	// State makes one call and returns the raw state the provider reported,
+	// or an *Error.
+	State(ctx context.Context) (string, error)
+}
+
+// Provider describes one WhatsApp API provider.
+type Provider struct {
+	Name string
+	// States are every state the provider documents, in display order.
+	States []string
+	// Methods are the method label values its client calls.
+	Methods []string
+	// Config describes its configuration to the config package.
+	Config config.ProviderInfo
+	// NewClient builds a client for a resolved Spec of this provider.
+	NewClient func(spec config.Spec, api *API) (Client, error)
+}
+
+var providers = map[string]*Provider{}
+
+// register is called from each provider file's init.
+func register(p *Provider) {
+	providers[p.Name] = p
+	config.RegisterProvider(p.Name, p.Config)
+}
+
+// ProviderStates returns the states of a provider, sorted, for tests and
+// tooling; nil for an unknown provider.
+func ProviderStates(name string) []string {
+	p, ok := providers[name]
+	if !ok {
+		return nil
+	}
+	s := append([]string(nil), p.States...)
+	sort.Strings(s)
+	return s
+}
+
+// Error is a failed call, classified by Reason. Its text never holds a
+// secret.
+type Error struct {
+	Reason string
+	// RetryAfter is how long the provider asked us to wait (rate limiting).
+	RetryAfter time.Duration
+	msg        string
+}
+
+func (e *Error) Error() string { return e.Reason + ": " + e.msg }
+
+func newError(reason, format string, args ...any) *Error {
+	return &Error{Reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// statusError classifies an HTTP status that a provider did not handle
+// itself.
+func statusError(code int, body []byte) *Error {
+	reason := ReasonBadResponse
+	switch {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		reason = ReasonUnauthorized
+	case code == http.StatusTooManyRequests:
+		reason = ReasonRateLimited
+	case code >= 500:
+		reason = ReasonServerError
+	case code >= 400:
+		reason = ReasonClientError
+	}
+	return newError(reason, "HTTP %d: %s", code, snippet(body))
+}
+
+// snippet makes a short printable excerpt of a body for error texts.
+func snippet(body []byte) string {
+	s := strings.Join(strings.Fields(string(body)), " ")
+	const max = 120
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// Response is what API.Get hands to a provider's decoder.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// API performs one instance's HTTP calls: it bounds body size, classifies
+// transport failures, records the call metrics, and keeps the instance's
+// secrets out of every error and log line.
+type API struct {
+	client   *http.Client
+	secrets  []string
+	logger   *slog.Logger
+	provider string
+	name     string
+	metrics  *apiMetrics
+}
+
+// Redact replaces every known secret in s, in the forms it can take in a
+// URL, with <secret>.
+func (a *API) Redact(s string) string {
+	for _, sec := range a.secrets {
+		for _, form := range []string{sec, url.PathEscape(sec), url.QueryEscape(sec)} {
+			s = strings.ReplaceAll(s, form, "<secret>")
+		}
+	}
+	return s
+}
+
+// Get calls rawURL and passes the response to decode, which returns the
+// reported state or an *Error. method is the method label of the call.
+func (a *API) Get(ctx context.Context, method, rawURL string, header http.Header, decode func(Response) (string, error)) (string, error) {
+	start := time.Now()
+	state, err := a.get(ctx, rawURL, header, decode)
+	elapsed := time.Since(start)
+
+	var e *Error
+	if err != nil && !errors.As(err, &e) {
+		e = newError(ReasonBadResponse, "%s", err)
+	}
+	a.metrics.observe(a.provider, a.name, method, elapsed, e)
+	if e != nil {
+		e.msg = a.Redact(e.msg)
+		a.logger.Debug("Call failed", "method", method, "url", a.Redact(rawURL), "reason", e.Reason, "err", e.msg, "duration_seconds", elapsed.Seconds())
+		return "", e
+	}
+	a.logger.Debug("Call succeeded", "method", method, "url", a.Redact(rawURL), "state", state, "duration_seconds", elapsed.Seconds())
+	return state, nil
+}
+
+func (a *API) get(ctx context.Context, rawURL string, header http.Header, decode func(Response) (string, error)) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return "", newError(ReasonClientError, "building request: %s", unwrapURLError(err))
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return "", transportError(ctx, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	if err != nil {
+		return "", transportError(ctx, err)
+	}
+	if len(body) > maxBodyBytes {
+		return "", newError(ReasonBadResponse, "HTTP %d: body larger than %d bytes", resp.StatusCode, maxBodyBytes)
+	}
+	return decode(Response{Status: resp.StatusCode, Header: resp.Header, Body: body})
+}
+
+// unwrapURLError drops *url.Error's wrapping: its text repeats the URL,
+// which can hold a token.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func transportError(ctx context.Context, err error) *Error {
+	inner := unwrapURLError(err)
+	var ne net.Error
+	if ctx.Err() != nil || errors.Is(inner, context.DeadlineExceeded) || errors.Is(inner, os.ErrDeadlineExceeded) ||
+		(errors.As(inner, &ne) && ne.Timeout()) {
+		return newError(ReasonTimeout, "%s", inner)
+	}
+	return newError(ReasonNetwork, "%s", inner)
+}
+
+// retryAfter reads a Retry-After header in seconds or as an HTTP date.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// apiMetrics are the call metrics; they live across scrapes and reloads.
+type apiMetrics struct {
+	duration *prometheus.HistogramVec
+	requests *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+}
+
+func newAPIMetrics() *apiMetrics {
+	return &apiMetrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "whatsapp_api_request_duration_seconds",
+			Help:    "Duration of the exporter's calls to the provider API.",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"provider", "name", "method"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whatsapp_api_requests_total",
+			Help: "Calls the exporter made to the provider API.",
+		}, []string{"provider", "name", "method"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whatsapp_api_request_errors_total",
+			Help: "Calls to the provider API that failed, by reason.",
+		}, []string{"provider", "name", "method", "reason"}),
+	}
+}
+
+// init creates every series of an instance at zero so that rate() and
+// alerts see them from the first scrape.
+func (m *apiMetrics) init(provider, name string, methods []string) {
+	for _, method := range methods {
+		m.duration.WithLabelValues(provider, name, method)
+		m.requests.WithLabelValues(provider, name, method)
+		for _, r := range Reasons {
+			m.errors.WithLabelValues(provider, name, method, r)
+		}
+	}
+}
+
+func (m *apiMetrics) forget(provider, name string) {
+	l := prometheus.Labels{"provider": provider, "name": name}
+	m.duration.DeletePartialMatch(l)
+	m.requests.DeletePartialMatch(l)
+	m.errors.DeletePartialMatch(l)
+}
+
+func (m *apiMetrics) observe(provider, name, method string, d time.Duration, e *Error) {
+	m.duration.WithLabelValues(provider, name, method).Observe(d.Seconds())
+	m.requests.WithLabelValues(provider, name, method).Inc()
+	if e != nil {
+		m.errors.WithLabelValues(provider, name, method, e.Reason).Inc()
+	}
+}
+
+func (m *apiMetrics) Describe(ch chan<- *prometheus.Desc) {
+	m.duration.Describe(ch)
+	m.requests.Describe(ch)
+	m.errors.Describe(ch)
+}
+
+func (m *apiMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.duration.Collect(ch)
+	m.requests.Collect(ch)
+	m.errors.Collect(ch)
+}

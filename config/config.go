@@ -1,0 +1,350 @@
+// Package config loads and validates the exporter's YAML configuration.
+//
+// An instance's YAML is decoded in two steps: its provider key selects a
+// provider-specific Spec registered by the collector package, and the whole
+// mapping is then decoded strictly into that Spec. Adding a provider therefore
+// needs no change here.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	promcfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v2"
+)
+
+// DefaultTimeout bounds one upstream call when an instance sets no timeout.
+const DefaultTimeout = 5 * time.Second
+
+// Config is the content of the configuration file.
+type Config struct {
+	Instances []Instance `yaml:"instances"`
+}
+
+// Common holds the settings every provider shares. Providers embed it inline
+// in their Spec.
+type Common struct {
+	Name     string         `yaml:"name,omitempty"`
+	Provider string         `yaml:"provider"`
+	APIURL   string         `yaml:"api_url,omitempty"`
+	Timeout  model.Duration `yaml:"timeout,omitempty"`
+
+	HTTPClientConfig promcfg.HTTPClientConfig `yaml:",inline"`
+}
+
+// Base gives access to the shared settings of any Spec that embeds Common.
+func (c *Common) Base() *Common { return c }
+
+// Spec is one provider's whole instance configuration.
+type Spec interface {
+	Base() *Common
+	// Resolve validates the provider's own fields, reads secrets through r and
+	// fills provider defaults (name, api_url).
+	Resolve(r *Resolver) error
+}
+
+// ProviderInfo describes a provider to the loader.
+type ProviderInfo struct {
+	// NewSpec returns an empty Spec; the loader fills Common with defaults.
+	NewSpec func() Spec
+	// IdentityField is the YAML key that identifies an instance when it has
+	// no name, so that decoding errors can say which instance they concern.
+	IdentityField string
+}
+
+var (
+	providersMu sync.RWMutex
+	providers   = map[string]ProviderInfo{}
+)
+
+// RegisterProvider makes a provider known to the loader. It panics on a
+// duplicate name, which is a programming error.
+func RegisterProvider(name string, info ProviderInfo) {
+	providersMu.Lock()
+	defer providersMu.Unlock()
+	if _, dup := providers[name]; dup {
+		panic("config: provider registered twice: " + name)
+	}
+	providers[name] = info
+}
+
+// Providers lists the registered provider names, sorted.
+func Providers() []string {
+	providersMu.RLock()
+	defer providersMu.RUnlock()
+	names := make([]string, 0, len(providers))
+	for n := range providers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func provider(name string) (ProviderInfo, bool) {
+	providersMu.RLock()
+	defer providersMu.RUnlock()
+	p, ok := providers[name]
+	return p, ok
+}
+
+// Instance is one monitored WhatsApp instance.
+type Instance struct {
+	Spec Spec
+}
+
+// Name is the instance's unique configured name.
+func (i Instance) Name() string { return i.Spec.Base().Name }
+
+// Provider is the instance's provider name.
+func (i Instance) Provider() string { return i.Spec.Base().Provider }
+
+// UnmarshalYAML picks the provider's Spec and decodes the mapping into it.
+func (i *Instance) UnmarshalYAML(unmarshal func(any) error) error {
+	var raw map[string]any
+	if err := unmarshal(&raw); err != nil {
+		return err
+	}
+	name, _ := raw["provider"].(string)
+	info, ok := provider(name)
+	label := instanceLabel(raw, info.IdentityField)
+	switch {
+	case name == "":
+		return fmt.Errorf("instance %s: field provider: required, one of %s", label, strings.Join(Providers(), ", "))
+	case !ok:
+		return fmt.Errorf("instance %s: field provider: unknown provider %q, want one of %s", label, name, strings.Join(Providers(), ", "))
+	}
+	spec := info.NewSpec()
+	base := spec.Base()
+	base.HTTPClientConfig = promcfg.DefaultHTTPClientConfig
+	if err := unmarshal(spec); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			// Keep the TypeError type so yaml goes on and reports every
+			// instance's errors in one run.
+			msgs := make([]string, len(te.Errors))
+			for k, m := range te.Errors {
+				msgs[k] = fmt.Sprintf("instance %s: %s", label, m)
+			}
+			return &yaml.TypeError{Errors: msgs}
+		}
+		return fmt.Errorf("instance %s: %w", label, err)
+	}
+	i.Spec = spec
+	return nil
+}
+
+// MarshalYAML shows the provider's Spec; secrets marshal as <secret>.
+func (i Instance) MarshalYAML() (any, error) { return i.Spec, nil }
+
+func instanceLabel(raw map[string]any, identityField string) string {
+	if n, ok := raw["name"]; ok {
+		return fmt.Sprintf("%q", fmt.Sprint(n))
+	}
+	if identityField != "" {
+		if id, ok := raw[identityField]; ok {
+			return fmt.Sprintf("with %s %v", identityField, id)
+		}
+	}
+	return "(unnamed)"
+}
+
+// Options change how a file is loaded.
+type Options struct {
+	// ExpandEnv replaces ${VAR} in the fields that allow it with the value of
+	// the environment variable VAR.
+	ExpandEnv bool
+	// LookupEnv defaults to os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+}
+
+// LoadFile reads, decodes and validates a configuration file. Every error
+// names the file and, where it concerns one, the instance and the field.
+func LoadFile(filename string, opts Options) (*Config, error) {
+	content, err := os.ReadFile(filename)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	cfg, err := Load(content, filepath.Dir(filename), opts)
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", filename, err)
+	}
+	return cfg, nil
+}
+
+// Load decodes and validates configuration content. Relative file paths are
+// taken relative to dir.
+func Load(content []byte, dir string, opts Options) (*Config, error) {
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	cfg := &Config{}
+	if err := yaml.UnmarshalStrict(content, cfg); err != nil {
+		return nil, err
+	}
+	if len(cfg.Instances) == 0 {
+		return nil, errors.New("field instances: at least one instance is required")
+	}
+	var errs []error
+	seen := map[string]int{}
+	for k, inst := range cfg.Instances {
+		r := &Resolver{dir: dir, opts: opts}
+		if err := resolve(inst.Spec, r); err != nil {
+			errs = append(errs, fmt.Errorf("instances[%d] %s: %w", k, describe(inst.Spec), err))
+			continue
+		}
+		name := inst.Name()
+		if prev, dup := seen[name]; dup {
+			errs = append(errs, fmt.Errorf("instances[%d] %q: field name: duplicate of instances[%d]; names must be unique", k, name, prev))
+			continue
+		}
+		seen[name] = k
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+func describe(s Spec) string {
+	if n := s.Base().Name; n != "" {
+		return fmt.Sprintf("%q", n)
+	}
+	return "(" + s.Base().Provider + ")"
+}
+
+func resolve(s Spec, r *Resolver) error {
+	b := s.Base()
+	if err := r.Expand("name", &b.Name); err != nil {
+		return err
+	}
+	if err := r.Expand("api_url", &b.APIURL); err != nil {
+		return err
+	}
+	if err := s.Resolve(r); err != nil {
+		return err
+	}
+	if b.Name == "" {
+		return &FieldError{Field: "name", Err: errors.New("required")}
+	}
+	if b.APIURL == "" {
+		return &FieldError{Field: "api_url", Err: errors.New("required for provider " + b.Provider)}
+	}
+	u, err := url.Parse(b.APIURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &FieldError{Field: "api_url", Err: fmt.Errorf("%q is not an http:// or https:// URL", b.APIURL)}
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return &FieldError{Field: "api_url", Err: errors.New("must not carry credentials, a query or a fragment")}
+	}
+	b.APIURL = strings.TrimSuffix(b.APIURL, "/")
+	if b.Timeout == 0 {
+		b.Timeout = model.Duration(DefaultTimeout)
+	}
+	if b.Timeout < 0 {
+		return &FieldError{Field: "timeout", Err: errors.New("must be positive")}
+	}
+	if err := b.HTTPClientConfig.Validate(); err != nil {
+		return &FieldError{Field: "HTTP client settings", Err: err}
+	}
+	b.HTTPClientConfig.SetDirectory(r.dir)
+	return nil
+}
+
+// FieldError says which field of an instance is wrong.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return "field " + e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Resolver gives a Spec's Resolve method environment expansion and secret
+// loading with uniform error messages.
+type Resolver struct {
+	dir  string
+	opts Options
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// Expand replaces ${VAR} references in *v when expansion is enabled. Errors
+// name the variable, never its value.
+func (r *Resolver) Expand(field string, v *string) error {
+	if !r.opts.ExpandEnv || !strings.Contains(*v, "${") {
+		return nil
+	}
+	var missing []string
+	out := envRef.ReplaceAllStringFunc(*v, func(ref string) string {
+		name := envRef.FindStringSubmatch(ref)[1]
+		val, ok := r.opts.LookupEnv(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return val
+	})
+	if len(missing) > 0 {
+		return &FieldError{Field: field, Err: fmt.Errorf("environment variable %s is not set", strings.Join(missing, ", "))}
+	}
+	*v = out
+	return nil
+}
+
+// Secret returns the secret given either inline (field) or in a file
+// (fileField), exactly one of which must be set. A file's content is trimmed
+// of surrounding white space.
+func (r *Resolver) Secret(field string, value promcfg.Secret, fileField string, file string) (string, error) {
+	switch {
+	case value != "" && file != "":
+		return "", &FieldError{Field: field, Err: fmt.Errorf("set %s or %s, not both", field, fileField)}
+	case value == "" && file == "":
+		return "", &FieldError{Field: field, Err: fmt.Errorf("required (or %s)", fileField)}
+	case value != "":
+		s := string(value)
+		if err := r.Expand(field, &s); err != nil {
+			return "", err
+		}
+		if s == "" {
+			return "", &FieldError{Field: field, Err: errors.New("is empty after expansion")}
+		}
+		return s, nil
+	}
+	if err := r.Expand(fileField, &file); err != nil {
+		return "", err
+	}
+	path := promcfg.JoinDir(r.dir, file)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", &FieldError{Field: fileField, Err: err}
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", &FieldError{Field: fileField, Err: fmt.Errorf("file %s is empty", path)}
+	}
+	return s, nil
+}
+
+// Names returns the instance names in configuration order.
+func (c *Config) Names() []string {
+	names := make([]string, len(c.Instances))
+	for k, i := range c.Instances {
+		names[k] = i.Name()
+	}
+	return names
+}
+
+// HasProvider tells whether any instance uses the provider.
+func (c *Config) HasProvider(p string) bool {
+	return slices.ContainsFunc(c.Instances, func(i Instance) bool { return i.Provider() == p })
+}

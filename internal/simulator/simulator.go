@@ -1,0 +1,227 @@
+// Package simulator serves imitations of the WhatsApp provider APIs for
+// tests, benchmarks and the exporter's --demo mode. Each instance follows a
+// behaviour, or a schedule of behaviours, that says which state it reports,
+// which failure it shows instead and how slowly it answers.
+package simulator
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Fault is a failure the simulator produces instead of a state.
+type Fault string
+
+// Faults, named after what the provider sends.
+const (
+	FaultNone            Fault = ""
+	FaultUnauthorized    Fault = "unauthorized"     // HTTP 401
+	FaultForbidden       Fault = "forbidden"        // HTTP 403
+	FaultUnauthorizedOK  Fault = "unauthorized_200" // HTTP 200 {"code":401,...}
+	FaultRateLimited     Fault = "rate_limited"     // HTTP 429 with Retry-After
+	FaultQuotaExceeded   Fault = "quota_exceeded"   // HTTP 466 (GREEN-API)
+	FaultServerError     Fault = "server_error"     // HTTP 500
+	FaultBadGateway      Fault = "bad_gateway"      // HTTP 502 HTML page from a proxy
+	FaultClientError     Fault = "client_error"     // HTTP 400 "Validation failed"
+	FaultHTML            Fault = "html"             // HTTP 200 HTML page
+	FaultNotJSON         Fault = "not_json"         // HTTP 200 plain text
+	FaultWrongShape      Fault = "wrong_shape"      // HTTP 200 JSON without the state
+	FaultNull            Fault = "null"             // HTTP 200 null
+	FaultHuge            Fault = "huge"             // HTTP 200 with a multi-megabyte body
+	FaultHang            Fault = "hang"             // no answer until the client gives up
+	FaultCloseConnection Fault = "close_connection" // connection closed without an answer
+	FaultNotFound        Fault = "not_found"        // HTTP 404
+)
+
+// Faults lists every fault, for tests that go through all of them.
+var Faults = []Fault{
+	FaultUnauthorized, FaultForbidden, FaultUnauthorizedOK, FaultRateLimited,
+	FaultQuotaExceeded, FaultServerError, FaultBadGateway, FaultClientError,
+	FaultHTML, FaultNotJSON, FaultWrongShape, FaultNull, FaultHuge, FaultHang,
+	FaultCloseConnection, FaultNotFound,
+}
+
+// Behaviour is what an instance does when asked for its state.
+type Behaviour struct {
+	// State is reported when Fault is empty. A GREEN-API state given as
+	// "text:..." is sent the old way, as an HTTP 400 with that text.
+	State   string
+	Fault   Fault
+	Latency time.Duration
+	// RetryAfter goes with FaultRateLimited; zero sends no header.
+	RetryAfter time.Duration
+}
+
+// Step is one part of a schedule.
+type Step struct {
+	Behaviour
+	For time.Duration
+}
+
+type instance struct {
+	secret   string
+	schedule []Step
+	calls    atomic.Int64
+}
+
+// Simulator is an http.Handler that imitates the providers' APIs.
+type Simulator struct {
+	start time.Time
+	mux   *http.ServeMux
+
+	mu        sync.RWMutex
+	instances map[string]*instance // by provider + "/" + id
+}
+
+// New returns a simulator without instances.
+func New() *Simulator {
+	s := &Simulator{start: time.Now(), mux: http.NewServeMux(), instances: map[string]*instance{}}
+	s.mux.HandleFunc("GET /{instance}/getStateInstance/{token}", s.greenAPIState)
+	return s
+}
+
+func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Set gives an instance of a provider its secret and a fixed behaviour,
+// creating it if needed.
+func (s *Simulator) Set(provider, id, secret string, b Behaviour) {
+	s.Schedule(provider, id, secret, Step{Behaviour: b})
+}
+
+// Schedule gives an instance a cycle of behaviours, counted from the
+// simulator's start.
+func (s *Simulator) Schedule(provider, id, secret string, steps ...Step) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := provider + "/" + id
+	in, ok := s.instances[key]
+	if !ok {
+		in = &instance{}
+		s.instances[key] = in
+	}
+	in.secret, in.schedule = secret, steps
+}
+
+// Calls is how many requests an instance has received.
+func (s *Simulator) Calls(provider, id string) int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if in, ok := s.instances[provider+"/"+id]; ok {
+		return in.calls.Load()
+	}
+	return 0
+}
+
+// lookup finds an instance and its current behaviour.
+func (s *Simulator) lookup(provider, id string) (*instance, Behaviour, bool) {
+	s.mu.RLock()
+	in, ok := s.instances[provider+"/"+id]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, Behaviour{}, false
+	}
+	in.calls.Add(1)
+	return in, current(in.schedule, time.Since(s.start)), true
+}
+
+func current(steps []Step, elapsed time.Duration) Behaviour {
+	if len(steps) == 1 {
+		return steps[0].Behaviour
+	}
+	var cycle time.Duration
+	for _, st := range steps {
+		cycle += st.For
+	}
+	if cycle <= 0 {
+		return steps[0].Behaviour
+	}
+	at := elapsed % cycle
+	for _, st := range steps {
+		if at < st.For {
+			return st.Behaviour
+		}
+		at -= st.For
+	}
+	return steps[len(steps)-1].Behaviour
+}
+
+// wait applies the latency, giving up when the client does.
+func wait(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// fault writes the provider-independent part of a failure and reports
+// whether it did.
+func fault(w http.ResponseWriter, r *http.Request, b Behaviour) bool {
+	switch b.Fault {
+	case FaultUnauthorized:
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+	case FaultForbidden:
+		http.Error(w, "Forbidden", http.StatusForbidden)
+	case FaultRateLimited:
+		if b.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(b.RetryAfter/time.Second)))
+		}
+		http.Error(w, "Too Many Requests", http.StatusTooManyRequests)
+	case FaultServerError:
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+	case FaultBadGateway:
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte("<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n"))
+	case FaultNotFound:
+		http.Error(w, "Not Found", http.StatusNotFound)
+	case FaultHTML:
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("<!DOCTYPE html><html><body><h1>Maintenance</h1></body></html>"))
+	case FaultNotJSON:
+		_, _ = w.Write([]byte("OK"))
+	case FaultNull:
+		writeJSON(w, http.StatusOK, "null")
+	case FaultHuge:
+		w.Header().Set("Content-Type", "application/json")
+		chunk := make([]byte, 64<<10)
+		for i := range chunk {
+			chunk[i] = ' '
+		}
+		_, _ = w.Write([]byte(`{"stateInstance":"authorized","padding":"`))
+		for range 64 { // 4 MiB
+			if _, err := w.Write(chunk); err != nil {
+				return true
+			}
+		}
+		_, _ = w.Write([]byte(`"}`))
+	case FaultHang:
+		<-r.Context().Done()
+	case FaultCloseConnection:
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.Close()
+				return true
+			}
+		}
+		panic(http.ErrAbortHandler)
+	default:
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
