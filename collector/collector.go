@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	promcfg "github.com/prometheus/common/config"
 	"github.com/prometheus/client_golang/prometheus"
+	promcfg "github.com/prometheus/common/config"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
