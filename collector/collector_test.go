@@ -1,0 +1,320 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
+)
+
+// testEnv is a simulator behind a loopback server and a collector pointed at
+// it.
+type testEnv struct {
+	sim    *simulator.Simulator
+	srv    *httptest.Server
+	c      *Collector
+	logs   *syncBuffer
+	inFlag atomic.Int64 // calls in flight at the simulator
+	maxIn  atomic.Int64
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newTestEnv(t *testing.T, opts Options) *testEnv {
+	t.Helper()
+	env := &testEnv{sim: simulator.New(), logs: &syncBuffer{}}
+	env.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := env.inFlag.Add(1)
+		defer env.inFlag.Add(-1)
+		for {
+			m := env.maxIn.Load()
+			if n <= m || env.maxIn.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		env.sim.ServeHTTP(w, r)
+	}))
+	t.Cleanup(env.srv.Close)
+	logger := slog.New(slog.NewTextHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if opts.Concurrency == 0 {
+		opts.Concurrency = 8
+	}
+	env.c = New(logger, opts)
+	return env
+}
+
+// greenAPI adds a simulated GREEN-API instance and returns its config YAML.
+func (env *testEnv) greenAPI(name, id string, b simulator.Behaviour) string {
+	env.sim.Set(simulator.GreenAPI, id, "token-"+id, b)
+	return fmt.Sprintf("  - name: %s\n    provider: greenapi\n    api_url: %s\n    id_instance: %q\n    api_token: token-%s\n    timeout: 2s\n",
+		name, env.srv.URL, id, id)
+}
+
+func (env *testEnv) load(t *testing.T, instances ...string) {
+	t.Helper()
+	cfg, err := config.Load([]byte("instances:\n"+strings.Join(instances, "")), t.TempDir(), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.c.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func stateLines(provider, name, current string, up bool) string {
+	var b strings.Builder
+	for _, s := range append(ProviderStates(provider), StateUnknown) {
+		v := 0
+		if s == current {
+			v = 1
+		}
+		fmt.Fprintf(&b, "whatsapp_instance_state{name=%q,provider=%q,state=%q} %d\n", name, provider, s, v)
+	}
+	return b.String()
+}
+
+func upLine(provider, name string, up bool) string {
+	v := 0
+	if up {
+		v = 1
+	}
+	return fmt.Sprintf("whatsapp_up{name=%q,provider=%q} %d\n", name, provider, v)
+}
+
+const stateHeader = `# HELP whatsapp_instance_state State of the WhatsApp instance as reported by its provider: 1 for the current state, 0 for the others; unknown when no state could be fetched.
+# TYPE whatsapp_instance_state gauge
+`
+
+const upHeader = `# HELP whatsapp_up Whether the last state request to the provider produced a state.
+# TYPE whatsapp_up gauge
+`
+
+func TestCollectorStatesAndUp(t *testing.T) {
+	env := newTestEnv(t, Options{})
+	env.load(t,
+		env.greenAPI("shop", "1101000001", simulator.Behaviour{State: "authorized"}),
+		env.greenAPI("support", "1101000002", simulator.Behaviour{State: "text:instance in starting process try later"}),
+		env.greenAPI("sales", "1101000003", simulator.Behaviour{Fault: simulator.FaultUnauthorized}),
+		env.greenAPI("new", "1101000004", simulator.Behaviour{State: "suspended"}),
+		env.greenAPI("blocked", "1101000005", simulator.Behaviour{State: "blocked"}),
+	)
+	want := stateHeader +
+		stateLines("greenapi", "blocked", "blocked", true) +
+		stateLines("greenapi", "new", StateUnknown, true) +
+		stateLines("greenapi", "sales", StateUnknown, false) +
+		stateLines("greenapi", "shop", "authorized", true) +
+		stateLines("greenapi", "support", "starting", true) +
+		upHeader +
+		upLine("greenapi", "blocked", true) +
+		upLine("greenapi", "new", true) +
+		upLine("greenapi", "sales", false) +
+		upLine("greenapi", "shop", true) +
+		upLine("greenapi", "support", true)
+	if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()), strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The unknown raw value is logged at warn, and only there.
+	if !strings.Contains(env.logs.String(), `level=WARN msg="Provider reported a state the exporter does not know; exposing it as unknown" provider=greenapi name=new raw_state="\"suspended\""`) {
+		t.Errorf("no warning for the unknown state in the logs:\n%s", env.logs.String())
+	}
+}
+
+func TestCollectorCallMetrics(t *testing.T) {
+	env := newTestEnv(t, Options{})
+	env.load(t,
+		env.greenAPI("ok", "1", simulator.Behaviour{State: "authorized"}),
+		env.greenAPI("limited", "2", simulator.Behaviour{Fault: simulator.FaultRateLimited}),
+	)
+	// Before any scrape every series exists at zero.
+	if n := testutil.CollectAndCount(env.c, "whatsapp_api_request_errors_total"); n != 2*len(Reasons) {
+		t.Fatalf("%d error series before the first scrape, want %d", n, 2*len(Reasons))
+	}
+	testutil.CollectAndCount(env.c.Scrape(context.Background()))
+
+	var want strings.Builder
+	want.WriteString("# HELP whatsapp_api_request_errors_total Calls to the provider API that failed, by reason.\n# TYPE whatsapp_api_request_errors_total counter\n")
+	for _, name := range []string{"limited", "ok"} {
+		for _, r := range Reasons {
+			v := 0
+			if name == "limited" && r == ReasonRateLimited {
+				v = 1
+			}
+			fmt.Fprintf(&want, "whatsapp_api_request_errors_total{method=\"getStateInstance\",name=%q,provider=\"greenapi\",reason=%q} %d\n", name, r, v)
+		}
+	}
+	want.WriteString(`# HELP whatsapp_api_requests_total Calls the exporter made to the provider API.
+# TYPE whatsapp_api_requests_total counter
+whatsapp_api_requests_total{method="getStateInstance",name="limited",provider="greenapi"} 1
+whatsapp_api_requests_total{method="getStateInstance",name="ok",provider="greenapi"} 1
+`)
+	if err := testutil.CollectAndCompare(env.c, strings.NewReader(want.String()), "whatsapp_api_requests_total", "whatsapp_api_request_errors_total"); err != nil {
+		t.Fatal(err)
+	}
+	// Each call is timed once.
+	if n := testutil.CollectAndCount(env.c, "whatsapp_api_request_duration_seconds"); n != 2 {
+		t.Errorf("%d duration series, want 2", n)
+	}
+}
+
+func TestCollectorSharesCallsBetweenScrapes(t *testing.T) {
+	env := newTestEnv(t, Options{MinInterval: time.Minute})
+	env.load(t, env.greenAPI("shop", "1", simulator.Behaviour{State: "authorized", Latency: 200 * time.Millisecond}))
+
+	// Two HA Prometheus servers, and then some, scrape at the same moment.
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()),
+				strings.NewReader(upHeader+upLine("greenapi", "shop", true)), "whatsapp_up"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	// A scrape just after the call finished reuses its result.
+	testutil.CollectAndCount(env.c.Scrape(context.Background()))
+	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 1 {
+		t.Fatalf("simulator saw %d calls, want 1", n)
+	}
+}
+
+func TestCollectorCallsAgainAfterMinInterval(t *testing.T) {
+	env := newTestEnv(t, Options{MinInterval: 0})
+	env.load(t, env.greenAPI("shop", "1", simulator.Behaviour{State: "authorized"}))
+	for range 3 {
+		testutil.CollectAndCount(env.c.Scrape(context.Background()))
+	}
+	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 3 {
+		t.Fatalf("simulator saw %d calls for 3 sequential scrapes without min interval, want 3", n)
+	}
+}
+
+func TestCollectorHonoursRetryAfter(t *testing.T) {
+	env := newTestEnv(t, Options{MinInterval: 0})
+	env.load(t, env.greenAPI("shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Second}))
+	first := time.Now()
+	testutil.CollectAndCount(env.c.Scrape(context.Background()))
+	// Retry the moment Retry-After allows and no sooner.
+	for time.Since(first) < 2*time.Second {
+		before := env.sim.Calls(simulator.GreenAPI, "1")
+		sent := time.Now()
+		testutil.CollectAndCount(env.c.Scrape(context.Background()))
+		if env.sim.Calls(simulator.GreenAPI, "1") > before {
+			if sent.Sub(first) < time.Second {
+				t.Fatalf("called again %v after a 429 with Retry-After: 1", sent.Sub(first))
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no call in the 2 s after a 429 with Retry-After: 1 (%d calls)", env.sim.Calls(simulator.GreenAPI, "1"))
+}
+
+func TestCollectorRateLimitedScrapesStayDown(t *testing.T) {
+	env := newTestEnv(t, Options{MinInterval: 0})
+	env.load(t, env.greenAPI("shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Minute}))
+	for range 3 {
+		if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()),
+			strings.NewReader(upHeader+upLine("greenapi", "shop", false)), "whatsapp_up"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 1 {
+		t.Fatalf("%d calls during Retry-After, want 1", n)
+	}
+}
+
+func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
+	env := newTestEnv(t, Options{})
+	env.load(t,
+		env.greenAPI("hung", "1", simulator.Behaviour{Fault: simulator.FaultHang}),
+		env.greenAPI("shop", "2", simulator.Behaviour{State: "authorized"}),
+		env.greenAPI("sales", "3", simulator.Behaviour{State: "sleepMode"}),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	want := stateHeader +
+		stateLines("greenapi", "hung", StateUnknown, false) +
+		stateLines("greenapi", "sales", "sleepMode", true) +
+		stateLines("greenapi", "shop", "authorized", true) +
+		upHeader + upLine("greenapi", "hung", false) + upLine("greenapi", "sales", true) + upLine("greenapi", "shop", true)
+	if err := testutil.CollectAndCompare(env.c.Scrape(ctx), strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+	// The hung call ends at the scrape's deadline and counts as a timeout.
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(env.c.metrics.errors.WithLabelValues("greenapi", "hung", "getStateInstance", ReasonTimeout)) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the hung call was not counted as a timeout")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestCollectorBoundsConcurrency(t *testing.T) {
+	env := newTestEnv(t, Options{Concurrency: 2})
+	var instances []string
+	for i := range 6 {
+		instances = append(instances, env.greenAPI(fmt.Sprintf("i%d", i), fmt.Sprint(i+1), simulator.Behaviour{State: "authorized", Latency: 50 * time.Millisecond}))
+	}
+	env.load(t, instances...)
+	if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()), strings.NewReader(upHeader+
+		upLine("greenapi", "i0", true)+upLine("greenapi", "i1", true)+upLine("greenapi", "i2", true)+
+		upLine("greenapi", "i3", true)+upLine("greenapi", "i4", true)+upLine("greenapi", "i5", true)), "whatsapp_up"); err != nil {
+		t.Fatal(err)
+	}
+	if m := env.maxIn.Load(); m > 2 || m < 1 {
+		t.Fatalf("%d calls in flight at once, want at most 2", m)
+	}
+}
+
+func TestCollectorUpdate(t *testing.T) {
+	env := newTestEnv(t, Options{MinInterval: time.Minute})
+	shop := env.greenAPI("shop", "1", simulator.Behaviour{State: "authorized"})
+	env.load(t, shop, env.greenAPI("old", "2", simulator.Behaviour{State: "authorized"}))
+	testutil.CollectAndCount(env.c.Scrape(context.Background()))
+
+	env.load(t, shop, env.greenAPI("new", "3", simulator.Behaviour{State: "blocked"}))
+	want := upHeader + upLine("greenapi", "new", true) + upLine("greenapi", "shop", true)
+	if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()), strings.NewReader(want), "whatsapp_up"); err != nil {
+		t.Fatal(err)
+	}
+	// The unchanged instance kept its shared result: no second call.
+	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 1 {
+		t.Errorf("unchanged instance called %d times across a reload, want 1", n)
+	}
+	// The removed instance's call metrics are gone.
+	if n := testutil.CollectAndCount(env.c, "whatsapp_api_requests_total"); n != 2 {
+		t.Errorf("%d request series after removing an instance, want 2", n)
+	}
+}

@@ -1,0 +1,634 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
+)
+
+// requireTool returns the path of an external program the test needs. It
+// skips when the program is missing, unless WHATSAPP_EXPORTER_REQUIRE_TOOLS
+// is set (as CI does), where a missing program fails the test.
+func requireTool(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv("WHATSAPP_EXPORTER_REQUIRE_TOOLS") != "" {
+		t.Fatalf("%s is required (WHATSAPP_EXPORTER_REQUIRE_TOOLS is set) but not found: %v", name, err)
+	}
+	t.Skipf("%s not found; install it (Debian package prometheus) to run this test", name)
+	return ""
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// testExporter serves the exporter's real HTTP handler on loopback.
+type testExporter struct {
+	*exporter
+	url  string
+	logs *lockedBuffer
+}
+
+func startExporter(t testing.TB, src configSource, minInterval time.Duration) *testExporter {
+	t.Helper()
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := newExporter(logger, src, exporterOptions{
+		timeoutOffset: 500 * time.Millisecond,
+		collector:     collector.Options{Concurrency: 32, MinInterval: minInterval, UserAgent: "test"},
+	})
+	if err := e.reload(); err != nil {
+		t.Fatalf("loading the configuration: %v", err)
+	}
+	h, err := e.handler("/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &testExporter{exporter: e, url: srv.URL, logs: logs}
+}
+
+func startSimulator(t testing.TB, sim *simulator.Simulator) string {
+	t.Helper()
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func get(t testing.TB, rawURL string, header http.Header) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func scrape(t testing.TB, base string, header http.Header) string {
+	t.Helper()
+	code, body := get(t, base+"/metrics", header)
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: HTTP %d\n%s", code, body)
+	}
+	return body
+}
+
+func parse(t testing.TB, text string) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	return mfs
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// checkOneHot asserts that every instance has one series per state of its
+// provider plus unknown, exactly one of them 1, and returns the states.
+func checkOneHot(t *testing.T, mfs map[string]*dto.MetricFamily) map[string]string {
+	t.Helper()
+	type key struct{ provider, name string }
+	seen := map[key][]string{}
+	current := map[string]string{}
+	for _, m := range mfs["whatsapp_instance_state"].GetMetric() {
+		k := key{label(m, "provider"), label(m, "name")}
+		seen[k] = append(seen[k], label(m, "state"))
+		if m.GetGauge().GetValue() == 1 {
+			if prev, dup := current[k.name]; dup {
+				t.Errorf("instance %s: states %s and %s are both 1", k.name, prev, label(m, "state"))
+			}
+			current[k.name] = label(m, "state")
+		} else if m.GetGauge().GetValue() != 0 {
+			t.Errorf("instance %s: state %s has value %v", k.name, label(m, "state"), m.GetGauge().GetValue())
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("no whatsapp_instance_state series")
+	}
+	for k, states := range seen {
+		want := append(collector.ProviderStates(k.provider), collector.StateUnknown)
+		slices.Sort(want)
+		slices.Sort(states)
+		if !slices.Equal(states, want) {
+			t.Errorf("instance %s: states %v, want %v", k.name, states, want)
+		}
+		if _, ok := current[k.name]; !ok {
+			t.Errorf("instance %s: no state is 1", k.name)
+		}
+	}
+	return current
+}
+
+func upValues(mfs map[string]*dto.MetricFamily) map[string]float64 {
+	up := map[string]float64{}
+	for _, m := range mfs["whatsapp_up"].GetMetric() {
+		up[label(m, "name")] = m.GetGauge().GetValue()
+	}
+	return up
+}
+
+func promtoolCheckMetrics(t *testing.T, text string) {
+	t.Helper()
+	promtool := requireTool(t, "promtool")
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func TestEndToEndDemo(t *testing.T) {
+	simURL := startSimulator(t, simulator.Demo())
+	e := startExporter(t, configSource{demo: []byte(simulator.DemoConfig(simURL))}, time.Second)
+	text := scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"10"}})
+	mfs := parse(t, text)
+
+	states := checkOneHot(t, mfs)
+	for _, name := range []string{"demo-shop", "demo-support", "demo-marketing", "demo-sales", "demo-flaky"} {
+		if _, ok := states[name]; !ok {
+			t.Errorf("no state for demo instance %s", name)
+		}
+	}
+	// At start the demo instances report known states.
+	if states["demo-sales"] != "notAuthorized" || states["demo-shop"] != "authorized" {
+		t.Errorf("demo states %v", states)
+	}
+	for name, up := range upValues(mfs) {
+		if up != 1 {
+			t.Errorf("whatsapp_up{name=%q} = %v at demo start, want 1", name, up)
+		}
+	}
+	reasons := map[string]int{}
+	for _, m := range mfs["whatsapp_api_request_errors_total"].GetMetric() {
+		reasons[label(m, "reason")]++
+	}
+	for _, r := range collector.Reasons {
+		if reasons[r] != 5 {
+			t.Errorf("reason %s: %d series, want one per instance (5)", r, reasons[r])
+		}
+	}
+	for _, name := range []string{
+		"whatsapp_exporter_build_info", "whatsapp_exporter_config_last_reload_successful",
+		"whatsapp_exporter_config_last_reload_success_timestamp_seconds",
+		"whatsapp_api_request_duration_seconds", "whatsapp_api_requests_total",
+	} {
+		if _, ok := mfs[name]; !ok {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+	if v := mfs["whatsapp_exporter_config_last_reload_successful"].GetMetric()[0].GetGauge().GetValue(); v != 1 {
+		t.Errorf("whatsapp_exporter_config_last_reload_successful = %v, want 1", v)
+	}
+	// The calls of this scrape are already counted in it.
+	for _, m := range mfs["whatsapp_api_requests_total"].GetMetric() {
+		if m.GetCounter().GetValue() != 1 {
+			t.Errorf("whatsapp_api_requests_total{name=%q} = %v after one scrape, want 1", label(m, "name"), m.GetCounter().GetValue())
+		}
+	}
+	promtoolCheckMetrics(t, text)
+}
+
+// faultSimulator has a GREEN-API instance for every state, every text state
+// and every fault, and returns their configuration.
+func faultSimulator(t testing.TB, token string) (*simulator.Simulator, string, map[string]bool) {
+	sim := simulator.New()
+	simURL := startSimulator(t, sim)
+	var cfg strings.Builder
+	cfg.WriteString("instances:\n")
+	wantUp := map[string]bool{}
+	id := 1101000000
+	add := func(name string, b simulator.Behaviour, up bool) {
+		id++
+		sim.Set(simulator.GreenAPI, fmt.Sprint(id), token, b)
+		fmt.Fprintf(&cfg, "  - name: %s\n    provider: greenapi\n    api_url: %s\n    id_instance: %d\n    api_token: %q\n    timeout: 20s\n", name, simURL, id, token)
+		wantUp[name] = up
+	}
+	for _, s := range collector.ProviderStates("greenapi") {
+		add("state-"+s, simulator.Behaviour{State: s}, true)
+	}
+	add("text-starting", simulator.Behaviour{State: "text:instance in starting process try later"}, true)
+	add("text-not-authorized", simulator.Behaviour{State: "text:instance account not authorized"}, true)
+	add("unknown-value", simulator.Behaviour{State: "pendingPassword"}, true)
+	for _, f := range simulator.Faults {
+		add("fault-"+string(f), simulator.Behaviour{Fault: f, RetryAfter: 30 * time.Second}, false)
+	}
+	return sim, cfg.String(), wantUp
+}
+
+func TestEndToEndEveryStateAndFault(t *testing.T) {
+	_, cfg, wantUp := faultSimulator(t, "e2e-token")
+	e := startExporter(t, configSource{demo: []byte(cfg)}, time.Second)
+	// The hanging instance is cut off by the scrape timeout, not its own 20s.
+	text := scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"2"}})
+	mfs := parse(t, text)
+	states := checkOneHot(t, mfs)
+	up := upValues(mfs)
+	for name, want := range wantUp {
+		if (up[name] == 1) != want {
+			t.Errorf("whatsapp_up{name=%q} = %v, want %v", name, up[name], want)
+		}
+	}
+	for _, s := range collector.ProviderStates("greenapi") {
+		if states["state-"+s] != s {
+			t.Errorf("instance state-%s reports %s", s, states["state-"+s])
+		}
+	}
+	if states["text-starting"] != "starting" || states["text-not-authorized"] != "notAuthorized" || states["unknown-value"] != "unknown" {
+		t.Errorf("text and unknown states: %v", states)
+	}
+	promtoolCheckMetrics(t, text)
+}
+
+func TestScrapeTimeoutFromHeader(t *testing.T) {
+	sim := simulator.New()
+	sim.Set(simulator.GreenAPI, "1", "tok", simulator.Behaviour{Fault: simulator.FaultHang})
+	sim.Set(simulator.GreenAPI, "2", "tok", simulator.Behaviour{State: "authorized"})
+	simURL := startSimulator(t, sim)
+	cfg := fmt.Sprintf("instances:\n"+
+		"  - {name: hung, provider: greenapi, api_url: %q, id_instance: 1, api_token: tok, timeout: 60s}\n"+
+		"  - {name: fine, provider: greenapi, api_url: %q, id_instance: 2, api_token: tok, timeout: 60s}\n", simURL, simURL)
+	e := startExporter(t, configSource{demo: []byte(cfg)}, 0)
+	// The client's own 30 s limit fails the test if the scrape waits for
+	// the instance's 60 s timeout instead of Prometheus' 1 s.
+	mfs := parse(t, scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"1"}}))
+	up := upValues(mfs)
+	if up["hung"] != 0 || up["fine"] != 1 {
+		t.Fatalf("whatsapp_up = %v, want hung 0 and fine 1", up)
+	}
+	errs := map[string]float64{}
+	for _, m := range mfs["whatsapp_api_request_errors_total"].GetMetric() {
+		if label(m, "name") == "hung" {
+			errs[label(m, "reason")] = m.GetCounter().GetValue()
+		}
+	}
+	if errs["timeout"] != 1 {
+		t.Fatalf("hung instance errors %v, want one timeout", errs)
+	}
+}
+
+func TestHTTPEndpoints(t *testing.T) {
+	sim := simulator.New()
+	sim.Set(simulator.GreenAPI, "7", "endpoint-token", simulator.Behaviour{State: "authorized"})
+	simURL := startSimulator(t, sim)
+	e := startExporter(t, configSource{demo: []byte(fmt.Sprintf(
+		"instances:\n  - {provider: greenapi, api_url: %q, id_instance: 7, api_token: endpoint-token}\n", simURL))}, time.Second)
+
+	if code, body := get(t, e.url+"/-/healthy", nil); code != 200 || !strings.Contains(body, "Healthy") {
+		t.Errorf("/-/healthy: %d %q", code, body)
+	}
+	code, body := get(t, e.url+"/", nil)
+	if code != 200 || !strings.Contains(body, `href="/metrics"`) || !strings.Contains(body, `href="/config"`) {
+		t.Errorf("landing page: HTTP %d, links to /metrics and /config missing:\n%s", code, body)
+	}
+	code, body = get(t, e.url+"/config", nil)
+	if code != 200 || !strings.Contains(body, "api_token: <secret>") || !strings.Contains(body, `name: "7"`) || strings.Contains(body, "endpoint-token") {
+		t.Errorf("/config: HTTP %d, want the instance with its token as <secret>:\n%s", code, body)
+	}
+	if code, _ := get(t, e.url+"/-/reload", nil); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload: HTTP %d, want 405", code)
+	}
+}
+
+func post(t testing.TB, rawURL string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(rawURL, "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func gauge(t *testing.T, mfs map[string]*dto.MetricFamily, name string) float64 {
+	t.Helper()
+	mf, ok := mfs[name]
+	if !ok || len(mf.GetMetric()) != 1 {
+		t.Fatalf("metric %s missing", name)
+	}
+	return mf.GetMetric()[0].GetGauge().GetValue()
+}
+
+func TestReloadKeepsTheOldConfigOnError(t *testing.T) {
+	sim := simulator.New()
+	sim.Set(simulator.GreenAPI, "1", "tok1", simulator.Behaviour{State: "authorized"})
+	sim.Set(simulator.GreenAPI, "2", "tok2", simulator.Behaviour{State: "blocked"})
+	simURL := startSimulator(t, sim)
+	file := filepath.Join(t.TempDir(), "whatsapp_exporter.yml")
+	write := func(s string) {
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := fmt.Sprintf("instances:\n  - {name: one, provider: greenapi, api_url: %q, id_instance: 1, api_token: tok1}\n", simURL)
+	write(one)
+	e := startExporter(t, configSource{file: file}, 0)
+
+	write(one + "  - {name: one, provider: greenapi, api_url: " + simURL + ", id_instance: 2, api_token: tok2}\n")
+	code, body := post(t, e.url+"/-/reload")
+	if code != http.StatusInternalServerError || !strings.Contains(body, file) || !strings.Contains(body, "duplicate") {
+		t.Fatalf("reload of a config with a duplicate name: HTTP %d %q; want 500 naming the file and the duplicate", code, body)
+	}
+	mfs := parse(t, scrape(t, e.url, nil))
+	if v := gauge(t, mfs, "whatsapp_exporter_config_last_reload_successful"); v != 0 {
+		t.Errorf("reload_successful = %v after a failed reload, want 0", v)
+	}
+	if up := upValues(mfs); len(up) != 1 || up["one"] != 1 {
+		t.Errorf("after a failed reload the old instances should serve: whatsapp_up %v", up)
+	}
+
+	write(one + "  - {name: two, provider: greenapi, api_url: " + simURL + ", id_instance: 2, api_token: tok2}\n")
+	if code, body := post(t, e.url+"/-/reload"); code != http.StatusOK {
+		t.Fatalf("reload of a good config: HTTP %d %q", code, body)
+	}
+	mfs = parse(t, scrape(t, e.url, nil))
+	if v := gauge(t, mfs, "whatsapp_exporter_config_last_reload_successful"); v != 1 {
+		t.Errorf("reload_successful = %v, want 1", v)
+	}
+	if up := upValues(mfs); len(up) != 2 {
+		t.Errorf("after reload: whatsapp_up %v, want instances one and two", up)
+	}
+	if states := checkOneHot(t, mfs); states["two"] != "blocked" {
+		t.Errorf("instance two reports %q, want blocked", states["two"])
+	}
+}
+
+// TestTokenNeverLeaks drives every failure with debug logging on and looks
+// for the token everywhere the exporter writes.
+func TestTokenNeverLeaks(t *testing.T) {
+	const token = "LeakCheck-9f2c/7e+a=" // escapes differently in paths and queries
+	forms := []string{token, url.PathEscape(token), url.QueryEscape(token), "LeakCheck-9f2c"}
+
+	_, cfg, _ := faultSimulator(t, token)
+	// Transport failures whose Go errors quote the URL.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedURL := "http://" + closed.Addr().String()
+	closed.Close()
+	plain := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(plain.Close)
+	cfg += fmt.Sprintf("  - {name: refused, provider: greenapi, api_url: %q, id_instance: 1, api_token: %q}\n", closedURL, token)
+	cfg += fmt.Sprintf("  - {name: tls-mismatch, provider: greenapi, api_url: %q, id_instance: 2, api_token: %q}\n", strings.Replace(plain.URL, "http://", "https://", 1), token)
+	cfg += fmt.Sprintf("  - {name: proxy-down, provider: greenapi, api_url: %q, id_instance: 3, api_token: %q, proxy_url: %q}\n", plain.URL, token, closedURL)
+	cfg += fmt.Sprintf("  - {name: no-such-host, provider: greenapi, api_url: \"http://no-such-host.invalid\", id_instance: 4, api_token: %q}\n", token)
+
+	file := filepath.Join(t.TempDir(), "whatsapp_exporter.yml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startExporter(t, configSource{file: file}, 0)
+	var seen strings.Builder
+	for range 2 {
+		seen.WriteString(scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"2"}}))
+	}
+	_, body := get(t, e.url+"/config", nil)
+	seen.WriteString(body)
+	if !strings.Contains(body, "<secret>") {
+		t.Errorf("/config shows no <secret>:\n%s", body)
+	}
+	// A reload that fails on a field of an instance that has the token.
+	if err := os.WriteFile(file, []byte(cfg+fmt.Sprintf("  - {name: bad, provider: greenapi, id_instance: x1, api_token: %q}\n", token)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, body = post(t, e.url+"/-/reload")
+	seen.WriteString(body)
+	if !strings.Contains(body, "id_instance") {
+		t.Errorf("reload error does not name the field: %q", body)
+	}
+	logs := e.logs.String()
+	seen.WriteString(logs)
+	for _, want := range []string{"reason=network", "reason=timeout", "reason=unauthorized", "reason=bad_response", "url=http"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("debug logs lack %q; the test does not exercise what it claims", want)
+		}
+	}
+	for _, f := range forms {
+		if strings.Contains(seen.String(), f) {
+			i := strings.Index(seen.String(), f)
+			t.Errorf("token form %q leaked: …%s…", f, seen.String()[max(0, i-200):i])
+		}
+	}
+}
+
+// buildBinary compiles the exporter once per test binary run.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "whatsapp_exporter-test")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "whatsapp_exporter")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func binary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startBinary runs the exporter and waits until it serves.
+func startBinary(t *testing.T, args ...string) (*exec.Cmd, string, *lockedBuffer) {
+	t.Helper()
+	addr := freeAddr(t)
+	logs := &lockedBuffer{}
+	cmd := exec.Command(binary(t), append(args, "--web.listen-address="+addr)...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := "http://" + addr
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(base + "/-/healthy"); err == nil {
+			resp.Body.Close()
+			return cmd, base, logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exporter did not start:\n%s", logs)
+		}
+	}
+}
+
+func TestBinaryDemo(t *testing.T) {
+	cmd, base, logs := startBinary(t, "--demo")
+	mfs := parse(t, scrape(t, base, nil))
+	states := checkOneHot(t, mfs)
+	if len(states) != 5 {
+		t.Errorf("demo shows %d instances, want 5: %v", len(states), states)
+	}
+	// SIGTERM shuts down gracefully.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs)
+	}
+	if !strings.Contains(logs.String(), "Shutting down") {
+		t.Errorf("no shutdown log:\n%s", logs)
+	}
+}
+
+func TestBinaryConfigCheckAndSIGHUP(t *testing.T) {
+	sim := simulator.New()
+	sim.Set(simulator.GreenAPI, "1", "tok1", simulator.Behaviour{State: "authorized"})
+	sim.Set(simulator.GreenAPI, "2", "tok2", simulator.Behaviour{State: "yellowCard"})
+	simURL := startSimulator(t, sim)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "whatsapp_exporter.yml")
+	good := fmt.Sprintf("instances:\n  - {name: one, provider: greenapi, api_url: %q, id_instance: 1, api_token_file: tok1.txt}\n", simURL)
+	for name, content := range map[string]string{"whatsapp_exporter.yml": good, "tok1.txt": "tok1\n", "bad.yml": "instances:\n  - {name: one, provider: greenapi, id_instance: 1, api_token: tok1, colour: blue}\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	out, err := exec.Command(binary(t), "--config.check", "--config.file="+file).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK, 1 instances") {
+		t.Errorf("--config.check of a good file: %v %s", err, out)
+	}
+	bad := filepath.Join(dir, "bad.yml")
+	out, err = exec.Command(binary(t), "--config.check", "--config.file="+bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), bad) || !strings.Contains(string(out), "colour") || !strings.Contains(string(out), `"one"`) {
+		t.Errorf("--config.check of a file with an unknown field: %v %s; want failure naming file, instance and field", err, out)
+	}
+	if strings.Contains(string(out), "tok1") {
+		t.Errorf("--config.check printed the token: %s", out)
+	}
+
+	cmd, base, logs := startBinary(t, "--config.file="+file)
+	if up := upValues(parse(t, scrape(t, base, nil))); len(up) != 1 {
+		t.Fatalf("whatsapp_up %v, want one instance", up)
+	}
+	if err := os.WriteFile(file, []byte(good+fmt.Sprintf("  - {name: two, provider: greenapi, api_url: %q, id_instance: 2, api_token: tok2}\n", simURL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if states := checkOneHot(t, parse(t, scrape(t, base, nil))); states["two"] == "yellowCard" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP did not load the new instance:\n%s", logs)
+		}
+	}
+}
+
+func TestBinaryVersion(t *testing.T) {
+	out, err := exec.Command(binary(t), "--version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "whatsapp_exporter, version") {
+		t.Fatalf("--version: %v %s", err, out)
+	}
+}
+
+// BenchmarkScrape100 measures one scrape of 100 GREEN-API instances whose
+// API answers in 50 ms, with no result sharing, through the HTTP handler.
+// cpu-ms/scrape includes the in-process simulator's share.
+func BenchmarkScrape100(b *testing.B) {
+	sim := simulator.New()
+	simURL := startSimulator(b, sim)
+	var cfg strings.Builder
+	cfg.WriteString("instances:\n")
+	for i := range 100 {
+		id := fmt.Sprint(1101000000 + i)
+		sim.Set(simulator.GreenAPI, id, "tok", simulator.Behaviour{State: "authorized", Latency: 50 * time.Millisecond})
+		fmt.Fprintf(&cfg, "  - {name: i%d, provider: greenapi, api_url: %q, id_instance: %s, api_token: tok}\n", i, simURL, id)
+	}
+	e := startExporter(b, configSource{demo: []byte(cfg.String())}, 0)
+	scrape(b, e.url, nil) // warm the connection pools
+	var before, after syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	b.ResetTimer()
+	for range b.N {
+		scrape(b, e.url, nil)
+	}
+	b.StopTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) / time.Duration(b.N)
+	b.ReportMetric(float64(cpu)/float64(time.Millisecond), "cpu-ms/scrape")
+}
