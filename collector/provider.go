@@ -120,12 +120,12 @@ func statusError(code int, body []byte) *Error {
 
 // snippet makes a short printable excerpt of a body for error texts.
 func snippet(body []byte) string {
-	s := strings.Join(strings.Fields(string(body)), " ")
+	s := []rune(strings.Join(strings.Fields(string(body)), " "))
 	const max = 120
 	if len(s) > max {
-		s = s[:max] + "…"
+		s = append(s[:max], '…')
 	}
-	return strconv.Quote(s)
+	return strconv.Quote(string(s))
 }
 
 // Response is what API.Get hands to a provider's decoder.
@@ -199,6 +199,11 @@ func (a *API) get(ctx context.Context, rawURL string, header http.Header, decode
 	}
 	if len(body) > maxBodyBytes {
 		return "", newError(ReasonBadResponse, "HTTP %d: body larger than %d bytes", resp.StatusCode, maxBodyBytes)
+	}
+	// Redact before decoding: decoders quote and cut bodies into error
+	// texts, and a cut token no longer matches the secret.
+	if len(a.secrets) > 0 {
+		body = []byte(a.Redact(string(body)))
 	}
 	return decode(Response{Status: resp.StatusCode, Header: resp.Header, Body: body})
 }

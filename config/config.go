@@ -91,6 +91,17 @@ func Providers() []string {
 	return names
 }
 
+func identityFields() []string {
+	var fields []string
+	for _, n := range Providers() {
+		p, _ := provider(n)
+		if p.IdentityField != "" && !slices.Contains(fields, p.IdentityField) {
+			fields = append(fields, p.IdentityField)
+		}
+	}
+	return fields
+}
+
 func provider(name string) (ProviderInfo, bool) {
 	providersMu.RLock()
 	defer providersMu.RUnlock()
@@ -113,6 +124,10 @@ func (i Instance) Provider() string { return i.Spec.Base().Provider }
 func (i *Instance) UnmarshalYAML(unmarshal func(any) error) error {
 	var raw map[string]any
 	if err := unmarshal(&raw); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) { // e.g. a duplicate key; raw holds the rest
+			return prefixTypeError(te, "instance "+instanceLabel(raw, ""))
+		}
 		return err
 	}
 	name, _ := raw["provider"].(string)
@@ -120,9 +135,14 @@ func (i *Instance) UnmarshalYAML(unmarshal func(any) error) error {
 	label := instanceLabel(raw, info.IdentityField)
 	switch {
 	case name == "":
-		return fmt.Errorf("instance %s: field provider: required, one of %s", label, strings.Join(Providers(), ", "))
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("instance %s: field provider: required, one of %s", label, strings.Join(Providers(), ", "))}}
 	case !ok:
-		return fmt.Errorf("instance %s: field provider: unknown provider %q, want one of %s", label, name, strings.Join(Providers(), ", "))
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("instance %s: field provider: unknown provider %q, want one of %s", label, name, strings.Join(Providers(), ", "))}}
+	}
+	if t, ok := raw["timeout"]; ok {
+		if _, err := model.ParseDuration(fmt.Sprint(t)); err != nil {
+			return &yaml.TypeError{Errors: []string{fmt.Sprintf("instance %s: field timeout: %v", label, err)}}
+		}
 	}
 	spec := info.NewSpec()
 	base := spec.Base()
@@ -130,18 +150,23 @@ func (i *Instance) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal(spec); err != nil {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
-			// Keep the TypeError type so yaml goes on and reports every
-			// instance's errors in one run.
-			msgs := make([]string, len(te.Errors))
-			for k, m := range te.Errors {
-				msgs[k] = fmt.Sprintf("instance %s: %s", label, m)
-			}
-			return &yaml.TypeError{Errors: msgs}
+			return prefixTypeError(te, "instance "+label)
 		}
 		return fmt.Errorf("instance %s: %w", label, err)
 	}
 	i.Spec = spec
 	return nil
+}
+
+// prefixTypeError says which instance yaml's errors concern. It keeps the
+// TypeError type so that yaml goes on and reports every instance's errors
+// in one run.
+func prefixTypeError(te *yaml.TypeError, prefix string) error {
+	msgs := make([]string, len(te.Errors))
+	for k, m := range te.Errors {
+		msgs[k] = prefix + ": " + m
+	}
+	return &yaml.TypeError{Errors: msgs}
 }
 
 // MarshalYAML shows the provider's Spec; secrets marshal as <secret>.
@@ -151,9 +176,14 @@ func instanceLabel(raw map[string]any, identityField string) string {
 	if n, ok := raw["name"]; ok {
 		return fmt.Sprintf("%q", fmt.Sprint(n))
 	}
-	if identityField != "" {
-		if id, ok := raw[identityField]; ok {
-			return fmt.Sprintf("with %s %v", identityField, id)
+	fields := []string{identityField}
+	if identityField == "" {
+		// Unknown or missing provider: try every provider's identity field.
+		fields = identityFields()
+	}
+	for _, f := range fields {
+		if id, ok := raw[f]; ok && f != "" {
+			return fmt.Sprintf("with %s %v", f, id)
 		}
 	}
 	return "(unnamed)"
@@ -198,6 +228,10 @@ func Load(content []byte, dir string, opts Options) (*Config, error) {
 	var errs []error
 	seen := map[string]int{}
 	for k, inst := range cfg.Instances {
+		if inst.Spec == nil {
+			errs = append(errs, fmt.Errorf("instances[%d]: empty instance; field provider: required, one of %s", k, strings.Join(Providers(), ", ")))
+			continue
+		}
 		r := &Resolver{dir: dir, opts: opts}
 		if err := resolve(inst.Spec, r); err != nil {
 			errs = append(errs, fmt.Errorf("instances[%d] %s: %w", k, describe(inst.Spec), err))
@@ -241,8 +275,11 @@ func resolve(s Spec, r *Resolver) error {
 		return &FieldError{Field: "api_url", Err: errors.New("required for provider " + b.Provider)}
 	}
 	u, err := url.Parse(b.APIURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return &FieldError{Field: "api_url", Err: fmt.Errorf("%q is not an http:// or https:// URL", b.APIURL)}
+	if err != nil {
+		return &FieldError{Field: "api_url", Err: errors.New("is not a valid URL")}
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &FieldError{Field: "api_url", Err: fmt.Errorf("%q is not an http:// or https:// URL", u.Redacted())}
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return &FieldError{Field: "api_url", Err: errors.New("must not carry credentials, a query or a fragment")}
