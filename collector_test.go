@@ -281,7 +281,7 @@ func TestEndToEndEveryStateAndFault(t *testing.T) {
 	_, cfg, wantUp := faultSimulator(t, "e2e-token")
 	e := startExporter(t, configSource{demo: []byte(cfg)}, time.Second)
 	// The hanging instance is cut off by the scrape timeout, not its own 20s.
-	text := scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"2"}})
+	text := scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3"}})
 	mfs := parse(t, text)
 	states := checkOneHot(t, mfs)
 	up := upValues(mfs)
@@ -311,8 +311,8 @@ func TestScrapeTimeoutFromHeader(t *testing.T) {
 		"  - {name: fine, provider: greenapi, api_url: %q, id_instance: 2, api_token: tok, timeout: 60s}\n", simURL, simURL)
 	e := startExporter(t, configSource{demo: []byte(cfg)}, 0)
 	// The client's own 30 s limit fails the test if the scrape waits for
-	// the instance's 60 s timeout instead of Prometheus' 1 s.
-	mfs := parse(t, scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"1"}}))
+	// the instance's 60 s timeout instead of Prometheus' 3 s.
+	mfs := parse(t, scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3"}}))
 	up := upValues(mfs)
 	if up["hung"] != 0 || up["fine"] != 1 {
 		t.Fatalf("whatsapp_up = %v, want hung 0 and fine 1", up)
@@ -443,7 +443,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 	e := startExporter(t, configSource{file: file}, 0)
 	var seen strings.Builder
 	for range 2 {
-		seen.WriteString(scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"2"}}))
+		seen.WriteString(scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3"}}))
 	}
 	_, body := get(t, e.url+"/config", nil)
 	seen.WriteString(body)

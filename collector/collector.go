@@ -24,6 +24,10 @@ import (
 // cannot silence an instance for long.
 const maxRetryAfter = 5 * time.Minute
 
+// deadlineGrace is how long a scrape past its deadline waits for the call
+// it shares to end.
+const deadlineGrace = 250 * time.Millisecond
+
 var (
 	stateDesc = prometheus.NewDesc("whatsapp_instance_state",
 		"State of the WhatsApp instance as reported by its provider: 1 for the current state, 0 for the others; unknown when no state could be fetched.",
@@ -261,6 +265,16 @@ func (c *Collector) observe(ctx context.Context, t *target) outcome {
 	case r := <-ch:
 		return r.Val.(outcome)
 	case <-ctx.Done():
+	}
+	// A call this scrape started has the same deadline and ends right
+	// after it: wait for it briefly so that this scrape, not the next one,
+	// counts its timeout. The grace is taken from --web.timeout-offset.
+	grace := time.NewTimer(deadlineGrace)
+	defer grace.Stop()
+	select {
+	case r := <-ch:
+		return r.Val.(outcome)
+	case <-grace.C:
 		return outcome{state: StateUnknown, reason: ReasonTimeout}
 	}
 }

@@ -261,7 +261,7 @@ func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
 		env.greenAPI("shop", "2", simulator.Behaviour{State: "authorized"}),
 		env.greenAPI("sales", "3", simulator.Behaviour{State: "sleepMode"}),
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	want := stateHeader +
 		stateLines("greenapi", "hung", StateUnknown, false) +
