@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 )
 
 // requireTool returns the path of an external program the test needs. It
@@ -43,34 +43,16 @@ func requireTool(t testing.TB, name string) string {
 	return ""
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // testExporter serves the exporter's real HTTP handler on loopback.
 type testExporter struct {
 	*exporter
 	url  string
-	logs *lockedBuffer
+	logs *testlog.Buffer
 }
 
 func startExporter(t testing.TB, src configSource, minInterval time.Duration) *testExporter {
 	t.Helper()
-	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger, logs := testlog.New()
 	e := newExporter(logger, src, exporterOptions{
 		timeoutOffset: 500 * time.Millisecond,
 		collector:     collector.Options{Concurrency: 32, MinInterval: minInterval, UserAgent: "test"},
@@ -511,10 +493,10 @@ func freeAddr(t *testing.T) string {
 }
 
 // startBinary runs the exporter and waits until it serves.
-func startBinary(t *testing.T, args ...string) (*exec.Cmd, string, *lockedBuffer) {
+func startBinary(t *testing.T, args ...string) (*exec.Cmd, string, *testlog.Buffer) {
 	t.Helper()
 	addr := freeAddr(t)
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	cmd := exec.Command(binary(t), append(args, "--web.listen-address="+addr)...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

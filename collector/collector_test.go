@@ -1,10 +1,8 @@
 package collector
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 )
 
 // testEnv is a simulator behind a loopback server and a collector pointed at
@@ -25,31 +24,15 @@ type testEnv struct {
 	sim    *simulator.Simulator
 	srv    *httptest.Server
 	c      *Collector
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 	inFlag atomic.Int64 // calls in flight at the simulator
 	maxIn  atomic.Int64
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newTestEnv(t *testing.T, opts Options) *testEnv {
 	t.Helper()
-	env := &testEnv{sim: simulator.New(), logs: &syncBuffer{}}
+	logger, logs := testlog.New()
+	env := &testEnv{sim: simulator.New(), logs: logs}
 	env.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := env.inFlag.Add(1)
 		defer env.inFlag.Add(-1)
@@ -62,7 +45,6 @@ func newTestEnv(t *testing.T, opts Options) *testEnv {
 		env.sim.ServeHTTP(w, r)
 	}))
 	t.Cleanup(env.srv.Close)
-	logger := slog.New(slog.NewTextHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if opts.Concurrency == 0 {
 		opts.Concurrency = 8
 	}

@@ -24,6 +24,7 @@ import (
 	promcfg "github.com/prometheus/common/config"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 )
 
 // The GREEN-API client is tested over real HTTP: each row starts an
@@ -201,24 +202,6 @@ func greenAPIPadded(n int) []byte {
 	return append(b, bytes.Repeat([]byte(" "), n-len(b))...)
 }
 
-// greenAPILogs collects the client's log output.
-type greenAPILogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *greenAPILogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *greenAPILogs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // greenAPIYAML is a configuration with one GREEN-API instance.
 func greenAPIYAML(apiURL, token string) string {
 	return fmt.Sprintf("instances:\n  - provider: greenapi\n    id_instance: %q\n    api_token: %s\n    api_url: %s\n",
@@ -241,7 +224,7 @@ func greenAPILoad(t *testing.T, apiURL, token string) *config.Config {
 // greenAPINewClient builds the client of one instance the way the
 // collector does: resolved Spec, HTTP client from its HTTP settings, API
 // with fresh metrics.
-func greenAPINewClient(t *testing.T, apiURL, token string) (Client, *apiMetrics, *greenAPILogs) {
+func greenAPINewClient(t *testing.T, apiURL, token string) (Client, *apiMetrics, *testlog.Buffer) {
 	t.Helper()
 	cfg := greenAPILoad(t, apiURL, token)
 	spec := cfg.Instances[0].Spec
@@ -257,13 +240,13 @@ func greenAPINewClient(t *testing.T, apiURL, token string) (Client, *apiMetrics,
 		t.Fatalf("HTTP client: %v", err)
 	}
 	t.Cleanup(hc.CloseIdleConnections)
-	logs := &greenAPILogs{}
+	logger, logs := testlog.New()
 	m := newAPIMetrics()
 	p := providers["greenapi"]
 	m.init(p.Name, gs.Name, p.Methods)
 	api := &API{
 		client:   hc,
-		logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		logger:   logger,
 		provider: p.Name,
 		name:     gs.Name,
 		metrics:  m,
