@@ -303,6 +303,9 @@ func (c *Collector) call(ctx context.Context, t *target) outcome {
 		}
 	case err != nil:
 		o.up, o.reason = false, ReasonBadResponse
+	case raw == StateUnknown:
+		// The call worked but the provider gave no state (e.g. Evolution
+		// API for an instance that is not loaded).
 	case t.knows(raw):
 		o.state = raw
 	default:

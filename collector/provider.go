@@ -49,7 +49,7 @@ const maxBodyBytes = 64 << 10
 // Client fetches the state of one instance.
 type Client interface {
 	// State makes one call and returns the raw state the provider reported,
-	// or an *Error.
+	// StateUnknown when the call worked but carried no state, or an *Error.
 	State(ctx context.Context) (string, error)
 }
 

@@ -10,6 +10,10 @@ import (
 // under.
 const GreenAPI = "greenapi"
 
+func init() {
+	routes = append(routes, route{"GET /{instance}/getStateInstance/{token}", (*Simulator).greenAPIState})
+}
+
 // greenAPIState serves GET /waInstance{id}/getStateInstance/{token}.
 func (s *Simulator) greenAPIState(w http.ResponseWriter, r *http.Request) {
 	id, ok := strings.CutPrefix(r.PathValue("instance"), "waInstance")

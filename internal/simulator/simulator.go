@@ -34,14 +34,26 @@ const (
 	FaultHang            Fault = "hang"             // no answer until the client gives up
 	FaultCloseConnection Fault = "close_connection" // connection closed without an answer
 	FaultNotFound        Fault = "not_found"        // HTTP 404
+	FaultUnsuccessful    Fault = "unsuccessful"     // HTTP 200 {"success":false,...} (Wachat)
 )
 
-// Faults lists every fault, for tests that go through all of them.
+// NotLoaded as a State makes Evolution API answer without a state, as it
+// does for an instance that exists but is not loaded.
+const NotLoaded = "<not loaded>"
+
+// Faults lists the faults every provider produces, for tests that go
+// through all of them.
 var Faults = []Fault{
 	FaultUnauthorized, FaultForbidden, FaultUnauthorizedOK, FaultRateLimited,
 	FaultQuotaExceeded, FaultServerError, FaultBadGateway, FaultClientError,
 	FaultHTML, FaultNotJSON, FaultWrongShape, FaultNull, FaultHuge, FaultHang,
 	FaultCloseConnection, FaultNotFound,
+}
+
+// ProviderFaults lists, besides Faults, the faults only some providers
+// produce.
+var ProviderFaults = map[string][]Fault{
+	Wachat: {FaultUnsuccessful},
 }
 
 // Behaviour is what an instance does when asked for its state.
@@ -79,9 +91,19 @@ type Simulator struct {
 // New returns a simulator without instances.
 func New() *Simulator {
 	s := &Simulator{start: time.Now(), mux: http.NewServeMux(), instances: map[string]*instance{}}
-	s.mux.HandleFunc("GET /{instance}/getStateInstance/{token}", s.greenAPIState)
+	for _, r := range routes {
+		s.mux.HandleFunc(r.pattern, func(w http.ResponseWriter, req *http.Request) { r.handle(s, w, req) })
+	}
 	return s
 }
+
+// route is one provider endpoint; each provider file adds its own.
+type route struct {
+	pattern string
+	handle  func(*Simulator, http.ResponseWriter, *http.Request)
+}
+
+var routes []route
 
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 

@@ -1,0 +1,74 @@
+package simulator
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// Wachat is the provider name the simulator files Wachat instances under.
+// Its API is served below /wachat/api/v1.
+const Wachat = "wachat"
+
+// WachatPath is the simulator's path of Wachat's base URL.
+const WachatPath = "/wachat/api/v1"
+
+func init() {
+	routes = append(routes, route{"GET " + WachatPath + "/instance/state", (*Simulator).wachatState})
+}
+
+// wachatState serves GET /instance/state?instanceName=NAME with
+// Authorization: Bearer KEY.
+func (s *Simulator) wachatState(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("instanceName")
+	if name == "" {
+		writeJSON(w, http.StatusBadRequest, `{"success":false,"error":"instanceName is required"}`)
+		return
+	}
+	in, b, ok := s.lookup(Wachat, name)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, `{"success":false,"error":"Instance not found"}`)
+		return
+	}
+	if !wait(r, b.Latency) {
+		return
+	}
+	if key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); key != in.secret {
+		writeJSON(w, http.StatusUnauthorized, `{"success":false,"error":"Invalid API key"}`)
+		return
+	}
+	switch b.Fault {
+	case FaultUnauthorized:
+		writeJSON(w, http.StatusUnauthorized, `{"success":false,"error":"Invalid API key"}`)
+		return
+	case FaultNotFound:
+		writeJSON(w, http.StatusNotFound, `{"success":false,"error":"Instance not found"}`)
+		return
+	case FaultClientError:
+		writeJSON(w, http.StatusBadRequest, `{"success":false,"error":"instanceName is required"}`)
+		return
+	case FaultServerError:
+		writeJSON(w, http.StatusInternalServerError, `{"success":false,"error":"Internal server error"}`)
+		return
+	case FaultUnsuccessful:
+		writeJSON(w, http.StatusOK, `{"success":false,"error":"Failed to fetch instance state"}`)
+		return
+	case FaultWrongShape:
+		writeJSON(w, http.StatusOK, `{"success":true,"data":{}}`)
+		return
+	}
+	if fault(w, r, b) {
+		return
+	}
+	// The documented body: the raw Evolution block under data, and the
+	// normalized block whose instanceName is the display name.
+	body, _ := json.Marshal(map[string]any{
+		"success": true,
+		"data":    map[string]any{"instance": map[string]any{"instanceName": name, "state": b.State}},
+		"instance": map[string]any{
+			"instanceName": strings.TrimPrefix(name, "t1_"), "apiInstanceName": name, "internalName": name,
+			"state": b.State, "profileName": name, "profilePictureUrl": nil, "integration": "WHATSAPP-BAILEYS",
+		},
+	})
+	writeJSON(w, http.StatusOK, string(body))
+}
