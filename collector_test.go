@@ -188,14 +188,21 @@ func TestEndToEndDemo(t *testing.T) {
 	mfs := parse(t, text)
 
 	states := checkOneHot(t, mfs)
-	for _, name := range []string{"demo-shop", "demo-support", "demo-marketing", "demo-sales", "demo-flaky"} {
-		if _, ok := states[name]; !ok {
-			t.Errorf("no state for demo instance %s", name)
-		}
+	providers := map[string]bool{}
+	for _, m := range mfs["whatsapp_up"].GetMetric() {
+		providers[label(m, "provider")] = true
+	}
+	if len(providers) != 3 {
+		t.Errorf("the demo shows providers %v, want greenapi, wachat and evolution", providers)
 	}
 	// At start the demo instances report known states.
-	if states["demo-sales"] != "notAuthorized" || states["demo-shop"] != "authorized" {
-		t.Errorf("demo states %v", states)
+	for name, want := range map[string]string{
+		"demo-shop": "authorized", "demo-support": "authorized", "demo-marketing": "authorized",
+		"demo-sales": "notAuthorized", "demo-flaky": "authorized", "demo-wachat-store": "open", "demo-evolution": "open",
+	} {
+		if states[name] != want {
+			t.Errorf("demo instance %s: state %q, want %q", name, states[name], want)
+		}
 	}
 	for name, up := range upValues(mfs) {
 		if up != 1 {
@@ -207,8 +214,8 @@ func TestEndToEndDemo(t *testing.T) {
 		reasons[label(m, "reason")]++
 	}
 	for _, r := range collector.Reasons {
-		if reasons[r] != 5 {
-			t.Errorf("reason %s: %d series, want one per instance (5)", r, reasons[r])
+		if reasons[r] != len(states) {
+			t.Errorf("reason %s: %d series, want one per instance (%d)", r, reasons[r], len(states))
 		}
 	}
 	for _, name := range []string{
@@ -232,37 +239,49 @@ func TestEndToEndDemo(t *testing.T) {
 	promtoolCheckMetrics(t, text)
 }
 
-// faultSimulator has a GREEN-API instance for every state, every text state
-// and every fault, and returns their configuration.
-func faultSimulator(t testing.TB, token string) (*simulator.Simulator, string, map[string]bool) {
+// faultSimulator has, for every provider, an instance in every state and
+// one for every fault, all with the same secret, and returns their
+// configuration and whether each should be up.
+func faultSimulator(t testing.TB, secret string) (string, map[string]bool) {
 	sim := simulator.New()
 	simURL := startSimulator(t, sim)
 	var cfg strings.Builder
 	cfg.WriteString("instances:\n")
 	wantUp := map[string]bool{}
-	id := 1101000000
-	add := func(name string, b simulator.Behaviour, up bool) {
-		id++
-		sim.Set(simulator.GreenAPI, fmt.Sprint(id), token, b)
-		fmt.Fprintf(&cfg, "  - name: %s\n    provider: greenapi\n    api_url: %s\n    id_instance: %d\n    api_token: %q\n    timeout: 20s\n", name, simURL, id, token)
+	n := 0
+	add := func(provider, name string, b simulator.Behaviour, up bool) {
+		n++
+		id := fmt.Sprint(1101000000 + n)
+		sim.Set(provider, id, secret, b)
+		switch provider {
+		case simulator.GreenAPI:
+			fmt.Fprintf(&cfg, "  - {name: %s, provider: greenapi, api_url: %q, id_instance: %s, api_token: %q, timeout: 20s}\n", name, simURL, id, secret)
+		case simulator.Wachat:
+			fmt.Fprintf(&cfg, "  - {name: %s, provider: wachat, api_url: %q, instance_name: %s, api_key: %q, timeout: 20s}\n", name, simURL+simulator.WachatPath, id, secret)
+		case simulator.Evolution:
+			fmt.Fprintf(&cfg, "  - {name: %s, provider: evolution, api_url: %q, instance_name: %s, api_key: %q, timeout: 20s}\n", name, simURL+simulator.EvolutionPath, id, secret)
+		}
 		wantUp[name] = up
 	}
-	for _, s := range collector.ProviderStates("greenapi") {
-		add("state-"+s, simulator.Behaviour{State: s}, true)
+	for _, p := range []string{simulator.GreenAPI, simulator.Wachat, simulator.Evolution} {
+		for _, s := range collector.ProviderStates(p) {
+			add(p, p+"-state-"+s, simulator.Behaviour{State: s}, true)
+		}
+		add(p, p+"-unknown-value", simulator.Behaviour{State: "pendingPassword"}, true)
+		for _, f := range simulator.FaultsOf(p) {
+			add(p, p+"-fault-"+string(f), simulator.Behaviour{Fault: f, RetryAfter: 30 * time.Second}, false)
+		}
 	}
-	add("text-starting", simulator.Behaviour{State: "text:instance in starting process try later"}, true)
-	add("text-not-authorized", simulator.Behaviour{State: "text:instance account not authorized"}, true)
-	add("unknown-value", simulator.Behaviour{State: "pendingPassword"}, true)
-	for _, f := range simulator.Faults {
-		add("fault-"+string(f), simulator.Behaviour{Fault: f, RetryAfter: 30 * time.Second}, false)
-	}
-	return sim, cfg.String(), wantUp
+	add(simulator.GreenAPI, "greenapi-text-starting", simulator.Behaviour{State: "text:instance in starting process try later"}, true)
+	add(simulator.GreenAPI, "greenapi-text-not-authorized", simulator.Behaviour{State: "text:instance account not authorized"}, true)
+	add(simulator.Evolution, "evolution-not-loaded", simulator.Behaviour{State: simulator.NotLoaded}, true)
+	return cfg.String(), wantUp
 }
 
 func TestEndToEndEveryStateAndFault(t *testing.T) {
-	_, cfg, wantUp := faultSimulator(t, "e2e-token")
+	cfg, wantUp := faultSimulator(t, "e2e-token")
 	e := startExporter(t, configSource{demo: []byte(cfg)}, time.Second)
-	// The hanging instance is cut off by the scrape timeout, not its own 20s.
+	// The hanging instances are cut off by the scrape timeout, not their 20s.
 	text := scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3"}})
 	mfs := parse(t, text)
 	states := checkOneHot(t, mfs)
@@ -272,13 +291,22 @@ func TestEndToEndEveryStateAndFault(t *testing.T) {
 			t.Errorf("whatsapp_up{name=%q} = %v, want %v", name, up[name], want)
 		}
 	}
-	for _, s := range collector.ProviderStates("greenapi") {
-		if states["state-"+s] != s {
-			t.Errorf("instance state-%s reports %s", s, states["state-"+s])
+	for _, p := range []string{"greenapi", "wachat", "evolution"} {
+		for _, s := range collector.ProviderStates(p) {
+			if states[p+"-state-"+s] != s {
+				t.Errorf("instance %s-state-%s reports %s", p, s, states[p+"-state-"+s])
+			}
+		}
+		if states[p+"-unknown-value"] != "unknown" {
+			t.Errorf("instance %s-unknown-value reports %s", p, states[p+"-unknown-value"])
 		}
 	}
-	if states["text-starting"] != "starting" || states["text-not-authorized"] != "notAuthorized" || states["unknown-value"] != "unknown" {
-		t.Errorf("text and unknown states: %v", states)
+	for name, want := range map[string]string{
+		"greenapi-text-starting": "starting", "greenapi-text-not-authorized": "notAuthorized", "evolution-not-loaded": "unknown",
+	} {
+		if states[name] != want {
+			t.Errorf("instance %s reports %s, want %s", name, states[name], want)
+		}
 	}
 	promtoolCheckMetrics(t, text)
 }
@@ -397,13 +425,14 @@ func TestReloadKeepsTheOldConfigOnError(t *testing.T) {
 	}
 }
 
-// TestTokenNeverLeaks drives every failure with debug logging on and looks
-// for the token everywhere the exporter writes.
+// TestTokenNeverLeaks drives every failure of every provider with debug
+// logging on and looks for the secret (GREEN-API token, Wachat and
+// Evolution API keys) everywhere the exporter writes.
 func TestTokenNeverLeaks(t *testing.T) {
 	const token = "LeakCheck-9f2c/7e+a=" // escapes differently in paths and queries
 	forms := []string{token, url.PathEscape(token), url.QueryEscape(token), "LeakCheck-9f2c"}
 
-	_, cfg, _ := faultSimulator(t, token)
+	cfg, _ := faultSimulator(t, token)
 	// Transport failures whose Go errors quote the URL.
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -417,6 +446,8 @@ func TestTokenNeverLeaks(t *testing.T) {
 	cfg += fmt.Sprintf("  - {name: tls-mismatch, provider: greenapi, api_url: %q, id_instance: 2, api_token: %q}\n", strings.Replace(plain.URL, "http://", "https://", 1), token)
 	cfg += fmt.Sprintf("  - {name: proxy-down, provider: greenapi, api_url: %q, id_instance: 3, api_token: %q, proxy_url: %q}\n", plain.URL, token, closedURL)
 	cfg += fmt.Sprintf("  - {name: no-such-host, provider: greenapi, api_url: \"http://no-such-host.invalid\", id_instance: 4, api_token: %q}\n", token)
+	cfg += fmt.Sprintf("  - {name: wachat-refused, provider: wachat, api_url: %q, instance_name: x, api_key: %q}\n", closedURL, token)
+	cfg += fmt.Sprintf("  - {name: evolution-tls-mismatch, provider: evolution, api_url: %q, instance_name: x, api_key: %q}\n", strings.Replace(plain.URL, "http://", "https://", 1), token)
 
 	file := filepath.Join(t.TempDir(), "whatsapp_exporter.yml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
@@ -519,8 +550,8 @@ func TestBinaryDemo(t *testing.T) {
 	cmd, base, logs := startBinary(t, "--demo")
 	mfs := parse(t, scrape(t, base, nil))
 	states := checkOneHot(t, mfs)
-	if len(states) != 5 {
-		t.Errorf("demo shows %d instances, want 5: %v", len(states), states)
+	if len(states) != 7 {
+		t.Errorf("demo shows %d instances, want 7: %v", len(states), states)
 	}
 	// SIGTERM shuts down gracefully.
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

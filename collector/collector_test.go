@@ -59,6 +59,21 @@ func (env *testEnv) greenAPI(name, id string, b simulator.Behaviour) string {
 		name, env.srv.URL, id, id)
 }
 
+// wachat adds a simulated Wachat instance and returns its config YAML.
+func (env *testEnv) wachat(name, instance string, b simulator.Behaviour) string {
+	env.sim.Set(simulator.Wachat, instance, "key-"+instance, b)
+	return fmt.Sprintf("  - {name: %s, provider: wachat, api_url: %q, instance_name: %s, api_key: key-%s}\n",
+		name, env.srv.URL+simulator.WachatPath, instance, instance)
+}
+
+// evolution adds a simulated Evolution API instance and returns its config
+// YAML.
+func (env *testEnv) evolution(name, instance string, b simulator.Behaviour) string {
+	env.sim.Set(simulator.Evolution, instance, "key-"+instance, b)
+	return fmt.Sprintf("  - {name: %s, provider: evolution, api_url: %q, instance_name: %s, api_key: key-%s}\n",
+		name, env.srv.URL+simulator.EvolutionPath, instance, instance)
+}
+
 func (env *testEnv) load(t *testing.T, instances ...string) {
 	t.Helper()
 	cfg, err := config.Load([]byte("instances:\n"+strings.Join(instances, "")), t.TempDir(), config.Options{})
@@ -126,6 +141,40 @@ func TestCollectorStatesAndUp(t *testing.T) {
 	// The unknown raw value is logged at warn, and only there.
 	if !strings.Contains(env.logs.String(), `level=WARN msg="Provider reported a state the exporter does not know; exposing it as unknown" provider=greenapi name=new raw_state="\"suspended\""`) {
 		t.Errorf("no warning for the unknown state in the logs:\n%s", env.logs.String())
+	}
+}
+
+func TestCollectorAllProviders(t *testing.T) {
+	env := newTestEnv(t, Options{})
+	env.load(t,
+		env.greenAPI("green", "1", simulator.Behaviour{State: "yellowCard"}),
+		env.wachat("store", "t1_store", simulator.Behaviour{State: "connecting"}),
+		env.wachat("gone", "t1_gone", simulator.Behaviour{Fault: simulator.FaultNotFound}),
+		env.evolution("evo", "evo", simulator.Behaviour{State: "close"}),
+		env.evolution("idle", "idle", simulator.Behaviour{State: simulator.NotLoaded}),
+	)
+	want := stateHeader +
+		stateLines("evolution", "evo", "close", true) +
+		stateLines("evolution", "idle", StateUnknown, true) +
+		stateLines("wachat", "gone", StateUnknown, false) +
+		stateLines("greenapi", "green", "yellowCard", true) +
+		stateLines("wachat", "store", "connecting", true) +
+		upHeader +
+		upLine("evolution", "evo", true) + upLine("evolution", "idle", true) + upLine("wachat", "gone", false) +
+		upLine("greenapi", "green", true) + upLine("wachat", "store", true)
+	if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()), strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(env.c.metrics.errors.WithLabelValues("wachat", "gone", "instanceState", ReasonClientError)); got != 1 {
+		t.Errorf("client_error count for a wrong instance name: %v, want 1", got)
+	}
+	// A wrong instance name is logged as such, once.
+	logs := env.logs.String()
+	if n := strings.Count(logs, `no instance named \"t1_gone\"; check instance_name`); n < 1 {
+		t.Errorf("no log line says the Wachat instance name is wrong:\n%s", logs)
+	}
+	if strings.Contains(logs, "does not know") {
+		t.Errorf("a not-loaded Evolution instance was logged as an unknown state value:\n%s", logs)
 	}
 }
 

@@ -20,8 +20,8 @@ func failing(f Fault, latency, d time.Duration) Step {
 	return Step{Behaviour: Behaviour{Fault: f, Latency: latency, RetryAfter: 5 * time.Second}, For: d}
 }
 
-// demoInstances go through every GREEN-API state, and a few failures, in
-// about three minutes.
+// demoInstances go through every state of their provider, and a few
+// failures, in about three minutes.
 var demoInstances = []demoInstance{
 	{GreenAPI, "demo-shop", "1101000001", "demo-token-shop", 0, []Step{
 		state("authorized", 80*time.Millisecond, 150*time.Second),
@@ -51,6 +51,20 @@ var demoInstances = []demoInstance{
 		failing(FaultHang, 0, 20*time.Second),
 		failing(FaultBadGateway, 50*time.Millisecond, 20*time.Second),
 	}},
+	// Wachat and Evolution API: connected most of the time, and through
+	// every state within a few minutes.
+	{Wachat, "demo-wachat-store", "t1_demo_store", "demo-key-wachat", 0, []Step{
+		state("open", 90*time.Millisecond, 90*time.Second),
+		state("connecting", 90*time.Millisecond, 30*time.Second),
+		state("close", 90*time.Millisecond, 60*time.Second),
+	}},
+	{Evolution, "demo-evolution", "demo-evo", "demo-key-evolution", 0, []Step{
+		state("open", 40*time.Millisecond, 60*time.Second),
+		state("close", 40*time.Millisecond, 40*time.Second),
+		state("connecting", 40*time.Millisecond, 20*time.Second),
+		state(NotLoaded, 40*time.Millisecond, 20*time.Second),
+		state("open", 40*time.Millisecond, 40*time.Second),
+	}},
 }
 
 // Demo returns a simulator holding the demo instances.
@@ -68,8 +82,15 @@ func DemoConfig(baseURL string) string {
 	var b strings.Builder
 	b.WriteString("instances:\n")
 	for _, d := range demoInstances {
-		fmt.Fprintf(&b, "  - name: %s\n    provider: %s\n    api_url: %s\n    id_instance: %q\n    api_token: %s\n",
-			d.name, d.provider, baseURL, d.id, d.secret)
+		fmt.Fprintf(&b, "  - name: %s\n    provider: %s\n", d.name, d.provider)
+		switch d.provider {
+		case GreenAPI:
+			fmt.Fprintf(&b, "    api_url: %s\n    id_instance: %q\n    api_token: %s\n", baseURL, d.id, d.secret)
+		case Wachat:
+			fmt.Fprintf(&b, "    api_url: %s\n    instance_name: %s\n    api_key: %s\n", baseURL+WachatPath, d.id, d.secret)
+		case Evolution:
+			fmt.Fprintf(&b, "    api_url: %s\n    instance_name: %s\n    api_key: %s\n", baseURL+EvolutionPath, d.id, d.secret)
+		}
 		if d.timeout > 0 {
 			fmt.Fprintf(&b, "    timeout: %s\n", d.timeout)
 		}

@@ -44,16 +44,20 @@ const NotLoaded = "<not loaded>"
 // Faults lists the faults every provider produces, for tests that go
 // through all of them.
 var Faults = []Fault{
-	FaultUnauthorized, FaultForbidden, FaultUnauthorizedOK, FaultRateLimited,
-	FaultQuotaExceeded, FaultServerError, FaultBadGateway, FaultClientError,
-	FaultHTML, FaultNotJSON, FaultWrongShape, FaultNull, FaultHuge, FaultHang,
-	FaultCloseConnection, FaultNotFound,
+	FaultUnauthorized, FaultForbidden, FaultRateLimited, FaultServerError,
+	FaultBadGateway, FaultClientError, FaultHTML, FaultNotJSON, FaultWrongShape,
+	FaultNull, FaultHuge, FaultHang, FaultCloseConnection, FaultNotFound,
 }
 
-// ProviderFaults lists, besides Faults, the faults only some providers
-// produce.
-var ProviderFaults = map[string][]Fault{
-	Wachat: {FaultUnsuccessful},
+// providerFaults are the faults only one provider produces.
+var providerFaults = map[string][]Fault{
+	GreenAPI: {FaultUnauthorizedOK, FaultQuotaExceeded},
+	Wachat:   {FaultUnsuccessful},
+}
+
+// FaultsOf lists every fault a provider's simulation produces.
+func FaultsOf(provider string) []Fault {
+	return append(append([]Fault(nil), Faults...), providerFaults[provider]...)
 }
 
 // Behaviour is what an instance does when asked for its state.

@@ -24,21 +24,30 @@ func TestScheduleCycles(t *testing.T) {
 // The demo must show a newcomer every GREEN-API state within a few minutes.
 func TestDemoShowsEveryStateWithinMinutes(t *testing.T) {
 	const window = 4 * time.Minute
-	seen := map[string]bool{}
+	seen := map[string]map[string]bool{}
 	faults := map[Fault]bool{}
 	for _, d := range demoInstances {
+		if seen[d.provider] == nil {
+			seen[d.provider] = map[string]bool{}
+		}
 		for at := time.Duration(0); at < window; at += time.Second {
 			b := current(d.steps, at)
 			if b.Fault != FaultNone {
 				faults[b.Fault] = true
 			} else {
-				seen[b.State] = true
+				seen[d.provider][b.State] = true
 			}
 		}
 	}
-	for _, s := range []string{"authorized", "notAuthorized", "blocked", "sleepMode", "starting", "yellowCard"} {
-		if !seen[s] {
-			t.Errorf("state %s does not occur within %v", s, window)
+	for provider, states := range map[string][]string{
+		GreenAPI:  {"authorized", "notAuthorized", "blocked", "sleepMode", "starting", "yellowCard"},
+		Wachat:    {"open", "connecting", "close"},
+		Evolution: {"open", "connecting", "close", NotLoaded},
+	} {
+		for _, s := range states {
+			if !seen[provider][s] {
+				t.Errorf("%s state %s does not occur within %v", provider, s, window)
+			}
 		}
 	}
 	if len(faults) < 2 {
