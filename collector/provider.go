@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -148,10 +149,11 @@ type API struct {
 }
 
 // Redact replaces every known secret in s, in the forms it can take in a
-// URL, with <secret>.
+// URL or in a JSON error body that echoes it, with <secret>.
 func (a *API) Redact(s string) string {
 	for _, sec := range a.secrets {
-		for _, form := range []string{sec, url.PathEscape(sec), url.QueryEscape(sec)} {
+		quoted, _ := json.Marshal(sec)
+		for _, form := range []string{sec, url.PathEscape(sec), url.QueryEscape(sec), string(quoted[1 : len(quoted)-1])} {
 			s = strings.ReplaceAll(s, form, "<secret>")
 		}
 	}
