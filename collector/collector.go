@@ -309,7 +309,7 @@ func (c *Collector) call(ctx context.Context, t *target) outcome {
 	case t.knows(raw):
 		o.state = raw
 	default:
-		t.logger.Warn("Provider reported a state the exporter does not know; exposing it as unknown", "raw_state", snippet([]byte(raw)))
+		t.logger.Warn("Provider reported a state the exporter does not know; exposing it as unknown", "raw_state", shorten(snippet([]byte(raw)), 100))
 	}
 	t.record(o, detail, now, hold)
 	return o

@@ -533,7 +533,7 @@ func TestEvolutionErrorTextRedactsTruncatedKey(t *testing.T) {
 			if !errors.As(err, &e) || e.Reason != ReasonServerError {
 				t.Fatalf("State() error = %v, want reason %s", err, ReasonServerError)
 			}
-			if !strings.HasSuffix(err.Error(), `…"`) {
+			if !strings.HasSuffix(err.Error(), "…") {
 				t.Errorf("error text %q was not cut; the test no longer exercises truncation", err.Error())
 			}
 			evolutionCheckNoLeak(t, "error text", err.Error(), k.key)

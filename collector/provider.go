@@ -119,14 +119,23 @@ func statusError(code int, body []byte) *Error {
 	return newError(reason, "HTTP %d: %s", code, snippet(body))
 }
 
-// snippet makes a short printable excerpt of a body for error texts.
+// snippet quotes a body for an error text, on one line. It does not cut:
+// API.Get cuts error texts only after redacting them, since a cut secret
+// no longer matches.
 func snippet(body []byte) string {
-	s := []rune(strings.Join(strings.Fields(string(body)), " "))
-	const max = 120
-	if len(s) > max {
-		s = append(s[:max], '…')
+	return strconv.Quote(strings.Join(strings.Fields(string(body)), " "))
+}
+
+// maxErrorRunes bounds an error text, which may quote a whole body.
+const maxErrorRunes = 300
+
+// shorten cuts s to at most max runes.
+func shorten(s string, max int) string {
+	r := []rune(s)
+	if len(r) <= max {
+		return s
 	}
-	return strconv.Quote(string(s))
+	return string(r[:max]) + "…"
 }
 
 // Response is what API.Get hands to a provider's decoder.
@@ -173,7 +182,7 @@ func (a *API) Get(ctx context.Context, method, rawURL string, header http.Header
 	}
 	a.metrics.observe(a.provider, a.name, method, elapsed, e)
 	if e != nil {
-		e.msg = a.Redact(e.msg)
+		e.msg = shorten(a.Redact(e.msg), maxErrorRunes)
 		a.logger.Debug("Call failed", "method", method, "url", a.Redact(rawURL), "reason", e.Reason, "err", e.msg, "duration_seconds", elapsed.Seconds())
 		return "", e
 	}
