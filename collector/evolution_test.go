@@ -1,41 +1,32 @@
 package collector
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	promcfg "github.com/prometheus/common/config"
-	"go.yaml.in/yaml/v2"
-
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
-	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
+	"go.yaml.in/yaml/v2"
 )
 
-// The Evolution API client is tested over real HTTP, like the GREEN-API
-// client: each row starts an httptest server on loopback that serves a
-// response body from testdata/evolution, and the client is built from a
+// The Evolution API client is tested with the harness of provider_test.go,
+// like the GREEN-API client: each row starts a loopback server that serves
+// a response body from testdata/evolution, and the client is built from a
 // YAML configuration as in production.
 
 const (
 	// evolutionTestName needs escaping in a URL path: a slash and a space.
 	evolutionTestName   = "shop/eu 1"
 	evolutionTestMethod = "connectionState"
-	// evolutionTestSlack bounds how long any call may take; calls are
-	// expected to return far sooner.
-	evolutionTestSlack = 5 * time.Second
 )
 
 // evolutionTestKeys are the API keys and api_url path prefixes every row
@@ -47,230 +38,75 @@ var evolutionTestKeys = []struct{ name, key, prefix string }{
 	{"plain_key", "429683C4C977415CAAFCCE10F7D57E11", ""},
 }
 
-// evolutionServe answers one request; stop is closed when the test ends,
-// so that a handler that hangs lets the server shut down. The GREEN-API
-// tests' transport handlers (greenAPIHang and others) have this type.
-type evolutionServe func(w http.ResponseWriter, r *http.Request, stop <-chan struct{})
-
-type evolutionCase struct {
-	name  string
-	serve evolutionServe
-	// refused points the client at a port nobody listens on.
-	refused bool
-	// deadline of the call's context; 0 means evolutionTestSlack.
-	deadline time.Duration
-
-	wantState  string // when wantReason is empty
-	wantReason string
-	// wantRetryAfter are the inclusive bounds of Error.RetryAfter.
-	wantRetryAfter [2]time.Duration
-	// wantText are pieces the error text must hold.
-	wantText []string
-}
-
-type evolutionRequest struct {
-	method, path, escapedPath, rawQuery, accept string
-	apikey                                      []string
-}
-
-type evolutionRecorder struct {
-	mu   sync.Mutex
-	reqs []evolutionRequest
-}
-
-func (rec *evolutionRecorder) add(r *http.Request) {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	rec.reqs = append(rec.reqs, evolutionRequest{
-		method:      r.Method,
-		path:        r.URL.Path,
-		escapedPath: r.URL.EscapedPath(),
-		rawQuery:    r.URL.RawQuery,
-		accept:      r.Header.Get("Accept"),
-		apikey:      r.Header.Values("apikey"),
-	})
-}
-
-func (rec *evolutionRecorder) requests() []evolutionRequest {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return append([]evolutionRequest(nil), rec.reqs...)
-}
-
-// evolutionStartServer starts a loopback server that records the requests
-// and answers with serve.
-func evolutionStartServer(t *testing.T, serve evolutionServe) (string, *evolutionRecorder) {
+// evolutionReply serves a fixture of testdata/evolution with a status and
+// header pairs. In the body, {{NAME}} becomes the instance name the request
+// asked for (as Evolution API echoes it), and {{KEY}}, {{KEY_PATH}} and
+// {{KEY_QUERY}} the apikey header's value, raw, path-escaped and
+// query-escaped, as a server that echoes its request would.
+func evolutionReply(t *testing.T, status int, fixture string, header ...string) providerServe {
 	t.Helper()
-	rec := &evolutionRecorder{}
-	stop := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.add(r)
-		serve(w, r, stop)
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(stop) }) // runs before srv.Close
-	return srv.URL, rec
-}
-
-// evolutionFixture reads a file of testdata/evolution.
-func evolutionFixture(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "evolution", name))
-	if err != nil {
-		t.Fatalf("reading fixture: %v", err)
-	}
-	return b
-}
-
-// evolutionReply serves a fixture with a status and header pairs. In the
-// body, {{NAME}} becomes the instance name the request asked for (as
-// Evolution API echoes it), and {{KEY}}, {{KEY_PATH}} and {{KEY_QUERY}} the
-// apikey header's value, raw, path-escaped and query-escaped, as a server
-// that echoes its request would.
-func evolutionReply(t *testing.T, status int, fixture string, header ...string) evolutionServe {
-	t.Helper()
-	body := evolutionFixture(t, fixture)
-	if len(header)%2 != 0 {
-		t.Fatalf("evolutionReply: odd header list %q", header)
-	}
-	return func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
+	return replyFixture(t, "evolution", status, fixture, func(r *http.Request) []string {
 		name := r.URL.Path[strings.LastIndex(r.URL.Path, "/connectionState/")+len("/connectionState/"):]
 		key := r.Header.Get("apikey")
-		b := bytes.ReplaceAll(body, []byte("{{NAME}}"), []byte(name))
-		b = bytes.ReplaceAll(b, []byte("{{KEY}}"), []byte(key))
-		b = bytes.ReplaceAll(b, []byte("{{KEY_PATH}}"), []byte(url.PathEscape(key)))
-		b = bytes.ReplaceAll(b, []byte("{{KEY_QUERY}}"), []byte(url.QueryEscape(key)))
-		w.Header().Set("Content-Type", greenAPIContentType(fixture))
-		for k := 0; k < len(header); k += 2 {
-			w.Header().Set(header[k], header[k+1])
+		return []string{
+			"{{NAME}}", name,
+			"{{KEY}}", key,
+			"{{KEY_PATH}}", url.PathEscape(key),
+			"{{KEY_QUERY}}", url.QueryEscape(key),
 		}
-		w.WriteHeader(status)
-		_, _ = w.Write(b)
-	}
-}
-
-// evolutionReplyBytes serves a generated body.
-func evolutionReplyBytes(status int, body []byte) evolutionServe {
-	return func(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = w.Write(body) // fails once the client gives up on a large body
-	}
+	}, header...)
 }
 
 // evolutionPadded returns a body of exactly n bytes holding the open state
 // followed by spaces.
 func evolutionPadded(n int) []byte {
-	b := []byte(`{"instance":{"instanceName":"x","state":"open"}}`)
-	return append(b, bytes.Repeat([]byte(" "), n-len(b))...)
+	return paddedBody(`{"instance":{"instanceName":"x","state":"open"}}`, n)
 }
 
 // evolutionYAML is a configuration with one Evolution API instance.
 func evolutionYAML(apiURL, name, key string) string {
-	return fmt.Sprintf("instances:\n  - provider: evolution\n    instance_name: %s\n    api_key: %s\n    api_url: %s\n",
-		strconv.Quote(name), strconv.Quote(key), strconv.Quote(apiURL))
+	return instanceYAML("evolution", "instance_name", name, "api_key", key, "api_url", apiURL)
 }
 
-// evolutionLoad resolves a configuration as the exporter does.
-func evolutionLoad(t *testing.T, yml string) *config.Config {
-	t.Helper()
-	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
-	if err != nil {
-		t.Fatalf("config.Load: %v", err)
-	}
-	if len(cfg.Instances) != 1 {
-		t.Fatalf("config.Load: got %d instances, want 1", len(cfg.Instances))
-	}
-	return cfg
+// evolutionRequest is the one request the client is to send: the instance
+// name in the path, the key in the apikey header.
+func evolutionRequest(prefix, name, key string) wantRequest {
+	p := prefix + "/instance/connectionState/"
+	return wantRequest{path: p + name, escapedPath: p + url.PathEscape(name), apikey: []string{key}}
 }
 
-// evolutionClientFromConfig builds the client of a configuration's only
-// instance the way the collector does: resolved Spec, HTTP client from its
-// HTTP settings, API with fresh metrics.
-func evolutionClientFromConfig(t *testing.T, cfg *config.Config) (Client, *apiMetrics, *testlog.Buffer, *EvolutionSpec) {
-	t.Helper()
-	spec := cfg.Instances[0].Spec
-	es, ok := spec.(*EvolutionSpec)
-	if !ok {
-		t.Fatalf("spec is %T, want *EvolutionSpec", spec)
-	}
-	hc, err := promcfg.NewClientFromConfig(es.HTTPClientConfig, "whatsapp_exporter")
-	if err != nil {
-		t.Fatalf("HTTP client: %v", err)
-	}
-	t.Cleanup(hc.CloseIdleConnections)
-	logger, logs := testlog.New()
-	m := newAPIMetrics()
-	p := providers["evolution"]
-	m.init(p.Name, es.Name, p.Methods)
-	api := &API{
-		client:   hc,
-		logger:   logger.With("provider", p.Name, "name", es.Name),
-		provider: p.Name,
-		name:     es.Name,
-		metrics:  m,
-	}
-	c, err := p.NewClient(spec, api)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	return c, m, logs, es
-}
-
-// evolutionNewClient loads a configuration of one instance named
-// evolutionTestName and builds its client.
-func evolutionNewClient(t *testing.T, apiURL, key string) (Client, *apiMetrics, *testlog.Buffer) {
-	t.Helper()
-	c, m, logs, es := evolutionClientFromConfig(t, evolutionLoad(t, evolutionYAML(apiURL, evolutionTestName, key)))
-	if es.Name != evolutionTestName {
-		t.Fatalf("default name = %q, want the instance name %q", es.Name, evolutionTestName)
-	}
-	return c, m, logs
-}
-
-// evolutionCheckMetrics checks that exactly one call was counted, failed
-// with wantReason if it is set.
-func evolutionCheckMetrics(t *testing.T, m *apiMetrics, name, wantReason string) {
-	t.Helper()
-	if got := testutil.ToFloat64(m.requests.WithLabelValues("evolution", name, evolutionTestMethod)); got != 1 {
-		t.Errorf("whatsapp_api_requests_total = %v, want 1", got)
-	}
-	for _, r := range Reasons {
-		want := 0.0
-		if r == wantReason {
-			want = 1
-		}
-		if got := testutil.ToFloat64(m.errors.WithLabelValues("evolution", name, evolutionTestMethod, r)); got != want {
-			t.Errorf("whatsapp_api_request_errors_total{reason=%q} = %v, want %v", r, got, want)
-		}
-	}
-	if n := testutil.CollectAndCount(m.errors, "whatsapp_api_request_errors_total"); n != len(Reasons) {
-		t.Errorf("whatsapp_api_request_errors_total has %d series, want %d", n, len(Reasons))
-	}
-	if n := testutil.CollectAndCount(m.duration, "whatsapp_api_request_duration_seconds"); n != 1 {
-		t.Errorf("whatsapp_api_request_duration_seconds has %d series, want 1", n)
-	}
-	if c := greenAPIHistogramCount(t, m.duration.WithLabelValues("evolution", name, evolutionTestMethod)); c != 1 {
-		t.Errorf("whatsapp_api_request_duration_seconds count = %d, want 1", c)
+// evolutionTarget is an instance with a key, behind an api_url path
+// prefix.
+func evolutionTarget(label, instance, key, prefix string) providerTarget {
+	return providerTarget{
+		label:    label,
+		provider: "evolution",
+		method:   evolutionTestMethod,
+		name:     instance, // the default name is the instance name
+		secret:   key,
+		apiPath:  prefix,
+		yaml:     func(apiURL string) string { return evolutionYAML(apiURL, instance, key) },
+		request:  evolutionRequest(prefix, instance, key),
+		logURL:   prefix + "/instance/connectionState/",
 	}
 }
 
-// evolutionCheckNoLeak fails when text holds the key in any of its URL
-// forms, or a long piece of one (greenAPILeak).
-func evolutionCheckNoLeak(t *testing.T, what, text, key string) {
-	t.Helper()
-	if leak, ok := greenAPILeak(text, key); ok {
-		t.Errorf("%s holds the api key (%q):\n%s", what, leak, text)
+// evolutionTargets are the test instance with each test key and prefix.
+func evolutionTargets() []providerTarget {
+	var targets []providerTarget
+	for _, k := range evolutionTestKeys {
+		targets = append(targets, evolutionTarget(k.name, evolutionTestName, k.key, k.prefix))
 	}
+	return targets
 }
 
-func evolutionCases(t *testing.T) []evolutionCase {
+func evolutionCases(t *testing.T) []providerCase {
 	retryDate := time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)
-	reply := func(status int, fixture string, header ...string) evolutionServe {
+	reply := func(status int, fixture string, header ...string) providerServe {
 		return evolutionReply(t, status, fixture, header...)
 	}
 	quotedName := strconv.Quote(evolutionTestName)
-	return []evolutionCase{
+	cases := []providerCase{
 		// 200 with each documented state.
 		{name: "200 open", serve: reply(200, "open.json"), wantState: "open"},
 		{name: "200 connecting", serve: reply(200, "connecting.json"), wantState: "connecting"},
@@ -348,123 +184,13 @@ func evolutionCases(t *testing.T) []evolutionCase {
 			wantText: []string{"HTTP 200", `"OK"`}},
 		{name: "200 empty body", serve: reply(200, "empty.txt"), wantReason: ReasonBadResponse},
 		{name: "204 no content", serve: reply(204, "empty.txt"), wantReason: ReasonBadResponse},
-		{name: "200 body of exactly 64 KiB", serve: evolutionReplyBytes(200, evolutionPadded(maxBodyBytes)), wantState: "open"},
-		{name: "200 body of 64 KiB plus one byte", serve: evolutionReplyBytes(200, evolutionPadded(maxBodyBytes+1)), wantReason: ReasonBadResponse,
-			wantText: []string{"larger than"}},
-		{name: "200 body of 4 MiB", serve: evolutionReplyBytes(200, evolutionPadded(4<<20)), wantReason: ReasonBadResponse},
-
-		// Transport failures.
-		{name: "server hangs", serve: greenAPIHang, deadline: 200 * time.Millisecond, wantReason: ReasonTimeout},
-		{name: "server hangs in the body", serve: greenAPIHangInBody, deadline: 200 * time.Millisecond, wantReason: ReasonTimeout},
-		{name: "server closes the connection", serve: greenAPIHijackClose, wantReason: ReasonNetwork},
-		{name: "server drops the connection in the body", serve: greenAPITruncatedBody, wantReason: ReasonNetwork},
-		{name: "server does not speak HTTP", serve: greenAPIGarbage, wantReason: ReasonNetwork},
-		{name: "connection refused", refused: true, wantReason: ReasonNetwork},
 	}
+	cases = append(cases, bodySizeCases(evolutionPadded, "open")...)
+	return append(cases, transportCases()...)
 }
 
 func TestEvolutionState(t *testing.T) {
-	for _, k := range evolutionTestKeys {
-		t.Run(k.name, func(t *testing.T) {
-			t.Parallel()
-			for _, tc := range evolutionCases(t) {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					evolutionRunCase(t, tc, k.key, k.prefix)
-				})
-			}
-		})
-	}
-}
-
-func evolutionRunCase(t *testing.T, tc evolutionCase, key, prefix string) {
-	var (
-		serverURL string
-		rec       *evolutionRecorder
-	)
-	if tc.refused {
-		serverURL = greenAPIRefusedURL(t)
-	} else {
-		serverURL, rec = evolutionStartServer(t, tc.serve)
-	}
-	client, m, logs := evolutionNewClient(t, serverURL+prefix, key)
-
-	deadline := tc.deadline
-	if deadline == 0 {
-		deadline = evolutionTestSlack
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), deadline)
-	defer cancel()
-	start := time.Now()
-	state, err := client.State(ctx)
-	if elapsed := time.Since(start); elapsed >= evolutionTestSlack {
-		t.Errorf("State took %v", elapsed)
-	}
-
-	if tc.wantReason == "" {
-		if err != nil {
-			t.Fatalf("State() error = %v, want state %q", err, tc.wantState)
-		}
-		if state != tc.wantState {
-			t.Errorf("State() = %q, want %q", state, tc.wantState)
-		}
-	} else {
-		var e *Error
-		switch {
-		case err == nil:
-			t.Fatalf("State() = %q, want an error with reason %s", state, tc.wantReason)
-		case !errors.As(err, &e):
-			t.Fatalf("State() error %T %v is not an *Error", err, err)
-		}
-		if e.Reason != tc.wantReason {
-			t.Errorf("reason = %s, want %s (error: %v)", e.Reason, tc.wantReason, err)
-		}
-		if state != "" {
-			t.Errorf("State() returned state %q with an error", state)
-		}
-		if !strings.HasPrefix(err.Error(), e.Reason+": ") {
-			t.Errorf("error text %q does not start with its reason", err.Error())
-		}
-		if e.RetryAfter < tc.wantRetryAfter[0] || e.RetryAfter > tc.wantRetryAfter[1] {
-			t.Errorf("RetryAfter = %v, want between %v and %v", e.RetryAfter, tc.wantRetryAfter[0], tc.wantRetryAfter[1])
-		}
-		for _, want := range tc.wantText {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error text %q does not hold %q", err.Error(), want)
-			}
-		}
-		evolutionCheckNoLeak(t, "error text", err.Error(), key)
-	}
-	evolutionCheckNoLeak(t, "log output", logs.String(), key)
-
-	if rec != nil {
-		reqs := rec.requests()
-		if len(reqs) != 1 {
-			t.Fatalf("server saw %d requests, want 1: %+v", len(reqs), reqs)
-		}
-		r := reqs[0]
-		wantPath := prefix + "/instance/connectionState/" + evolutionTestName
-		wantEscaped := prefix + "/instance/connectionState/" + url.PathEscape(evolutionTestName)
-		if r.method != http.MethodGet {
-			t.Errorf("method = %s, want GET", r.method)
-		}
-		if r.path != wantPath {
-			t.Errorf("path = %q, want %q", r.path, wantPath)
-		}
-		if r.escapedPath != wantEscaped {
-			t.Errorf("escaped path = %q, want %q", r.escapedPath, wantEscaped)
-		}
-		if r.rawQuery != "" {
-			t.Errorf("query = %q, want none (the key goes in a header)", r.rawQuery)
-		}
-		if len(r.apikey) != 1 || r.apikey[0] != key {
-			t.Errorf("apikey header = %q, want exactly [%q]", r.apikey, key)
-		}
-		if !strings.Contains(r.accept, "application/json") {
-			t.Errorf("Accept = %q, want application/json", r.accept)
-		}
-	}
-	evolutionCheckMetrics(t, m, evolutionTestName, tc.wantReason)
+	runProviderCases(t, evolutionTargets(), evolutionCases)
 }
 
 // TestEvolutionRequestURL checks the URL built from api_url and
@@ -483,35 +209,9 @@ func TestEvolutionRequestURL(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			serverURL, rec := evolutionStartServer(t, evolutionReply(t, 200, "connecting.json"))
-			client, m, _, es := evolutionClientFromConfig(t, evolutionLoad(t, evolutionYAML(serverURL+tc.suffix, tc.instance, key)))
-			if es.Name != tc.instance {
-				t.Errorf("default name = %q, want the instance name %q", es.Name, tc.instance)
-			}
-			ctx, cancel := context.WithTimeout(t.Context(), evolutionTestSlack)
-			defer cancel()
-			state, err := client.State(ctx)
-			if err != nil || state != "connecting" {
-				t.Fatalf("State() = %q, %v; want connecting", state, err)
-			}
-			reqs := rec.requests()
-			if len(reqs) != 1 {
-				t.Fatalf("server saw %d requests, want 1", len(reqs))
-			}
-			r := reqs[0]
-			if want := tc.prefix + "/instance/connectionState/" + url.PathEscape(tc.instance); r.escapedPath != want {
-				t.Errorf("escaped path = %q, want %q", r.escapedPath, want)
-			}
-			if want := tc.prefix + "/instance/connectionState/" + tc.instance; r.path != want {
-				t.Errorf("path = %q, want %q", r.path, want)
-			}
-			if r.rawQuery != "" {
-				t.Errorf("query = %q, want none", r.rawQuery)
-			}
-			if len(r.apikey) != 1 || r.apikey[0] != key {
-				t.Errorf("apikey header = %q, want [%q]", r.apikey, key)
-			}
-			evolutionCheckMetrics(t, m, tc.instance, "")
+			tg := evolutionTarget(tc.name, tc.instance, key, tc.prefix)
+			tg.apiPath = tc.suffix // api_url as written; requests go to tc.prefix
+			runProviderCase(t, providerCase{serve: evolutionReply(t, 200, "connecting.json"), wantState: "connecting"}, tg)
 		})
 	}
 }
@@ -521,23 +221,13 @@ func TestEvolutionRequestURL(t *testing.T) {
 // excerpt is cut. The part of the key before the cut must not appear
 // either.
 func TestEvolutionErrorTextRedactsTruncatedKey(t *testing.T) {
-	for _, k := range evolutionTestKeys {
-		t.Run(k.name, func(t *testing.T) {
+	for _, tg := range evolutionTargets() {
+		t.Run(tg.label, func(t *testing.T) {
 			t.Parallel()
-			serverURL, _ := evolutionStartServer(t, evolutionReply(t, 500, "error_500_echo_key.json"))
-			client, _, logs := evolutionNewClient(t, serverURL+k.prefix, k.key)
-			ctx, cancel := context.WithTimeout(t.Context(), evolutionTestSlack)
-			defer cancel()
-			_, err := client.State(ctx)
-			var e *Error
-			if !errors.As(err, &e) || e.Reason != ReasonServerError {
-				t.Fatalf("State() error = %v, want reason %s", err, ReasonServerError)
-			}
+			err := runFailingCall(t, tg, evolutionReply(t, 500, "error_500_echo_key.json"), ReasonServerError)
 			if !strings.HasSuffix(err.Error(), "…") {
 				t.Errorf("error text %q was not cut; the test no longer exercises truncation", err.Error())
 			}
-			evolutionCheckNoLeak(t, "error text", err.Error(), k.key)
-			evolutionCheckNoLeak(t, "log output", logs.String(), k.key)
 		})
 	}
 }
@@ -545,35 +235,7 @@ func TestEvolutionErrorTextRedactsTruncatedKey(t *testing.T) {
 // TestEvolutionConcurrentCalls shares one client among goroutines, as
 // scrapes do.
 func TestEvolutionConcurrentCalls(t *testing.T) {
-	const n = 8
-	serverURL, rec := evolutionStartServer(t, evolutionReply(t, 200, "close.json"))
-	client, m, _ := evolutionNewClient(t, serverURL, evolutionTestKeys[0].key)
-	ctx, cancel := context.WithTimeout(t.Context(), evolutionTestSlack)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for range n {
-		wg.Go(func() {
-			state, err := client.State(ctx)
-			if err == nil && state != "close" {
-				err = fmt.Errorf("state %q, want close", state)
-			}
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
-	if got := len(rec.requests()); got != n {
-		t.Errorf("server saw %d requests, want %d", got, n)
-	}
-	if got := testutil.ToFloat64(m.requests.WithLabelValues("evolution", evolutionTestName, evolutionTestMethod)); got != n {
-		t.Errorf("whatsapp_api_requests_total = %v, want %d", got, n)
-	}
+	runConcurrentCalls(t, evolutionTargets()[0], evolutionReply(t, 200, "close.json"), 8, "close")
 }
 
 // TestEvolutionViaCollector goes through New, Update and Scrape, the path
@@ -593,11 +255,11 @@ func TestEvolutionViaCollector(t *testing.T) {
 		"wrongkey":   {401, "error_401_echo_key.json"},
 		"missing":    {404, "error_404.json"},
 	}
-	serves := map[string]evolutionServe{}
+	serves := map[string]providerServe{}
 	for name, f := range fixtures {
 		serves[name] = evolutionReply(t, f.status, f.fixture)
 	}
-	serverURL, rec := evolutionStartServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
+	serverURL, rec := startRecordingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
 		name := strings.TrimPrefix(r.URL.Path, "/evo/instance/connectionState/")
 		serve, ok := serves[name]
 		if !ok {
@@ -616,12 +278,8 @@ func TestEvolutionViaCollector(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config.Load: %v", err)
 	}
-	logger, logs := testlog.New()
-	c := New(logger, Options{Concurrency: 4})
-	if err := c.Update(cfg); err != nil {
-		t.Fatalf("Update: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), evolutionTestSlack)
+	c, logs := newTestCollector(t, cfg)
+	ctx, cancel := context.WithTimeout(t.Context(), providerTestSlack)
 	defer cancel()
 
 	want := stateHeader +
@@ -688,7 +346,7 @@ func TestEvolutionViaCollector(t *testing.T) {
 	if !strings.Contains(out, `level=WARN msg="State request failing" provider=evolution name=wrongkey reason=unauthorized`) {
 		t.Errorf("no warning for the failing instance in the logs:\n%s", out)
 	}
-	evolutionCheckNoLeak(t, "log output", out, key)
+	checkNoLeak(t, "log output", out, key)
 }
 
 // evolutionConfigYAML is one Evolution API instance with extra lines.
@@ -707,8 +365,8 @@ func TestEvolutionConfig(t *testing.T) {
 		key    = "Secr3t-Evolution-Key"
 	)
 	t.Run("name defaults to instance_name", func(t *testing.T) {
-		cfg := evolutionLoad(t, evolutionConfigYAML("instance_name: 'shop/eu 1'", "api_key: "+key, apiURL))
-		es := cfg.Instances[0].Spec.(*EvolutionSpec)
+		cfg := loadConfig(t, evolutionConfigYAML("instance_name: 'shop/eu 1'", "api_key: "+key, apiURL), t.TempDir())
+		es := specOf[*EvolutionSpec](t, cfg.Instances[0].Spec)
 		if es.Name != "shop/eu 1" || cfg.Instances[0].Name() != "shop/eu 1" {
 			t.Errorf("name = %q, want the instance name", es.Name)
 		}
@@ -726,8 +384,8 @@ func TestEvolutionConfig(t *testing.T) {
 		}
 	})
 	t.Run("explicit name wins", func(t *testing.T) {
-		cfg := evolutionLoad(t, evolutionConfigYAML("name: eu-shop", "instance_name: shop", "api_key: "+key, apiURL))
-		es := cfg.Instances[0].Spec.(*EvolutionSpec)
+		cfg := loadConfig(t, evolutionConfigYAML("name: eu-shop", "instance_name: shop", "api_key: "+key, apiURL), t.TempDir())
+		es := specOf[*EvolutionSpec](t, cfg.Instances[0].Spec)
 		if es.Name != "eu-shop" || es.InstanceName != "shop" {
 			t.Errorf("name, instance_name = %q, %q; want eu-shop, shop", es.Name, es.InstanceName)
 		}
@@ -739,7 +397,7 @@ func TestEvolutionConfig(t *testing.T) {
 		if err != nil {
 			t.Fatalf("config.Load: %v", err)
 		}
-		es := cfg.Instances[0].Spec.(*EvolutionSpec)
+		es := specOf[*EvolutionSpec](t, cfg.Instances[0].Spec)
 		if es.Name != "shop" || es.InstanceName != "shop" || es.key != key {
 			t.Errorf("name, instance_name, key = %q, %q, %q", es.Name, es.InstanceName, es.key)
 		}
@@ -808,22 +466,19 @@ func TestEvolutionConfig(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "evo.key"), []byte("  "+key+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		serverURL, rec := evolutionStartServer(t, evolutionReply(t, 200, "open.json"))
+		serverURL, rec := startRecordingServer(t, evolutionReply(t, 200, "open.json"))
 		cfg, err := config.Load([]byte(evolutionConfigYAML("instance_name: shop", "api_key_file: evo.key", "api_url: "+serverURL)), dir, config.Options{})
 		if err != nil {
 			t.Fatalf("config.Load: %v", err)
 		}
-		client, m, _, es := evolutionClientFromConfig(t, cfg)
-		ctx, cancel := context.WithTimeout(t.Context(), evolutionTestSlack)
-		defer cancel()
-		if state, err := client.State(ctx); err != nil || state != "open" {
-			t.Fatalf("State() = %q, %v; want open", state, err)
+		c := clientFromConfig(t, cfg)
+		checkState(t, c, "open")
+		if reqs := rec.requests(); len(reqs) != 1 {
+			t.Errorf("server saw %d requests, want 1: %+v", len(reqs), reqs)
+		} else {
+			checkRequest(t, reqs[0], evolutionRequest("", "shop", key))
 		}
-		reqs := rec.requests()
-		if len(reqs) != 1 || len(reqs[0].apikey) != 1 || reqs[0].apikey[0] != key {
-			t.Errorf("requests = %+v, want one with apikey %q", reqs, key)
-		}
-		evolutionCheckMetrics(t, m, es.Name, "")
+		checkCallMetrics(t, c.metrics, "evolution", "shop", evolutionTestMethod, "")
 
 		out, err := yaml.Marshal(cfg)
 		if err != nil {
@@ -838,7 +493,7 @@ func TestEvolutionConfig(t *testing.T) {
 	})
 
 	t.Run("marshalled api_key is <secret>", func(t *testing.T) {
-		cfg := evolutionLoad(t, evolutionConfigYAML("instance_name: shop", "api_key: "+key, apiURL))
+		cfg := loadConfig(t, evolutionConfigYAML("instance_name: shop", "api_key: "+key, apiURL), t.TempDir())
 		out, err := yaml.Marshal(cfg)
 		if err != nil {
 			t.Fatalf("yaml.Marshal: %v", err)
@@ -858,7 +513,7 @@ func TestEvolutionConfig(t *testing.T) {
 		if err != nil {
 			t.Fatalf("loading the marshalled configuration: %v\n%s", err, s)
 		}
-		if got := back.Instances[0].Spec.(*EvolutionSpec); got.InstanceName != "shop" || got.APIURL != "https://evolution.example.com" {
+		if got := specOf[*EvolutionSpec](t, back.Instances[0].Spec); got.InstanceName != "shop" || got.APIURL != "https://evolution.example.com" {
 			t.Errorf("reloaded instance_name, api_url = %q, %q", got.InstanceName, got.APIURL)
 		}
 	})
