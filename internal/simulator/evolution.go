@@ -25,7 +25,7 @@ func evolutionError(w http.ResponseWriter, status int, text string, messages ...
 // apikey.
 func (s *Simulator) evolutionState(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	in, b, ok := s.lookup(Evolution, name)
+	secret, b, ok := s.lookup(Evolution, name)
 	if !ok {
 		evolutionError(w, http.StatusNotFound, "Not Found", `The "`+name+`" instance does not exist`)
 		return
@@ -33,7 +33,7 @@ func (s *Simulator) evolutionState(w http.ResponseWriter, r *http.Request) {
 	if !wait(r, b.Latency) {
 		return
 	}
-	if r.Header.Get("apikey") != in.secret {
+	if r.Header.Get("apikey") != secret {
 		evolutionError(w, http.StatusUnauthorized, "Unauthorized", "Unauthorized")
 		return
 	}

@@ -21,7 +21,7 @@ func (s *Simulator) greenAPIState(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	in, b, ok := s.lookup(GreenAPI, id)
+	secret, b, ok := s.lookup(GreenAPI, id)
 	if !ok {
 		// GREEN-API answers 403 for a wrong idInstance.
 		http.Error(w, "Forbidden", http.StatusForbidden)
@@ -30,7 +30,7 @@ func (s *Simulator) greenAPIState(w http.ResponseWriter, r *http.Request) {
 	if !wait(r, b.Latency) {
 		return
 	}
-	if r.PathValue("token") != in.secret {
+	if r.PathValue("token") != secret {
 		http.Error(w, "Unauthorized", http.StatusUnauthorized)
 		return
 	}

@@ -141,16 +141,17 @@ func (s *Simulator) Calls(provider, id string) int64 {
 	return 0
 }
 
-// lookup finds an instance and its current behaviour.
-func (s *Simulator) lookup(provider, id string) (*instance, Behaviour, bool) {
+// lookup counts a call to an instance and returns its secret and current
+// behaviour, read under the lock since Set may change them at any time.
+func (s *Simulator) lookup(provider, id string) (secret string, b Behaviour, ok bool) {
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	in, ok := s.instances[provider+"/"+id]
-	s.mu.RUnlock()
 	if !ok {
-		return nil, Behaviour{}, false
+		return "", Behaviour{}, false
 	}
 	in.calls.Add(1)
-	return in, current(in.schedule, time.Since(s.start)), true
+	return in.secret, current(in.schedule, time.Since(s.start)), true
 }
 
 func current(steps []Step, elapsed time.Duration) Behaviour {

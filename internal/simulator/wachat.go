@@ -25,7 +25,7 @@ func (s *Simulator) wachatState(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, `{"success":false,"error":"instanceName is required"}`)
 		return
 	}
-	in, b, ok := s.lookup(Wachat, name)
+	secret, b, ok := s.lookup(Wachat, name)
 	if !ok {
 		writeJSON(w, http.StatusNotFound, `{"success":false,"error":"Instance not found"}`)
 		return
@@ -33,7 +33,7 @@ func (s *Simulator) wachatState(w http.ResponseWriter, r *http.Request) {
 	if !wait(r, b.Latency) {
 		return
 	}
-	if key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); key != in.secret {
+	if key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); key != secret {
 		writeJSON(w, http.StatusUnauthorized, `{"success":false,"error":"Invalid API key"}`)
 		return
 	}
