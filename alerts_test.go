@@ -301,36 +301,43 @@ func TestAlertmanagerInhibitions(t *testing.T) {
 	}
 
 	key := func(m map[string]string) string { return m["alertname"] + "/" + m["job"] + "/" + m["name"] }
-	var got []struct {
-		Labels map[string]string `json:"labels"`
-		Status struct {
-			InhibitedBy []string `json:"inhibitedBy"`
-		} `json:"status"`
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	// The inhibitor learns of source alerts asynchronously: poll until the
+	// expected state holds or time is up.
+	var problems []string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		resp, err := http.Get("http://" + addr + "/api/v2/alerts")
 		if err != nil {
 			t.Fatal(err)
+		}
+		var got []struct {
+			Labels map[string]string `json:"labels"`
+			Status struct {
+				InhibitedBy []string `json:"inhibitedBy"`
+			} `json:"status"`
 		}
 		err = json.NewDecoder(resp.Body).Decode(&got)
 		resp.Body.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) == len(alerts) || time.Now().After(deadline) {
-			break
+		inhibited := map[string]bool{}
+		for _, a := range got {
+			inhibited[key(a.Labels)] = len(a.Status.InhibitedBy) > 0
 		}
-	}
-	inhibited := map[string]bool{}
-	for _, a := range got {
-		inhibited[key(a.Labels)] = len(a.Status.InhibitedBy) > 0
-	}
-	for _, a := range alerts {
-		k := key(a.Labels)
-		if v, ok := inhibited[k]; !ok {
-			t.Errorf("alert %s not in Alertmanager", k)
-		} else if v != a.inhibits {
-			t.Errorf("alert %s: inhibited %v, want %v", k, v, a.inhibits)
+		problems = problems[:0]
+		for _, a := range alerts {
+			k := key(a.Labels)
+			if v, ok := inhibited[k]; !ok {
+				problems = append(problems, fmt.Sprintf("alert %s not in Alertmanager", k))
+			} else if v != a.inhibits {
+				problems = append(problems, fmt.Sprintf("alert %s: inhibited %v, want %v", k, v, a.inhibits))
+			}
+		}
+		if len(problems) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 15 s:\n%s\n%s", strings.Join(problems, "\n"), logs)
 		}
 	}
 }
