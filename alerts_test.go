@@ -367,7 +367,7 @@ func TestAlertingEndToEnd(t *testing.T) {
 	sim := simulator.New()
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
 	simURL := startSimulator(t, sim)
-	e := startExporter(t, configSource{demo: []byte(fmt.Sprintf(
+	e := startExporter(t, configSource{inline: []byte(fmt.Sprintf(
 		"instances:\n  - {name: e2e-shop, provider: greenapi, api_url: %q, id_instance: 1101000001, api_token: e2e-token}\n", simURL))}, 0)
 
 	dir := t.TempDir()

@@ -183,7 +183,7 @@ func promtoolCheckMetrics(t *testing.T, text string) {
 
 func TestEndToEndDemo(t *testing.T) {
 	simURL := startSimulator(t, simulator.Demo())
-	e := startExporter(t, configSource{demo: []byte(simulator.DemoConfig(simURL))}, time.Second)
+	e := startExporter(t, configSource{inline: []byte(simulator.DemoConfig(simURL))}, time.Second)
 	text := scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"10"}})
 	mfs := parse(t, text)
 
@@ -280,7 +280,7 @@ func faultSimulator(t testing.TB, secret string) (string, map[string]bool) {
 
 func TestEndToEndEveryStateAndFault(t *testing.T) {
 	cfg, wantUp := faultSimulator(t, "e2e-token")
-	e := startExporter(t, configSource{demo: []byte(cfg)}, time.Second)
+	e := startExporter(t, configSource{inline: []byte(cfg)}, time.Second)
 	// The hanging instances are cut off by the scrape timeout, not their 20s.
 	text := scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3"}})
 	mfs := parse(t, text)
@@ -319,7 +319,7 @@ func TestScrapeTimeoutFromHeader(t *testing.T) {
 	cfg := fmt.Sprintf("instances:\n"+
 		"  - {name: hung, provider: greenapi, api_url: %q, id_instance: 1, api_token: tok, timeout: 60s}\n"+
 		"  - {name: fine, provider: greenapi, api_url: %q, id_instance: 2, api_token: tok, timeout: 60s}\n", simURL, simURL)
-	e := startExporter(t, configSource{demo: []byte(cfg)}, 0)
+	e := startExporter(t, configSource{inline: []byte(cfg)}, 0)
 	// The client's own 30 s limit fails the test if the scrape waits for
 	// the instance's 60 s timeout instead of Prometheus' 3 s.
 	mfs := parse(t, scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3"}}))
@@ -342,7 +342,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	sim := simulator.New()
 	sim.Set(simulator.GreenAPI, "7", "endpoint-token", simulator.Behaviour{State: "authorized"})
 	simURL := startSimulator(t, sim)
-	e := startExporter(t, configSource{demo: []byte(fmt.Sprintf(
+	e := startExporter(t, configSource{inline: []byte(fmt.Sprintf(
 		"instances:\n  - {provider: greenapi, api_url: %q, id_instance: 7, api_token: endpoint-token}\n", simURL))}, time.Second)
 
 	if code, body := get(t, e.url+"/-/healthy", nil); code != 200 || !strings.Contains(body, "Healthy") {
@@ -632,7 +632,7 @@ func BenchmarkScrape100(b *testing.B) {
 		sim.Set(simulator.GreenAPI, id, "tok", simulator.Behaviour{State: "authorized", Latency: 50 * time.Millisecond})
 		fmt.Fprintf(&cfg, "  - {name: i%d, provider: greenapi, api_url: %q, id_instance: %s, api_token: tok}\n", i, simURL, id)
 	}
-	e := startExporter(b, configSource{demo: []byte(cfg.String())}, 0)
+	e := startExporter(b, configSource{inline: []byte(cfg.String())}, 0)
 	scrape(b, e.url, nil) // warm the connection pools
 	var before, after syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)

@@ -270,7 +270,7 @@ func dashboardQueries(t *testing.T) map[string]string {
 
 func TestDashboardMetricsExist(t *testing.T) {
 	simURL := startSimulator(t, simulator.Demo())
-	e := startExporter(t, configSource{demo: []byte(simulator.DemoConfig(simURL))}, 0)
+	e := startExporter(t, configSource{inline: []byte(simulator.DemoConfig(simURL))}, 0)
 	mfs := parse(t, scrape(t, e.url, nil))
 	used := 0
 	for name, q := range dashboardQueries(t) {
@@ -296,7 +296,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	}
 	prometheus := requireTool(t, "prometheus")
 	simURL := startSimulator(t, simulator.Demo())
-	e := startExporter(t, configSource{demo: []byte(simulator.DemoConfig(simURL))}, 0)
+	e := startExporter(t, configSource{inline: []byte(simulator.DemoConfig(simURL))}, 0)
 
 	dir := t.TempDir()
 	rules, err := os.ReadFile(rulesFile)

@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer stopSim()
-		src = configSource{demo: []byte(simulator.DemoConfig(url))}
+		src = configSource{inline: []byte(simulator.DemoConfig(url))}
 		logger.Info("Demo mode: using the built-in simulator instead of --config.file", "simulator", url)
 	}
 
@@ -163,16 +163,17 @@ func startDemo(logger *slog.Logger) (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-// configSource is where configurations come from: the file, or the demo.
+// configSource is where configurations come from: the file, or content
+// held in memory (the demo's).
 type configSource struct {
-	file string
-	opts config.Options
-	demo []byte
+	file   string
+	opts   config.Options
+	inline []byte
 }
 
 func (s configSource) load() (*config.Config, error) {
-	if s.demo != nil {
-		return config.Load(s.demo, ".", s.opts)
+	if s.inline != nil {
+		return config.Load(s.inline, ".", s.opts)
 	}
 	return config.LoadFile(s.file, s.opts)
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -99,8 +100,7 @@ type target struct {
 
 	mu        sync.Mutex
 	last      outcome
-	freshTill time.Time
-	hasLast   bool
+	freshTill time.Time // zero until the first call ends
 }
 
 type outcome struct {
@@ -147,6 +147,16 @@ func (c *Collector) Update(cfg *config.Config) error {
 		c.metrics.init(t.provider.Name, t.name, t.provider.Methods)
 	}
 	c.targets = targets
+	// Drop the HTTP clients whose settings no instance uses any more.
+	c.clients = slices.DeleteFunc(c.clients, func(hc httpClient) bool {
+		unused := !slices.ContainsFunc(targets, func(t *target) bool {
+			return reflect.DeepEqual(t.spec.Base().HTTPClientConfig, hc.cfg)
+		})
+		if unused {
+			hc.client.CloseIdleConnections()
+		}
+		return unused
+	})
 	c.mu.Unlock()
 	return nil
 }
@@ -306,7 +316,7 @@ func (c *Collector) call(ctx context.Context, t *target) outcome {
 	case raw == StateUnknown:
 		// The call worked but the provider gave no state (e.g. Evolution
 		// API for an instance that is not loaded).
-	case t.knows(raw):
+	case slices.Contains(t.provider.States, raw):
 		o.state = raw
 	default:
 		t.logger.Warn("Provider reported a state the exporter does not know; exposing it as unknown", "raw_state", shorten(snippet([]byte(raw)), 100))
@@ -315,27 +325,18 @@ func (c *Collector) call(ctx context.Context, t *target) outcome {
 	return o
 }
 
-func (t *target) knows(state string) bool {
-	for _, s := range t.provider.States {
-		if s == state {
-			return true
-		}
-	}
-	return false
-}
-
 func (t *target) fresh(now time.Time) (outcome, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.last, t.hasLast && now.Before(t.freshTill)
+	return t.last, now.Before(t.freshTill)
 }
 
 // record stores a result and logs transitions, so that a lasting failure
 // is logged once rather than at every scrape.
 func (t *target) record(o outcome, detail string, now time.Time, hold time.Duration) {
 	t.mu.Lock()
-	prev, had := t.last, t.hasLast
-	t.last, t.hasLast, t.freshTill = o, true, now.Add(hold)
+	prev, had := t.last, !t.freshTill.IsZero()
+	t.last, t.freshTill = o, now.Add(hold)
 	t.mu.Unlock()
 
 	switch {

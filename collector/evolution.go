@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	promcfg "github.com/prometheus/common/config"
 
@@ -84,7 +83,7 @@ type evolutionClient struct {
 
 func newEvolutionClient(spec config.Spec, api *API) (Client, error) {
 	s := spec.(*EvolutionSpec)
-	api.secrets = []string{s.key}
+	api.addSecret(s.key)
 	return &evolutionClient{
 		api:    api,
 		url:    s.APIURL + "/instance/connectionState/" + url.PathEscape(s.InstanceName),
@@ -117,17 +116,10 @@ func (c *evolutionClient) State(ctx context.Context) (string, error) {
 // evolutionStatusError classifies an error status of Evolution API or
 // Wachat, quoting the message of their error bodies.
 func evolutionStatusError(r Response, instanceName string) *Error {
-	switch r.Status {
-	case http.StatusNotFound:
+	if r.Status == http.StatusNotFound {
 		return newError(ReasonClientError, "HTTP 404: no instance named %q; check instance_name: %s", instanceName, errorMessage(r.Body))
-	case http.StatusTooManyRequests:
-		e := newError(ReasonRateLimited, "HTTP 429: %s", errorMessage(r.Body))
-		e.RetryAfter = retryAfter(r.Header, time.Now())
-		return e
 	}
-	e := statusError(r.Status, nil)
-	e.msg = fmt.Sprintf("HTTP %d: %s", r.Status, errorMessage(r.Body))
-	return e
+	return statusError(r, errorMessage(r.Body))
 }
 
 // errorMessage extracts the message of an Evolution API

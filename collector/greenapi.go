@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	promcfg "github.com/prometheus/common/config"
 
@@ -89,7 +88,7 @@ type greenAPIClient struct {
 
 func newGreenAPIClient(spec config.Spec, api *API) (Client, error) {
 	s := spec.(*GreenAPISpec)
-	api.secrets = []string{s.token}
+	api.addSecret(s.token)
 	return &greenAPIClient{
 		api: api,
 		url: s.APIURL + "/waInstance" + s.IDInstance + "/getStateInstance/" + url.PathEscape(s.token),
@@ -112,12 +111,8 @@ func decodeGreenAPIState(r Response) (string, error) {
 		return "", newError(ReasonClientError, "HTTP 400: %s", snippet(r.Body))
 	case r.Status == greenAPIQuotaExceeded:
 		return "", newError(ReasonQuotaExceeded, "HTTP 466: monthly quota of the plan used up")
-	case r.Status == http.StatusTooManyRequests:
-		e := newError(ReasonRateLimited, "HTTP 429: more than 1 request per second to this instance")
-		e.RetryAfter = retryAfter(r.Header, time.Now())
-		return "", e
 	case r.Status < 200 || r.Status > 299:
-		return "", statusError(r.Status, r.Body)
+		return "", statusError(r, snippet(r.Body))
 	}
 
 	body := bytes.TrimSpace(r.Body)

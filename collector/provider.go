@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -103,20 +104,24 @@ func newError(reason, format string, args ...any) *Error {
 }
 
 // statusError classifies an HTTP status that a provider did not handle
-// itself.
-func statusError(code int, body []byte) *Error {
+// itself; detail describes the body. A 429 carries its Retry-After.
+func statusError(r Response, detail string) *Error {
 	reason := ReasonBadResponse
 	switch {
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+	case r.Status == http.StatusUnauthorized || r.Status == http.StatusForbidden:
 		reason = ReasonUnauthorized
-	case code == http.StatusTooManyRequests:
+	case r.Status == http.StatusTooManyRequests:
 		reason = ReasonRateLimited
-	case code >= 500:
+	case r.Status >= 500:
 		reason = ReasonServerError
-	case code >= 400:
+	case r.Status >= 400:
 		reason = ReasonClientError
 	}
-	return newError(reason, "HTTP %d: %s", code, snippet(body))
+	e := newError(reason, "HTTP %d: %s", r.Status, detail)
+	if reason == ReasonRateLimited {
+		e.RetryAfter = retryAfter(r.Header, time.Now())
+	}
+	return e
 }
 
 // snippet quotes a body for an error text, on one line. It does not cut:
@@ -150,21 +155,29 @@ type Response struct {
 // secrets out of every error and log line.
 type API struct {
 	client   *http.Client
-	secrets  []string
+	secrets  []string // every form of every secret, see addSecret
 	logger   *slog.Logger
 	provider string
 	name     string
 	metrics  *apiMetrics
 }
 
-// Redact replaces every known secret in s, in the forms it can take in a
-// URL or in a JSON error body that echoes it, with <secret>.
-func (a *API) Redact(s string) string {
-	for _, sec := range a.secrets {
-		quoted, _ := json.Marshal(sec)
-		for _, form := range []string{sec, url.PathEscape(sec), url.QueryEscape(sec), string(quoted[1 : len(quoted)-1])} {
-			s = strings.ReplaceAll(s, form, "<secret>")
+// addSecret makes Redact hide sec in the forms it can take in a URL or in
+// a JSON error body that echoes it. Providers call it when building their
+// client, so that calls do not compute the forms again.
+func (a *API) addSecret(sec string) {
+	quoted, _ := json.Marshal(sec)
+	for _, form := range []string{sec, url.PathEscape(sec), url.QueryEscape(sec), string(quoted[1 : len(quoted)-1])} {
+		if form != "" && !slices.Contains(a.secrets, form) {
+			a.secrets = append(a.secrets, form)
 		}
+	}
+}
+
+// Redact replaces every known secret in s with <secret>.
+func (a *API) Redact(s string) string {
+	for _, form := range a.secrets {
+		s = strings.ReplaceAll(s, form, "<secret>")
 	}
 	return s
 }
@@ -211,8 +224,8 @@ func (a *API) get(ctx context.Context, rawURL string, header http.Header, decode
 	if len(body) > maxBodyBytes {
 		return "", newError(ReasonBadResponse, "HTTP %d: body larger than %d bytes", resp.StatusCode, maxBodyBytes)
 	}
-	// Redact before decoding: decoders quote and cut bodies into error
-	// texts, and a cut token no longer matches the secret.
+	// Redact before decoding too: what a decoder returns as a state goes
+	// to logs without passing through an *Error.
 	if len(a.secrets) > 0 {
 		body = []byte(a.Redact(string(body)))
 	}

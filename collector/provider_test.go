@@ -780,7 +780,8 @@ func TestAPIGetCutsErrorTextsAfterRedaction(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	t.Cleanup(srv.Close)
 	logger, logs := testlog.New()
-	api := &API{client: srv.Client(), secrets: []string{secret}, logger: logger, provider: "test", name: "t", metrics: newAPIMetrics()}
+	api := &API{client: srv.Client(), logger: logger, provider: "test", name: "t", metrics: newAPIMetrics()}
+	api.addSecret(secret)
 	for _, at := range []int{maxErrorRunes - 20, maxErrorRunes - 10, maxErrorRunes - 1} {
 		prefix := strings.Repeat("x", at-len(ReasonBadResponse)-2)
 		_, err := api.Get(t.Context(), "m", srv.URL, nil, func(Response) (string, error) {

@@ -45,7 +45,7 @@ type wachatClient struct {
 
 func newWachatClient(spec config.Spec, api *API) (Client, error) {
 	s := spec.(*WachatSpec)
-	api.secrets = []string{s.key}
+	api.addSecret(s.key)
 	return &wachatClient{
 		api:    api,
 		url:    s.APIURL + "/instance/state?instanceName=" + url.QueryEscape(s.InstanceName),

@@ -288,9 +288,6 @@ func resolve(s Spec, r *Resolver) error {
 	if b.Timeout == 0 {
 		b.Timeout = model.Duration(DefaultTimeout)
 	}
-	if b.Timeout < 0 {
-		return &FieldError{Field: "timeout", Err: errors.New("must be positive")}
-	}
 	if err := b.HTTPClientConfig.Validate(); err != nil {
 		return &FieldError{Field: "HTTP client settings", Err: err}
 	}
@@ -370,18 +367,4 @@ func (r *Resolver) Secret(field string, value promcfg.Secret, fileField string, 
 		return "", &FieldError{Field: fileField, Err: fmt.Errorf("file %s is empty", path)}
 	}
 	return s, nil
-}
-
-// Names returns the instance names in configuration order.
-func (c *Config) Names() []string {
-	names := make([]string, len(c.Instances))
-	for k, i := range c.Instances {
-		names[k] = i.Name()
-	}
-	return names
-}
-
-// HasProvider tells whether any instance uses the provider.
-func (c *Config) HasProvider(p string) bool {
-	return slices.ContainsFunc(c.Instances, func(i Instance) bool { return i.Provider() == p })
 }
