@@ -81,6 +81,22 @@ type instance struct {
 	secret   string
 	schedule []Step
 	calls    atomic.Int64
+
+	spacingMu sync.Mutex
+	spacing   Spacing
+}
+
+// Spacing describes the intervals between the calls an instance received:
+// GREEN-API allows one state request per second per instance.
+type Spacing struct {
+	Calls int64
+	// MinGap is the shortest interval between two calls; zero with fewer
+	// than two calls.
+	MinGap time.Duration
+	// Under counts the intervals shorter than the simulator's rate limit
+	// (see SetRateLimit).
+	Under int64
+	last  time.Time
 }
 
 // Simulator is an http.Handler that imitates the providers' APIs.
@@ -90,6 +106,29 @@ type Simulator struct {
 
 	mu        sync.RWMutex
 	instances map[string]*instance // by provider + "/" + id
+	rateLimit time.Duration
+}
+
+// SetRateLimit makes the simulator count, in Spacing.Under, the calls to an
+// instance that come less than d after the previous one, as a provider's
+// per-instance rate limit would see them.
+func (s *Simulator) SetRateLimit(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rateLimit = d
+}
+
+// Spacing reports the intervals between the calls an instance received.
+func (s *Simulator) Spacing(provider, id string) Spacing {
+	s.mu.RLock()
+	in, ok := s.instances[provider+"/"+id]
+	s.mu.RUnlock()
+	if !ok {
+		return Spacing{}
+	}
+	in.spacingMu.Lock()
+	defer in.spacingMu.Unlock()
+	return in.spacing
 }
 
 // New returns a simulator without instances.
@@ -151,7 +190,25 @@ func (s *Simulator) lookup(provider, id string) (secret string, b Behaviour, ok 
 		return "", Behaviour{}, false
 	}
 	in.calls.Add(1)
+	in.recordCall(time.Now(), s.rateLimit)
 	return in.secret, current(in.schedule, time.Since(s.start)), true
+}
+
+func (in *instance) recordCall(now time.Time, limit time.Duration) {
+	in.spacingMu.Lock()
+	defer in.spacingMu.Unlock()
+	sp := &in.spacing
+	if sp.Calls > 0 {
+		gap := now.Sub(sp.last)
+		if sp.Calls == 1 || gap < sp.MinGap {
+			sp.MinGap = gap
+		}
+		if gap < limit {
+			sp.Under++
+		}
+	}
+	sp.Calls++
+	sp.last = now
 }
 
 func current(steps []Step, elapsed time.Duration) Behaviour {
