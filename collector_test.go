@@ -526,9 +526,16 @@ func freeAddr(t *testing.T) string {
 // startBinary runs the exporter and waits until it serves.
 func startBinary(t *testing.T, args ...string) (*exec.Cmd, string, *testlog.Buffer) {
 	t.Helper()
+	return startBinaryEnv(t, nil, args...)
+}
+
+// startBinaryEnv is startBinary with an environment (nil: the test's).
+func startBinaryEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, string, *testlog.Buffer) {
+	t.Helper()
 	addr := freeAddr(t)
 	logs := &testlog.Buffer{}
 	cmd := exec.Command(binary(t), append(args, "--web.listen-address="+addr)...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

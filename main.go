@@ -12,8 +12,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,8 +79,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger := promslog.New(logConfig)
 
 	src := configSource{file: *configFile, opts: config.Options{ExpandEnv: *expandEnv}}
+	collectorOpts := collector.Options{
+		Concurrency: *concurrency,
+		MinInterval: *minInterval,
+		UserAgent:   version.ComponentUserAgent(program),
+	}
 	if *configCheck {
+		// Build what start-up builds (HTTP clients read their CA and
+		// certificate files), so that OK means the exporter will start.
 		cfg, err := src.load()
+		if err == nil {
+			err = collector.New(logger, collectorOpts).Update(cfg)
+			if err != nil {
+				err = fmt.Errorf("config file %s: %w", *configFile, err)
+			}
+		}
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
@@ -101,20 +118,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	e := newExporter(logger, src, exporterOptions{
 		timeoutOffset: *timeoutOffset,
-		collector: collector.Options{
-			Concurrency: *concurrency,
-			MinInterval: *minInterval,
-			UserAgent:   version.ComponentUserAgent(program),
-		},
+		collector:     collectorOpts,
 	})
-	if err := e.reload(); err != nil {
-		logger.Error("Cannot load the configuration", "err", err)
-		return 1
-	}
-
 	handler, err := e.handler(*metricsPath)
 	if err != nil {
 		logger.Error("Cannot build the HTTP handler", "err", err)
+		return 1
+	}
+	if err := e.reload(); err != nil {
+		logger.Error("Cannot load the configuration", "err", err)
 		return 1
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
@@ -194,8 +206,10 @@ type exporter struct {
 	reloadSuccess   prometheus.Gauge
 	reloadTimestamp prometheus.Gauge
 
-	mu  sync.Mutex // serialises reloads and guards cfg
-	cfg *config.Config
+	// reloadMu serialises reloads. cfg is read without it, so that /config
+	// never waits for a reload.
+	reloadMu sync.Mutex
+	cfg      atomic.Pointer[config.Config]
 }
 
 func newExporter(logger *slog.Logger, src configSource, opts exporterOptions) *exporter {
@@ -228,8 +242,8 @@ func newExporter(logger *slog.Logger, src configSource, opts exporterOptions) *e
 // reload loads the configuration; on failure the previous one keeps
 // serving.
 func (e *exporter) reload() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
 	cfg, err := e.src.load()
 	if err == nil {
 		err = e.collector.Update(cfg)
@@ -238,7 +252,7 @@ func (e *exporter) reload() error {
 		e.reloadSuccess.Set(0)
 		return err
 	}
-	e.cfg = cfg
+	e.cfg.Store(cfg)
 	e.reloadSuccess.Set(1)
 	e.reloadTimestamp.SetToCurrentTime()
 	e.logger.Info("Loaded configuration", "instances", len(cfg.Instances))
@@ -246,11 +260,17 @@ func (e *exporter) reload() error {
 }
 
 func (e *exporter) handler(metricsPath string) (http.Handler, error) {
+	if err := checkTelemetryPath(metricsPath); err != nil {
+		return nil, fmt.Errorf("--web.telemetry-path: %w", err)
+	}
 	mux := http.NewServeMux()
 	metrics := promhttp.InstrumentMetricHandler(e.registry, http.HandlerFunc(e.serveMetrics))
 	mux.Handle(metricsPath, metrics)
 	mux.HandleFunc("/config", e.serveConfig)
-	mux.HandleFunc("/-/reload", e.serveReload)
+	// A web page the user visits could make their browser POST a form
+	// here; browsers mark such requests, and CrossOriginProtection refuses
+	// them. curl and other clients still reload.
+	mux.Handle("/-/reload", http.NewCrossOriginProtection().Handler(http.HandlerFunc(e.serveReload)))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "Healthy\n")
 	})
@@ -290,30 +310,75 @@ func (e *exporter) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	}).ServeHTTP(w, r)
 }
 
-// scrapeTimeout is Prometheus' scrape timeout less the offset, or zero
-// when the request does not announce one.
+// scrapeTimeout is how long the scrape may take: Prometheus' scrape timeout
+// less the offset, or zero when the request does not announce one.
 func (e *exporter) scrapeTimeout(r *http.Request) time.Duration {
 	v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")
 	if v == "" {
 		return 0
 	}
-	secs, err := strconv.ParseFloat(v, 64)
-	if err != nil || secs <= 0 {
-		e.logger.Warn("Ignoring a malformed X-Prometheus-Scrape-Timeout-Seconds header", "value", v)
-		return 0
-	}
-	timeout := time.Duration(secs * float64(time.Second))
-	if timeout > e.opts.timeoutOffset {
-		timeout -= e.opts.timeoutOffset
+	timeout, ok := answerWithin(v, e.opts.timeoutOffset)
+	if !ok {
+		e.logger.Warn("Ignoring a malformed X-Prometheus-Scrape-Timeout-Seconds header", "value", shortValue(v))
 	}
 	return timeout
 }
 
+// maxScrapeTimeout bounds an announced timeout; Prometheus allows no more
+// than the scrape interval, and an hour is far above any.
+const maxScrapeTimeout = time.Hour
+
+// answerWithin turns an announced scrape timeout in seconds into the time
+// the exporter has to answer: the timeout less offset, but never more than
+// half of a timeout that is not larger than twice the offset, so that a
+// short timeout is met too. ok is false for a value that is not a
+// positive number.
+func answerWithin(announced string, offset time.Duration) (d time.Duration, ok bool) {
+	secs, err := strconv.ParseFloat(strings.TrimSpace(announced), 64)
+	if err != nil || !(secs > 0) { // also false for NaN
+		return 0, false
+	}
+	timeout := maxScrapeTimeout
+	if secs < maxScrapeTimeout.Seconds() {
+		timeout = time.Duration(secs * float64(time.Second))
+	}
+	if offset > 0 && timeout <= 2*offset {
+		return timeout / 2, true
+	}
+	return timeout - max(offset, 0), true
+}
+
+// shortValue cuts a header value for a log line.
+func shortValue(v string) string {
+	if len(v) > 64 {
+		v = v[:64] + "…"
+	}
+	return strconv.Quote(v)
+}
+
+// reservedPaths are the exporter's own endpoints.
+var reservedPaths = []string{"/config", "/-/reload", "/-/healthy"}
+
+// checkTelemetryPath accepts a plain absolute URL path that is not one of
+// the exporter's own endpoints.
+func checkTelemetryPath(p string) error {
+	switch {
+	case p == "":
+		return errors.New("must not be empty")
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("%q must start with /", p)
+	case strings.ContainsAny(p, " \t{}?#%") || strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("%q must be a plain path, without spaces, wildcards, queries or escapes", p)
+	case path.Clean(p) != p:
+		return fmt.Errorf("%q is not a clean path (try %q)", p, path.Clean(p))
+	case slices.Contains(reservedPaths, p):
+		return fmt.Errorf("%q is one of the exporter's own endpoints (%s)", p, strings.Join(reservedPaths, ", "))
+	}
+	return nil
+}
+
 func (e *exporter) serveConfig(w http.ResponseWriter, _ *http.Request) {
-	e.mu.Lock()
-	cfg := e.cfg
-	e.mu.Unlock()
-	out, err := yaml.Marshal(cfg)
+	out, err := yaml.Marshal(e.cfg.Load())
 	if err != nil {
 		http.Error(w, "cannot marshal the configuration", http.StatusInternalServerError)
 		return

@@ -15,15 +15,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	promcfg "github.com/prometheus/common/config"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
-
-// maxRetryAfter caps a provider's Retry-After so that a garbled header
-// cannot silence an instance for long.
-const maxRetryAfter = 5 * time.Minute
 
 // deadlineGrace is how long a scrape past its deadline waits for the call
 // it shares to end.
@@ -58,14 +53,10 @@ type Collector struct {
 	sem     chan struct{}
 	metrics *apiMetrics
 
-	mu      sync.RWMutex
-	targets []*target
-	clients []httpClient
-}
-
-type httpClient struct {
-	cfg    promcfg.HTTPClientConfig
-	client *http.Client
+	mu       sync.RWMutex
+	targets  []*target
+	memories map[string]*memory // by instance identity, see config.Common.Identity
+	clients  clientPool
 }
 
 // New returns a collector with no instances; call Update to set them.
@@ -87,16 +78,25 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) { c.metrics.Describe(ch
 // Collect implements prometheus.Collector for the call metrics.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) { c.metrics.Collect(ch) }
 
-// target is one instance and what the exporter remembers of it between
-// scrapes.
+// target is one configured instance.
 type target struct {
 	provider *Provider
 	name     string
 	timeout  time.Duration
 	spec     config.Spec
 	client   Client
+	http     *http.Client // shared with the instances of the same settings
 	logger   *slog.Logger
-	flight   singleflight.Group
+	mem      *memory
+}
+
+// memory is what the exporter remembers of an upstream instance between
+// scrapes: its last result, how long that result stands (MinInterval or a
+// Retry-After) and the call in flight. It belongs to the instance's
+// identity, not to its settings, so that a reload changing a timeout
+// neither calls at once nor forgets a Retry-After.
+type memory struct {
+	flight singleflight.Group
 
 	mu        sync.Mutex
 	last      outcome
@@ -110,31 +110,45 @@ type outcome struct {
 }
 
 // Update replaces the set of instances. An instance whose configuration did
-// not change keeps its client, its shared result and any Retry-After; the
-// call metrics of removed instances are dropped.
+// not change keeps its client; every instance keeps the memory of its
+// identity (shared result, Retry-After). The call metrics of removed
+// instances are dropped.
 func (c *Collector) Update(cfg *config.Config) error {
 	c.mu.RLock()
 	old := make(map[string]*target, len(c.targets))
 	for _, t := range c.targets {
 		old[t.name] = t
 	}
+	oldMemories := c.memories
+	pool := c.clients.renew()
 	c.mu.RUnlock()
 
+	memories := make(map[string]*memory, len(cfg.Instances))
 	targets := make([]*target, 0, len(cfg.Instances))
 	for _, inst := range cfg.Instances {
-		if t, ok := old[inst.Name()]; ok && reflect.DeepEqual(t.spec, inst.Spec) {
+		id := inst.Spec.Base().Identity()
+		mem, ok := memories[id]
+		if !ok {
+			if mem, ok = oldMemories[id]; !ok {
+				mem = &memory{}
+			}
+			memories[id] = mem
+		}
+		if t, ok := old[inst.Name()]; ok && t.mem == mem && reflect.DeepEqual(t.spec, inst.Spec) {
+			pool.keep(t.spec.Base().HTTPClientConfig, t.http)
 			targets = append(targets, t)
 			continue
 		}
-		t, err := c.newTarget(inst)
+		t, err := c.newTarget(inst, mem, pool)
 		if err != nil {
+			pool.discard()
 			return fmt.Errorf("instance %q: %w", inst.Name(), err)
 		}
 		targets = append(targets, t)
 	}
 
 	c.mu.Lock()
-	kept := map[string]bool{}
+	kept := make(map[string]bool, len(targets))
 	for _, t := range targets {
 		kept[t.provider.Name+"\x00"+t.name] = true
 	}
@@ -143,36 +157,25 @@ func (c *Collector) Update(cfg *config.Config) error {
 			c.metrics.forget(t.provider.Name, t.name)
 		}
 	}
-	for _, t := range targets {
-		c.metrics.init(t.provider.Name, t.name, t.provider.Methods)
-	}
 	c.targets = targets
-	// Drop the HTTP clients whose settings no instance uses any more.
-	c.clients = slices.DeleteFunc(c.clients, func(hc httpClient) bool {
-		unused := !slices.ContainsFunc(targets, func(t *target) bool {
-			return reflect.DeepEqual(t.spec.Base().HTTPClientConfig, hc.cfg)
-		})
-		if unused {
-			hc.client.CloseIdleConnections()
-		}
-		return unused
-	})
+	c.memories = memories
+	c.clients = pool.commit()
 	c.mu.Unlock()
 	return nil
 }
 
-func (c *Collector) newTarget(inst config.Instance) (*target, error) {
+func (c *Collector) newTarget(inst config.Instance, mem *memory, pool *clientPoolUpdate) (*target, error) {
 	base := inst.Spec.Base()
 	p, ok := providers[base.Provider]
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q", base.Provider)
 	}
-	hc, err := c.httpClient(base.HTTPClientConfig)
+	hc, err := pool.get(base.HTTPClientConfig, c.opts.UserAgent)
 	if err != nil {
 		return nil, err
 	}
 	logger := c.logger.With("provider", p.Name, "name", base.Name)
-	api := &API{client: hc, logger: logger, provider: p.Name, name: base.Name, metrics: c.metrics}
+	api := &API{client: hc, logger: logger, metrics: c.metrics.instance(p.Name, base.Name, p.Methods)}
 	client, err := p.NewClient(inst.Spec, api)
 	if err != nil {
 		return nil, err
@@ -183,26 +186,10 @@ func (c *Collector) newTarget(inst config.Instance) (*target, error) {
 		timeout:  time.Duration(base.Timeout),
 		spec:     inst.Spec,
 		client:   client,
+		http:     hc,
 		logger:   logger,
+		mem:      mem,
 	}, nil
-}
-
-// httpClient shares one client, and so one connection pool, among all
-// instances with the same HTTP settings.
-func (c *Collector) httpClient(cfg promcfg.HTTPClientConfig) (*http.Client, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, hc := range c.clients {
-		if reflect.DeepEqual(hc.cfg, cfg) {
-			return hc.client, nil
-		}
-	}
-	client, err := promcfg.NewClientFromConfig(cfg, "whatsapp_exporter", promcfg.WithUserAgent(c.opts.UserAgent))
-	if err != nil {
-		return nil, fmt.Errorf("HTTP client settings: %w", err)
-	}
-	c.clients = append(c.clients, httpClient{cfg: cfg, client: client})
-	return client, nil
 }
 
 // Scrape returns a collector that fetches every instance's state when
@@ -253,11 +240,19 @@ func boolValue(b bool) float64 {
 // (or held back by Retry-After) if there is one, else the result of a call
 // shared with every scrape that asks meanwhile.
 func (c *Collector) observe(ctx context.Context, t *target) outcome {
-	if o, ok := t.fresh(time.Now()); ok {
+	m := t.mem
+	if o, ok := m.fresh(time.Now()); ok {
 		return o
 	}
-	ch := t.flight.DoChan("state", func() (any, error) {
-		if o, ok := t.fresh(time.Now()); ok {
+	// A scrape past its deadline waits a little for the call it shares, so
+	// that a call this scrape started counts its timeout in this scrape,
+	// not the next: calls end that long before the scrape's deadline.
+	grace := time.Duration(0)
+	if dl, ok := ctx.Deadline(); ok {
+		grace = min(deadlineGrace, time.Until(dl)/4)
+	}
+	ch := m.flight.DoChan("state", func() (any, error) {
+		if o, ok := m.fresh(time.Now()); ok {
 			return o, nil
 		}
 		// The call outlives a scrape that gives up waiting, so that the
@@ -266,7 +261,7 @@ func (c *Collector) observe(ctx context.Context, t *target) outcome {
 		defer cancel()
 		if dl, ok := ctx.Deadline(); ok {
 			var cancelDL context.CancelFunc
-			callCtx, cancelDL = context.WithDeadline(callCtx, dl)
+			callCtx, cancelDL = context.WithDeadline(callCtx, dl.Add(-grace))
 			defer cancelDL()
 		}
 		return c.call(callCtx, t), nil
@@ -276,15 +271,12 @@ func (c *Collector) observe(ctx context.Context, t *target) outcome {
 		return r.Val.(outcome)
 	case <-ctx.Done():
 	}
-	// A call this scrape started has the same deadline and ends right
-	// after it: wait for it briefly so that this scrape, not the next one,
-	// counts its timeout. The grace is taken from --web.timeout-offset.
-	grace := time.NewTimer(deadlineGrace)
-	defer grace.Stop()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
 	select {
 	case r := <-ch:
 		return r.Val.(outcome)
-	case <-grace.C:
+	case <-timer.C:
 		return outcome{state: StateUnknown, reason: ReasonTimeout}
 	}
 }
@@ -308,9 +300,7 @@ func (c *Collector) call(ctx context.Context, t *target) outcome {
 	case errors.As(err, &e):
 		detail = e.Error()
 		o.up, o.reason = false, e.Reason
-		if e.RetryAfter > hold {
-			hold = min(e.RetryAfter, maxRetryAfter)
-		}
+		hold = max(hold, e.RetryAfter)
 	case err != nil:
 		o.up, o.reason = false, ReasonBadResponse
 	case raw == StateUnknown:
@@ -321,31 +311,31 @@ func (c *Collector) call(ctx context.Context, t *target) outcome {
 	default:
 		t.logger.Warn("Provider reported a state the exporter does not know; exposing it as unknown", "raw_state", shorten(snippet([]byte(raw)), 100))
 	}
-	t.record(o, detail, now, hold)
+	t.mem.record(t.logger, o, detail, now, hold)
 	return o
 }
 
-func (t *target) fresh(now time.Time) (outcome, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.last, now.Before(t.freshTill)
+func (m *memory) fresh(now time.Time) (outcome, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.last, now.Before(m.freshTill)
 }
 
 // record stores a result and logs transitions, so that a lasting failure
 // is logged once rather than at every scrape.
-func (t *target) record(o outcome, detail string, now time.Time, hold time.Duration) {
-	t.mu.Lock()
-	prev, had := t.last, !t.freshTill.IsZero()
-	t.last, t.freshTill = o, now.Add(hold)
-	t.mu.Unlock()
+func (m *memory) record(logger *slog.Logger, o outcome, detail string, now time.Time, hold time.Duration) {
+	m.mu.Lock()
+	prev, had := m.last, !m.freshTill.IsZero()
+	m.last, m.freshTill = o, now.Add(hold)
+	m.mu.Unlock()
 
 	switch {
 	case had && prev == o:
 	case !o.up:
-		t.logger.Warn("State request failing", "reason", o.reason, "err", detail)
+		logger.Warn("State request failing", "reason", o.reason, "err", detail)
 	case had && !prev.up:
-		t.logger.Info("State request recovered", "state", o.state)
+		logger.Info("State request recovered", "state", o.state)
 	case prev.state != o.state:
-		t.logger.Info("State changed", "state", o.state)
+		logger.Info("State changed", "state", o.state)
 	}
 }

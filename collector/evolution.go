@@ -56,6 +56,7 @@ func (s *namedInstance) resolve(r *config.Resolver, defaultURL string) error {
 		return err
 	}
 	s.key = key
+	s.SetID(s.InstanceName)
 	if s.Name == "" {
 		s.Name = s.InstanceName
 	}

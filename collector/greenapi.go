@@ -72,6 +72,7 @@ func (s *GreenAPISpec) Resolve(r *config.Resolver) error {
 		return err
 	}
 	s.token = tok
+	s.SetID(s.IDInstance)
 	if s.Name == "" {
 		s.Name = s.IDInstance
 	}

@@ -32,12 +32,16 @@ const (
 	ReasonServerError   = "server_error"
 	ReasonClientError   = "client_error"
 	ReasonBadResponse   = "bad_response"
+	// ReasonRedirect is a redirect the exporter refused to follow because a
+	// secret would have gone with it (see redirect.go).
+	ReasonRedirect = "redirect"
 )
 
 // Reasons lists every reason; each has a series from the first scrape on.
 var Reasons = []string{
 	ReasonTimeout, ReasonNetwork, ReasonUnauthorized, ReasonRateLimited,
 	ReasonQuotaExceeded, ReasonServerError, ReasonClientError, ReasonBadResponse,
+	ReasonRedirect,
 }
 
 // StateUnknown is 1 when no state could be fetched or the provider sent a
@@ -154,12 +158,10 @@ type Response struct {
 // transport failures, records the call metrics, and keeps the instance's
 // secrets out of every error and log line.
 type API struct {
-	client   *http.Client
-	secrets  []string // every form of every secret, see addSecret
-	logger   *slog.Logger
-	provider string
-	name     string
-	metrics  *apiMetrics
+	client  *http.Client
+	secrets []string // every form of every secret, see addSecret
+	logger  *slog.Logger
+	metrics instanceMetrics
 }
 
 // addSecret makes Redact hide sec in the forms it can take in a URL or in
@@ -188,12 +190,15 @@ func (a *API) Get(ctx context.Context, method, rawURL string, header http.Header
 	start := time.Now()
 	state, err := a.get(ctx, rawURL, header, decode)
 	elapsed := time.Since(start)
+	// The body was redacted before decoding, but decoding can turn an
+	// escaped echo of a secret (\u0074\u006f...) back into the secret.
+	state = a.Redact(state)
 
 	var e *Error
 	if err != nil && !errors.As(err, &e) {
 		e = newError(ReasonBadResponse, "%s", err)
 	}
-	a.metrics.observe(a.provider, a.name, method, elapsed, e)
+	a.metrics.observe(method, elapsed, e)
 	if e != nil {
 		e.msg = shorten(a.Redact(e.msg), maxErrorRunes)
 		a.logger.Debug("Call failed", "method", method, "url", a.Redact(rawURL), "reason", e.Reason, "err", e.msg, "duration_seconds", elapsed.Seconds())
@@ -245,6 +250,10 @@ func unwrapURLError(err error) error {
 func transportError(ctx context.Context, err error) *Error {
 	inner := unwrapURLError(err)
 	var ne net.Error
+	var re *redirectError
+	if errors.As(inner, &re) {
+		return newError(ReasonRedirect, "%s", re)
+	}
 	if ctx.Err() != nil || errors.Is(inner, context.DeadlineExceeded) || errors.Is(inner, os.ErrDeadlineExceeded) ||
 		(errors.As(inner, &ne) && ne.Timeout()) {
 		return newError(ReasonTimeout, "%s", inner)
@@ -252,17 +261,27 @@ func transportError(ctx context.Context, err error) *Error {
 	return newError(ReasonNetwork, "%s", inner)
 }
 
-// retryAfter reads a Retry-After header in seconds or as an HTTP date.
+// maxRetryAfter caps a provider's Retry-After so that a garbled header
+// cannot silence an instance for long.
+const maxRetryAfter = 5 * time.Minute
+
+// retryAfter reads a Retry-After header in seconds or as an HTTP date,
+// capped at maxRetryAfter; 0 when there is none or it is not understood.
 func retryAfter(h http.Header, now time.Time) time.Duration {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
+	// Cap before converting: seconds times time.Second overflows int64
+	// for values above about 9.2e9.
+	if secs, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if err != nil || secs > uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
 		return time.Duration(secs) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }
@@ -292,14 +311,46 @@ func newAPIMetrics() *apiMetrics {
 	}
 }
 
-// init creates every series of an instance at zero so that rate() and
-// alerts see them from the first scrape.
-func (m *apiMetrics) init(provider, name string, methods []string) {
+// instanceMetrics are one instance's call metrics by method. They are
+// taken from the vectors once, when the instance is configured: a call
+// still in flight when a reload removes its instance then writes into
+// series that are no longer exported, instead of creating them again.
+type instanceMetrics map[string]*methodMetrics
+
+type methodMetrics struct {
+	duration prometheus.Observer
+	requests prometheus.Counter
+	errors   map[string]prometheus.Counter // by reason
+}
+
+// instance creates every series of an instance, at zero so that rate()
+// and alerts see them from the first scrape, and returns them.
+func (m *apiMetrics) instance(provider, name string, methods []string) instanceMetrics {
+	im := instanceMetrics{}
 	for _, method := range methods {
-		m.duration.WithLabelValues(provider, name, method)
-		m.requests.WithLabelValues(provider, name, method)
+		mm := &methodMetrics{
+			duration: m.duration.WithLabelValues(provider, name, method),
+			requests: m.requests.WithLabelValues(provider, name, method),
+			errors:   map[string]prometheus.Counter{},
+		}
 		for _, r := range Reasons {
-			m.errors.WithLabelValues(provider, name, method, r)
+			mm.errors[r] = m.errors.WithLabelValues(provider, name, method, r)
+		}
+		im[method] = mm
+	}
+	return im
+}
+
+func (im instanceMetrics) observe(method string, d time.Duration, e *Error) {
+	mm, ok := im[method]
+	if !ok {
+		return // a method the provider did not declare: a programming error
+	}
+	mm.duration.Observe(d.Seconds())
+	mm.requests.Inc()
+	if e != nil {
+		if c, ok := mm.errors[e.Reason]; ok {
+			c.Inc()
 		}
 	}
 }
@@ -309,14 +360,6 @@ func (m *apiMetrics) forget(provider, name string) {
 	m.duration.DeletePartialMatch(l)
 	m.requests.DeletePartialMatch(l)
 	m.errors.DeletePartialMatch(l)
-}
-
-func (m *apiMetrics) observe(provider, name, method string, d time.Duration, e *Error) {
-	m.duration.WithLabelValues(provider, name, method).Observe(d.Seconds())
-	m.requests.WithLabelValues(provider, name, method).Inc()
-	if e != nil {
-		m.errors.WithLabelValues(provider, name, method, e.Reason).Inc()
-	}
 }
 
 func (m *apiMetrics) Describe(ch chan<- *prometheus.Desc) {

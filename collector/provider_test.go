@@ -22,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
-	promcfg "github.com/prometheus/common/config"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
@@ -508,20 +507,17 @@ func clientFromConfig(t *testing.T, cfg *config.Config) *testClient {
 	if want := p.Config.NewSpec(); reflect.TypeOf(spec) != reflect.TypeOf(want) {
 		t.Fatalf("spec is %T, want %T", spec, want)
 	}
-	hc, err := promcfg.NewClientFromConfig(base.HTTPClientConfig, "whatsapp_exporter")
+	hc, err := clientPool{}.renew().get(base.HTTPClientConfig, "test")
 	if err != nil {
 		t.Fatalf("HTTP client: %v", err)
 	}
 	t.Cleanup(hc.CloseIdleConnections)
 	logger, logs := testlog.New()
 	m := newAPIMetrics()
-	m.init(p.Name, base.Name, p.Methods)
 	api := &API{
-		client:   hc,
-		logger:   logger.With("provider", p.Name, "name", base.Name),
-		provider: p.Name,
-		name:     base.Name,
-		metrics:  m,
+		client:  hc,
+		logger:  logger.With("provider", p.Name, "name", base.Name),
+		metrics: m.instance(p.Name, base.Name, p.Methods),
 	}
 	c, err := p.NewClient(spec, api)
 	if err != nil {
@@ -780,7 +776,7 @@ func TestAPIGetCutsErrorTextsAfterRedaction(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	t.Cleanup(srv.Close)
 	logger, logs := testlog.New()
-	api := &API{client: srv.Client(), logger: logger, provider: "test", name: "t", metrics: newAPIMetrics()}
+	api := &API{client: srv.Client(), logger: logger, metrics: newAPIMetrics().instance("test", "t", []string{"m"})}
 	api.addSecret(secret)
 	for _, at := range []int{maxErrorRunes - 20, maxErrorRunes - 10, maxErrorRunes - 1} {
 		prefix := strings.Repeat("x", at-len(ReasonBadResponse)-2)

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	promcfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
@@ -41,10 +43,23 @@ type Common struct {
 	Timeout  model.Duration `yaml:"timeout,omitempty"`
 
 	HTTPClientConfig promcfg.HTTPClientConfig `yaml:",inline"`
+
+	// id is what the provider knows the instance by (id_instance,
+	// instance_name), set by the Spec's Resolve.
+	id string
 }
 
 // Base gives access to the shared settings of any Spec that embeds Common.
 func (c *Common) Base() *Common { return c }
+
+// SetID records what the provider knows the instance by; a Spec's Resolve
+// calls it.
+func (c *Common) SetID(id string) { c.id = id }
+
+// Identity names the upstream instance, whatever the exporter's settings
+// for it: two configurations with the same identity are the same instance
+// at the provider, with one rate limit.
+func (c *Common) Identity() string { return c.Provider + "\x00" + c.APIURL + "\x00" + c.id }
 
 // Spec is one provider's whole instance configuration.
 type Spec interface {
@@ -201,7 +216,7 @@ type Options struct {
 // LoadFile reads, decodes and validates a configuration file. Every error
 // names the file and, where it concerns one, the instance and the field.
 func LoadFile(filename string, opts Options) (*Config, error) {
-	content, err := os.ReadFile(filename)
+	content, err := readRegularFile(filename, maxConfigFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading config file: %w", err)
 	}
@@ -268,8 +283,8 @@ func resolve(s Spec, r *Resolver) error {
 	if err := s.Resolve(r); err != nil {
 		return err
 	}
-	if b.Name == "" {
-		return &FieldError{Field: "name", Err: errors.New("required")}
+	if err := checkLabelValue(b.Name); err != nil {
+		return &FieldError{Field: "name", Err: err}
 	}
 	if b.APIURL == "" {
 		return &FieldError{Field: "api_url", Err: errors.New("required for provider " + b.Provider)}
@@ -292,6 +307,20 @@ func resolve(s Spec, r *Resolver) error {
 		return &FieldError{Field: "HTTP client settings", Err: err}
 	}
 	b.HTTPClientConfig.SetDirectory(r.dir)
+	return nil
+}
+
+// checkLabelValue accepts what can be a label value and a log field: valid
+// UTF-8 without control characters.
+func checkLabelValue(v string) error {
+	switch {
+	case v == "":
+		return errors.New("required")
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%q is not valid UTF-8", v)
+	case strings.ContainsFunc(v, unicode.IsControl):
+		return fmt.Errorf("%q holds a control character", v)
+	}
 	return nil
 }
 
@@ -358,7 +387,7 @@ func (r *Resolver) Secret(field string, value promcfg.Secret, fileField string, 
 		return "", err
 	}
 	path := promcfg.JoinDir(r.dir, file)
-	b, err := os.ReadFile(path)
+	b, err := readRegularFile(path, maxSecretFileBytes)
 	if err != nil {
 		return "", &FieldError{Field: fileField, Err: err}
 	}

@@ -1,0 +1,139 @@
+package config_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+)
+
+// loadGuarded loads path, failing the test if loading does not return:
+// a FIFO used to block the loader forever. The guard is a hang detector,
+// far above any real loading time.
+func loadGuarded(t *testing.T, path string, opts config.Options) (*config.Config, error) {
+	t.Helper()
+	type result struct {
+		cfg *config.Config
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		cfg, err := loadNoPanic(path, opts)
+		done <- result{cfg, err}
+	}()
+	select {
+	case r := <-done:
+		return r.cfg, r.err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("loading %s did not return", path)
+		return nil, nil
+	}
+}
+
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+}
+
+// TestTokenFileMustBeASmallRegularFile: a mistaken api_token_file must not
+// fill memory (/dev/zero) or block the reload (a FIFO nobody writes).
+func TestTokenFileMustBeASmallRegularFile(t *testing.T) {
+	dir := t.TempDir()
+	mkfifo(t, filepath.Join(dir, "fifo"))
+	writeFiles(t, dir, map[string]string{
+		"big":          strings.Repeat("x", 64<<10+1),
+		"limit":        strings.Repeat("y", 64<<10),
+		"real/token":   "linked-token\n",
+		"secrets/dir/": "",
+	})
+	if err := os.Symlink(filepath.Join(dir, "real/token"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		file    string
+		wantErr []string
+		want    string
+	}{
+		{file: "/dev/zero", wantErr: []string{"/dev/zero", "not a regular file", "character device"}},
+		{file: "/dev/null", wantErr: []string{"not a regular file"}},
+		{file: filepath.Join(dir, "fifo"), wantErr: []string{"fifo", "not a regular file", "named pipe"}},
+		{file: filepath.Join(dir, "secrets"), wantErr: []string{"not a regular file", "directory"}},
+		{file: filepath.Join(dir, "big"), wantErr: []string{"big", "larger than 65536 bytes"}},
+		{file: filepath.Join(dir, "limit"), want: strings.Repeat("y", 64<<10)},
+		// Kubernetes mounts secrets as symbolic links.
+		{file: filepath.Join(dir, "link"), want: "linked-token"},
+	} {
+		t.Run(filepath.Base(tc.file), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.yml")
+			content := fmt.Sprintf("instances:\n  - {provider: greenapi, name: special, id_instance: 1, api_token_file: %q}\n", tc.file)
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := loadGuarded(t, path, config.Options{})
+			if tc.wantErr != nil {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				checkError(t, err, path, append([]string{`"special"`, "api_token_file"}, tc.wantErr...), nil)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tokenOf(t, greenAPI(t, cfg.Instances[0])); got != tc.want {
+				t.Errorf("token of %d bytes, want %d", len(got), len(tc.want))
+			}
+		})
+	}
+}
+
+func TestConfigFileMustBeARegularFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "config.yml")
+	mkfifo(t, fifo)
+	for _, path := range []string{"/dev/zero", fifo, t.TempDir()} {
+		_, err := loadGuarded(t, path, config.Options{})
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("LoadFile(%s): %v, want an error naming it as not a regular file", path, err)
+		}
+	}
+}
+
+// TestNameMustBeALabelValue: the name becomes a label value; invalid
+// UTF-8 (from an environment variable, say) used to crash the exporter
+// at start and on reload.
+func TestNameMustBeALabelValue(t *testing.T) {
+	env := map[string]string{"BAD_UTF8": "shop-\xff\xfe", "NEWLINE": "shop\nsales", "GOOD": "магазин 商店"}
+	opts := config.Options{ExpandEnv: true, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	for _, tc := range []struct {
+		name    string
+		wantErr []string
+	}{
+		{name: `"${BAD_UTF8}"`, wantErr: []string{"instances[0]", "field name", "not valid UTF-8"}},
+		{name: `"${NEWLINE}"`, wantErr: []string{"instances[0]", "field name", "control character"}},
+		{name: `"tab\there"`, wantErr: []string{"field name", "control character"}},
+		{name: `"${GOOD}"`},
+	} {
+		content := fmt.Sprintf("instances:\n  - {provider: greenapi, name: %s, id_instance: 1, api_token: %s}\n", tc.name, secretToken)
+		cfg, path, err := loadYAML(t, content, nil, opts)
+		if tc.wantErr == nil {
+			if err != nil {
+				t.Errorf("name %s: %v", tc.name, err)
+			} else if got := cfg.Instances[0].Name(); got != env["GOOD"] {
+				t.Errorf("name %q, want %q", got, env["GOOD"])
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("name %s: no error", tc.name)
+			continue
+		}
+		checkError(t, err, path, tc.wantErr, nil)
+	}
+}
