@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -81,6 +82,18 @@ func TestBinaryConfigCheckBuildsWhatStartBuilds(t *testing.T) {
 	out, err := exec.Command(binary(t), "--config.check", "--config.file="+file).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "missing-ca.pem") || !strings.Contains(string(out), `"one"`) {
 		t.Errorf("--config.check with a missing CA file: %v %s; want a failure naming the instance and the file", err, out)
+	}
+	// A CA file that exists but holds no certificate fails only when the
+	// HTTP client is built.
+	if err := os.WriteFile(filepath.Join(dir, "not-a-ca.pem"), []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("instances:\n  - {name: two, provider: greenapi, id_instance: 1, api_token: tok1, tls_config: {ca_file: not-a-ca.pem}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(binary(t), "--config.check", "--config.file="+file).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not-a-ca.pem") || !strings.Contains(string(out), `"two"`) || !strings.Contains(string(out), file) {
+		t.Errorf("--config.check with a CA file that is no certificate: %v %s; want a failure naming the file, the instance and the CA file", err, out)
 	}
 }
 
@@ -196,4 +209,27 @@ func TestReloadRefusesCrossSiteRequests(t *testing.T) {
 	if up := upValues(parse(t, scrape(t, e.url, nil))); len(up) != 2 {
 		t.Errorf("after a plain POST: whatsapp_up %v, want two instances", up)
 	}
+}
+
+// FuzzAnswerWithin: for any header, the exporter answers within the
+// announced timeout, never at or after it. Run longer with
+// go test -run '^$' -fuzz '^FuzzAnswerWithin$' -fuzztime 5m .
+func FuzzAnswerWithin(f *testing.F) {
+	for _, s := range []string{"10", "0.6", "0.4", "1e300", "NaN", "-0", "0x1p-2", "Inf"} {
+		f.Add(s, int64(500*time.Millisecond))
+	}
+	f.Fuzz(func(t *testing.T, header string, offset int64) {
+		d, ok := answerWithin(header, time.Duration(offset))
+		if !ok {
+			return
+		}
+		secs, err := strconv.ParseFloat(strings.TrimSpace(header), 64)
+		if err != nil || !(secs > 0) {
+			t.Fatalf("%q accepted as %v", header, d)
+		}
+		announced := min(secs, maxScrapeTimeout.Seconds())
+		if d < 0 || d.Seconds() > announced || (offset > 0 && d.Seconds() >= announced && announced > 1e-9) {
+			t.Fatalf("announced %q, offset %v: answer within %v", header, time.Duration(offset), d)
+		}
+	})
 }

@@ -307,7 +307,7 @@ func resolve(s Spec, r *Resolver) error {
 		return &FieldError{Field: "HTTP client settings", Err: err}
 	}
 	b.HTTPClientConfig.SetDirectory(r.dir)
-	return nil
+	return checkHTTPFiles(b.HTTPClientConfig)
 }
 
 // checkLabelValue accepts what can be a label value and a log field: valid

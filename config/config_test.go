@@ -1113,7 +1113,10 @@ instances:
 }
 
 func TestHTTPClientConfig(t *testing.T) {
-	cfg, path := mustLoad(t, `
+	// The files must exist: the loader checks that each is a regular file.
+	certDir := t.TempDir()
+	writeFiles(t, certDir, map[string]string{"client.pem": "cert"})
+	cfg, path := mustLoad(t, strings.ReplaceAll(`
 instances:
   - provider: greenapi
     name: custom
@@ -1125,7 +1128,7 @@ instances:
       insecure_skip_verify: true
       server_name: api.greenapi.com
       ca_file: certs/ca.pem
-      cert_file: /etc/ssl/client.pem
+      cert_file: CERT_DIR/client.pem
       key_file: ../keys/client.key
     follow_redirects: false
     enable_http2: false
@@ -1142,7 +1145,7 @@ instances:
     http_headers:
       X-Test:
         values: [a]
-`, nil, config.Options{})
+`, "CERT_DIR", certDir), map[string]string{"certs/ca.pem": "ca", "../keys/client.key": "key", "creds": "c"}, config.Options{})
 	dir := filepath.Dir(path)
 
 	c := instanceByName(t, cfg, "custom").HTTPClientConfig
@@ -1160,7 +1163,7 @@ instances:
 	}
 	for _, f := range []struct{ field, got, want string }{
 		{"ca_file", c.TLSConfig.CAFile, filepath.Join(dir, "certs", "ca.pem")},
-		{"cert_file", c.TLSConfig.CertFile, "/etc/ssl/client.pem"},
+		{"cert_file", c.TLSConfig.CertFile, filepath.Join(certDir, "client.pem")},
 		{"key_file", c.TLSConfig.KeyFile, filepath.Join(filepath.Dir(dir), "keys", "client.key")},
 	} {
 		if f.got != f.want {
@@ -1197,7 +1200,7 @@ instances:
       ca_file: ca.pem
 `
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"token": "x\n", "config.yml": content})
+	writeFiles(t, dir, map[string]string{"token": "x\n", "ca.pem": "ca", "config.yml": content})
 	path := filepath.Join(dir, "config.yml")
 	a, err := config.LoadFile(path, config.Options{})
 	if err != nil {

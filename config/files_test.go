@@ -137,3 +137,44 @@ func TestNameMustBeALabelValue(t *testing.T) {
 		checkError(t, err, path, tc.wantErr, nil)
 	}
 }
+
+// TestHTTPSettingFilesMustBeSmallRegularFiles: prometheus/common reads
+// these files whole, some at every request: a FIFO would block calls
+// forever, /dev/zero would fill memory.
+func TestHTTPSettingFilesMustBeSmallRegularFiles(t *testing.T) {
+	dir := t.TempDir()
+	mkfifo(t, filepath.Join(dir, "fifo"))
+	writeFiles(t, dir, map[string]string{"ok.txt": "x", "big.pem": strings.Repeat("x", 4<<20+1)})
+	for _, tc := range []struct {
+		settings string
+		field    string
+		want     string
+	}{
+		{"tls_config: {ca_file: /dev/zero}", "tls_config.ca_file", "character device"},
+		{"tls_config: {ca_file: big.pem}", "tls_config.ca_file", "larger than"},
+		{"basic_auth: {username: u, password_file: fifo}", "basic_auth.password_file", "named pipe"},
+		{"authorization: {credentials_file: /dev/stdin}", "authorization.credentials_file", "not a regular file"},
+		{"oauth2: {client_id: i, client_secret_file: " + dir + ", token_url: \"http://t\"}", "oauth2.client_secret_file", "directory"},
+		{"http_headers: {X-Key: {files: [ok.txt, fifo]}}", "http_headers.X-Key.files[1]", "named pipe"},
+	} {
+		path := filepath.Join(dir, "config.yml")
+		content := fmt.Sprintf("instances:\n  - {provider: greenapi, name: files, id_instance: 1, api_token: %s, %s}\n", secretToken, tc.settings)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loadGuarded(t, path, config.Options{})
+		if err == nil {
+			t.Errorf("%s: no error", tc.settings)
+			continue
+		}
+		checkError(t, err, path, []string{`"files"`, "field " + tc.field, tc.want}, nil)
+	}
+	// Relative paths are taken from the configuration's directory.
+	path := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(path, []byte("instances:\n  - {provider: greenapi, name: files, id_instance: 1, api_token: t, basic_auth: {username: u, password_file: ok.txt}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadGuarded(t, path, config.Options{}); err != nil {
+		t.Errorf("a regular password file: %v", err)
+	}
+}

@@ -1,0 +1,213 @@
+package collector
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v2"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
+)
+
+// Fuzz targets. CI runs each for a few seconds (.ci/run); to run one
+// longer: go test -run '^$' -fuzz '^FuzzProviderAnswer$' -fuzztime 10m ./collector
+// A failing input is written to testdata/fuzz/<target>/ and replayed by
+// every later go test run; commit it with the fix.
+
+// fuzzSecret needs escaping in paths, queries and JSON.
+const fuzzSecret = `fuzz/S3cr3t+"key"=&<x>`
+
+// fuzzTransport answers every request with the response under test,
+// without a network.
+type fuzzTransport struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (ft *fuzzTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{
+		StatusCode: ft.status, Header: ft.header, Body: io.NopCloser(bytes.NewReader(ft.body)),
+		Request: r, ContentLength: -1,
+	}, nil
+}
+
+// fuzzSpecs are one resolved instance of every provider, all with
+// fuzzSecret.
+func fuzzSpecs(f *testing.F) []config.Spec {
+	var yml strings.Builder
+	yml.WriteString("instances:\n")
+	for _, name := range config.Providers() {
+		field, secretField := "instance_name", "api_key"
+		if name == "greenapi" {
+			field, secretField = "id_instance", "api_token"
+		}
+		fmt.Fprintf(&yml, "  - {provider: %s, name: %s, api_url: \"http://upstream.invalid/p\", %s: \"42\", %s: %q}\n", name, name, field, secretField, fuzzSecret)
+	}
+	cfg, err := config.Load([]byte(yml.String()), f.TempDir(), config.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	specs := make([]config.Spec, len(cfg.Instances))
+	for i, inst := range cfg.Instances {
+		specs[i] = inst.Spec
+	}
+	return specs
+}
+
+// secretForms are the forms of fuzzSecret no output may hold.
+func secretForms() []string {
+	quoted, _ := json.Marshal(fuzzSecret)
+	return []string{fuzzSecret, url.PathEscape(fuzzSecret), url.QueryEscape(fuzzSecret), string(quoted[1 : len(quoted)-1])}
+}
+
+// FuzzProviderAnswer feeds any answer to every provider's client: it must
+// not panic, must classify every failure, and no secret may reach the
+// state, the error text or the logs, whatever the body echoes.
+func FuzzProviderAnswer(f *testing.F) {
+	specs := fuzzSpecs(f)
+	var escaped strings.Builder
+	for _, r := range fuzzSecret {
+		fmt.Fprintf(&escaped, `\u%04x`, r)
+	}
+	for _, body := range []string{
+		`{"stateInstance":"authorized"}`,
+		`{"stateInstance":"` + escaped.String() + `"}`,
+		`{"success":true,"instance":{"state":"` + escaped.String() + `"}}`,
+		`{"instance":{"instanceName":"x","state":"` + escaped.String() + `"}}`,
+		`{"status":404,"error":"Not Found","response":{"message":["` + escaped.String() + `"]}}`,
+		`{"success":false,"error":"` + escaped.String() + `"}`,
+		`null`, `{"code":401,"description":"Unauthorized"}`, `<html>` + fuzzSecret + `</html>`,
+		`instance in starting process try later`,
+	} {
+		for _, status := range []int{200, 400, 404, 429, 466, 502} {
+			f.Add(uint8(0), status, "", []byte(body))
+		}
+	}
+	f.Add(uint8(1), 429, "9300000000", []byte(`{}`))
+	f.Fuzz(func(t *testing.T, which uint8, status int, retry string, body []byte) {
+		if status < 100 || status > 599 {
+			status = 200 + (status%400+400)%400
+		}
+		spec := specs[int(which)%len(specs)]
+		logger, logs := testlog.New()
+		p := providers[spec.Base().Provider]
+		api := &API{
+			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{"Retry-After": {retry}}, body: body}},
+			logger:  logger,
+			metrics: newAPIMetrics().instance(p.Name, spec.Base().Name, p.Methods),
+		}
+		client, err := p.NewClient(spec, api)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state, err := client.State(t.Context())
+		var e *Error
+		out := state + "\n" + logs.String()
+		if err != nil {
+			if !errors.As(err, &e) || !strings.HasPrefix(err.Error(), e.Reason+": ") {
+				t.Fatalf("error %T %q is not a classified *Error", err, err)
+			}
+			if e.RetryAfter < 0 || e.RetryAfter > maxRetryAfter {
+				t.Fatalf("RetryAfter %v out of [0, %v]", e.RetryAfter, maxRetryAfter)
+			}
+			out += "\n" + err.Error()
+		}
+		for _, form := range secretForms() {
+			if strings.Contains(out, form) {
+				t.Fatalf("the secret (%q) reached an output:\n%s", form, out)
+			}
+		}
+	})
+}
+
+// FuzzConfigLoadAndReload loads two configurations into one collector as
+// start-up and a reload do: nothing may panic, and every error says where
+// it is.
+func FuzzConfigLoadAndReload(f *testing.F) {
+	good := "instances:\n  - {provider: greenapi, name: a, id_instance: 1, api_token: t}\n"
+	for _, s := range []string{
+		good,
+		"instances:\n  - {provider: wachat, instance_name: w, api_key: k, timeout: 3s}\n  - {provider: evolution, api_url: \"http://e\", instance_name: e, api_key: k}\n",
+		"instances:\n  - {provider: greenapi, name: \"${BAD}\", id_instance: 1, api_token: t}\n",
+		"instances:\n  - {provider: greenapi, name: a, id_instance: 1, api_token: t, tls_config: {ca_file: /nonexistent}}\n",
+		"instances:\n  - ~\n  - {provider: x}\n  - {provider: greenapi, id_instance: x, api_token_file: /dev/zero}\n",
+		"instances: []\n", "{}", "instances:\n  - {provider: greenapi, name: a, id_instance: 1, api_token: t, follow_redirects: false, proxy_url: \"http://p:1\"}\n",
+	} {
+		f.Add([]byte(s), []byte(good))
+	}
+	env := map[string]string{"BAD": "\xff\xfe", "TOKEN": "t0k"}
+	opts := config.Options{ExpandEnv: true, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, first, second []byte) {
+		c := New(discardLogger(), Options{Concurrency: 1})
+		for _, content := range [][]byte{first, second} {
+			cfg, err := config.Load(content, dir, opts)
+			if err != nil {
+				checkErrorPlaces(t, err)
+				continue
+			}
+			if err := c.Update(cfg); err != nil && !strings.HasPrefix(err.Error(), "instance ") {
+				t.Fatalf("Update error does not name the instance: %v", err)
+			}
+		}
+	})
+}
+
+// checkErrorPlaces checks that every error of a configuration names where
+// it is: an instance, a field or a line of the file; each decoding error
+// of the yaml library is checked on its own.
+func checkErrorPlaces(t *testing.T, err error) {
+	t.Helper()
+	var msgs []string
+	var walk func(error)
+	walk = func(err error) {
+		var te *yaml.TypeError
+		switch e := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		default:
+			if errors.As(err, &te) {
+				msgs = append(msgs, te.Errors...)
+				return
+			}
+			msgs = append(msgs, err.Error())
+		}
+	}
+	walk(err)
+	for _, msg := range msgs {
+		ok := false
+		// A syntax error ("yaml: ...") is about the file, which LoadFile
+		// names; the yaml library gives a line where it knows one.
+		for _, place := range []string{"instances[", "instance ", "field ", "line ", "yaml: "} {
+			ok = ok || strings.HasPrefix(msg, place)
+		}
+		if !ok {
+			t.Fatalf("error %q does not say where it is; whole error:\n%v", msg, err)
+		}
+	}
+}
+
+// FuzzRetryAfter: any header is a wait between 0 and maxRetryAfter.
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"", "0", "10", "300", "9300000000", "18446744074", "-1", "Fri, 31 Dec 9999 23:59:59 GMT", "Sun, 06 Nov 1994 08:49:37 GMT"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, v string) {
+		if d := retryAfter(http.Header{"Retry-After": {v}}, now); d < 0 || d > maxRetryAfter {
+			t.Fatalf("Retry-After %q: %v, want within [0, %v]", v, d, maxRetryAfter)
+		}
+	})
+}
