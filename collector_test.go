@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -446,6 +447,17 @@ func TestTokenNeverLeaks(t *testing.T) {
 	cfg += fmt.Sprintf("  - {name: tls-mismatch, provider: greenapi, api_url: %q, id_instance: 2, api_token: %q}\n", strings.Replace(plain.URL, "http://", "https://", 1), token)
 	cfg += fmt.Sprintf("  - {name: proxy-down, provider: greenapi, api_url: %q, id_instance: 3, api_token: %q, proxy_url: %q}\n", plain.URL, token, closedURL)
 	cfg += fmt.Sprintf("  - {name: no-such-host, provider: greenapi, api_url: \"http://no-such-host.invalid\", id_instance: 4, api_token: %q}\n", token)
+	// Redirects to another host, which would receive the token in the
+	// path, the Referer or the apikey header if they were followed.
+	var foreignHits atomic.Int64
+	foreign := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { foreignHits.Add(1) }))
+	t.Cleanup(foreign.Close)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.Replace(foreign.URL, "127.0.0.1", "localhost", 1)+r.URL.RequestURI(), http.StatusFound)
+	}))
+	t.Cleanup(redirector.Close)
+	cfg += fmt.Sprintf("  - {name: redirected, provider: greenapi, api_url: %q, id_instance: 5, api_token: %q}\n", redirector.URL, token)
+	cfg += fmt.Sprintf("  - {name: evolution-redirected, provider: evolution, api_url: %q, instance_name: x, api_key: %q}\n", redirector.URL, token)
 	cfg += fmt.Sprintf("  - {name: wachat-refused, provider: wachat, api_url: %q, instance_name: x, api_key: %q}\n", closedURL, token)
 	cfg += fmt.Sprintf("  - {name: evolution-tls-mismatch, provider: evolution, api_url: %q, instance_name: x, api_key: %q}\n", strings.Replace(plain.URL, "http://", "https://", 1), token)
 
@@ -474,7 +486,10 @@ func TestTokenNeverLeaks(t *testing.T) {
 	}
 	logs := e.logs.String()
 	seen.WriteString(logs)
-	for _, want := range []string{"reason=network", "reason=timeout", "reason=unauthorized", "reason=bad_response", "url=http"} {
+	if n := foreignHits.Load(); n != 0 {
+		t.Errorf("a redirect carried %d requests to another host", n)
+	}
+	for _, want := range []string{"reason=network", "reason=timeout", "reason=unauthorized", "reason=bad_response", "reason=redirect", "url=http"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("debug logs lack %q; the test does not exercise what it claims", want)
 		}
