@@ -376,8 +376,8 @@ func TestEvolutionConfig(t *testing.T) {
 		if es.APIURL != "https://evolution.example.com" {
 			t.Errorf("api_url = %q, want it without the trailing slash", es.APIURL)
 		}
-		if es.key != key {
-			t.Errorf("resolved key = %q, want %q", es.key, key)
+		if es.Secret() != key {
+			t.Errorf("resolved key = %q, want %q", es.Secret(), key)
 		}
 		if time.Duration(es.Timeout) != config.DefaultTimeout {
 			t.Errorf("timeout = %v, want the default %v", time.Duration(es.Timeout), config.DefaultTimeout)
@@ -398,8 +398,8 @@ func TestEvolutionConfig(t *testing.T) {
 			t.Fatalf("config.Load: %v", err)
 		}
 		es := specOf[*EvolutionSpec](t, cfg.Instances[0].Spec)
-		if es.Name != "shop" || es.InstanceName != "shop" || es.key != key {
-			t.Errorf("name, instance_name, key = %q, %q, %q", es.Name, es.InstanceName, es.key)
+		if es.Name != "shop" || es.InstanceName != "shop" || es.Secret() != key {
+			t.Errorf("name, instance_name, key = %q, %q, %q", es.Name, es.InstanceName, es.Secret())
 		}
 	})
 

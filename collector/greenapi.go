@@ -41,6 +41,8 @@ func init() {
 		Config: config.ProviderInfo{
 			NewSpec:       func() config.Spec { return &GreenAPISpec{} },
 			IdentityField: "id_instance",
+			SecretField:   "api_token",
+			DefaultURL:    greenAPIDefaultURL,
 		},
 		NewClient: newGreenAPIClient,
 	})
@@ -52,32 +54,17 @@ type GreenAPISpec struct {
 	IDInstance    string         `yaml:"id_instance"`
 	APIToken      promcfg.Secret `yaml:"api_token,omitempty"`
 	APITokenFile  string         `yaml:"api_token_file,omitempty"`
-
-	token string
 }
 
-// Resolve implements config.Spec.
-func (s *GreenAPISpec) Resolve(r *config.Resolver) error {
-	if err := r.Expand("id_instance", &s.IDInstance); err != nil {
-		return err
-	}
-	if s.IDInstance == "" {
-		return &config.FieldError{Field: "id_instance", Err: errors.New("required")}
-	}
+// Fields implements config.Spec.
+func (s *GreenAPISpec) Fields() config.Fields {
+	return config.Fields{ID: &s.IDInstance, Secret: &s.APIToken, SecretFile: &s.APITokenFile}
+}
+
+// Validate implements config.Spec: idInstance is a number.
+func (s *GreenAPISpec) Validate() error {
 	if len(s.IDInstance) > 19 || strings.Trim(s.IDInstance, "0123456789") != "" {
 		return &config.FieldError{Field: "id_instance", Err: errors.New("must be the instance's number (digits only)")}
-	}
-	tok, err := r.Secret("api_token", s.APIToken, "api_token_file", s.APITokenFile)
-	if err != nil {
-		return err
-	}
-	s.token = tok
-	s.SetID(s.IDInstance)
-	if s.Name == "" {
-		s.Name = s.IDInstance
-	}
-	if s.APIURL == "" {
-		s.APIURL = greenAPIDefaultURL
 	}
 	return nil
 }
@@ -88,11 +75,11 @@ type greenAPIClient struct {
 }
 
 func newGreenAPIClient(spec config.Spec, api *API) (Client, error) {
-	s := spec.(*GreenAPISpec)
-	api.addSecret(s.token)
+	b := spec.Base()
+	api.addSecret(b.Secret())
 	return &greenAPIClient{
 		api: api,
-		url: s.APIURL + "/waInstance" + s.IDInstance + "/getStateInstance/" + url.PathEscape(s.token),
+		url: b.APIURL + "/waInstance" + b.ID() + "/getStateInstance/" + url.PathEscape(b.Secret()),
 	}, nil
 }
 

@@ -16,13 +16,10 @@ const wachatDefaultURL = "https://app.wachat.net/api/v1"
 
 func init() {
 	register(&Provider{
-		Name:    "wachat",
-		States:  evolutionStates,
-		Methods: []string{"instanceState"},
-		Config: config.ProviderInfo{
-			NewSpec:       func() config.Spec { return &WachatSpec{} },
-			IdentityField: "instance_name",
-		},
+		Name:      "wachat",
+		States:    baileysStates,
+		Methods:   []string{"instanceState"},
+		Config:    baileysProviderInfo(func() config.Spec { return &WachatSpec{} }, wachatDefaultURL),
 		NewClient: newWachatClient,
 	})
 }
@@ -30,11 +27,8 @@ func init() {
 // WachatSpec is the configuration of a Wachat instance. instance_name is
 // the apiInstanceName, not the display name.
 type WachatSpec struct {
-	namedInstance `yaml:",inline"`
+	baileysInstance `yaml:",inline"`
 }
-
-// Resolve implements config.Spec.
-func (s *WachatSpec) Resolve(r *config.Resolver) error { return s.resolve(r, wachatDefaultURL) }
 
 type wachatClient struct {
 	api    *API
@@ -44,13 +38,13 @@ type wachatClient struct {
 }
 
 func newWachatClient(spec config.Spec, api *API) (Client, error) {
-	s := spec.(*WachatSpec)
-	api.addSecret(s.key)
+	b := spec.Base()
+	api.addSecret(b.Secret())
 	return &wachatClient{
 		api:    api,
-		url:    s.APIURL + "/instance/state?instanceName=" + url.QueryEscape(s.InstanceName),
-		header: http.Header{"Authorization": {"Bearer " + s.key}},
-		name:   s.InstanceName,
+		url:    b.APIURL + "/instance/state?instanceName=" + url.QueryEscape(b.ID()),
+		header: http.Header{"Authorization": {"Bearer " + b.Secret()}},
+		name:   b.ID(),
 	}, nil
 }
 
@@ -65,7 +59,7 @@ type wachatData struct {
 func (c *wachatClient) State(ctx context.Context) (string, error) {
 	return c.api.Get(ctx, "instanceState", c.url, c.header, func(r Response) (string, error) {
 		if r.Status < 200 || r.Status > 299 {
-			return "", evolutionStatusError(r, c.name)
+			return "", baileysStatusError(r, c.name)
 		}
 		var v struct {
 			Success  *bool           `json:"success"`
@@ -76,7 +70,7 @@ func (c *wachatClient) State(ctx context.Context) (string, error) {
 			return "", newError(ReasonBadResponse, "HTTP %d: body is not a JSON object: %s", r.Status, snippet(r.Body))
 		}
 		if v.Success != nil && !*v.Success {
-			return "", newError(ReasonBadResponse, "HTTP %d: success is false: %s", r.Status, errorMessage(r.Body))
+			return "", newError(ReasonBadResponse, "HTTP %d: success is false: %s", r.Status, baileysErrorMessage(r.Body))
 		}
 		// The normalized instance block first, then the raw data block.
 		var raw *wachatInstance

@@ -389,8 +389,8 @@ func TestWachatConfigDefaults(t *testing.T) {
 	if s.InstanceName != "t1_mq9r2jov_jakarta_store" {
 		t.Errorf("instance_name = %q", s.InstanceName)
 	}
-	if s.key != wachatConfigKey {
-		t.Errorf("key = %q, want %q", s.key, wachatConfigKey)
+	if s.Secret() != wachatConfigKey {
+		t.Errorf("key = %q, want %q", s.Secret(), wachatConfigKey)
 	}
 	if time.Duration(s.Timeout) != config.DefaultTimeout {
 		t.Errorf("timeout = %v, want %v", s.Timeout, config.DefaultTimeout)
@@ -438,8 +438,8 @@ func TestWachatConfigKeyFile(t *testing.T) {
     api_key_file: `+strconv.Quote(file)+`
 `, dir)
 			s := specOf[*WachatSpec](t, cfg.Instances[0].Spec)
-			if s.key != wachatConfigKey {
-				t.Errorf("key = %q, want %q", s.key, wachatConfigKey)
+			if s.Secret() != wachatConfigKey {
+				t.Errorf("key = %q, want %q", s.Secret(), wachatConfigKey)
 			}
 			out, err := yaml.Marshal(cfg)
 			if err != nil {
@@ -483,8 +483,8 @@ func TestWachatConfigEnv(t *testing.T) {
 	if s.InstanceName != "t1_env_store" || s.Name != "t1_env_store" {
 		t.Errorf("instance_name = %q, name = %q, want t1_env_store", s.InstanceName, s.Name)
 	}
-	if s.key != wachatConfigKey {
-		t.Errorf("key = %q, want %q", s.key, wachatConfigKey)
+	if s.Secret() != wachatConfigKey {
+		t.Errorf("key = %q, want %q", s.Secret(), wachatConfigKey)
 	}
 }
 

@@ -2,8 +2,12 @@
 //
 // An instance's YAML is decoded in two steps: its provider key selects a
 // provider-specific Spec registered by the collector package, and the whole
-// mapping is then decoded strictly into that Spec. Adding a provider therefore
-// needs no change here.
+// mapping is then decoded strictly into that Spec. The loader then takes
+// every instance through the steps all providers share (environment
+// expansion, the identity field, the secret inline or in its file, the
+// default name and api_url, the URL, timeout and HTTP settings), calling the
+// provider's Validate for what only the provider knows. Adding a provider
+// therefore needs no change here.
 package config
 
 import (
@@ -44,38 +48,63 @@ type Common struct {
 
 	HTTPClientConfig promcfg.HTTPClientConfig `yaml:",inline"`
 
-	// id is what the provider knows the instance by (id_instance,
-	// instance_name), set by the Spec's Resolve.
-	id string
+	// Filled by the loader from the provider's Fields.
+	id, secret string
 }
 
 // Base gives access to the shared settings of any Spec that embeds Common.
 func (c *Common) Base() *Common { return c }
 
-// SetID records what the provider knows the instance by; a Spec's Resolve
-// calls it.
-func (c *Common) SetID(id string) { c.id = id }
+// ID is what the provider knows the instance by (id_instance,
+// instance_name), expanded.
+func (c *Common) ID() string { return c.id }
+
+// Secret is the instance's credential, read from the configuration or its
+// file. It must never reach a log, a label, an error or an answer.
+func (c *Common) Secret() string { return c.secret }
 
 // Identity names the upstream instance, whatever the exporter's settings
 // for it: two configurations with the same identity are the same instance
 // at the provider, with one rate limit.
 func (c *Common) Identity() string { return c.Provider + "\x00" + c.APIURL + "\x00" + c.id }
 
-// Spec is one provider's whole instance configuration.
+// Spec is one provider's whole instance configuration: Common, embedded
+// inline, and the provider's own fields.
 type Spec interface {
 	Base() *Common
-	// Resolve validates the provider's own fields, reads secrets through r and
-	// fills provider defaults (name, api_url).
-	Resolve(r *Resolver) error
+	// Fields hands the loader the provider's identity and credential
+	// fields, for the steps every provider shares.
+	Fields() Fields
+	// Validate checks what only the provider knows about its own fields.
+	// The loader calls it once the identity is expanded and present, before
+	// it reads the secret.
+	Validate() error
+}
+
+// Fields are the fields of a provider's Spec that the loader handles:
+// expanded, required, read and defaulted the same way for every provider.
+type Fields struct {
+	// ID is what the provider knows an instance by; the default name.
+	ID *string
+	// Secret and SecretFile are the credential, inline or in a file;
+	// exactly one must be set.
+	Secret     *promcfg.Secret
+	SecretFile *string
 }
 
 // ProviderInfo describes a provider to the loader.
 type ProviderInfo struct {
 	// NewSpec returns an empty Spec; the loader fills Common with defaults.
 	NewSpec func() Spec
-	// IdentityField is the YAML key that identifies an instance when it has
-	// no name, so that decoding errors can say which instance they concern.
+	// IdentityField is the YAML key of Fields.ID. It also names an instance
+	// without a name in error messages.
 	IdentityField string
+	// SecretField is the YAML key of Fields.Secret; SecretField + "_file"
+	// is that of Fields.SecretFile.
+	SecretField string
+	// DefaultURL is the api_url of an instance that sets none; empty makes
+	// api_url required.
+	DefaultURL string
 }
 
 var (
@@ -247,7 +276,7 @@ func Load(content []byte, dir string, opts Options) (*Config, error) {
 			errs = append(errs, fmt.Errorf("instances[%d]: empty instance; field provider: required, one of %s", k, strings.Join(Providers(), ", ")))
 			continue
 		}
-		r := &Resolver{dir: dir, opts: opts}
+		r := &resolver{dir: dir, opts: opts}
 		if err := resolve(inst.Spec, r); err != nil {
 			errs = append(errs, fmt.Errorf("instances[%d] %s: %w", k, describe(inst.Spec), err))
 			continue
@@ -272,19 +301,40 @@ func describe(s Spec) string {
 	return "(" + s.Base().Provider + ")"
 }
 
-func resolve(s Spec, r *Resolver) error {
+// resolve takes an instance through the steps every provider shares, with
+// the provider's own checks among them, and fills the defaults.
+func resolve(s Spec, r *resolver) error {
 	b := s.Base()
-	if err := r.Expand("name", &b.Name); err != nil {
+	info, _ := provider(b.Provider) // UnmarshalYAML accepted only known providers
+	if err := r.expand("name", &b.Name); err != nil {
 		return err
 	}
-	if err := r.Expand("api_url", &b.APIURL); err != nil {
+	if err := r.expand("api_url", &b.APIURL); err != nil {
 		return err
 	}
-	if err := s.Resolve(r); err != nil {
+	f := s.Fields()
+	if err := r.expand(info.IdentityField, f.ID); err != nil {
 		return err
+	}
+	if strings.TrimSpace(*f.ID) == "" {
+		return &FieldError{Field: info.IdentityField, Err: errors.New("required")}
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	secret, err := r.secret(info.SecretField, *f.Secret, info.SecretField+"_file", *f.SecretFile)
+	if err != nil {
+		return err
+	}
+	b.id, b.secret = *f.ID, secret
+	if b.Name == "" {
+		b.Name = b.id
 	}
 	if err := checkLabelValue(b.Name); err != nil {
 		return &FieldError{Field: "name", Err: err}
+	}
+	if b.APIURL == "" {
+		b.APIURL = info.DefaultURL
 	}
 	if b.APIURL == "" {
 		return &FieldError{Field: "api_url", Err: errors.New("required for provider " + b.Provider)}
@@ -333,18 +383,18 @@ type FieldError struct {
 func (e *FieldError) Error() string { return "field " + e.Field + ": " + e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
-// Resolver gives a Spec's Resolve method environment expansion and secret
-// loading with uniform error messages.
-type Resolver struct {
+// resolver expands environment variables and reads secret files, with
+// uniform error messages.
+type resolver struct {
 	dir  string
 	opts Options
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
-// Expand replaces ${VAR} references in *v when expansion is enabled. Errors
+// expand replaces ${VAR} references in *v when expansion is enabled. Errors
 // name the variable, never its value.
-func (r *Resolver) Expand(field string, v *string) error {
+func (r *resolver) expand(field string, v *string) error {
 	if !r.opts.ExpandEnv || !strings.Contains(*v, "${") {
 		return nil
 	}
@@ -364,10 +414,10 @@ func (r *Resolver) Expand(field string, v *string) error {
 	return nil
 }
 
-// Secret returns the secret given either inline (field) or in a file
+// secret returns the secret given either inline (field) or in a file
 // (fileField), exactly one of which must be set. A file's content is trimmed
 // of surrounding white space.
-func (r *Resolver) Secret(field string, value promcfg.Secret, fileField string, file string) (string, error) {
+func (r *resolver) secret(field string, value promcfg.Secret, fileField string, file string) (string, error) {
 	switch {
 	case value != "" && file != "":
 		return "", &FieldError{Field: field, Err: fmt.Errorf("set %s or %s, not both", field, fileField)}
@@ -375,7 +425,7 @@ func (r *Resolver) Secret(field string, value promcfg.Secret, fileField string, 
 		return "", &FieldError{Field: field, Err: fmt.Errorf("required (or %s)", fileField)}
 	case value != "":
 		s := string(value)
-		if err := r.Expand(field, &s); err != nil {
+		if err := r.expand(field, &s); err != nil {
 			return "", err
 		}
 		if s == "" {
@@ -383,7 +433,7 @@ func (r *Resolver) Secret(field string, value promcfg.Secret, fileField string, 
 		}
 		return s, nil
 	}
-	if err := r.Expand(fileField, &file); err != nil {
+	if err := r.expand(fileField, &file); err != nil {
 		return "", err
 	}
 	path := promcfg.JoinDir(r.dir, file)

@@ -72,7 +72,7 @@ func TestTokenFileMustBeASmallRegularFile(t *testing.T) {
 	} {
 		t.Run(filepath.Base(tc.file), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "config.yml")
-			content := fmt.Sprintf("instances:\n  - {provider: greenapi, name: special, id_instance: 1, api_token_file: %q}\n", tc.file)
+			content := fmt.Sprintf("instances:\n  - {provider: fake, name: special, ref: r, password_file: %q}\n", tc.file)
 			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -81,13 +81,13 @@ func TestTokenFileMustBeASmallRegularFile(t *testing.T) {
 				if err == nil {
 					t.Fatal("no error")
 				}
-				checkError(t, err, path, append([]string{`"special"`, "api_token_file"}, tc.wantErr...), nil)
+				checkError(t, err, path, append([]string{`"special"`, "password_file"}, tc.wantErr...))
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := tokenOf(t, greenAPI(t, cfg.Instances[0])); got != tc.want {
+			if got := cfg.Instances[0].Spec.Base().Secret(); got != tc.want {
 				t.Errorf("token of %d bytes, want %d", len(got), len(tc.want))
 			}
 		})
@@ -120,7 +120,7 @@ func TestNameMustBeALabelValue(t *testing.T) {
 		{name: `"tab\there"`, wantErr: []string{"field name", "control character"}},
 		{name: `"${GOOD}"`},
 	} {
-		content := fmt.Sprintf("instances:\n  - {provider: greenapi, name: %s, id_instance: 1, api_token: %s}\n", tc.name, secretToken)
+		content := fmt.Sprintf("instances:\n  - {provider: fake, name: %s, ref: r, password: %s}\n", tc.name, secretValue)
 		cfg, path, err := loadYAML(t, content, nil, opts)
 		if tc.wantErr == nil {
 			if err != nil {
@@ -134,7 +134,7 @@ func TestNameMustBeALabelValue(t *testing.T) {
 			t.Errorf("name %s: no error", tc.name)
 			continue
 		}
-		checkError(t, err, path, tc.wantErr, nil)
+		checkError(t, err, path, tc.wantErr)
 	}
 }
 
@@ -158,7 +158,7 @@ func TestHTTPSettingFilesMustBeSmallRegularFiles(t *testing.T) {
 		{"http_headers: {X-Key: {files: [ok.txt, fifo]}}", "http_headers.X-Key.files[1]", "named pipe"},
 	} {
 		path := filepath.Join(dir, "config.yml")
-		content := fmt.Sprintf("instances:\n  - {provider: greenapi, name: files, id_instance: 1, api_token: %s, %s}\n", secretToken, tc.settings)
+		content := fmt.Sprintf("instances:\n  - {provider: fake, name: files, ref: r, password: %s, %s}\n", secretValue, tc.settings)
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -167,11 +167,11 @@ func TestHTTPSettingFilesMustBeSmallRegularFiles(t *testing.T) {
 			t.Errorf("%s: no error", tc.settings)
 			continue
 		}
-		checkError(t, err, path, []string{`"files"`, "field " + tc.field, tc.want}, nil)
+		checkError(t, err, path, []string{`"files"`, "field " + tc.field, tc.want})
 	}
 	// Relative paths are taken from the configuration's directory.
 	path := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(path, []byte("instances:\n  - {provider: greenapi, name: files, id_instance: 1, api_token: t, basic_auth: {username: u, password_file: ok.txt}}\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("instances:\n  - {provider: fake, name: files, ref: r, password: p, basic_auth: {username: u, password_file: ok.txt}}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := loadGuarded(t, path, config.Options{}); err != nil {

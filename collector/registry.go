@@ -1,0 +1,52 @@
+package collector
+
+import (
+	"context"
+	"sort"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+)
+
+// StateUnknown is 1 when no state could be fetched or the provider sent a
+// value the exporter does not know.
+const StateUnknown = "unknown"
+
+// Client fetches the state of one instance.
+type Client interface {
+	// State makes one call and returns the raw state the provider reported,
+	// StateUnknown when the call worked but carried no state, or an *Error.
+	State(ctx context.Context) (string, error)
+}
+
+// Provider describes one WhatsApp API provider.
+type Provider struct {
+	Name string
+	// States are every state the provider documents, in display order.
+	States []string
+	// Methods are the method label values its client calls.
+	Methods []string
+	// Config describes its configuration to the config package.
+	Config config.ProviderInfo
+	// NewClient builds a client for a resolved Spec of this provider.
+	NewClient func(spec config.Spec, api *API) (Client, error)
+}
+
+var providers = map[string]*Provider{}
+
+// register is called from each provider file's init.
+func register(p *Provider) {
+	providers[p.Name] = p
+	config.RegisterProvider(p.Name, p.Config)
+}
+
+// ProviderStates returns the states of a provider, sorted, for tests and
+// tooling; nil for an unknown provider.
+func ProviderStates(name string) []string {
+	p, ok := providers[name]
+	if !ok {
+		return nil
+	}
+	s := append([]string(nil), p.States...)
+	sort.Strings(s)
+	return s
+}
