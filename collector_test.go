@@ -24,25 +24,11 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
-
-// requireTool returns the path of an external program the test needs. It
-// skips when the program is missing, unless WHATSAPP_EXPORTER_REQUIRE_TOOLS
-// is set (as CI does), where a missing program fails the test.
-func requireTool(t testing.TB, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("WHATSAPP_EXPORTER_REQUIRE_TOOLS") != "" {
-		t.Fatalf("%s is required (WHATSAPP_EXPORTER_REQUIRE_TOOLS is set) but not found: %v", name, err)
-	}
-	t.Skipf("%s not found; install it (Debian package prometheus) to run this test", name)
-	return ""
-}
 
 // testExporter serves the exporter's real HTTP handler on loopback.
 type testExporter struct {
@@ -173,7 +159,7 @@ func upValues(mfs map[string]*dto.MetricFamily) map[string]float64 {
 
 func promtoolCheckMetrics(t *testing.T, text string) {
 	t.Helper()
-	promtool := requireTool(t, "promtool")
+	promtool := testtool.Require(t, "promtool")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(text)
 	out, err := cmd.CombinedOutput()
@@ -193,21 +179,17 @@ func TestEndToEndDemo(t *testing.T) {
 	for _, m := range mfs["whatsapp_up"].GetMetric() {
 		providers[label(m, "provider")] = true
 	}
-	if len(providers) != 3 {
-		t.Errorf("the demo shows providers %v, want greenapi, wachat and evolution", providers)
+	if len(providers) != len(config.Providers()) {
+		t.Errorf("the demo shows providers %v, want every provider: %v", providers, config.Providers())
 	}
-	// At start the demo instances report known states.
-	for name, want := range map[string]string{
-		"demo-shop": "authorized", "demo-support": "authorized", "demo-marketing": "authorized",
-		"demo-sales": "notAuthorized", "demo-flaky": "authorized", "demo-wachat-store": "open", "demo-evolution": "open",
-	} {
-		if states[name] != want {
-			t.Errorf("demo instance %s: state %q, want %q", name, states[name], want)
-		}
-	}
-	for name, up := range upValues(mfs) {
-		if up != 1 {
-			t.Errorf("whatsapp_up{name=%q} = %v at demo start, want 1", name, up)
+	// At start the demo instances report what their first step says.
+	up := upValues(mfs)
+	for _, p := range simulator.Providers() {
+		for _, d := range p.Demo {
+			wantState, wantUp := p.Reads(d.Steps[0].Behaviour)
+			if states[d.Name] != wantState || (up[d.Name] == 1) != wantUp {
+				t.Errorf("demo instance %s: state %q up %v, want %q %v", d.Name, states[d.Name], up[d.Name], wantState, wantUp)
+			}
 		}
 	}
 	reasons := map[string]int{}
@@ -240,73 +222,73 @@ func TestEndToEndDemo(t *testing.T) {
 	promtoolCheckMetrics(t, text)
 }
 
-// faultSimulator has, for every provider, an instance in every state and
-// one for every fault, all with the same secret, and returns their
-// configuration and whether each should be up.
-func faultSimulator(t testing.TB, secret string) (string, map[string]bool) {
+// faultSimulator has, for every provider, an instance in every state, one
+// for every special answer and one for every fault, all with the same
+// secret; it returns their configuration and what the exporter is to read
+// from each.
+func faultSimulator(t testing.TB, secret string) (string, map[string]reading) {
 	sim := simulator.New()
 	simURL := startSimulator(t, sim)
 	var cfg strings.Builder
 	cfg.WriteString("instances:\n")
-	wantUp := map[string]bool{}
+	want := map[string]reading{}
 	n := 0
-	add := func(provider, name string, b simulator.Behaviour, up bool) {
-		n++
-		id := fmt.Sprint(1101000000 + n)
-		sim.Set(provider, id, secret, b)
-		switch provider {
-		case simulator.GreenAPI:
-			fmt.Fprintf(&cfg, "  - {name: %s, provider: greenapi, api_url: %q, id_instance: %s, api_token: %q, timeout: 20s}\n", name, simURL, id, secret)
-		case simulator.Wachat:
-			fmt.Fprintf(&cfg, "  - {name: %s, provider: wachat, api_url: %q, instance_name: %s, api_key: %q, timeout: 20s}\n", name, simURL+simulator.WachatPath, id, secret)
-		case simulator.Evolution:
-			fmt.Fprintf(&cfg, "  - {name: %s, provider: evolution, api_url: %q, instance_name: %s, api_key: %q, timeout: 20s}\n", name, simURL+simulator.EvolutionPath, id, secret)
+	for _, p := range simulator.Providers() {
+		add := func(name string, b simulator.Behaviour) {
+			n++
+			id := fmt.Sprint(1101000000 + n)
+			sim.Set(p.Name, id, secret, b)
+			cfg.WriteString(p.Config(simURL, name, id, secret, "timeout: 20s"))
+			state, up := p.Reads(b)
+			want[name] = reading{p.Name, state, up}
 		}
-		wantUp[name] = up
-	}
-	for _, p := range []string{simulator.GreenAPI, simulator.Wachat, simulator.Evolution} {
-		for _, s := range collector.ProviderStates(p) {
-			add(p, p+"-state-"+s, simulator.Behaviour{State: s}, true)
+		for _, s := range collector.ProviderStates(p.Name) {
+			add(p.Name+"-state-"+s, simulator.Behaviour{State: s})
 		}
-		add(p, p+"-unknown-value", simulator.Behaviour{State: "pendingPassword"}, true)
-		for _, f := range simulator.FaultsOf(p) {
-			add(p, p+"-fault-"+string(f), simulator.Behaviour{Fault: f, RetryAfter: 30 * time.Second}, false)
+		add(p.Name+"-unknown-value", simulator.Behaviour{State: "pendingPassword"})
+		for k, sp := range p.Specials {
+			add(fmt.Sprintf("%s-special-%d", p.Name, k), simulator.Behaviour{State: sp.State})
+		}
+		for _, f := range p.AllFaults() {
+			add(p.Name+"-fault-"+string(f), simulator.Behaviour{Fault: f, RetryAfter: 30 * time.Second})
 		}
 	}
-	add(simulator.GreenAPI, "greenapi-text-starting", simulator.Behaviour{State: "text:instance in starting process try later"}, true)
-	add(simulator.GreenAPI, "greenapi-text-not-authorized", simulator.Behaviour{State: "text:instance account not authorized"}, true)
-	add(simulator.Evolution, "evolution-not-loaded", simulator.Behaviour{State: simulator.NotLoaded}, true)
-	return cfg.String(), wantUp
+	return cfg.String(), want
+}
+
+// reading is what the exporter is to report for an instance.
+type reading struct {
+	provider, state string
+	up              bool
+}
+
+// TestSimulatorKnowsEveryProvider: the simulator describes exactly the
+// providers the exporter has, with the same states.
+func TestSimulatorKnowsEveryProvider(t *testing.T) {
+	var names []string
+	for _, p := range simulator.Providers() {
+		names = append(names, p.Name)
+		states := slices.Sorted(slices.Values(p.States))
+		if want := collector.ProviderStates(p.Name); !slices.Equal(states, want) {
+			t.Errorf("simulator %s states %v, exporter %v", p.Name, states, want)
+		}
+	}
+	if !slices.Equal(names, config.Providers()) {
+		t.Errorf("simulated providers %v, exporter providers %v", names, config.Providers())
+	}
 }
 
 func TestEndToEndEveryStateAndFault(t *testing.T) {
-	cfg, wantUp := faultSimulator(t, "e2e-token")
+	cfg, want := faultSimulator(t, "e2e-token")
 	e := startExporter(t, configSource{inline: []byte(cfg)}, time.Second)
 	// The hanging instances are cut off by the scrape timeout, not their 20s.
 	text := scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3"}})
 	mfs := parse(t, text)
 	states := checkOneHot(t, mfs)
 	up := upValues(mfs)
-	for name, want := range wantUp {
-		if (up[name] == 1) != want {
-			t.Errorf("whatsapp_up{name=%q} = %v, want %v", name, up[name], want)
-		}
-	}
-	for _, p := range []string{"greenapi", "wachat", "evolution"} {
-		for _, s := range collector.ProviderStates(p) {
-			if states[p+"-state-"+s] != s {
-				t.Errorf("instance %s-state-%s reports %s", p, s, states[p+"-state-"+s])
-			}
-		}
-		if states[p+"-unknown-value"] != "unknown" {
-			t.Errorf("instance %s-unknown-value reports %s", p, states[p+"-unknown-value"])
-		}
-	}
-	for name, want := range map[string]string{
-		"greenapi-text-starting": "starting", "greenapi-text-not-authorized": "notAuthorized", "evolution-not-loaded": "unknown",
-	} {
-		if states[name] != want {
-			t.Errorf("instance %s reports %s, want %s", name, states[name], want)
+	for name, w := range want {
+		if states[name] != w.state || (up[name] == 1) != w.up {
+			t.Errorf("instance %s: state %q up %v, want %q %v", name, states[name], up[name], w.state, w.up)
 		}
 	}
 	promtoolCheckMetrics(t, text)
@@ -443,10 +425,6 @@ func TestTokenNeverLeaks(t *testing.T) {
 	closed.Close()
 	plain := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(plain.Close)
-	cfg += fmt.Sprintf("  - {name: refused, provider: greenapi, api_url: %q, id_instance: 1, api_token: %q}\n", closedURL, token)
-	cfg += fmt.Sprintf("  - {name: tls-mismatch, provider: greenapi, api_url: %q, id_instance: 2, api_token: %q}\n", strings.Replace(plain.URL, "http://", "https://", 1), token)
-	cfg += fmt.Sprintf("  - {name: proxy-down, provider: greenapi, api_url: %q, id_instance: 3, api_token: %q, proxy_url: %q}\n", plain.URL, token, closedURL)
-	cfg += fmt.Sprintf("  - {name: no-such-host, provider: greenapi, api_url: \"http://no-such-host.invalid\", id_instance: 4, api_token: %q}\n", token)
 	// Redirects to another host, which would receive the token in the
 	// path, the Referer or the apikey header if they were followed.
 	var foreignHits atomic.Int64
@@ -456,10 +434,21 @@ func TestTokenNeverLeaks(t *testing.T) {
 		http.Redirect(w, r, strings.Replace(foreign.URL, "127.0.0.1", "localhost", 1)+r.URL.RequestURI(), http.StatusFound)
 	}))
 	t.Cleanup(redirector.Close)
-	cfg += fmt.Sprintf("  - {name: redirected, provider: greenapi, api_url: %q, id_instance: 5, api_token: %q}\n", redirector.URL, token)
-	cfg += fmt.Sprintf("  - {name: evolution-redirected, provider: evolution, api_url: %q, instance_name: x, api_key: %q}\n", redirector.URL, token)
-	cfg += fmt.Sprintf("  - {name: wachat-refused, provider: wachat, api_url: %q, instance_name: x, api_key: %q}\n", closedURL, token)
-	cfg += fmt.Sprintf("  - {name: evolution-tls-mismatch, provider: evolution, api_url: %q, instance_name: x, api_key: %q}\n", strings.Replace(plain.URL, "http://", "https://", 1), token)
+	// Every provider meets every transport failure.
+	for _, p := range simulator.Providers() {
+		for k, base := range []struct {
+			label, url string
+			extra      []string
+		}{
+			{"refused", closedURL, nil},
+			{"tls-mismatch", strings.Replace(plain.URL, "http://", "https://", 1), nil},
+			{"proxy-down", plain.URL, []string{fmt.Sprintf("proxy_url: %q", closedURL)}},
+			{"no-such-host", "http://no-such-host.invalid", nil},
+			{"redirected", redirector.URL, nil},
+		} {
+			cfg += p.Config(base.url, p.Name+"-"+base.label, fmt.Sprint(k+1), token, base.extra...)
+		}
+	}
 
 	file := filepath.Join(t.TempDir(), "whatsapp_exporter.yml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
@@ -528,16 +517,6 @@ func binary(t *testing.T) string {
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startBinary runs the exporter and waits until it serves.
 func startBinary(t *testing.T, args ...string) (*exec.Cmd, string, *testlog.Buffer) {
 	t.Helper()
@@ -547,7 +526,7 @@ func startBinary(t *testing.T, args ...string) (*exec.Cmd, string, *testlog.Buff
 // startBinaryEnv is startBinary with an environment (nil: the test's).
 func startBinaryEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, string, *testlog.Buffer) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testtool.FreeAddr(t)
 	logs := &testlog.Buffer{}
 	cmd := exec.Command(binary(t), append(args, "--web.listen-address="+addr)...)
 	cmd.Env = env
@@ -572,8 +551,8 @@ func TestBinaryDemo(t *testing.T) {
 	cmd, base, logs := startBinary(t, "--demo")
 	mfs := parse(t, scrape(t, base, nil))
 	states := checkOneHot(t, mfs)
-	if len(states) != 7 {
-		t.Errorf("demo shows %d instances, want 7: %v", len(states), states)
+	if want := len(strings.Split(strings.TrimSpace(simulator.DemoConfig("http://x")), "\n")) - 1; len(states) != want {
+		t.Errorf("demo shows %d instances, want %d: %v", len(states), want, states)
 	}
 	// SIGTERM shuts down gracefully.
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
 // TestBinaryBadNameReloadKeepsRunning: a name that is not valid UTF-8
@@ -99,7 +100,7 @@ func TestBinaryConfigCheckBuildsWhatStartBuilds(t *testing.T) {
 
 func TestBinaryBadTelemetryPath(t *testing.T) {
 	for _, p := range []string{"/config", "metrics", "", "/-/reload", "/metrics/{x}", "GET /metrics", "/a/../metrics"} {
-		cmd := exec.Command(binary(t), "--demo", "--web.telemetry-path="+p, "--web.listen-address="+freeAddr(t))
+		cmd := exec.Command(binary(t), "--demo", "--web.telemetry-path="+p, "--web.listen-address="+testtool.FreeAddr(t))
 		done := make(chan error, 1)
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &out

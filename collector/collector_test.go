@@ -52,26 +52,11 @@ func newTestEnv(t *testing.T, opts Options) *testEnv {
 	return env
 }
 
-// greenAPI adds a simulated GREEN-API instance and returns its config YAML.
-func (env *testEnv) greenAPI(name, id string, b simulator.Behaviour) string {
-	env.sim.Set(simulator.GreenAPI, id, "token-"+id, b)
-	return fmt.Sprintf("  - name: %s\n    provider: greenapi\n    api_url: %s\n    id_instance: %q\n    api_token: token-%s\n    timeout: 2s\n",
-		name, env.srv.URL, id, id)
-}
-
-// wachat adds a simulated Wachat instance and returns its config YAML.
-func (env *testEnv) wachat(name, instance string, b simulator.Behaviour) string {
-	env.sim.Set(simulator.Wachat, instance, "key-"+instance, b)
-	return fmt.Sprintf("  - {name: %s, provider: wachat, api_url: %q, instance_name: %s, api_key: key-%s}\n",
-		name, env.srv.URL+simulator.WachatPath, instance, instance)
-}
-
-// evolution adds a simulated Evolution API instance and returns its config
-// YAML.
-func (env *testEnv) evolution(name, instance string, b simulator.Behaviour) string {
-	env.sim.Set(simulator.Evolution, instance, "key-"+instance, b)
-	return fmt.Sprintf("  - {name: %s, provider: evolution, api_url: %q, instance_name: %s, api_key: key-%s}\n",
-		name, env.srv.URL+simulator.EvolutionPath, instance, instance)
+// add adds a simulated instance of a provider and returns its config YAML,
+// with a 2 s timeout.
+func (env *testEnv) add(provider, name, id string, b simulator.Behaviour) string {
+	env.sim.Set(provider, id, "secret-"+id, b)
+	return simulator.ProviderOf(provider).Config(env.srv.URL, name, id, "secret-"+id, "timeout: 2s")
 }
 
 func (env *testEnv) load(t *testing.T, instances ...string) {
@@ -116,11 +101,11 @@ const upHeader = `# HELP whatsapp_up Whether the last state request to the provi
 func TestCollectorStatesAndUp(t *testing.T) {
 	env := newTestEnv(t, Options{})
 	env.load(t,
-		env.greenAPI("shop", "1101000001", simulator.Behaviour{State: "authorized"}),
-		env.greenAPI("support", "1101000002", simulator.Behaviour{State: "text:instance in starting process try later"}),
-		env.greenAPI("sales", "1101000003", simulator.Behaviour{Fault: simulator.FaultUnauthorized}),
-		env.greenAPI("new", "1101000004", simulator.Behaviour{State: "suspended"}),
-		env.greenAPI("blocked", "1101000005", simulator.Behaviour{State: "blocked"}),
+		env.add(simulator.GreenAPI, "shop", "1101000001", simulator.Behaviour{State: "authorized"}),
+		env.add(simulator.GreenAPI, "support", "1101000002", simulator.Behaviour{State: "text:instance in starting process try later"}),
+		env.add(simulator.GreenAPI, "sales", "1101000003", simulator.Behaviour{Fault: simulator.FaultUnauthorized}),
+		env.add(simulator.GreenAPI, "new", "1101000004", simulator.Behaviour{State: "suspended"}),
+		env.add(simulator.GreenAPI, "blocked", "1101000005", simulator.Behaviour{State: "blocked"}),
 	)
 	want := stateHeader +
 		stateLines("greenapi", "blocked", "blocked", true) +
@@ -147,11 +132,11 @@ func TestCollectorStatesAndUp(t *testing.T) {
 func TestCollectorAllProviders(t *testing.T) {
 	env := newTestEnv(t, Options{})
 	env.load(t,
-		env.greenAPI("green", "1", simulator.Behaviour{State: "yellowCard"}),
-		env.wachat("store", "t1_store", simulator.Behaviour{State: "connecting"}),
-		env.wachat("gone", "t1_gone", simulator.Behaviour{Fault: simulator.FaultNotFound}),
-		env.evolution("evo", "evo", simulator.Behaviour{State: "close"}),
-		env.evolution("idle", "idle", simulator.Behaviour{State: simulator.NotLoaded}),
+		env.add(simulator.GreenAPI, "green", "1", simulator.Behaviour{State: "yellowCard"}),
+		env.add(simulator.Wachat, "store", "t1_store", simulator.Behaviour{State: "connecting"}),
+		env.add(simulator.Wachat, "gone", "t1_gone", simulator.Behaviour{Fault: simulator.FaultNotFound}),
+		env.add(simulator.Evolution, "evo", "evo", simulator.Behaviour{State: "close"}),
+		env.add(simulator.Evolution, "idle", "idle", simulator.Behaviour{State: simulator.NotLoaded}),
 	)
 	want := stateHeader +
 		stateLines("evolution", "evo", "close", true) +
@@ -181,8 +166,8 @@ func TestCollectorAllProviders(t *testing.T) {
 func TestCollectorCallMetrics(t *testing.T) {
 	env := newTestEnv(t, Options{})
 	env.load(t,
-		env.greenAPI("ok", "1", simulator.Behaviour{State: "authorized"}),
-		env.greenAPI("limited", "2", simulator.Behaviour{Fault: simulator.FaultRateLimited}),
+		env.add(simulator.GreenAPI, "ok", "1", simulator.Behaviour{State: "authorized"}),
+		env.add(simulator.GreenAPI, "limited", "2", simulator.Behaviour{Fault: simulator.FaultRateLimited}),
 	)
 	// Before any scrape every series exists at zero.
 	if n := testutil.CollectAndCount(env.c, "whatsapp_api_request_errors_total"); n != 2*len(Reasons) {
@@ -217,7 +202,7 @@ whatsapp_api_requests_total{method="getStateInstance",name="ok",provider="greena
 
 func TestCollectorSharesCallsBetweenScrapes(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
-	env.load(t, env.greenAPI("shop", "1", simulator.Behaviour{State: "authorized", Latency: 200 * time.Millisecond}))
+	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized", Latency: 200 * time.Millisecond}))
 
 	// Two HA Prometheus servers, and then some, scrape at the same moment.
 	var wg sync.WaitGroup
@@ -241,7 +226,7 @@ func TestCollectorSharesCallsBetweenScrapes(t *testing.T) {
 
 func TestCollectorCallsAgainAfterMinInterval(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: 0})
-	env.load(t, env.greenAPI("shop", "1", simulator.Behaviour{State: "authorized"}))
+	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized"}))
 	for range 3 {
 		testutil.CollectAndCount(env.c.Scrape(context.Background()))
 	}
@@ -252,7 +237,7 @@ func TestCollectorCallsAgainAfterMinInterval(t *testing.T) {
 
 func TestCollectorHonoursRetryAfter(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: 0})
-	env.load(t, env.greenAPI("shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Second}))
+	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Second}))
 	first := time.Now()
 	testutil.CollectAndCount(env.c.Scrape(context.Background()))
 	// Retry the moment Retry-After allows and no sooner.
@@ -273,7 +258,7 @@ func TestCollectorHonoursRetryAfter(t *testing.T) {
 
 func TestCollectorRateLimitedScrapesStayDown(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: 0})
-	env.load(t, env.greenAPI("shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Minute}))
+	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Minute}))
 	for range 3 {
 		if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()),
 			strings.NewReader(upHeader+upLine("greenapi", "shop", false)), "whatsapp_up"); err != nil {
@@ -288,9 +273,9 @@ func TestCollectorRateLimitedScrapesStayDown(t *testing.T) {
 func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
 	env := newTestEnv(t, Options{})
 	env.load(t,
-		env.greenAPI("hung", "1", simulator.Behaviour{Fault: simulator.FaultHang}),
-		env.greenAPI("shop", "2", simulator.Behaviour{State: "authorized"}),
-		env.greenAPI("sales", "3", simulator.Behaviour{State: "sleepMode"}),
+		env.add(simulator.GreenAPI, "hung", "1", simulator.Behaviour{Fault: simulator.FaultHang}),
+		env.add(simulator.GreenAPI, "shop", "2", simulator.Behaviour{State: "authorized"}),
+		env.add(simulator.GreenAPI, "sales", "3", simulator.Behaviour{State: "sleepMode"}),
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -316,7 +301,7 @@ func TestCollectorBoundsConcurrency(t *testing.T) {
 	env := newTestEnv(t, Options{Concurrency: 2})
 	var instances []string
 	for i := range 6 {
-		instances = append(instances, env.greenAPI(fmt.Sprintf("i%d", i), fmt.Sprint(i+1), simulator.Behaviour{State: "authorized", Latency: 50 * time.Millisecond}))
+		instances = append(instances, env.add(simulator.GreenAPI, fmt.Sprintf("i%d", i), fmt.Sprint(i+1), simulator.Behaviour{State: "authorized", Latency: 50 * time.Millisecond}))
 	}
 	env.load(t, instances...)
 	if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()), strings.NewReader(upHeader+
@@ -331,11 +316,11 @@ func TestCollectorBoundsConcurrency(t *testing.T) {
 
 func TestCollectorUpdate(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
-	shop := env.greenAPI("shop", "1", simulator.Behaviour{State: "authorized"})
-	env.load(t, shop, env.greenAPI("old", "2", simulator.Behaviour{State: "authorized"}))
+	shop := env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized"})
+	env.load(t, shop, env.add(simulator.GreenAPI, "old", "2", simulator.Behaviour{State: "authorized"}))
 	testutil.CollectAndCount(env.c.Scrape(context.Background()))
 
-	env.load(t, shop, env.greenAPI("new", "3", simulator.Behaviour{State: "blocked"}))
+	env.load(t, shop, env.add(simulator.GreenAPI, "new", "3", simulator.Behaviour{State: "blocked"}))
 	want := upHeader + upLine("greenapi", "new", true) + upLine("greenapi", "shop", true)
 	if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()), strings.NewReader(want), "whatsapp_up"); err != nil {
 		t.Fatal(err)

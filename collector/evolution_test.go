@@ -91,6 +91,14 @@ func evolutionTarget(label, instance, key, prefix string) providerTarget {
 	}
 }
 
+func init() {
+	providerTests["evolution"] = providerTest{
+		targets:   evolutionTargets,
+		stateBody: func(state string) string { return `{"instance":{"instanceName":"x","state":"` + state + `"}}` },
+		goodState: "open",
+	}
+}
+
 // evolutionTargets are the test instance with each test key and prefix.
 func evolutionTargets() []providerTarget {
 	var targets []providerTarget

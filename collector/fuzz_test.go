@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 )
 
@@ -47,11 +48,7 @@ func fuzzSpecs(f *testing.F) []config.Spec {
 	var yml strings.Builder
 	yml.WriteString("instances:\n")
 	for _, name := range config.Providers() {
-		field, secretField := "instance_name", "api_key"
-		if name == "greenapi" {
-			field, secretField = "id_instance", "api_token"
-		}
-		fmt.Fprintf(&yml, "  - {provider: %s, name: %s, api_url: \"http://upstream.invalid/p\", %s: \"42\", %s: %q}\n", name, name, field, secretField, fuzzSecret)
+		yml.WriteString(simulator.ProviderOf(name).Config("http://upstream.invalid", name, "42", fuzzSecret))
 	}
 	cfg, err := config.Load([]byte(yml.String()), f.TempDir(), config.Options{})
 	if err != nil {

@@ -63,6 +63,14 @@ func greenAPITarget(label, token, prefix string) providerTarget {
 	}
 }
 
+func init() {
+	providerTests["greenapi"] = providerTest{
+		targets:   greenAPITargets,
+		stateBody: func(state string) string { return `{"stateInstance":"` + state + `"}` },
+		goodState: "authorized",
+	}
+}
+
 // greenAPITargets are the test instance with each test token.
 func greenAPITargets() []providerTarget {
 	var targets []providerTarget

@@ -22,38 +22,43 @@ import (
 // and the collector: redirects, echoed secrets, reloads during calls,
 // huge Retry-After values.
 
-// everyTarget is one test instance of each provider.
-func everyTarget() []providerTarget {
-	return []providerTarget{greenAPITargets()[0], wachatTargets()[0], evolutionTargets()[0]}
+// providerTests describe each provider's client tests to the tests that
+// run for every provider; each provider's test file registers its own.
+var providerTests = map[string]providerTest{}
+
+type providerTest struct {
+	targets func() []providerTarget
+	// stateBody is a successful answer reporting state, written into a
+	// JSON string as is (so it may hold escapes).
+	stateBody func(state string) string
+	// goodState is a state stateBody reports as is.
+	goodState string
 }
 
-// stateBody is a successful answer of tg's provider reporting state,
-// written into a JSON string as is (so it may hold escapes).
+// everyTarget is one test instance of each registered provider.
+func everyTarget(t *testing.T) []providerTarget {
+	var targets []providerTarget
+	for _, name := range config.Providers() {
+		pt, ok := providerTests[name]
+		if !ok {
+			t.Fatalf("provider %s has no providerTests entry in its test file", name)
+		}
+		targets = append(targets, pt.targets()[0])
+	}
+	return targets
+}
+
 func stateBody(tg providerTarget, state string) string {
-	switch tg.provider {
-	case "greenapi":
-		return `{"stateInstance":"` + state + `"}`
-	case "wachat":
-		return `{"success":true,"instance":{"apiInstanceName":"x","state":"` + state + `"}}`
-	case "evolution":
-		return `{"instance":{"instanceName":"x","state":"` + state + `"}}`
-	}
-	panic("no state body for provider " + tg.provider)
+	return providerTests[tg.provider].stateBody(state)
 }
 
-// goodState is a state every provider's stateBody reports as is.
-func goodState(tg providerTarget) string {
-	if tg.provider == "greenapi" {
-		return "authorized"
-	}
-	return "open"
-}
+func goodState(tg providerTarget) string { return providerTests[tg.provider].goodState }
 
 // TestRedirectToAnotherHostIsRefused: a redirect must not carry a secret
 // (GREEN-API's in the path and so in Referer, the others' in headers) to
 // another host, and what that host answers is not the instance's state.
 func TestRedirectToAnotherHostIsRefused(t *testing.T) {
-	for _, tg := range everyTarget() {
+	for _, tg := range everyTarget(t) {
 		t.Run(tg.provider, func(t *testing.T) {
 			foreignURL, foreign := startRecordingServer(t, func(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
 				_, _ = w.Write([]byte(stateBody(tg, goodState(tg))))
@@ -86,7 +91,7 @@ func TestRedirectToAnotherHostIsRefused(t *testing.T) {
 // TestRedirectFromHTTPSToHTTPIsRefused: never downgrade, even to the same
 // host name.
 func TestRedirectFromHTTPSToHTTPIsRefused(t *testing.T) {
-	for _, tg := range everyTarget() {
+	for _, tg := range everyTarget(t) {
 		t.Run(tg.provider, func(t *testing.T) {
 			plainURL, plain := startRecordingServer(t, func(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
 				_, _ = w.Write([]byte(stateBody(tg, goodState(tg))))
@@ -113,7 +118,7 @@ func TestRedirectFromHTTPSToHTTPIsRefused(t *testing.T) {
 // TestRedirectWithinTheOriginIsFollowed: a server may move its API within
 // itself; the secret is already there, but no Referer repeats it.
 func TestRedirectWithinTheOriginIsFollowed(t *testing.T) {
-	for _, tg := range everyTarget() {
+	for _, tg := range everyTarget(t) {
 		t.Run(tg.provider, func(t *testing.T) {
 			var referers []string
 			var calls atomic.Int32
@@ -184,7 +189,7 @@ func TestCheckRedirect(t *testing.T) {
 // with every character escaped escapes redaction of the raw body; it must
 // not reach a log line once decoded.
 func TestDecodedEchoOfSecretIsRedacted(t *testing.T) {
-	for _, tg := range everyTarget() {
+	for _, tg := range everyTarget(t) {
 		t.Run(tg.provider, func(t *testing.T) {
 			var escaped strings.Builder
 			for _, r := range tg.secret {
@@ -213,8 +218,8 @@ func TestDecodedEchoOfSecretIsRedacted(t *testing.T) {
 // removes its instance must not bring its series back.
 func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
 	env := newTestEnv(t, Options{})
-	keep := env.greenAPI("keep", "1", simulator.Behaviour{State: "authorized"})
-	env.load(t, keep, env.greenAPI("gone", "2", simulator.Behaviour{State: "authorized", Latency: 500 * time.Millisecond}))
+	keep := env.add(simulator.GreenAPI, "keep", "1", simulator.Behaviour{State: "authorized"})
+	env.load(t, keep, env.add(simulator.GreenAPI, "gone", "2", simulator.Behaviour{State: "authorized", Latency: 500 * time.Millisecond}))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -241,7 +246,7 @@ func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
 func TestCollectorSettingChangeKeepsRateLimitMemory(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
 	instance := func(id, timeout string, b simulator.Behaviour) string {
-		return strings.Replace(env.greenAPI("i"+id, id, b), "timeout: 2s", "timeout: "+timeout, 1)
+		return strings.Replace(env.add(simulator.GreenAPI, "i"+id, id, b), "timeout: 2s", "timeout: "+timeout, 1)
 	}
 	fresh := simulator.Behaviour{State: "authorized"}
 	limited := simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: 2 * time.Minute}

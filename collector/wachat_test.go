@@ -95,6 +95,16 @@ func wachatTarget(label, instance, key, prefix string) providerTarget {
 	}
 }
 
+func init() {
+	providerTests["wachat"] = providerTest{
+		targets: wachatTargets,
+		stateBody: func(state string) string {
+			return `{"success":true,"instance":{"apiInstanceName":"x","state":"` + state + `"}}`
+		},
+		goodState: "open",
+	}
+}
+
 // wachatTargets are the test instance with each test key.
 func wachatTargets() []providerTarget {
 	var targets []providerTarget

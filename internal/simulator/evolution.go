@@ -2,18 +2,41 @@ package simulator
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"time"
 )
 
 // Evolution is the provider name the simulator files Evolution API
 // instances under. Its API is served below /evolution.
 const Evolution = "evolution"
 
-// EvolutionPath is the simulator's path of an Evolution API server.
-const EvolutionPath = "/evolution"
+// NotLoaded as a State makes Evolution API answer without a state, as it
+// does for an instance that exists but is not loaded.
+const NotLoaded = "<not loaded>"
+
+// baileysStates are the connection states of Evolution API and Wachat.
+var baileysStates = []string{"open", "connecting", "close"}
 
 func init() {
-	routes = append(routes, route{"GET " + EvolutionPath + "/instance/connectionState/{name}", (*Simulator).evolutionState})
+	register(&Provider{
+		Name:     Evolution,
+		Path:     "/evolution",
+		States:   baileysStates,
+		Specials: []Special{{State: NotLoaded, Reads: "unknown", Up: true}},
+		Instance: func(name, apiURL, id, secret string) string {
+			return fmt.Sprintf("name: %q, provider: evolution, api_url: %q, instance_name: %q, api_key: %q", name, apiURL, id, secret)
+		},
+		Demo: []DemoInstance{
+			{Name: "demo-evolution", ID: "demo-evo", Secret: "demo-key-evolution", Steps: []Step{
+				state("open", 40*time.Millisecond, 60*time.Second),
+				state("close", 40*time.Millisecond, 40*time.Second),
+				state("connecting", 40*time.Millisecond, 20*time.Second),
+				state(NotLoaded, 40*time.Millisecond, 20*time.Second),
+				state("open", 40*time.Millisecond, 40*time.Second),
+			}},
+		},
+	}, route{"GET", "/instance/connectionState/{name}", (*Simulator).evolutionState})
 }
 
 func evolutionError(w http.ResponseWriter, status int, text string, messages ...string) {

@@ -37,27 +37,12 @@ const (
 	FaultUnsuccessful    Fault = "unsuccessful"     // HTTP 200 {"success":false,...} (Wachat)
 )
 
-// NotLoaded as a State makes Evolution API answer without a state, as it
-// does for an instance that exists but is not loaded.
-const NotLoaded = "<not loaded>"
-
-// Faults lists the faults every provider produces, for tests that go
-// through all of them.
-var Faults = []Fault{
+// CommonFaults are the faults every provider produces; a provider's own
+// are in its description.
+var CommonFaults = []Fault{
 	FaultUnauthorized, FaultForbidden, FaultRateLimited, FaultServerError,
 	FaultBadGateway, FaultClientError, FaultHTML, FaultNotJSON, FaultWrongShape,
 	FaultNull, FaultHuge, FaultHang, FaultCloseConnection, FaultNotFound,
-}
-
-// providerFaults are the faults only one provider produces.
-var providerFaults = map[string][]Fault{
-	GreenAPI: {FaultUnauthorizedOK, FaultQuotaExceeded},
-	Wachat:   {FaultUnsuccessful},
-}
-
-// FaultsOf lists every fault a provider's simulation produces.
-func FaultsOf(provider string) []Fault {
-	return append(append([]Fault(nil), Faults...), providerFaults[provider]...)
 }
 
 // Behaviour is what an instance does when asked for its state.
@@ -134,19 +119,13 @@ func (s *Simulator) Spacing(provider, id string) Spacing {
 // New returns a simulator without instances.
 func New() *Simulator {
 	s := &Simulator{start: time.Now(), mux: http.NewServeMux(), instances: map[string]*instance{}}
-	for _, r := range routes {
-		s.mux.HandleFunc(r.pattern, func(w http.ResponseWriter, req *http.Request) { r.handle(s, w, req) })
+	for _, p := range Providers() {
+		for _, r := range p.routes {
+			s.mux.HandleFunc(r.method+" "+p.Path+r.path, func(w http.ResponseWriter, req *http.Request) { r.handle(s, w, req) })
+		}
 	}
 	return s
 }
-
-// route is one provider endpoint; each provider file adds its own.
-type route struct {
-	pattern string
-	handle  func(*Simulator, http.ResponseWriter, *http.Request)
-}
-
-var routes []route
 
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 

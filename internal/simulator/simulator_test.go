@@ -21,44 +21,44 @@ func TestScheduleCycles(t *testing.T) {
 	}
 }
 
-// The demo must show a newcomer every GREEN-API state within a few minutes.
+// The demo must show a newcomer every state of every provider, and its
+// special answers, within a few minutes.
 func TestDemoShowsEveryStateWithinMinutes(t *testing.T) {
 	const window = 4 * time.Minute
-	seen := map[string]map[string]bool{}
 	faults := map[Fault]bool{}
-	for _, d := range demoInstances {
-		if seen[d.provider] == nil {
-			seen[d.provider] = map[string]bool{}
+	var names []string
+	for _, p := range Providers() {
+		if len(p.Demo) == 0 {
+			t.Errorf("provider %s has no demo instance", p.Name)
 		}
-		for at := time.Duration(0); at < window; at += time.Second {
-			b := current(d.steps, at)
-			if b.Fault != FaultNone {
-				faults[b.Fault] = true
-			} else {
-				seen[d.provider][b.State] = true
+		seen := map[string]bool{}
+		for _, d := range p.Demo {
+			names = append(names, d.Name)
+			for at := time.Duration(0); at < window; at += time.Second {
+				b := current(d.Steps, at)
+				if b.Fault != FaultNone {
+					faults[b.Fault] = true
+				} else {
+					seen[b.State] = true
+				}
 			}
 		}
-	}
-	for provider, states := range map[string][]string{
-		GreenAPI:  {"authorized", "notAuthorized", "blocked", "sleepMode", "starting", "yellowCard"},
-		Wachat:    {"open", "connecting", "close"},
-		Evolution: {"open", "connecting", "close", NotLoaded},
-	} {
-		for _, s := range states {
-			if !seen[provider][s] {
-				t.Errorf("%s state %s does not occur within %v", provider, s, window)
+		for _, s := range p.States {
+			if !seen[s] {
+				t.Errorf("%s state %s does not occur within %v", p.Name, s, window)
+			}
+		}
+		for _, sp := range p.Specials {
+			if sp.Reads == "unknown" && !seen[sp.State] {
+				t.Errorf("%s: its answer without a state (%s) does not occur within %v", p.Name, sp.State, window)
 			}
 		}
 	}
 	if len(faults) < 2 {
 		t.Errorf("the demo shows %d kinds of failure, want a few", len(faults))
 	}
-	names := []string{}
-	for _, d := range demoInstances {
-		names = append(names, d.name)
-	}
 	slices.Sort(names)
-	if len(slices.Compact(names)) != len(demoInstances) {
+	if n := len(names); len(slices.Compact(names)) != n {
 		t.Errorf("duplicate demo names: %v", names)
 	}
 }

@@ -2,19 +2,35 @@ package simulator
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Wachat is the provider name the simulator files Wachat instances under.
 // Its API is served below /wachat/api/v1.
 const Wachat = "wachat"
 
-// WachatPath is the simulator's path of Wachat's base URL.
-const WachatPath = "/wachat/api/v1"
-
 func init() {
-	routes = append(routes, route{"GET " + WachatPath + "/instance/state", (*Simulator).wachatState})
+	register(&Provider{
+		Name:   Wachat,
+		Path:   "/wachat/api/v1",
+		States: baileysStates,
+		Faults: []Fault{FaultUnsuccessful},
+		Instance: func(name, apiURL, id, secret string) string {
+			return fmt.Sprintf("name: %q, provider: wachat, api_url: %q, instance_name: %q, api_key: %q", name, apiURL, id, secret)
+		},
+		// Connected most of the time, and through every state within a
+		// few minutes.
+		Demo: []DemoInstance{
+			{Name: "demo-wachat-store", ID: "t1_demo_store", Secret: "demo-key-wachat", Steps: []Step{
+				state("open", 90*time.Millisecond, 90*time.Second),
+				state("connecting", 90*time.Millisecond, 30*time.Second),
+				state("close", 90*time.Millisecond, 60*time.Second),
+			}},
+		},
+	}, route{"GET", "/instance/state", (*Simulator).wachatState})
 }
 
 // wachatState serves GET /instance/state?instanceName=NAME with
