@@ -334,3 +334,87 @@ func TestCollectorUpdate(t *testing.T) {
 		t.Errorf("%d request series after removing an instance, want 2", n)
 	}
 }
+
+// TestCollectorRemovedInstanceStaysRemoved: a call in flight when a reload
+// removes its instance must not bring its series back.
+func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
+	env := newTestEnv(t, Options{})
+	keep := env.add(simulator.GreenAPI, "keep", "1", simulator.Behaviour{State: "authorized"})
+	env.load(t, keep, env.add(simulator.GreenAPI, "gone", "2", simulator.Behaviour{State: "authorized", Latency: 500 * time.Millisecond}))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		testutil.CollectAndCount(env.c.Scrape(context.Background()))
+	}()
+	for env.sim.Calls(simulator.GreenAPI, "2") == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	env.load(t, keep) // while the call of "gone" is in flight
+	<-done
+	for _, metric := range []string{"whatsapp_api_requests_total", "whatsapp_api_request_errors_total", "whatsapp_api_request_duration_seconds"} {
+		if err := testutil.CollectAndCompare(env.c, strings.NewReader(""), metric); err != nil && strings.Contains(err.Error(), `name="gone"`) {
+			t.Errorf("%s of the removed instance came back:\n%v", metric, err)
+		}
+	}
+	if n := testutil.CollectAndCount(env.c, "whatsapp_api_requests_total"); n != 1 {
+		t.Errorf("%d request series, want only the kept instance's", n)
+	}
+}
+
+// TestCollectorSettingChangeKeepsRateLimitMemory: changing an instance's
+// settings is no reason to call it before its shared result or its
+// Retry-After expires.
+func TestCollectorSettingChangeKeepsRateLimitMemory(t *testing.T) {
+	env := newTestEnv(t, Options{MinInterval: time.Minute})
+	instance := func(id, timeout string, b simulator.Behaviour) string {
+		return strings.Replace(env.add(simulator.GreenAPI, "i"+id, id, b), "timeout: 2s", "timeout: "+timeout, 1)
+	}
+	fresh := simulator.Behaviour{State: "authorized"}
+	limited := simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: 2 * time.Minute}
+	for k := range 6 {
+		timeout := []string{"2s", "3s"}[k%2]
+		env.load(t, instance("1", timeout, fresh), instance("2", timeout, limited))
+		testutil.CollectAndCount(env.c.Scrape(context.Background()))
+	}
+	for _, id := range []string{"1", "2"} {
+		if n := env.sim.Calls(simulator.GreenAPI, id); n != 1 {
+			t.Errorf("instance %s called %d times across 6 reloads that flip its timeout, want 1", id, n)
+		}
+	}
+	// Another identity (another id_instance) is another instance.
+	env.load(t, instance("3", "2s", fresh))
+	testutil.CollectAndCount(env.c.Scrape(context.Background()))
+	if n := env.sim.Calls(simulator.GreenAPI, "3"); n != 1 {
+		t.Errorf("new instance called %d times, want 1", n)
+	}
+}
+
+// deadlineClient records the deadline of each call's context.
+type deadlineClient struct{ deadline chan time.Time }
+
+func (d deadlineClient) State(ctx context.Context) (string, error) {
+	dl, _ := ctx.Deadline()
+	d.deadline <- dl
+	<-ctx.Done()
+	return "", transportError(ctx, ctx.Err())
+}
+
+// TestCallEndsBeforeTheScrapeDeadline: a scrape answers by its deadline,
+// so the call it starts must end before it, however short the deadline.
+func TestCallEndsBeforeTheScrapeDeadline(t *testing.T) {
+	for _, budget := range []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 3 * time.Second} {
+		c := New(discardLogger(), Options{Concurrency: 1})
+		rec := deadlineClient{deadline: make(chan time.Time, 1)}
+		tg := &target{provider: providers["greenapi"], name: "x", timeout: time.Minute, client: rec, logger: discardLogger(), mem: &memory{}}
+		ctx, cancel := context.WithTimeout(context.Background(), budget)
+		scrapeDeadline, _ := ctx.Deadline()
+		o := c.observe(ctx, tg)
+		cancel()
+		if o.up || o.reason != ReasonTimeout {
+			t.Errorf("budget %v: outcome %+v, want a timeout", budget, o)
+		}
+		if dl := <-rec.deadline; !dl.Before(scrapeDeadline) {
+			t.Errorf("budget %v: the call's deadline is %v after the scrape's", budget, dl.Sub(scrapeDeadline))
+		}
+	}
+}

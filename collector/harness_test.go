@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,11 +28,13 @@ import (
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 )
 
-// The harness the provider client tests (greenapi_test.go, wachat_test.go,
-// evolution_test.go) share. Each client is tested over real HTTP: a row
-// starts an httptest server on loopback that serves a response body from
-// testdata/<provider>, and the client is built from a YAML configuration
-// as in production.
+// The harness every provider's client tests (<provider>_test.go) share.
+// Each client is tested over real HTTP: a row starts an httptest server on
+// loopback that serves a response body from testdata/<provider>, and the
+// client is built from a YAML configuration as in production. Each
+// provider's test file registers itself in providerTests, so that the
+// tests that concern every provider (redirects, echoed secrets, fuzzing)
+// run for it too.
 
 // providerTestSlack bounds how long any call may take; calls are expected
 // to return far sooner.
@@ -768,30 +771,36 @@ func checkConfigError(t *testing.T, err error, want []string, secret string) {
 	checkNoLeak(t, "error", err.Error(), secret)
 }
 
-// TestAPIGetCutsErrorTextsAfterRedaction puts a secret across the point
-// where API.Get cuts long error texts: cutting first would leave a prefix
-// of the secret that no longer matches it.
-func TestAPIGetCutsErrorTextsAfterRedaction(t *testing.T) {
-	const secret = "0123456789abcdefghijklmnopqrstuv"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
-	t.Cleanup(srv.Close)
-	logger, logs := testlog.New()
-	api := &API{client: srv.Client(), logger: logger, metrics: newAPIMetrics().instance("test", "t", []string{"m"})}
-	api.addSecret(secret)
-	for _, at := range []int{maxErrorRunes - 20, maxErrorRunes - 10, maxErrorRunes - 1} {
-		prefix := strings.Repeat("x", at-len(ReasonBadResponse)-2)
-		_, err := api.Get(t.Context(), "m", srv.URL, nil, func(Response) (string, error) {
-			return "", newError(ReasonBadResponse, "%s%s and more text after it", prefix, secret)
-		})
-		if err == nil || !strings.HasSuffix(err.Error(), "…") && !strings.Contains(err.Error(), "<secret>") {
-			t.Fatalf("secret at %d: error %v is neither cut nor redacted", at, err)
-		}
-		checkNoLeak(t, fmt.Sprintf("error text with the secret at rune %d", at), err.Error(), secret)
-		for k := 4; k <= len(secret); k++ {
-			if strings.HasSuffix(strings.TrimSuffix(err.Error(), "…"), secret[:k]) {
-				t.Errorf("secret at %d: error text ends in the first %d bytes of the secret", at, k)
-			}
-		}
-	}
-	checkNoLeak(t, "log output", logs.String(), secret)
+// providerTests describe each provider's client tests to the tests that
+// run for every provider; each provider's test file registers its own.
+var providerTests = map[string]providerTest{}
+
+type providerTest struct {
+	targets func() []providerTarget
+	// stateBody is a successful answer reporting state, written into a
+	// JSON string as is (so it may hold escapes).
+	stateBody func(state string) string
+	// goodState is a state stateBody reports as is.
+	goodState string
 }
+
+// everyTarget is one test instance of each registered provider.
+func everyTarget(t *testing.T) []providerTarget {
+	var targets []providerTarget
+	for _, name := range config.Providers() {
+		pt, ok := providerTests[name]
+		if !ok {
+			t.Fatalf("provider %s has no providerTests entry in its test file", name)
+		}
+		targets = append(targets, pt.targets()[0])
+	}
+	return targets
+}
+
+func stateBody(tg providerTarget, state string) string {
+	return providerTests[tg.provider].stateBody(state)
+}
+
+func goodState(tg providerTarget) string { return providerTests[tg.provider].goodState }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,68 @@
+package collector
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
+)
+
+// TestAPIGetCutsErrorTextsAfterRedaction puts a secret across the point
+// where API.Get cuts long error texts: cutting first would leave a prefix
+// of the secret that no longer matches it.
+func TestAPIGetCutsErrorTextsAfterRedaction(t *testing.T) {
+	const secret = "0123456789abcdefghijklmnopqrstuv"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	t.Cleanup(srv.Close)
+	logger, logs := testlog.New()
+	api := &API{client: srv.Client(), logger: logger, metrics: newAPIMetrics().instance("test", "t", []string{"m"})}
+	api.addSecret(secret)
+	for _, at := range []int{maxErrorRunes - 20, maxErrorRunes - 10, maxErrorRunes - 1} {
+		prefix := strings.Repeat("x", at-len(ReasonBadResponse)-2)
+		_, err := api.Get(t.Context(), "m", srv.URL, nil, func(Response) (string, error) {
+			return "", newError(ReasonBadResponse, "%s%s and more text after it", prefix, secret)
+		})
+		if err == nil || !strings.HasSuffix(err.Error(), "…") && !strings.Contains(err.Error(), "<secret>") {
+			t.Fatalf("secret at %d: error %v is neither cut nor redacted", at, err)
+		}
+		checkNoLeak(t, fmt.Sprintf("error text with the secret at rune %d", at), err.Error(), secret)
+		for k := 4; k <= len(secret); k++ {
+			if strings.HasSuffix(strings.TrimSuffix(err.Error(), "…"), secret[:k]) {
+				t.Errorf("secret at %d: error text ends in the first %d bytes of the secret", at, k)
+			}
+		}
+	}
+	checkNoLeak(t, "log output", logs.String(), secret)
+}
+
+// TestDecodedEchoOfSecretIsRedacted: an answer that echoes the secret
+// with every character escaped escapes redaction of the raw body; it must
+// not reach a log line once decoded.
+func TestDecodedEchoOfSecretIsRedacted(t *testing.T) {
+	for _, tg := range everyTarget(t) {
+		t.Run(tg.provider, func(t *testing.T) {
+			var escaped strings.Builder
+			for _, r := range tg.secret {
+				fmt.Fprintf(&escaped, `\u%04x`, r)
+			}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				_, _ = w.Write([]byte(stateBody(tg, escaped.String())))
+			}))
+			t.Cleanup(srv.Close)
+			cfg := loadConfig(t, tg.yaml(srv.URL+tg.apiPath), t.TempDir())
+			c, logs := newTestCollector(t, cfg)
+			values, _ := scrapeValues(t, c)
+			key := fmt.Sprintf("whatsapp_instance_state,name=%s,provider=%s,state=unknown", tg.name, tg.provider)
+			if values[key] != 1 {
+				t.Errorf("%s = %v, want 1", key, values[key])
+			}
+			if !strings.Contains(logs.String(), "does not know") {
+				t.Errorf("the echoed value was not logged as an unknown state:\n%s", logs)
+			}
+			checkNoLeak(t, "log output", logs.String(), tg.secret)
+		})
+	}
+}
