@@ -44,9 +44,9 @@ type Options struct {
 	UserAgent string
 }
 
-// Collector holds the configured instances. Its call metrics are a
-// prometheus.Collector (register it once); Scrape returns the per-scrape
-// collector of states.
+// Collector holds the configured instances. It exposes two sets of
+// metrics: CallMetrics, which live across scrapes and reloads (register
+// them once), and States, collected anew at each scrape.
 type Collector struct {
 	logger  *slog.Logger
 	opts    Options
@@ -72,11 +72,9 @@ func New(logger *slog.Logger, opts Options) *Collector {
 	}
 }
 
-// Describe implements prometheus.Collector for the call metrics.
-func (c *Collector) Describe(ch chan<- *prometheus.Desc) { c.metrics.Describe(ch) }
-
-// Collect implements prometheus.Collector for the call metrics.
-func (c *Collector) Collect(ch chan<- prometheus.Metric) { c.metrics.Collect(ch) }
+// CallMetrics are the metrics of the calls to the providers: counts,
+// durations and errors by reason, per instance.
+func (c *Collector) CallMetrics() prometheus.Collector { return c.metrics }
 
 // target is one configured instance.
 type target struct {
@@ -192,9 +190,9 @@ func (c *Collector) newTarget(inst config.Instance, mem *memory, pool *clientPoo
 	}, nil
 }
 
-// Scrape returns a collector that fetches every instance's state when
+// States returns a collector that fetches every instance's state when
 // collected. ctx bounds the scrape: its deadline caps every call.
-func (c *Collector) Scrape(ctx context.Context) prometheus.Collector {
+func (c *Collector) States(ctx context.Context) prometheus.Collector {
 	return scrape{c: c, ctx: ctx}
 }
 
@@ -286,7 +284,7 @@ func (c *Collector) call(ctx context.Context, t *target) outcome {
 	case c.sem <- struct{}{}:
 		defer func() { <-c.sem }()
 	case <-ctx.Done():
-		t.logger.Warn("No call slot free before the deadline; consider raising --api.concurrency")
+		t.logger.Warn("No call slot free before the deadline; the exporter allows too few calls at once for this many instances")
 		return outcome{state: StateUnknown, reason: ReasonTimeout}
 	}
 

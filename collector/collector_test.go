@@ -119,7 +119,7 @@ func TestCollectorStatesAndUp(t *testing.T) {
 		upLine("greenapi", "sales", false) +
 		upLine("greenapi", "shop", true) +
 		upLine("greenapi", "support", true)
-	if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()), strings.NewReader(want)); err != nil {
+	if err := testutil.CollectAndCompare(env.c.States(context.Background()), strings.NewReader(want)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -147,7 +147,7 @@ func TestCollectorAllProviders(t *testing.T) {
 		upHeader +
 		upLine("evolution", "evo", true) + upLine("evolution", "idle", true) + upLine("wachat", "gone", false) +
 		upLine("greenapi", "green", true) + upLine("wachat", "store", true)
-	if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()), strings.NewReader(want)); err != nil {
+	if err := testutil.CollectAndCompare(env.c.States(context.Background()), strings.NewReader(want)); err != nil {
 		t.Fatal(err)
 	}
 	if got := testutil.ToFloat64(env.c.metrics.errors.WithLabelValues("wachat", "gone", "instanceState", ReasonClientError)); got != 1 {
@@ -170,10 +170,10 @@ func TestCollectorCallMetrics(t *testing.T) {
 		env.add(simulator.GreenAPI, "limited", "2", simulator.Behaviour{Fault: simulator.FaultRateLimited}),
 	)
 	// Before any scrape every series exists at zero.
-	if n := testutil.CollectAndCount(env.c, "whatsapp_api_request_errors_total"); n != 2*len(Reasons) {
+	if n := testutil.CollectAndCount(env.c.CallMetrics(), "whatsapp_api_request_errors_total"); n != 2*len(Reasons) {
 		t.Fatalf("%d error series before the first scrape, want %d", n, 2*len(Reasons))
 	}
-	testutil.CollectAndCount(env.c.Scrape(context.Background()))
+	testutil.CollectAndCount(env.c.States(context.Background()))
 
 	var want strings.Builder
 	want.WriteString("# HELP whatsapp_api_request_errors_total Calls to the provider API that failed, by reason.\n# TYPE whatsapp_api_request_errors_total counter\n")
@@ -191,11 +191,11 @@ func TestCollectorCallMetrics(t *testing.T) {
 whatsapp_api_requests_total{method="getStateInstance",name="limited",provider="greenapi"} 1
 whatsapp_api_requests_total{method="getStateInstance",name="ok",provider="greenapi"} 1
 `)
-	if err := testutil.CollectAndCompare(env.c, strings.NewReader(want.String()), "whatsapp_api_requests_total", "whatsapp_api_request_errors_total"); err != nil {
+	if err := testutil.CollectAndCompare(env.c.CallMetrics(), strings.NewReader(want.String()), "whatsapp_api_requests_total", "whatsapp_api_request_errors_total"); err != nil {
 		t.Fatal(err)
 	}
 	// Each call is timed once.
-	if n := testutil.CollectAndCount(env.c, "whatsapp_api_request_duration_seconds"); n != 2 {
+	if n := testutil.CollectAndCount(env.c.CallMetrics(), "whatsapp_api_request_duration_seconds"); n != 2 {
 		t.Errorf("%d duration series, want 2", n)
 	}
 }
@@ -210,7 +210,7 @@ func TestCollectorSharesCallsBetweenScrapes(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()),
+			if err := testutil.CollectAndCompare(env.c.States(context.Background()),
 				strings.NewReader(upHeader+upLine("greenapi", "shop", true)), "whatsapp_up"); err != nil {
 				t.Error(err)
 			}
@@ -218,7 +218,7 @@ func TestCollectorSharesCallsBetweenScrapes(t *testing.T) {
 	}
 	wg.Wait()
 	// A scrape just after the call finished reuses its result.
-	testutil.CollectAndCount(env.c.Scrape(context.Background()))
+	testutil.CollectAndCount(env.c.States(context.Background()))
 	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 1 {
 		t.Fatalf("simulator saw %d calls, want 1", n)
 	}
@@ -228,7 +228,7 @@ func TestCollectorCallsAgainAfterMinInterval(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized"}))
 	for range 3 {
-		testutil.CollectAndCount(env.c.Scrape(context.Background()))
+		testutil.CollectAndCount(env.c.States(context.Background()))
 	}
 	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 3 {
 		t.Fatalf("simulator saw %d calls for 3 sequential scrapes without min interval, want 3", n)
@@ -239,12 +239,12 @@ func TestCollectorHonoursRetryAfter(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Second}))
 	first := time.Now()
-	testutil.CollectAndCount(env.c.Scrape(context.Background()))
+	testutil.CollectAndCount(env.c.States(context.Background()))
 	// Retry the moment Retry-After allows and no sooner.
 	for time.Since(first) < 2*time.Second {
 		before := env.sim.Calls(simulator.GreenAPI, "1")
 		sent := time.Now()
-		testutil.CollectAndCount(env.c.Scrape(context.Background()))
+		testutil.CollectAndCount(env.c.States(context.Background()))
 		if env.sim.Calls(simulator.GreenAPI, "1") > before {
 			if sent.Sub(first) < time.Second {
 				t.Fatalf("called again %v after a 429 with Retry-After: 1", sent.Sub(first))
@@ -260,7 +260,7 @@ func TestCollectorRateLimitedScrapesStayDown(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Minute}))
 	for range 3 {
-		if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()),
+		if err := testutil.CollectAndCompare(env.c.States(context.Background()),
 			strings.NewReader(upHeader+upLine("greenapi", "shop", false)), "whatsapp_up"); err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +284,7 @@ func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
 		stateLines("greenapi", "sales", "sleepMode", true) +
 		stateLines("greenapi", "shop", "authorized", true) +
 		upHeader + upLine("greenapi", "hung", false) + upLine("greenapi", "sales", true) + upLine("greenapi", "shop", true)
-	if err := testutil.CollectAndCompare(env.c.Scrape(ctx), strings.NewReader(want)); err != nil {
+	if err := testutil.CollectAndCompare(env.c.States(ctx), strings.NewReader(want)); err != nil {
 		t.Fatal(err)
 	}
 	// The hung call ends at the scrape's deadline and counts as a timeout.
@@ -304,7 +304,7 @@ func TestCollectorBoundsConcurrency(t *testing.T) {
 		instances = append(instances, env.add(simulator.GreenAPI, fmt.Sprintf("i%d", i), fmt.Sprint(i+1), simulator.Behaviour{State: "authorized", Latency: 50 * time.Millisecond}))
 	}
 	env.load(t, instances...)
-	if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()), strings.NewReader(upHeader+
+	if err := testutil.CollectAndCompare(env.c.States(context.Background()), strings.NewReader(upHeader+
 		upLine("greenapi", "i0", true)+upLine("greenapi", "i1", true)+upLine("greenapi", "i2", true)+
 		upLine("greenapi", "i3", true)+upLine("greenapi", "i4", true)+upLine("greenapi", "i5", true)), "whatsapp_up"); err != nil {
 		t.Fatal(err)
@@ -318,11 +318,11 @@ func TestCollectorUpdate(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
 	shop := env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized"})
 	env.load(t, shop, env.add(simulator.GreenAPI, "old", "2", simulator.Behaviour{State: "authorized"}))
-	testutil.CollectAndCount(env.c.Scrape(context.Background()))
+	testutil.CollectAndCount(env.c.States(context.Background()))
 
 	env.load(t, shop, env.add(simulator.GreenAPI, "new", "3", simulator.Behaviour{State: "blocked"}))
 	want := upHeader + upLine("greenapi", "new", true) + upLine("greenapi", "shop", true)
-	if err := testutil.CollectAndCompare(env.c.Scrape(context.Background()), strings.NewReader(want), "whatsapp_up"); err != nil {
+	if err := testutil.CollectAndCompare(env.c.States(context.Background()), strings.NewReader(want), "whatsapp_up"); err != nil {
 		t.Fatal(err)
 	}
 	// The unchanged instance kept its shared result: no second call.
@@ -330,7 +330,7 @@ func TestCollectorUpdate(t *testing.T) {
 		t.Errorf("unchanged instance called %d times across a reload, want 1", n)
 	}
 	// The removed instance's call metrics are gone.
-	if n := testutil.CollectAndCount(env.c, "whatsapp_api_requests_total"); n != 2 {
+	if n := testutil.CollectAndCount(env.c.CallMetrics(), "whatsapp_api_requests_total"); n != 2 {
 		t.Errorf("%d request series after removing an instance, want 2", n)
 	}
 }
@@ -344,7 +344,7 @@ func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		testutil.CollectAndCount(env.c.Scrape(context.Background()))
+		testutil.CollectAndCount(env.c.States(context.Background()))
 	}()
 	for env.sim.Calls(simulator.GreenAPI, "2") == 0 {
 		time.Sleep(5 * time.Millisecond)
@@ -352,11 +352,11 @@ func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
 	env.load(t, keep) // while the call of "gone" is in flight
 	<-done
 	for _, metric := range []string{"whatsapp_api_requests_total", "whatsapp_api_request_errors_total", "whatsapp_api_request_duration_seconds"} {
-		if err := testutil.CollectAndCompare(env.c, strings.NewReader(""), metric); err != nil && strings.Contains(err.Error(), `name="gone"`) {
+		if err := testutil.CollectAndCompare(env.c.CallMetrics(), strings.NewReader(""), metric); err != nil && strings.Contains(err.Error(), `name="gone"`) {
 			t.Errorf("%s of the removed instance came back:\n%v", metric, err)
 		}
 	}
-	if n := testutil.CollectAndCount(env.c, "whatsapp_api_requests_total"); n != 1 {
+	if n := testutil.CollectAndCount(env.c.CallMetrics(), "whatsapp_api_requests_total"); n != 1 {
 		t.Errorf("%d request series, want only the kept instance's", n)
 	}
 }
@@ -374,7 +374,7 @@ func TestCollectorSettingChangeKeepsRateLimitMemory(t *testing.T) {
 	for k := range 6 {
 		timeout := []string{"2s", "3s"}[k%2]
 		env.load(t, instance("1", timeout, fresh), instance("2", timeout, limited))
-		testutil.CollectAndCount(env.c.Scrape(context.Background()))
+		testutil.CollectAndCount(env.c.States(context.Background()))
 	}
 	for _, id := range []string{"1", "2"} {
 		if n := env.sim.Calls(simulator.GreenAPI, id); n != 1 {
@@ -383,7 +383,7 @@ func TestCollectorSettingChangeKeepsRateLimitMemory(t *testing.T) {
 	}
 	// Another identity (another id_instance) is another instance.
 	env.load(t, instance("3", "2s", fresh))
-	testutil.CollectAndCount(env.c.Scrape(context.Background()))
+	testutil.CollectAndCount(env.c.States(context.Background()))
 	if n := env.sim.Calls(simulator.GreenAPI, "3"); n != 1 {
 		t.Errorf("new instance called %d times, want 1", n)
 	}

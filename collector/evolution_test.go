@@ -304,7 +304,7 @@ func TestEvolutionViaCollector(t *testing.T) {
 		upLine("evolution", "refusing", true) +
 		upLine("evolution", "shop", true) +
 		upLine("evolution", "wrongkey", false)
-	if err := testutil.CollectAndCompare(c.Scrape(ctx), strings.NewReader(want)); err != nil {
+	if err := testutil.CollectAndCompare(c.States(ctx), strings.NewReader(want)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -323,7 +323,7 @@ func TestEvolutionViaCollector(t *testing.T) {
 	for _, name := range names {
 		fmt.Fprintf(&wantCalls, "whatsapp_api_requests_total{method=\"connectionState\",name=%q,provider=\"evolution\"} 1\n", name)
 	}
-	if err := testutil.CollectAndCompare(c, strings.NewReader(wantCalls.String()), "whatsapp_api_requests_total", "whatsapp_api_request_errors_total"); err != nil {
+	if err := testutil.CollectAndCompare(c.CallMetrics(), strings.NewReader(wantCalls.String()), "whatsapp_api_requests_total", "whatsapp_api_request_errors_total"); err != nil {
 		t.Error(err)
 	}
 	if got := len(rec.requests()); got != len(names) {

@@ -715,9 +715,9 @@ func scrapeValues(t *testing.T, c *Collector) (map[string]float64, []*dto.Metric
 	ctx, cancel := context.WithTimeout(t.Context(), providerTestSlack)
 	defer cancel()
 	states := prometheus.NewPedanticRegistry()
-	states.MustRegister(c.Scrape(ctx))
+	states.MustRegister(c.States(ctx))
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
+	reg.MustRegister(c.CallMetrics())
 	mfs, err := prometheus.Gatherers{states, reg}.Gather()
 	if err != nil {
 		t.Fatalf("Gather: %v", err)

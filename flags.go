@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	promslogflag "github.com/prometheus/common/promslog/flag"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+)
+
+// flags are the command line.
+type flags struct {
+	configFile    string
+	configCheck   bool
+	expandEnv     bool
+	demo          bool
+	metricsPath   string
+	timeoutOffset time.Duration
+	concurrency   int
+	minInterval   time.Duration
+	web           *web.FlagConfig
+	log           *promslog.Config
+}
+
+// parseFlags parses the command line. done is true when the program is to
+// end with code, having printed help, the version or an error.
+func parseFlags(args []string, stdout, stderr io.Writer) (f *flags, code int, done bool) {
+	f = &flags{log: &promslog.Config{Writer: stderr}}
+	app := kingpin.New(program, "Prometheus exporter for the state of WhatsApp API instances.")
+	app.Flag("config.file", "Path to the configuration file.").Default("whatsapp_exporter.yml").StringVar(&f.configFile)
+	app.Flag("config.check", "Validate the configuration file and exit.").BoolVar(&f.configCheck)
+	app.Flag("config.expand-environment-variables", "Replace ${VAR} in the fields that allow it with the environment variable VAR.").BoolVar(&f.expandEnv)
+	app.Flag("demo", "Run against a built-in simulator of the provider APIs instead of --config.file; no account needed.").BoolVar(&f.demo)
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.metricsPath)
+	app.Flag("web.timeout-offset", "Subtracted from Prometheus' scrape timeout so that the scrape answers in time.").Default("500ms").DurationVar(&f.timeoutOffset)
+	app.Flag("api.concurrency", "Provider API calls in flight at most, across all scrapes.").Default("32").IntVar(&f.concurrency)
+	app.Flag("api.min-interval", "How long an instance's result is reused by later scrapes; GREEN-API allows one state request per second per instance.").Default("1s").DurationVar(&f.minInterval)
+	f.web = kingpinflag.AddFlags(app, ":10040")
+	promslogflag.AddFlags(app, f.log)
+	app.Version(version.Print(program))
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	app.HelpFlag.Short('h')
+	// --help and --version print and end the program here, not in kingpin.
+	terminated := false
+	app.Terminate(func(int) { terminated = true })
+	_, err := app.Parse(args)
+	switch {
+	case terminated:
+		return nil, 0, true
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %s\n", program, err)
+		return nil, 2, true
+	}
+	return f, 0, false
+}
