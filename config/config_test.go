@@ -157,7 +157,7 @@ instances:
 	}
 	for _, tc := range []struct {
 		name, id, secret, url string
-		timeout              time.Duration
+		timeout               time.Duration
 	}{
 		{"shop-1", "shop-1", "inline", "https://fake.example/api", config.DefaultTimeout},
 		{"named", "  padded  ", "from-file", "https://other.example/v2", 3 * time.Second},
