@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,7 +95,8 @@ type target struct {
 // identity, not to its settings, so that a reload changing a timeout
 // neither calls at once nor forgets a Retry-After.
 type memory struct {
-	flight singleflight.Group
+	flight   singleflight.Group
+	inFlight atomic.Int32 // calls under way
 
 	mu        sync.Mutex
 	last      outcome
@@ -153,6 +155,15 @@ func (c *Collector) Update(cfg *config.Config) error {
 	for _, t := range c.targets {
 		if !kept[t.provider.Name+"\x00"+t.name] {
 			c.metrics.forget(t.provider.Name, t.name)
+		}
+	}
+	// An instance removed and added again, by one reload or the next, is
+	// still the same upstream instance: keep the memories that still hold
+	// a result or a call.
+	now := time.Now()
+	for id, m := range oldMemories {
+		if _, ok := memories[id]; !ok && m.holds(now) {
+			memories[id] = m
 		}
 	}
 	c.targets = targets
@@ -253,6 +264,8 @@ func (c *Collector) observe(ctx context.Context, t *target) outcome {
 		if o, ok := m.fresh(time.Now()); ok {
 			return o, nil
 		}
+		m.inFlight.Add(1)
+		defer m.inFlight.Add(-1)
 		// The call outlives a scrape that gives up waiting, so that the
 		// scrapes sharing it still get its result; it keeps the deadline.
 		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
@@ -311,6 +324,16 @@ func (c *Collector) call(ctx context.Context, t *target) outcome {
 	}
 	t.mem.record(t.logger, o, detail, now, hold)
 	return o
+}
+
+// holds reports whether the memory holds a result or a call, which a
+// removed instance's memory must keep until they end.
+func (m *memory) holds(now time.Time) bool {
+	if m.inFlight.Load() > 0 {
+		return true
+	}
+	_, fresh := m.fresh(now)
+	return fresh
 }
 
 func (m *memory) fresh(now time.Time) (outcome, bool) {

@@ -381,9 +381,17 @@ func TestCollectorSettingChangeKeepsRateLimitMemory(t *testing.T) {
 			t.Errorf("instance %s called %d times across 6 reloads that flip its timeout, want 1", id, n)
 		}
 	}
-	// Another identity (another id_instance) is another instance.
+	// Removed by one reload and added again by the next, it is still the
+	// same instance, whose result and Retry-After still stand.
 	env.load(t, instance("3", "2s", fresh))
+	env.load(t, instance("1", "2s", fresh), instance("2", "2s", limited), instance("3", "2s", fresh))
 	testutil.CollectAndCount(env.c.States(context.Background()))
+	for _, id := range []string{"1", "2"} {
+		if n := env.sim.Calls(simulator.GreenAPI, id); n != 1 {
+			t.Errorf("instance %s removed and added again: called %d times, want 1", id, n)
+		}
+	}
+	// Another identity (another id_instance) is another instance.
 	if n := env.sim.Calls(simulator.GreenAPI, "3"); n != 1 {
 		t.Errorf("new instance called %d times, want 1", n)
 	}
@@ -416,5 +424,30 @@ func TestCallEndsBeforeTheScrapeDeadline(t *testing.T) {
 		if dl := <-rec.deadline; !dl.Before(scrapeDeadline) {
 			t.Errorf("budget %v: the call's deadline is %v after the scrape's", budget, dl.Sub(scrapeDeadline))
 		}
+	}
+}
+
+// TestCollectorReaddedDuringACallSharesIt: an instance removed while its
+// call is in flight and added again at once must not get a second call
+// beside the first (two calls within the provider's one per second).
+func TestCollectorReaddedDuringACallSharesIt(t *testing.T) {
+	env := newTestEnv(t, Options{MinInterval: time.Minute})
+	slow := env.add(simulator.GreenAPI, "slow", "1", simulator.Behaviour{State: "authorized", Latency: 500 * time.Millisecond})
+	other := env.add(simulator.GreenAPI, "other", "2", simulator.Behaviour{State: "authorized"})
+	env.load(t, slow, other)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		testutil.CollectAndCount(env.c.States(context.Background()))
+	}()
+	for env.sim.Calls(simulator.GreenAPI, "1") == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	env.load(t, other)
+	env.load(t, slow, other)
+	testutil.CollectAndCount(env.c.States(context.Background()))
+	<-done
+	if sp := env.sim.Spacing(simulator.GreenAPI, "1"); sp.Calls != 1 {
+		t.Errorf("%d calls to the re-added instance (smallest gap %v), want 1", sp.Calls, sp.MinGap)
 	}
 }
