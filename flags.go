@@ -22,6 +22,7 @@ type flags struct {
 	demo          bool
 	metricsPath   string
 	timeoutOffset time.Duration
+	maxRequests   int
 	concurrency   int
 	minInterval   time.Duration
 	web           *web.FlagConfig
@@ -39,7 +40,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (f *flags, code int, do
 	app.Flag("demo", "Run against a built-in simulator of the provider APIs instead of --config.file; no account needed.").BoolVar(&f.demo)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.metricsPath)
 	app.Flag("web.timeout-offset", "Subtracted from Prometheus' scrape timeout so that the scrape answers in time.").Default("500ms").DurationVar(&f.timeoutOffset)
-	app.Flag("api.concurrency", "Provider API calls in flight at most, across all scrapes.").Default("32").IntVar(&f.concurrency)
+	app.Flag("web.max-requests", "Scrapes (of the metrics path or /probe) served at once at most; more get HTTP 503. 0 means no limit.").Default("40").IntVar(&f.maxRequests)
+	app.Flag("api.concurrency", "Provider API calls in flight at most, across all scrapes.").Default("64").IntVar(&f.concurrency)
 	app.Flag("api.min-interval", "How long an instance's result is reused by later scrapes; GREEN-API allows one state request per second per instance.").Default("1s").DurationVar(&f.minInterval)
 	f.web = kingpinflag.AddFlags(app, ":10040")
 	promslogflag.AddFlags(app, f.log)

@@ -1,11 +1,12 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"path"
 	"slices"
@@ -13,10 +14,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"go.yaml.in/yaml/v2"
 )
 
@@ -24,9 +26,13 @@ func (e *exporter) handler(metricsPath string) (http.Handler, error) {
 	if err := checkTelemetryPath(metricsPath); err != nil {
 		return nil, fmt.Errorf("--web.telemetry-path: %w", err)
 	}
+	// Scrapes share their calls, but each holds its answer's buffers:
+	// bound how many run at once, as node_exporter does.
+	scrapes := limitRequests(e.opts.maxRequests)
 	mux := http.NewServeMux()
-	metrics := promhttp.InstrumentMetricHandler(e.registry, http.HandlerFunc(e.serveMetrics))
-	mux.Handle(metricsPath, metrics)
+	mux.Handle(metricsPath, promhttp.InstrumentMetricHandler(e.registry, scrapes(http.HandlerFunc(e.serveMetrics))))
+	mux.Handle("/probe", scrapes(http.HandlerFunc(e.serveProbe)))
+	mux.HandleFunc("/sd", e.serveSD)
 	mux.HandleFunc("/config", e.serveConfig)
 	// A web page the user visits could make their browser POST a form
 	// here; browsers mark such requests, and CrossOriginProtection refuses
@@ -41,7 +47,8 @@ func (e *exporter) handler(metricsPath string) (http.Handler, error) {
 			Description: "Prometheus exporter for the state of WhatsApp API instances",
 			Version:     version.Info(),
 			Links: []web.LandingLinks{
-				{Address: metricsPath, Text: "Metrics"},
+				{Address: metricsPath, Text: "Metrics", Description: "every instance"},
+				{Address: "/sd", Text: "Service discovery", Description: "one target per instance, for /probe"},
 				{Address: "/config", Text: "Configuration", Description: "as loaded, secrets hidden"},
 				{Address: "/-/healthy", Text: "Health"},
 			},
@@ -54,21 +61,148 @@ func (e *exporter) handler(metricsPath string) (http.Handler, error) {
 	return mux, nil
 }
 
-// serveMetrics gathers the exporter's own metrics and, bounded by the
-// scrape timeout Prometheus announces, the state of every instance.
-func (e *exporter) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	if timeout := e.scrapeTimeout(r); timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
+// limitRequests returns a middleware that answers 503 beyond max requests
+// in flight; max 0 sets no limit.
+func limitRequests(max int) func(http.Handler) http.Handler {
+	if max <= 0 {
+		return func(h http.Handler) http.Handler { return h }
 	}
-	states := prometheus.NewRegistry()
-	states.MustRegister(e.collector.States(ctx))
-	promhttp.HandlerFor(prometheus.Gatherers{states, e.registry}, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(e.logger.Handler(), slog.LevelError),
-		ErrorHandling: promhttp.ContinueOnError,
-	}).ServeHTTP(w, r)
+	slots := make(chan struct{}, max)
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+				h.ServeHTTP(w, r)
+			default:
+				http.Error(w, fmt.Sprintf("more than %d scrapes at once (--web.max-requests)", max), http.StatusServiceUnavailable)
+			}
+		})
+	}
+}
+
+// scrapeContext is the request's context, ended by the scrape timeout
+// Prometheus announces less the offset.
+func (e *exporter) scrapeContext(r *http.Request) (context.Context, context.CancelFunc) {
+	if timeout := e.scrapeTimeout(r); timeout > 0 {
+		return context.WithTimeout(r.Context(), timeout)
+	}
+	return r.Context(), func() {}
+}
+
+// serveMetrics refreshes every instance within the scrape timeout and
+// writes the exporter's own metrics, then every instance's. There is one
+// gather path: the registry holds only the exporter's own metrics, and the
+// instances' are streamed from the collector (see collector/exposition.go).
+func (e *exporter) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := e.scrapeContext(r)
+	defer cancel()
+	scrape := e.collector.Refresh(ctx)
+	e.noteUnrefreshed(scrape.Unrefreshed)
+	mfs, err := e.registry.Gather()
+	if err != nil {
+		e.logger.Error("Gathering the exporter's own metrics", "err", err)
+	}
+	out, done := responseWriter(w, r)
+	defer done()
+	enc := expfmt.NewEncoder(out, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return // the client went away
+		}
+	}
+	_, _ = scrape.WriteTo(out)
+}
+
+// serveProbe answers with the metrics of one instance, named by the
+// target parameter: the multi-target mode, as blackbox_exporter's.
+func (e *exporter) serveProbe(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("target")
+	if name == "" {
+		http.Error(w, "the target parameter is missing: give the name of a configured instance, as /sd lists them", http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := e.scrapeContext(r)
+	defer cancel()
+	scrape, err := e.collector.RefreshInstance(ctx, name)
+	if errors.Is(err, collector.ErrUnknownInstance) {
+		http.Error(w, fmt.Sprintf("no instance named %s is configured; /sd lists them", strconv.Quote(name)), http.StatusBadRequest)
+		return
+	}
+	out, done := responseWriter(w, r)
+	defer done()
+	_, _ = scrape.WriteTo(out)
+}
+
+// serveSD answers Prometheus' HTTP service discovery with one target per
+// instance, its name, grouped by provider (label __meta_whatsapp_provider).
+func (e *exporter) serveSD(w http.ResponseWriter, _ *http.Request) {
+	type group struct {
+		Targets []string          `json:"targets"`
+		Labels  map[string]string `json:"labels"`
+	}
+	groups := []*group{}
+	byProvider := map[string]*group{}
+	if cfg := e.cfg.Load(); cfg != nil {
+		for _, inst := range cfg.Instances {
+			g, ok := byProvider[inst.Provider()]
+			if !ok {
+				g = &group{Labels: map[string]string{"__meta_whatsapp_provider": inst.Provider()}}
+				byProvider[inst.Provider()] = g
+				groups = append(groups, g)
+			}
+			g.Targets = append(g.Targets, inst.Name())
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(groups)
+}
+
+// responseWriter sets the text format's content type and compresses the
+// answer when the client accepts gzip, as Prometheus does. done flushes.
+func responseWriter(w http.ResponseWriter, r *http.Request) (io.Writer, func()) {
+	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+	if !acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		return w, func() {}
+	}
+	w.Header().Set("Content-Encoding", "gzip")
+	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // a valid level cannot fail
+	return gz, func() { _ = gz.Close() }
+}
+
+// acceptsGzip reads an Accept-Encoding header: gzip, not with q=0.
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(part, ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
+		}
+		q, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q=")
+		if v, err := strconv.ParseFloat(q, 64); ok && err == nil && v == 0 {
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// unrefreshedLogEvery spaces the warnings about unrefreshed instances.
+const unrefreshedLogEvery = 5 * time.Minute
+
+// noteUnrefreshed says, now and then rather than at every scrape and for
+// every instance, that the exporter could not refresh every instance in
+// time, and what to do about it.
+func (e *exporter) noteUnrefreshed(n int) {
+	if n == 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := e.lastUnrefreshedLog.Load()
+	if now-last < int64(unrefreshedLogEvery) || !e.lastUnrefreshedLog.CompareAndSwap(last, now) {
+		return
+	}
+	e.logger.Warn("Some instances could not be refreshed before the scrape deadline; they are exposed with their previous result. Raise --api.concurrency, lengthen the scrape timeout, or let Prometheus scrape /probe per instance (see the README)",
+		"unrefreshed", n, "api_concurrency", e.opts.collector.Concurrency)
 }
 
 // scrapeTimeout is how long the scrape may take: Prometheus' scrape timeout

@@ -72,8 +72,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	e := newExporter(logger, src, exporterOptions{
 		timeoutOffset: f.timeoutOffset,
+		maxRequests:   f.maxRequests,
 		collector:     collectorOpts,
 	})
+	defer e.collector.Close()
 	handler, err := e.handler(f.metricsPath)
 	if err != nil {
 		logger.Error("Cannot build the HTTP handler", "err", err)

@@ -35,7 +35,10 @@ func (s configSource) load() (*config.Config, error) {
 
 type exporterOptions struct {
 	timeoutOffset time.Duration
-	collector     collector.Options
+	// maxRequests bounds the scrapes (/metrics and /probe) served at
+	// once; 0 leaves them unbounded.
+	maxRequests int
+	collector   collector.Options
 }
 
 // exporter is the HTTP surface: metrics, the configuration and reloads.
@@ -48,6 +51,10 @@ type exporter struct {
 
 	reloadSuccess   prometheus.Gauge
 	reloadTimestamp prometheus.Gauge
+
+	// lastUnrefreshedLog is when the exporter last said it could not
+	// refresh every instance in time (Unix nanoseconds).
+	lastUnrefreshedLog atomic.Int64
 
 	// reloadMu serialises reloads. cfg is read without it, so that /config
 	// never waits for a reload.
@@ -77,7 +84,7 @@ func newExporter(logger *slog.Logger, src configSource, opts exporterOptions) *e
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		e.reloadSuccess,
 		e.reloadTimestamp,
-		e.collector.CallMetrics(),
+		e.collector.ProviderMetrics(),
 	)
 	return e
 }
@@ -90,7 +97,9 @@ func checkConfig(logger *slog.Logger, src configSource, opts collector.Options) 
 	if err != nil {
 		return 0, err
 	}
-	if err := collector.New(logger, opts).Update(cfg); err != nil {
+	c := collector.New(logger, opts)
+	defer c.Close()
+	if err := c.Update(cfg); err != nil {
 		return 0, fmt.Errorf("config file %s: %w", src.file, err)
 	}
 	return len(cfg.Instances), nil

@@ -51,7 +51,7 @@ type API struct {
 	client  *http.Client
 	secrets []string // every form of every secret, see addSecret
 	logger  *slog.Logger
-	metrics instanceMetrics
+	metrics callObserver
 }
 
 // addSecret makes Redact hide sec in the forms it can take in a URL or in

@@ -11,32 +11,19 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
 
-// deadlineGrace is how long a scrape past its deadline waits for the call
-// it shares to end.
-const deadlineGrace = 250 * time.Millisecond
-
-var (
-	stateDesc = prometheus.NewDesc("whatsapp_instance_state",
-		"State of the WhatsApp instance as reported by its provider: 1 for the current state, 0 for the others; unknown when no state could be fetched.",
-		[]string{"provider", "name", "state"}, nil)
-	upDesc = prometheus.NewDesc("whatsapp_up",
-		"Whether the last state request to the provider produced a state.",
-		[]string{"provider", "name"}, nil)
-)
-
 // Options tune the collector.
 type Options struct {
-	// Concurrency bounds the calls in flight at once, across all scrapes.
+	// Concurrency is how many calls run at once, across all scrapes.
 	Concurrency int
 	// MinInterval is how long a result is shared with later scrapes: two
 	// Prometheus servers scraping together cause one call, not two.
@@ -45,62 +32,100 @@ type Options struct {
 	UserAgent string
 }
 
-// Collector holds the configured instances. It exposes two sets of
-// metrics: CallMetrics, which live across scrapes and reloads (register
-// them once), and States, collected anew at each scrape.
+// Collector holds the configured instances and refreshes their states.
+// Refresh and RefreshInstance return what a scrape exposes of them;
+// ProviderMetrics are the metrics of the exporter as a whole, to register
+// once.
 type Collector struct {
 	logger  *slog.Logger
 	opts    Options
-	sem     chan struct{}
-	metrics *apiMetrics
+	metrics *providerMetrics
+	sched   *scheduler
 
 	mu       sync.RWMutex
 	targets  []*target
+	byName   map[string]*target
 	memories map[string]*memory // by instance identity, see config.Common.Identity
 	clients  clientPool
 }
 
-// New returns a collector with no instances; call Update to set them.
+// New returns a collector with no instances; call Update to set them and
+// Close to stop its workers.
 func New(logger *slog.Logger, opts Options) *Collector {
-	if opts.Concurrency < 1 {
-		opts.Concurrency = 1
-	}
-	return &Collector{
-		logger:  logger,
-		opts:    opts,
-		sem:     make(chan struct{}, opts.Concurrency),
-		metrics: newAPIMetrics(),
+	opts.Concurrency = max(opts.Concurrency, 1)
+	c := &Collector{logger: logger, opts: opts, metrics: newProviderMetrics()}
+	c.sched = newScheduler(opts.Concurrency, c.call)
+	return c
+}
+
+// Close stops the workers once their calls end.
+func (c *Collector) Close() { c.sched.close() }
+
+// ProviderMetrics are the latency of each provider and the state of the
+// call queue.
+func (c *Collector) ProviderMetrics() prometheus.Collector {
+	queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "whatsapp_exporter_calls_queued",
+		Help: "Calls to provider APIs waiting for one of the --api.concurrency slots.",
+	}, func() float64 { q, _ := c.sched.counts(); return float64(q) })
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "whatsapp_exporter_calls_in_flight",
+		Help: "Calls to provider APIs under way.",
+	}, func() float64 { _, f := c.sched.counts(); return float64(f) })
+	instances := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "whatsapp_exporter_instances",
+		Help: "Instances in the configuration.",
+	}, func() float64 { c.mu.RLock(); defer c.mu.RUnlock(); return float64(len(c.targets)) })
+	return collectors{c.metrics.duration, queued, inFlight, instances}
+}
+
+// collectors is several collectors as one.
+type collectors []prometheus.Collector
+
+func (cs collectors) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range cs {
+		c.Describe(ch)
 	}
 }
 
-// CallMetrics are the metrics of the calls to the providers: counts,
-// durations and errors by reason, per instance.
-func (c *Collector) CallMetrics() prometheus.Collector { return c.metrics }
+func (cs collectors) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range cs {
+		c.Collect(ch)
+	}
+}
 
 // target is one configured instance.
 type target struct {
 	provider *Provider
 	name     string
+	labels   string // provider="…",name="…", escaped for the text format
 	timeout  time.Duration
 	spec     config.Spec
 	client   Client
 	http     *http.Client // shared with the instances of the same settings
 	logger   *slog.Logger
 	mem      *memory
+	stats    *instanceStats // kept across reloads by provider and name
 }
 
 // memory is what the exporter remembers of an upstream instance between
 // scrapes: its last result, how long that result stands (MinInterval or a
-// Retry-After) and the call in flight. It belongs to the instance's
-// identity, not to its settings, so that a reload changing a timeout
-// neither calls at once nor forgets a Retry-After.
+// Retry-After) and its place in the scheduler. It belongs to the
+// instance's identity, not to its settings, so that a reload changing a
+// timeout neither calls at once nor forgets a Retry-After.
 type memory struct {
-	flight   singleflight.Group
-	inFlight atomic.Int32 // calls under way
+	// current is the target the next call uses: the latest settings of
+	// this identity, or nil once it is no longer configured.
+	current atomic.Pointer[target]
 
 	mu        sync.Mutex
 	last      outcome
-	freshTill time.Time // zero until the first call ends
+	updated   time.Time // end of the last call; zero before the first
+	freshTill time.Time
+
+	// Owned by the scheduler, under its lock.
+	done     chan struct{} // closed when the queued or running call ends
+	priority time.Time     // updated, when queued
 }
 
 type outcome struct {
@@ -109,22 +134,36 @@ type outcome struct {
 	reason string // why !up
 }
 
+// freshness returns when the memory was last updated and whether its
+// result still stands at now.
+func (m *memory) freshness(now time.Time) (updated time.Time, fresh bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.updated, now.Before(m.freshTill)
+}
+
+// result returns the last outcome and when it came; a zero time before
+// the first call ended.
+func (m *memory) result() (outcome, time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.last, m.updated
+}
+
 // Update replaces the set of instances. An instance whose configuration did
 // not change keeps its client; every instance keeps the memory of its
-// identity (shared result, Retry-After). The call metrics of removed
-// instances are dropped.
+// identity (result, Retry-After, queued call) and the call counts of its
+// name.
 func (c *Collector) Update(cfg *config.Config) error {
 	c.mu.RLock()
-	old := make(map[string]*target, len(c.targets))
-	for _, t := range c.targets {
-		old[t.name] = t
-	}
+	old := c.byName
 	oldMemories := c.memories
 	pool := c.clients.renew()
 	c.mu.RUnlock()
 
 	memories := make(map[string]*memory, len(cfg.Instances))
 	targets := make([]*target, 0, len(cfg.Instances))
+	byName := make(map[string]*target, len(cfg.Instances))
 	for _, inst := range cfg.Instances {
 		id := inst.Spec.Base().Identity()
 		mem, ok := memories[id]
@@ -134,46 +173,50 @@ func (c *Collector) Update(cfg *config.Config) error {
 			}
 			memories[id] = mem
 		}
-		if t, ok := old[inst.Name()]; ok && t.mem == mem && reflect.DeepEqual(t.spec, inst.Spec) {
-			pool.keep(t.spec.Base().HTTPClientConfig, t.http)
-			targets = append(targets, t)
+		prev := old[inst.Name()]
+		if prev != nil && prev.mem == mem && reflect.DeepEqual(prev.spec, inst.Spec) {
+			pool.keep(prev.spec.Base().HTTPClientConfig, prev.http)
+			targets = append(targets, prev)
+			byName[prev.name] = prev
 			continue
 		}
-		t, err := c.newTarget(inst, mem, pool)
+		var stats *instanceStats
+		if prev != nil && prev.provider.Name == inst.Provider() {
+			stats = prev.stats
+		}
+		t, err := c.newTarget(inst, mem, stats, pool)
 		if err != nil {
 			pool.discard()
 			return fmt.Errorf("instance %q: %w", inst.Name(), err)
 		}
 		targets = append(targets, t)
+		byName[t.name] = t
 	}
 
 	c.mu.Lock()
-	kept := make(map[string]bool, len(targets))
+	defer c.mu.Unlock()
 	for _, t := range targets {
-		kept[t.provider.Name+"\x00"+t.name] = true
-	}
-	for _, t := range c.targets {
-		if !kept[t.provider.Name+"\x00"+t.name] {
-			c.metrics.forget(t.provider.Name, t.name)
-		}
+		t.mem.current.Store(t)
 	}
 	// An instance removed and added again, by one reload or the next, is
 	// still the same upstream instance: keep the memories that still hold
 	// a result or a call.
 	now := time.Now()
 	for id, m := range oldMemories {
-		if _, ok := memories[id]; !ok && m.holds(now) {
+		if _, ok := memories[id]; ok {
+			continue
+		}
+		m.current.Store(nil)
+		if _, fresh := m.freshness(now); fresh || c.sched.pending(m) {
 			memories[id] = m
 		}
 	}
-	c.targets = targets
-	c.memories = memories
+	c.targets, c.byName, c.memories = targets, byName, memories
 	c.clients = pool.commit()
-	c.mu.Unlock()
 	return nil
 }
 
-func (c *Collector) newTarget(inst config.Instance, mem *memory, pool *clientPoolUpdate) (*target, error) {
+func (c *Collector) newTarget(inst config.Instance, mem *memory, stats *instanceStats, pool *clientPoolUpdate) (*target, error) {
 	base := inst.Spec.Base()
 	p, ok := providers[base.Provider]
 	if !ok {
@@ -183,8 +226,11 @@ func (c *Collector) newTarget(inst config.Instance, mem *memory, pool *clientPoo
 	if err != nil {
 		return nil, err
 	}
+	if stats == nil {
+		stats = newInstanceStats(p.Methods)
+	}
 	logger := c.logger.With("provider", p.Name, "name", base.Name)
-	api := &API{client: hc, logger: logger, metrics: c.metrics.instance(p.Name, base.Name, p.Methods)}
+	api := &API{client: hc, logger: logger, metrics: c.metrics.observer(p.Name, stats)}
 	client, err := p.NewClient(inst.Spec, api)
 	if err != nil {
 		return nil, err
@@ -192,115 +238,87 @@ func (c *Collector) newTarget(inst config.Instance, mem *memory, pool *clientPoo
 	return &target{
 		provider: p,
 		name:     base.Name,
+		labels:   `provider="` + escapeLabel(p.Name) + `",name="` + escapeLabel(base.Name) + `"`,
 		timeout:  time.Duration(base.Timeout),
 		spec:     inst.Spec,
 		client:   client,
 		http:     hc,
 		logger:   logger,
 		mem:      mem,
+		stats:    stats,
 	}, nil
 }
 
-// States returns a collector that fetches every instance's state when
-// collected. ctx bounds the scrape: its deadline caps every call.
-func (c *Collector) States(ctx context.Context) prometheus.Collector {
-	return scrape{c: c, ctx: ctx}
+// Scrape is what one scrape exposes: the instances it concerns, with
+// their last results, and how many of them it could not refresh in time.
+type Scrape struct {
+	targets []*target
+	// Unrefreshed are the instances whose call did not end before the
+	// scrape's deadline: they are exposed with their previous result, or
+	// not at all before their first.
+	Unrefreshed int
 }
 
-type scrape struct {
-	c   *Collector
-	ctx context.Context
+// Refresh has every instance whose result is no longer fresh called, and
+// waits for those calls until ctx ends.
+func (c *Collector) Refresh(ctx context.Context) *Scrape {
+	c.mu.RLock()
+	targets := c.targets
+	c.mu.RUnlock()
+	return c.refresh(ctx, targets)
 }
 
-func (s scrape) Describe(ch chan<- *prometheus.Desc) {
-	ch <- stateDesc
-	ch <- upDesc
+// ErrUnknownInstance is returned by RefreshInstance for a name that is not
+// configured.
+var ErrUnknownInstance = errors.New("no instance of that name is configured")
+
+// RefreshInstance is Refresh for one instance, by name.
+func (c *Collector) RefreshInstance(ctx context.Context, name string) (*Scrape, error) {
+	c.mu.RLock()
+	t, ok := c.byName[name]
+	c.mu.RUnlock()
+	if !ok {
+		return nil, ErrUnknownInstance
+	}
+	return c.refresh(ctx, []*target{t}), nil
 }
 
-func (s scrape) Collect(ch chan<- prometheus.Metric) {
-	s.c.mu.RLock()
-	targets := s.c.targets
-	s.c.mu.RUnlock()
-
-	var wg sync.WaitGroup
+func (c *Collector) refresh(ctx context.Context, targets []*target) *Scrape {
+	now := time.Now()
+	var waits []<-chan struct{}
 	for _, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o := s.c.observe(s.ctx, t)
-			for _, st := range t.provider.States {
-				ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, boolValue(o.state == st), t.provider.Name, t.name, st)
+		if done := c.sched.request(t.mem, now); done != nil {
+			waits = append(waits, done)
+		}
+	}
+	s := &Scrape{targets: targets}
+	for i, done := range waits {
+		select {
+		case <-done:
+			continue
+		case <-ctx.Done():
+		}
+		for _, d := range waits[i:] {
+			select {
+			case <-d:
+			default:
+				s.Unrefreshed++
 			}
-			ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, boolValue(o.state == StateUnknown), t.provider.Name, t.name, StateUnknown)
-			ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolValue(o.up), t.provider.Name, t.name)
-		}()
-	}
-	wg.Wait()
-}
-
-func boolValue(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// observe returns the instance's outcome: a result younger than MinInterval
-// (or held back by Retry-After) if there is one, else the result of a call
-// shared with every scrape that asks meanwhile.
-func (c *Collector) observe(ctx context.Context, t *target) outcome {
-	m := t.mem
-	if o, ok := m.fresh(time.Now()); ok {
-		return o
-	}
-	// A scrape past its deadline waits a little for the call it shares, so
-	// that a call this scrape started counts its timeout in this scrape,
-	// not the next: calls end that long before the scrape's deadline.
-	grace := time.Duration(0)
-	if dl, ok := ctx.Deadline(); ok {
-		grace = min(deadlineGrace, time.Until(dl)/4)
-	}
-	ch := m.flight.DoChan("state", func() (any, error) {
-		if o, ok := m.fresh(time.Now()); ok {
-			return o, nil
 		}
-		m.inFlight.Add(1)
-		defer m.inFlight.Add(-1)
-		// The call outlives a scrape that gives up waiting, so that the
-		// scrapes sharing it still get its result; it keeps the deadline.
-		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
-		defer cancel()
-		if dl, ok := ctx.Deadline(); ok {
-			var cancelDL context.CancelFunc
-			callCtx, cancelDL = context.WithDeadline(callCtx, dl.Add(-grace))
-			defer cancelDL()
-		}
-		return c.call(callCtx, t), nil
-	})
-	select {
-	case r := <-ch:
-		return r.Val.(outcome)
-	case <-ctx.Done():
+		break
 	}
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
-	select {
-	case r := <-ch:
-		return r.Val.(outcome)
-	case <-timer.C:
-		return outcome{state: StateUnknown, reason: ReasonTimeout}
-	}
+	return s
 }
 
-func (c *Collector) call(ctx context.Context, t *target) outcome {
-	select {
-	case c.sem <- struct{}{}:
-		defer func() { <-c.sem }()
-	case <-ctx.Done():
-		t.logger.Warn("No call slot free before the deadline; the exporter allows too few calls at once for this many instances")
-		return outcome{state: StateUnknown, reason: ReasonTimeout}
+// call makes one state call for m with the latest settings of its
+// identity, bounded by that instance's timeout alone.
+func (c *Collector) call(m *memory) {
+	t := m.current.Load()
+	if t == nil {
+		return // removed while queued
 	}
-
+	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	defer cancel()
 	raw, err := t.client.State(ctx)
 	now := time.Now()
 	o := outcome{state: StateUnknown, up: true}
@@ -322,32 +340,15 @@ func (c *Collector) call(ctx context.Context, t *target) outcome {
 	default:
 		t.logger.Warn("Provider reported a state the exporter does not know; exposing it as unknown", "raw_state", shorten(snippet([]byte(raw)), 100))
 	}
-	t.mem.record(t.logger, o, detail, now, hold)
-	return o
-}
-
-// holds reports whether the memory holds a result or a call, which a
-// removed instance's memory must keep until they end.
-func (m *memory) holds(now time.Time) bool {
-	if m.inFlight.Load() > 0 {
-		return true
-	}
-	_, fresh := m.fresh(now)
-	return fresh
-}
-
-func (m *memory) fresh(now time.Time) (outcome, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.last, now.Before(m.freshTill)
+	m.record(t.logger, o, detail, now, hold)
 }
 
 // record stores a result and logs transitions, so that a lasting failure
 // is logged once rather than at every scrape.
 func (m *memory) record(logger *slog.Logger, o outcome, detail string, now time.Time, hold time.Duration) {
 	m.mu.Lock()
-	prev, had := m.last, !m.freshTill.IsZero()
-	m.last, m.freshTill = o, now.Add(hold)
+	prev, had := m.last, !m.updated.IsZero()
+	m.last, m.updated, m.freshTill = o, now, now.Add(hold)
 	m.mu.Unlock()
 
 	switch {
@@ -360,3 +361,10 @@ func (m *memory) record(logger *slog.Logger, o outcome, detail string, now time.
 		logger.Info("State changed", "state", o.state)
 	}
 }
+
+// escapeLabel escapes a label value for the text exposition format.
+func escapeLabel(v string) string {
+	return labelEscaper.Replace(v)
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)

@@ -49,6 +49,7 @@ func newTestEnv(t *testing.T, opts Options) *testEnv {
 		opts.Concurrency = 8
 	}
 	env.c = New(logger, opts)
+	t.Cleanup(env.c.Close)
 	return env
 }
 
@@ -66,6 +67,21 @@ func (env *testEnv) load(t *testing.T, instances ...string) {
 		t.Fatal(err)
 	}
 	if err := env.c.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// scrape is one scrape with a deadline after d (0: none) that checks the
+// families named in names against want.
+func (env *testEnv) scrape(t *testing.T, d time.Duration, want string, names ...string) {
+	t.Helper()
+	ctx := context.Background()
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	if err := testutil.GatherAndCompare(scrapeOf(env.c, ctx), strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -90,13 +106,9 @@ func upLine(provider, name string, up bool) string {
 	return fmt.Sprintf("whatsapp_up{name=%q,provider=%q} %d\n", name, provider, v)
 }
 
-const stateHeader = `# HELP whatsapp_instance_state State of the WhatsApp instance as reported by its provider: 1 for the current state, 0 for the others; unknown when no state could be fetched.
-# TYPE whatsapp_instance_state gauge
-`
+var stateHeader = "# HELP whatsapp_instance_state " + stateFamily.help + "\n# TYPE whatsapp_instance_state gauge\n"
 
-const upHeader = `# HELP whatsapp_up Whether the last state request to the provider produced a state.
-# TYPE whatsapp_up gauge
-`
+var upHeader = "# HELP whatsapp_up " + upFamily.help + "\n# TYPE whatsapp_up gauge\n"
 
 func TestCollectorStatesAndUp(t *testing.T) {
 	env := newTestEnv(t, Options{})
@@ -119,9 +131,7 @@ func TestCollectorStatesAndUp(t *testing.T) {
 		upLine("greenapi", "sales", false) +
 		upLine("greenapi", "shop", true) +
 		upLine("greenapi", "support", true)
-	if err := testutil.CollectAndCompare(env.c.States(context.Background()), strings.NewReader(want)); err != nil {
-		t.Fatal(err)
-	}
+	env.scrape(t, 0, want, "whatsapp_instance_state", "whatsapp_up")
 
 	// The unknown raw value is logged at warn, and only there.
 	if !strings.Contains(env.logs.String(), `level=WARN msg="Provider reported a state the exporter does not know; exposing it as unknown" provider=greenapi name=new raw_state="\"suspended\""`) {
@@ -147,10 +157,8 @@ func TestCollectorAllProviders(t *testing.T) {
 		upHeader +
 		upLine("evolution", "evo", true) + upLine("evolution", "idle", true) + upLine("wachat", "gone", false) +
 		upLine("greenapi", "green", true) + upLine("wachat", "store", true)
-	if err := testutil.CollectAndCompare(env.c.States(context.Background()), strings.NewReader(want)); err != nil {
-		t.Fatal(err)
-	}
-	if got := testutil.ToFloat64(env.c.metrics.errors.WithLabelValues("wachat", "gone", "instanceState", ReasonClientError)); got != 1 {
+	env.scrape(t, 0, want, "whatsapp_instance_state", "whatsapp_up")
+	if got := errorCount(t, env.c, "gone", "instanceState", ReasonClientError); got != 1 {
 		t.Errorf("client_error count for a wrong instance name: %v, want 1", got)
 	}
 	// A wrong instance name is logged as such, once.
@@ -169,34 +177,38 @@ func TestCollectorCallMetrics(t *testing.T) {
 		env.add(simulator.GreenAPI, "ok", "1", simulator.Behaviour{State: "authorized"}),
 		env.add(simulator.GreenAPI, "limited", "2", simulator.Behaviour{Fault: simulator.FaultRateLimited}),
 	)
-	// Before any scrape every series exists at zero.
-	if n := testutil.CollectAndCount(env.c.CallMetrics(), "whatsapp_api_request_errors_total"); n != 2*len(Reasons) {
-		t.Fatalf("%d error series before the first scrape, want %d", n, 2*len(Reasons))
-	}
-	testutil.CollectAndCount(env.c.States(context.Background()))
-
-	var want strings.Builder
-	want.WriteString("# HELP whatsapp_api_request_errors_total Calls to the provider API that failed, by reason.\n# TYPE whatsapp_api_request_errors_total counter\n")
-	for _, name := range []string{"limited", "ok"} {
-		for _, r := range Reasons {
-			v := 0
-			if name == "limited" && r == ReasonRateLimited {
-				v = 1
-			}
-			fmt.Fprintf(&want, "whatsapp_api_request_errors_total{method=\"getStateInstance\",name=%q,provider=\"greenapi\",reason=%q} %d\n", name, r, v)
-		}
-	}
-	want.WriteString(`# HELP whatsapp_api_requests_total Calls the exporter made to the provider API.
-# TYPE whatsapp_api_requests_total counter
-whatsapp_api_requests_total{method="getStateInstance",name="limited",provider="greenapi"} 1
-whatsapp_api_requests_total{method="getStateInstance",name="ok",provider="greenapi"} 1
-`)
-	if err := testutil.CollectAndCompare(env.c.CallMetrics(), strings.NewReader(want.String()), "whatsapp_api_requests_total", "whatsapp_api_request_errors_total"); err != nil {
+	// Before any call, every instance's call count exists at zero, and
+	// no failure yet.
+	mfs, err := parseText(exposition(t, env.c))
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Each call is timed once.
-	if n := testutil.CollectAndCount(env.c.CallMetrics(), "whatsapp_api_request_duration_seconds"); n != 2 {
-		t.Errorf("%d duration series, want 2", n)
+	for _, mf := range mfs {
+		if mf.GetName() == errorsFamily.name && len(mf.GetMetric()) > 0 {
+			t.Errorf("error series before any call: %v", mf)
+		}
+		if mf.GetName() == durationFamily.name && len(mf.GetMetric()) != 2 {
+			t.Errorf("%d duration series before any call, want 2", len(mf.GetMetric()))
+		}
+	}
+
+	scrapeOnce(t, env.c)
+	got := exposition(t, env.c)
+	for _, want := range []string{
+		`whatsapp_api_request_errors_total{provider="greenapi",name="limited",method="getStateInstance",reason="rate_limited"} 1`,
+		`whatsapp_api_request_duration_seconds_count{provider="greenapi",name="limited",method="getStateInstance"} 1`,
+		`whatsapp_api_request_duration_seconds_count{provider="greenapi",name="ok",method="getStateInstance"} 1`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %s in:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "whatsapp_api_request_errors_total{"); n != 1 {
+		t.Errorf("%d error series, want the one reason that happened", n)
+	}
+	// Each call is in its provider's histogram.
+	if c := histogramCount(t, env.c.metrics.duration.WithLabelValues("greenapi", "getStateInstance")); c != 2 {
+		t.Errorf("whatsapp_provider_request_duration_seconds count %d, want 2", c)
 	}
 }
 
@@ -207,18 +219,16 @@ func TestCollectorSharesCallsBetweenScrapes(t *testing.T) {
 	// Two HA Prometheus servers, and then some, scrape at the same moment.
 	var wg sync.WaitGroup
 	for range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := testutil.CollectAndCompare(env.c.States(context.Background()),
+		wg.Go(func() {
+			if err := testutil.GatherAndCompare(scrapeOf(env.c, context.Background()),
 				strings.NewReader(upHeader+upLine("greenapi", "shop", true)), "whatsapp_up"); err != nil {
 				t.Error(err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	// A scrape just after the call finished reuses its result.
-	testutil.CollectAndCount(env.c.States(context.Background()))
+	scrapeOnce(t, env.c)
 	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 1 {
 		t.Fatalf("simulator saw %d calls, want 1", n)
 	}
@@ -228,7 +238,7 @@ func TestCollectorCallsAgainAfterMinInterval(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized"}))
 	for range 3 {
-		testutil.CollectAndCount(env.c.States(context.Background()))
+		scrapeOnce(t, env.c)
 	}
 	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 3 {
 		t.Fatalf("simulator saw %d calls for 3 sequential scrapes without min interval, want 3", n)
@@ -239,12 +249,12 @@ func TestCollectorHonoursRetryAfter(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Second}))
 	first := time.Now()
-	testutil.CollectAndCount(env.c.States(context.Background()))
+	scrapeOnce(t, env.c)
 	// Retry the moment Retry-After allows and no sooner.
 	for time.Since(first) < 2*time.Second {
 		before := env.sim.Calls(simulator.GreenAPI, "1")
 		sent := time.Now()
-		testutil.CollectAndCount(env.c.States(context.Background()))
+		scrapeOnce(t, env.c)
 		if env.sim.Calls(simulator.GreenAPI, "1") > before {
 			if sent.Sub(first) < time.Second {
 				t.Fatalf("called again %v after a 429 with Retry-After: 1", sent.Sub(first))
@@ -260,16 +270,16 @@ func TestCollectorRateLimitedScrapesStayDown(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Minute}))
 	for range 3 {
-		if err := testutil.CollectAndCompare(env.c.States(context.Background()),
-			strings.NewReader(upHeader+upLine("greenapi", "shop", false)), "whatsapp_up"); err != nil {
-			t.Fatal(err)
-		}
+		env.scrape(t, 0, upHeader+upLine("greenapi", "shop", false), "whatsapp_up")
 	}
 	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 1 {
 		t.Fatalf("%d calls during Retry-After, want 1", n)
 	}
 }
 
+// TestCollectorSlowInstanceDoesNotDelayOthers: a scrape answers at its
+// deadline with what it has; the hung call goes on to its own timeout
+// (2 s), and the next scrape reports that.
 func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
 	env := newTestEnv(t, Options{})
 	env.load(t,
@@ -277,38 +287,39 @@ func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
 		env.add(simulator.GreenAPI, "shop", "2", simulator.Behaviour{State: "authorized"}),
 		env.add(simulator.GreenAPI, "sales", "3", simulator.Behaviour{State: "sleepMode"}),
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
 	want := stateHeader +
-		stateLines("greenapi", "hung", StateUnknown, false) +
 		stateLines("greenapi", "sales", "sleepMode", true) +
 		stateLines("greenapi", "shop", "authorized", true) +
-		upHeader + upLine("greenapi", "hung", false) + upLine("greenapi", "sales", true) + upLine("greenapi", "shop", true)
-	if err := testutil.CollectAndCompare(env.c.States(ctx), strings.NewReader(want)); err != nil {
-		t.Fatal(err)
-	}
-	// The hung call ends at the scrape's deadline and counts as a timeout.
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(env.c.metrics.errors.WithLabelValues("greenapi", "hung", "getStateInstance", ReasonTimeout)) != 1 {
+		upHeader + upLine("greenapi", "sales", true) + upLine("greenapi", "shop", true) +
+		"# HELP " + unrefreshedFamily.name + " " + unrefreshedFamily.help + "\n# TYPE " + unrefreshedFamily.name + " gauge\n" +
+		unrefreshedFamily.name + " 1\n"
+	env.scrape(t, 500*time.Millisecond, want, "whatsapp_instance_state", "whatsapp_up", unrefreshedFamily.name)
+	// The hung call ends at its own timeout and counts as a timeout.
+	waitUntil(t, "the hung call's timeout", func() bool { return errorCount(t, env.c, "hung", "getStateInstance", ReasonTimeout) == 1 })
+	env.scrape(t, 0, upHeader+upLine("greenapi", "hung", false)+upLine("greenapi", "sales", true)+upLine("greenapi", "shop", true), "whatsapp_up")
+}
+
+// waitUntil polls cond, failing after a limit far above any expected wait.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("the hung call was not counted as a timeout")
+			t.Fatalf("no %s", what)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
 func TestCollectorBoundsConcurrency(t *testing.T) {
 	env := newTestEnv(t, Options{Concurrency: 2})
 	var instances []string
+	var want strings.Builder
+	want.WriteString(upHeader)
 	for i := range 6 {
 		instances = append(instances, env.add(simulator.GreenAPI, fmt.Sprintf("i%d", i), fmt.Sprint(i+1), simulator.Behaviour{State: "authorized", Latency: 50 * time.Millisecond}))
+		want.WriteString(upLine("greenapi", fmt.Sprintf("i%d", i), true))
 	}
 	env.load(t, instances...)
-	if err := testutil.CollectAndCompare(env.c.States(context.Background()), strings.NewReader(upHeader+
-		upLine("greenapi", "i0", true)+upLine("greenapi", "i1", true)+upLine("greenapi", "i2", true)+
-		upLine("greenapi", "i3", true)+upLine("greenapi", "i4", true)+upLine("greenapi", "i5", true)), "whatsapp_up"); err != nil {
-		t.Fatal(err)
-	}
+	env.scrape(t, 0, want.String(), "whatsapp_up")
 	if m := env.maxIn.Load(); m > 2 || m < 1 {
 		t.Fatalf("%d calls in flight at once, want at most 2", m)
 	}
@@ -318,21 +329,31 @@ func TestCollectorUpdate(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
 	shop := env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized"})
 	env.load(t, shop, env.add(simulator.GreenAPI, "old", "2", simulator.Behaviour{State: "authorized"}))
-	testutil.CollectAndCount(env.c.States(context.Background()))
+	scrapeOnce(t, env.c)
 
 	env.load(t, shop, env.add(simulator.GreenAPI, "new", "3", simulator.Behaviour{State: "blocked"}))
-	want := upHeader + upLine("greenapi", "new", true) + upLine("greenapi", "shop", true)
-	if err := testutil.CollectAndCompare(env.c.States(context.Background()), strings.NewReader(want), "whatsapp_up"); err != nil {
-		t.Fatal(err)
-	}
+	env.scrape(t, 0, upHeader+upLine("greenapi", "new", true)+upLine("greenapi", "shop", true), "whatsapp_up")
 	// The unchanged instance kept its shared result: no second call.
 	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 1 {
 		t.Errorf("unchanged instance called %d times across a reload, want 1", n)
 	}
-	// The removed instance's call metrics are gone.
-	if n := testutil.CollectAndCount(env.c.CallMetrics(), "whatsapp_api_requests_total"); n != 2 {
-		t.Errorf("%d request series after removing an instance, want 2", n)
+	// The removed instance's metrics are gone.
+	if text := exposition(t, env.c); strings.Contains(text, `name="old"`) {
+		t.Errorf("the removed instance is still exposed:\n%s", text)
 	}
+}
+
+// exposition is what a scrape writes, without refreshing anything.
+func exposition(t *testing.T, c *Collector) string {
+	t.Helper()
+	c.mu.RLock()
+	s := &Scrape{targets: c.targets}
+	c.mu.RUnlock()
+	var b strings.Builder
+	if _, err := s.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 // TestCollectorRemovedInstanceStaysRemoved: a call in flight when a reload
@@ -344,20 +365,16 @@ func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		testutil.CollectAndCount(env.c.States(context.Background()))
+		scrapeOnce(t, env.c)
 	}()
 	for env.sim.Calls(simulator.GreenAPI, "2") == 0 {
 		time.Sleep(5 * time.Millisecond)
 	}
 	env.load(t, keep) // while the call of "gone" is in flight
 	<-done
-	for _, metric := range []string{"whatsapp_api_requests_total", "whatsapp_api_request_errors_total", "whatsapp_api_request_duration_seconds"} {
-		if err := testutil.CollectAndCompare(env.c.CallMetrics(), strings.NewReader(""), metric); err != nil && strings.Contains(err.Error(), `name="gone"`) {
-			t.Errorf("%s of the removed instance came back:\n%v", metric, err)
-		}
-	}
-	if n := testutil.CollectAndCount(env.c.CallMetrics(), "whatsapp_api_requests_total"); n != 1 {
-		t.Errorf("%d request series, want only the kept instance's", n)
+	waitUntil(t, "the end of the removed instance's call", func() bool { q, f := env.c.sched.counts(); return q+f == 0 })
+	if text := exposition(t, env.c); strings.Contains(text, `name="gone"`) {
+		t.Errorf("the removed instance came back:\n%s", text)
 	}
 }
 
@@ -374,7 +391,7 @@ func TestCollectorSettingChangeKeepsRateLimitMemory(t *testing.T) {
 	for k := range 6 {
 		timeout := []string{"2s", "3s"}[k%2]
 		env.load(t, instance("1", timeout, fresh), instance("2", timeout, limited))
-		testutil.CollectAndCount(env.c.States(context.Background()))
+		scrapeOnce(t, env.c)
 	}
 	for _, id := range []string{"1", "2"} {
 		if n := env.sim.Calls(simulator.GreenAPI, id); n != 1 {
@@ -385,7 +402,7 @@ func TestCollectorSettingChangeKeepsRateLimitMemory(t *testing.T) {
 	// same instance, whose result and Retry-After still stand.
 	env.load(t, instance("3", "2s", fresh))
 	env.load(t, instance("1", "2s", fresh), instance("2", "2s", limited), instance("3", "2s", fresh))
-	testutil.CollectAndCount(env.c.States(context.Background()))
+	scrapeOnce(t, env.c)
 	for _, id := range []string{"1", "2"} {
 		if n := env.sim.Calls(simulator.GreenAPI, id); n != 1 {
 			t.Errorf("instance %s removed and added again: called %d times, want 1", id, n)
@@ -394,36 +411,6 @@ func TestCollectorSettingChangeKeepsRateLimitMemory(t *testing.T) {
 	// Another identity (another id_instance) is another instance.
 	if n := env.sim.Calls(simulator.GreenAPI, "3"); n != 1 {
 		t.Errorf("new instance called %d times, want 1", n)
-	}
-}
-
-// deadlineClient records the deadline of each call's context.
-type deadlineClient struct{ deadline chan time.Time }
-
-func (d deadlineClient) State(ctx context.Context) (string, error) {
-	dl, _ := ctx.Deadline()
-	d.deadline <- dl
-	<-ctx.Done()
-	return "", transportError(ctx, ctx.Err())
-}
-
-// TestCallEndsBeforeTheScrapeDeadline: a scrape answers by its deadline,
-// so the call it starts must end before it, however short the deadline.
-func TestCallEndsBeforeTheScrapeDeadline(t *testing.T) {
-	for _, budget := range []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 3 * time.Second} {
-		c := New(discardLogger(), Options{Concurrency: 1})
-		rec := deadlineClient{deadline: make(chan time.Time, 1)}
-		tg := &target{provider: providers["greenapi"], name: "x", timeout: time.Minute, client: rec, logger: discardLogger(), mem: &memory{}}
-		ctx, cancel := context.WithTimeout(context.Background(), budget)
-		scrapeDeadline, _ := ctx.Deadline()
-		o := c.observe(ctx, tg)
-		cancel()
-		if o.up || o.reason != ReasonTimeout {
-			t.Errorf("budget %v: outcome %+v, want a timeout", budget, o)
-		}
-		if dl := <-rec.deadline; !dl.Before(scrapeDeadline) {
-			t.Errorf("budget %v: the call's deadline is %v after the scrape's", budget, dl.Sub(scrapeDeadline))
-		}
 	}
 }
 
@@ -438,16 +425,219 @@ func TestCollectorReaddedDuringACallSharesIt(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		testutil.CollectAndCount(env.c.States(context.Background()))
+		scrapeOnce(t, env.c)
 	}()
 	for env.sim.Calls(simulator.GreenAPI, "1") == 0 {
 		time.Sleep(5 * time.Millisecond)
 	}
 	env.load(t, other)
 	env.load(t, slow, other)
-	testutil.CollectAndCount(env.c.States(context.Background()))
+	scrapeOnce(t, env.c)
 	<-done
 	if sp := env.sim.Spacing(simulator.GreenAPI, "1"); sp.Calls != 1 {
 		t.Errorf("%d calls to the re-added instance (smallest gap %v), want 1", sp.Calls, sp.MinGap)
+	}
+}
+
+// deadlineClient records the deadline of each call's context.
+type deadlineClient struct{ deadline chan time.Time }
+
+func (d deadlineClient) State(ctx context.Context) (string, error) {
+	dl, _ := ctx.Deadline()
+	d.deadline <- dl
+	return "authorized", nil
+}
+
+// TestCallKeepsItsOwnTimeout: a call is bounded by its instance's timeout
+// from the moment it starts, not by the deadline of the scrape that asked
+// for it, however short: a scrape with a short deadline (a second
+// Prometheus, anyone who can reach /metrics) must not turn shared calls
+// into timeouts.
+func TestCallKeepsItsOwnTimeout(t *testing.T) {
+	c := New(discardLogger(), Options{Concurrency: 1})
+	defer c.Close()
+	rec := deadlineClient{deadline: make(chan time.Time, 1)}
+	tg := &target{provider: providers["greenapi"], name: "x", timeout: time.Minute, client: rec, logger: discardLogger(), mem: &memory{}, stats: newInstanceStats([]string{"getStateInstance"})}
+	tg.mem.current.Store(tg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	c.refresh(ctx, []*target{tg})
+	if dl := <-rec.deadline; dl.Sub(start) < 50*time.Second {
+		t.Errorf("the call's deadline is %v after the scrape began, want its own minute", dl.Sub(start))
+	}
+}
+
+// TestShortScrapesDoNotFailOthers: one client scraping every few
+// milliseconds with a tiny timeout must not make the main Prometheus see
+// instances down that are not.
+func TestShortScrapesDoNotFailOthers(t *testing.T) {
+	env := newTestEnv(t, Options{MinInterval: 20 * time.Millisecond})
+	var instances []string
+	var want strings.Builder
+	want.WriteString(upHeader)
+	for i := range 10 {
+		name := fmt.Sprintf("i%d", i)
+		instances = append(instances, env.add(simulator.GreenAPI, name, fmt.Sprint(i+1), simulator.Behaviour{State: "authorized", Latency: 100 * time.Millisecond}))
+		want.WriteString(upLine("greenapi", name, true))
+	}
+	env.load(t, instances...)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+			_, _ = scrapeOf(env.c, ctx).Gather()
+			cancel()
+		}
+	})
+	for range 5 {
+		env.scrape(t, 0, want.String(), "whatsapp_up")
+	}
+	close(stop)
+	wg.Wait()
+	for i := range 10 {
+		if n := errorCount(t, env.c, fmt.Sprintf("i%d", i), "getStateInstance", ReasonTimeout); n != 0 {
+			t.Errorf("instance i%d: %d timeouts", i, n)
+		}
+	}
+}
+
+// TestSlotWaitIsNotATimeout: with one call at a time, the last of five
+// instances waits four calls for its slot, longer than its timeout; the
+// wait must not count against it.
+func TestSlotWaitIsNotATimeout(t *testing.T) {
+	env := newTestEnv(t, Options{Concurrency: 1})
+	var instances []string
+	var want strings.Builder
+	want.WriteString(upHeader)
+	for i := range 5 {
+		name := fmt.Sprintf("i%d", i)
+		yml := env.add(simulator.GreenAPI, name, fmt.Sprint(i+1), simulator.Behaviour{State: "authorized", Latency: 200 * time.Millisecond})
+		instances = append(instances, strings.Replace(yml, "timeout: 2s", "timeout: 500ms", 1))
+		want.WriteString(upLine("greenapi", name, true))
+	}
+	env.load(t, instances...)
+	env.scrape(t, 0, want.String(), "whatsapp_up")
+}
+
+// TestUnrefreshedInstancesKeepTheirResult: a scrape that cannot refresh
+// every instance before its deadline exposes the others with their
+// previous result and its time, and says how many.
+func TestUnrefreshedInstancesKeepTheirResult(t *testing.T) {
+	env := newTestEnv(t, Options{Concurrency: 1, MinInterval: 0})
+	var instances []string
+	for i := range 4 {
+		instances = append(instances, env.add(simulator.GreenAPI, fmt.Sprintf("i%d", i), fmt.Sprint(i+1), simulator.Behaviour{State: "authorized", Latency: 300 * time.Millisecond}))
+	}
+	env.load(t, instances...)
+	scrapeOnce(t, env.c)
+	before := updateTimes(t, env.c)
+	for i := range 4 {
+		env.sim.Set(simulator.GreenAPI, fmt.Sprint(i+1), "secret-"+fmt.Sprint(i+1), simulator.Behaviour{State: "blocked", Latency: 300 * time.Millisecond})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	s := env.c.Refresh(ctx)
+	if s.Unrefreshed != 4 {
+		t.Errorf("Unrefreshed = %d, want 4", s.Unrefreshed)
+	}
+	var b strings.Builder
+	if _, err := s.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if !strings.Contains(b.String(), fmt.Sprintf(`whatsapp_instance_state{provider="greenapi",name="i%d",state="authorized"} 1`, i)) {
+			t.Errorf("i%d does not keep its previous state:\n%s", i, b.String())
+		}
+	}
+	if after := updateTimes(t, env.c); after != before {
+		t.Errorf("update times changed without a refresh: %v, then %v", before, after)
+	}
+	if !strings.Contains(b.String(), unrefreshedFamily.name+" 4\n") {
+		t.Errorf("the scrape does not say it left 4 instances unrefreshed:\n%s", b.String())
+	}
+}
+
+// updateTimes is every instance's whatsapp_last_update_timestamp_seconds.
+func updateTimes(t *testing.T, c *Collector) string {
+	t.Helper()
+	var lines []string
+	for _, l := range strings.Split(exposition(t, c), "\n") {
+		if strings.HasPrefix(l, updatedFamily.name+"{") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		t.Fatal("no update times")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestOldestFirstReachesEveryInstance: with more instances than a scrape
+// can call, each scrape goes on where the previous stopped: the instance
+// refreshed longest ago goes first, no instance is called twice before
+// every other was called once, and the calls a scrape could not wait for
+// go on after it, so the whole fleet is refreshed within one pass of the
+// workers (instances × latency / concurrency).
+func TestOldestFirstReachesEveryInstance(t *testing.T) {
+	const n = 12
+	env := newTestEnv(t, Options{Concurrency: 2, MinInterval: 0})
+	var instances []string
+	for i := range n {
+		instances = append(instances, env.add(simulator.GreenAPI, fmt.Sprintf("i%02d", i), fmt.Sprint(i+1), simulator.Behaviour{State: "authorized", Latency: 50 * time.Millisecond}))
+	}
+	env.load(t, instances...)
+	counts := func() (lo, hi int64) {
+		lo = 1 << 62
+		for i := range n {
+			c := env.sim.Calls(simulator.GreenAPI, fmt.Sprint(i+1))
+			lo, hi = min(lo, c), max(hi, c)
+		}
+		return lo, hi
+	}
+	// Scrapes far too short for the fleet.
+	for range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, _ = scrapeOf(env.c, ctx).Gather()
+		cancel()
+		if lo, hi := counts(); hi-lo > 1 {
+			t.Fatalf("calls per instance range from %d to %d: an instance was called twice before another once", lo, hi)
+		}
+	}
+	// Without further scrapes, the pass the last one asked for completes.
+	waitUntil(t, "a call to every instance", func() bool { lo, _ := counts(); return lo >= 1 })
+	if lo, hi := counts(); hi-lo > 1 {
+		t.Errorf("calls per instance range from %d to %d", lo, hi)
+	}
+}
+
+func TestRefreshInstance(t *testing.T) {
+	env := newTestEnv(t, Options{MinInterval: time.Minute})
+	env.load(t,
+		env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "yellowCard"}),
+		env.add(simulator.GreenAPI, "other", "2", simulator.Behaviour{State: "authorized"}),
+	)
+	if _, err := env.c.RefreshInstance(context.Background(), "nope"); err != ErrUnknownInstance {
+		t.Errorf("RefreshInstance(nope) = %v, want ErrUnknownInstance", err)
+	}
+	s, err := env.c.RefreshInstance(context.Background(), "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if _, err := s.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `whatsapp_instance_state{provider="greenapi",name="shop",state="yellowCard"} 1`) || strings.Contains(b.String(), `name="other"`) {
+		t.Errorf("one instance's metrics:\n%s", b.String())
+	}
+	if env.sim.Calls(simulator.GreenAPI, "2") != 0 || env.sim.Calls(simulator.GreenAPI, "1") != 1 {
+		t.Errorf("calls: shop %d, other %d; want only shop's", env.sim.Calls(simulator.GreenAPI, "1"), env.sim.Calls(simulator.GreenAPI, "2"))
 	}
 }

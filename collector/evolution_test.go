@@ -304,27 +304,25 @@ func TestEvolutionViaCollector(t *testing.T) {
 		upLine("evolution", "refusing", true) +
 		upLine("evolution", "shop", true) +
 		upLine("evolution", "wrongkey", false)
-	if err := testutil.CollectAndCompare(c.States(ctx), strings.NewReader(want)); err != nil {
+	if err := testutil.GatherAndCompare(scrapeOf(c, ctx), strings.NewReader(want), "whatsapp_instance_state", "whatsapp_up"); err != nil {
 		t.Fatal(err)
 	}
 
-	// The call metrics, with method label connectionState.
+	// The call metrics, with method label connectionState: one call each,
+	// and the failures by reason.
 	var wantCalls strings.Builder
-	wantCalls.WriteString("# HELP whatsapp_api_request_errors_total Calls to the provider API that failed, by reason.\n# TYPE whatsapp_api_request_errors_total counter\n")
-	failed := map[string]string{"missing": ReasonClientError, "wrongkey": ReasonUnauthorized}
+	wantCalls.WriteString("# HELP whatsapp_api_request_errors_total " + errorsFamily.help + "\n# TYPE whatsapp_api_request_errors_total counter\n")
+	wantCalls.WriteString("whatsapp_api_request_errors_total{method=\"connectionState\",name=\"missing\",provider=\"evolution\",reason=\"client_error\"} 1\n")
+	wantCalls.WriteString("whatsapp_api_request_errors_total{method=\"connectionState\",name=\"wrongkey\",provider=\"evolution\",reason=\"unauthorized\"} 1\n")
 	names := []string{"emptystate", "missing", "notloaded", "refusing", "shop", "wrongkey"}
-	for _, name := range names {
-		for _, r := range Reasons {
-			fmt.Fprintf(&wantCalls, "whatsapp_api_request_errors_total{method=\"connectionState\",name=%q,provider=\"evolution\",reason=%q} %d\n",
-				name, r, map[bool]int{false: 0, true: 1}[failed[name] == r])
-		}
-	}
-	wantCalls.WriteString("# HELP whatsapp_api_requests_total Calls the exporter made to the provider API.\n# TYPE whatsapp_api_requests_total counter\n")
-	for _, name := range names {
-		fmt.Fprintf(&wantCalls, "whatsapp_api_requests_total{method=\"connectionState\",name=%q,provider=\"evolution\"} 1\n", name)
-	}
-	if err := testutil.CollectAndCompare(c.CallMetrics(), strings.NewReader(wantCalls.String()), "whatsapp_api_requests_total", "whatsapp_api_request_errors_total"); err != nil {
+	if err := testutil.GatherAndCompare(scrapeOf(c, ctx), strings.NewReader(wantCalls.String()), "whatsapp_api_request_errors_total"); err != nil {
 		t.Error(err)
+	}
+	values, _ := scrapeValues(t, c)
+	for _, name := range names {
+		if k := "whatsapp_api_request_duration_seconds_count,method=connectionState,name=" + name + ",provider=evolution"; values[k] != 1 {
+			t.Errorf("%s = %v, want 1", k, values[k])
+		}
 	}
 	if got := len(rec.requests()); got != len(names) {
 		t.Errorf("server saw %d requests, want %d", got, len(names))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,8 +22,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
@@ -481,8 +483,14 @@ func specOf[S config.Spec](t *testing.T, spec config.Spec) S {
 type testClient struct {
 	Client
 	spec    config.Spec
-	metrics *apiMetrics
+	metrics testCallMetrics
 	logs    *testlog.Buffer
+}
+
+// testCallMetrics are where a test client records its calls.
+type testCallMetrics struct {
+	stats    *instanceStats
+	provider *providerMetrics
 }
 
 // newTestClient loads a configuration of one instance of provider and
@@ -516,11 +524,11 @@ func clientFromConfig(t *testing.T, cfg *config.Config) *testClient {
 	}
 	t.Cleanup(hc.CloseIdleConnections)
 	logger, logs := testlog.New()
-	m := newAPIMetrics()
+	m := testCallMetrics{stats: newInstanceStats(p.Methods), provider: newProviderMetrics()}
 	api := &API{
 		client:  hc,
 		logger:  logger.With("provider", p.Name, "name", base.Name),
-		metrics: m.instance(p.Name, base.Name, p.Methods),
+		metrics: m.provider.observer(p.Name, m.stats),
 	}
 	c, err := p.NewClient(spec, api)
 	if err != nil {
@@ -647,38 +655,32 @@ func checkNoLeak(t *testing.T, what, text, secret string) {
 
 // checkCallMetrics checks that exactly one call of the only method was
 // counted, failed with wantReason if it is set.
-func checkCallMetrics(t *testing.T, m *apiMetrics, provider, name, method, wantReason string) {
+func checkCallMetrics(t *testing.T, m testCallMetrics, provider, name, method, wantReason string) {
 	t.Helper()
 	checkCallCount(t, m, provider, name, method, 1)
-	for _, r := range Reasons {
-		want := 0.0
+	calls := &m.stats.calls[slices.Index(m.stats.methods, method)]
+	for k, r := range Reasons {
+		want := uint64(0)
 		if r == wantReason {
 			want = 1
 		}
-		if got := testutil.ToFloat64(m.errors.WithLabelValues(provider, name, method, r)); got != want {
+		if got := calls.errors[k].Load(); got != want {
 			t.Errorf("whatsapp_api_request_errors_total{reason=%q} = %v, want %v", r, got, want)
 		}
 	}
-	// Only the one method exists: nothing else was counted.
-	if n := testutil.CollectAndCount(m.errors, "whatsapp_api_request_errors_total"); n != len(Reasons) {
-		t.Errorf("whatsapp_api_request_errors_total has %d series, want %d", n, len(Reasons))
-	}
-	if n := testutil.CollectAndCount(m.duration, "whatsapp_api_request_duration_seconds"); n != 1 {
-		t.Errorf("whatsapp_api_request_duration_seconds has %d series, want 1", n)
-	}
-	if c := histogramCount(t, m.duration.WithLabelValues(provider, name, method)); c != 1 {
-		t.Errorf("whatsapp_api_request_duration_seconds count = %d, want 1", c)
+	if c := histogramCount(t, m.provider.duration.WithLabelValues(provider, method)); c != 1 {
+		t.Errorf("whatsapp_provider_request_duration_seconds count = %d, want 1", c)
 	}
 }
 
-// checkCallCount checks whatsapp_api_requests_total of the only method.
-func checkCallCount(t *testing.T, m *apiMetrics, provider, name, method string, want int) {
+// checkCallCount checks the call count of the provider's only method.
+func checkCallCount(t *testing.T, m testCallMetrics, provider, name, method string, want int) {
 	t.Helper()
-	if got := testutil.ToFloat64(m.requests.WithLabelValues(provider, name, method)); got != float64(want) {
-		t.Errorf("whatsapp_api_requests_total{method=%q} = %v, want %d", method, got, want)
+	if len(m.stats.methods) != 1 || m.stats.methods[0] != method {
+		t.Fatalf("%s/%s methods %v, want only %s", provider, name, m.stats.methods, method)
 	}
-	if n := testutil.CollectAndCount(m.requests, "whatsapp_api_requests_total"); n != 1 {
-		t.Errorf("whatsapp_api_requests_total has %d series, want 1", n)
+	if got := m.stats.calls[0].count.Load(); got != uint64(want) {
+		t.Errorf("whatsapp_api_request_duration_seconds_count{method=%q} = %v, want %d", method, got, want)
 	}
 }
 
@@ -696,44 +698,116 @@ func histogramCount(t *testing.T, o prometheus.Observer) uint64 {
 	return pb.GetHistogram().GetSampleCount()
 }
 
+// scrapeGatherer is one scrape of a collector, as main serves /metrics:
+// the instances refreshed within ctx and written in the text format,
+// parsed back. Use it with testutil.GatherAndCompare.
+type scrapeGatherer struct {
+	c   *Collector
+	ctx context.Context
+}
+
+func scrapeOf(c *Collector, ctx context.Context) scrapeGatherer { return scrapeGatherer{c, ctx} }
+
+func (g scrapeGatherer) Gather() ([]*dto.MetricFamily, error) {
+	var b strings.Builder
+	if _, err := g.c.Refresh(g.ctx).WriteTo(&b); err != nil {
+		return nil, err
+	}
+	return parseText(b.String())
+}
+
+// parseText parses the text exposition format, in order.
+func parseText(text string) ([]*dto.MetricFamily, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		return nil, fmt.Errorf("%w in:\n%s", err, text)
+	}
+	// As a registry gives them: label pairs sorted by name, series by
+	// their labels.
+	out := make([]*dto.MetricFamily, 0, len(mfs))
+	key := func(m *dto.Metric) string {
+		var b strings.Builder
+		for _, lp := range m.GetLabel() {
+			b.WriteString(lp.GetValue() + "\xff")
+		}
+		return b.String()
+	}
+	for _, name := range slices.Sorted(maps.Keys(mfs)) {
+		for _, m := range mfs[name].GetMetric() {
+			slices.SortFunc(m.Label, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+		}
+		slices.SortFunc(mfs[name].Metric, func(a, b *dto.Metric) int { return strings.Compare(key(a), key(b)) })
+		out = append(out, mfs[name])
+	}
+	return out, nil
+}
+
+// scrapeOnce refreshes every instance, waiting for their calls.
+func scrapeOnce(t *testing.T, c *Collector) {
+	t.Helper()
+	if _, err := scrapeOf(c, context.Background()).Gather(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// errorCount is the named instance's failures of a method by reason.
+func errorCount(t *testing.T, c *Collector, name, method, reason string) uint64 {
+	t.Helper()
+	c.mu.RLock()
+	tg := c.byName[name]
+	c.mu.RUnlock()
+	if tg == nil {
+		t.Fatalf("no instance %q", name)
+	}
+	return tg.stats.calls[slices.Index(tg.stats.methods, method)].errors[slices.Index(Reasons[:], reason)].Load()
+}
+
 // newTestCollector builds a collector, as main does, for cfg.
 func newTestCollector(t *testing.T, cfg *config.Config) (*Collector, *testlog.Buffer) {
 	t.Helper()
 	logger, logs := testlog.New()
-	c := New(logger, Options{Concurrency: 4})
+	c := New(logger, Options{Concurrency: 4, MinInterval: time.Minute})
+	t.Cleanup(c.Close)
 	if err := c.Update(cfg); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
 	return c, logs
 }
 
-// scrapeValues scrapes c once as main serves /metrics, the states first,
-// then the call metrics. It returns every gauge and counter keyed by its
-// name and its label pairs ("name,label=value,..."), and the families.
+// scrapeValues scrapes c once as main serves /metrics. It returns every
+// gauge, counter and summary count and sum keyed by its name and its label
+// pairs ("name,label=value,..."), and the families.
 func scrapeValues(t *testing.T, c *Collector) (map[string]float64, []*dto.MetricFamily) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), providerTestSlack)
 	defer cancel()
-	states := prometheus.NewPedanticRegistry()
-	states.MustRegister(c.States(ctx))
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c.CallMetrics())
-	mfs, err := prometheus.Gatherers{states, reg}.Gather()
+	mfs, err := scrapeOf(c, ctx).Gather()
 	if err != nil {
-		t.Fatalf("Gather: %v", err)
+		t.Fatalf("scrape: %v", err)
 	}
 	values := map[string]float64{}
 	for _, mf := range mfs {
 		for _, mt := range mf.GetMetric() {
-			key := mf.GetName()
+			var pairs []string
 			for _, lp := range mt.GetLabel() {
-				key += "," + lp.GetName() + "=" + lp.GetValue()
+				pairs = append(pairs, lp.GetName()+"="+lp.GetValue())
+			}
+			slices.Sort(pairs)
+			labels := ""
+			for _, p := range pairs {
+				labels += "," + p
 			}
 			switch {
 			case mt.GetGauge() != nil:
-				values[key] = mt.GetGauge().GetValue()
+				values[mf.GetName()+labels] = mt.GetGauge().GetValue()
 			case mt.GetCounter() != nil:
-				values[key] = mt.GetCounter().GetValue()
+				values[mf.GetName()+labels] = mt.GetCounter().GetValue()
+			case mt.GetSummary() != nil:
+				values[mf.GetName()+"_count"+labels] = float64(mt.GetSummary().GetSampleCount())
+				values[mf.GetName()+"_sum"+labels] = mt.GetSummary().GetSampleSum()
+			case mt.GetUntyped() != nil:
+				values[mf.GetName()+labels] = mt.GetUntyped().GetValue()
 			}
 		}
 	}
@@ -741,11 +815,18 @@ func scrapeValues(t *testing.T, c *Collector) (map[string]float64, []*dto.Metric
 }
 
 // checkValues checks that values holds every series of want, with its
-// value.
+// value. A counter of errors wanted at 0 must be absent: a reason appears
+// with its first failure.
 func checkValues(t *testing.T, values, want map[string]float64) {
 	t.Helper()
 	for k, v := range want {
 		got, ok := values[k]
+		if strings.HasPrefix(k, "whatsapp_api_request_errors_total,") && v == 0 {
+			if ok {
+				t.Errorf("%s = %v, want no series", k, got)
+			}
+			continue
+		}
 		if !ok {
 			t.Errorf("no series %s", k)
 			continue

@@ -1,95 +1,100 @@
 package collector
 
 import (
+	"math"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// apiMetrics are the call metrics; they live across scrapes and reloads.
-type apiMetrics struct {
-	duration *prometheus.HistogramVec
-	requests *prometheus.CounterVec
-	errors   *prometheus.CounterVec
+// Call metrics come in two sizes. Per instance, what the alerts need and
+// little more: a summary without quantiles (count and sum of durations)
+// and the failures by reason, a series for a reason only once it
+// happened (see exposition.go). Per provider, a histogram for latency
+// quantiles, which per instance would cost 11 series each.
+
+// instanceStats are an instance's call counts, per method of its
+// provider. A target owns them and the exposition reads them from the
+// current targets only, so that a call still in flight when a reload
+// removes its instance writes into stats nobody exports.
+type instanceStats struct {
+	methods      []string
+	methodLabels []string // method="…", escaped
+	calls        []methodStats
 }
 
-func newAPIMetrics() *apiMetrics {
-	return &apiMetrics{
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "whatsapp_api_request_duration_seconds",
-			Help:    "Duration of the exporter's calls to the provider API.",
-			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
-		}, []string{"provider", "name", "method"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "whatsapp_api_requests_total",
-			Help: "Calls the exporter made to the provider API.",
-		}, []string{"provider", "name", "method"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "whatsapp_api_request_errors_total",
-			Help: "Calls to the provider API that failed, by reason.",
-		}, []string{"provider", "name", "method", "reason"}),
+type methodStats struct {
+	count   atomic.Uint64
+	sumBits atomic.Uint64 // float64 seconds
+	errors  [len(Reasons)]atomic.Uint64 // by index in Reasons
+}
+
+func newInstanceStats(methods []string) *instanceStats {
+	s := &instanceStats{methods: methods, calls: make([]methodStats, len(methods))}
+	for _, m := range methods {
+		s.methodLabels = append(s.methodLabels, `method="`+escapeLabel(m)+`"`)
 	}
+	return s
 }
 
-// instanceMetrics are one instance's call metrics by method. They are
-// taken from the vectors once, when the instance is configured: a call
-// still in flight when a reload removes its instance then writes into
-// series that are no longer exported, instead of creating them again.
-type instanceMetrics map[string]*methodMetrics
-
-type methodMetrics struct {
-	duration prometheus.Observer
-	requests prometheus.Counter
-	errors   map[string]prometheus.Counter // by reason
-}
-
-// instance creates every series of an instance, at zero so that rate()
-// and alerts see them from the first scrape, and returns them.
-func (m *apiMetrics) instance(provider, name string, methods []string) instanceMetrics {
-	im := instanceMetrics{}
-	for _, method := range methods {
-		mm := &methodMetrics{
-			duration: m.duration.WithLabelValues(provider, name, method),
-			requests: m.requests.WithLabelValues(provider, name, method),
-			errors:   map[string]prometheus.Counter{},
-		}
-		for _, r := range Reasons {
-			mm.errors[r] = m.errors.WithLabelValues(provider, name, method, r)
-		}
-		im[method] = mm
-	}
-	return im
-}
-
-func (im instanceMetrics) observe(method string, d time.Duration, e *Error) {
-	mm, ok := im[method]
-	if !ok {
+func (s *instanceStats) observe(method string, d time.Duration, reason string) {
+	i := slices.Index(s.methods, method)
+	if i < 0 {
 		return // a method the provider did not declare: a programming error
 	}
-	mm.duration.Observe(d.Seconds())
-	mm.requests.Inc()
-	if e != nil {
-		if c, ok := mm.errors[e.Reason]; ok {
-			c.Inc()
+	m := &s.calls[i]
+	m.count.Add(1)
+	for {
+		old := m.sumBits.Load()
+		if m.sumBits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+d.Seconds())) {
+			break
 		}
+	}
+	if r := slices.Index(Reasons[:], reason); r >= 0 {
+		m.errors[r].Add(1)
 	}
 }
 
-func (m *apiMetrics) forget(provider, name string) {
-	l := prometheus.Labels{"provider": provider, "name": name}
-	m.duration.DeletePartialMatch(l)
-	m.requests.DeletePartialMatch(l)
-	m.errors.DeletePartialMatch(l)
+// providerMetrics are the metrics of the exporter as a whole, registered
+// once: latency per provider and the state of the call queue.
+type providerMetrics struct {
+	duration *prometheus.HistogramVec
 }
 
-func (m *apiMetrics) Describe(ch chan<- *prometheus.Desc) {
-	m.duration.Describe(ch)
-	m.requests.Describe(ch)
-	m.errors.Describe(ch)
+func newProviderMetrics() *providerMetrics {
+	return &providerMetrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "whatsapp_provider_request_duration_seconds",
+			Help:    "Duration of the exporter's calls to each provider's API, over all its instances.",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"provider", "method"}),
+	}
 }
 
-func (m *apiMetrics) Collect(ch chan<- prometheus.Metric) {
-	m.duration.Collect(ch)
-	m.requests.Collect(ch)
-	m.errors.Collect(ch)
+// callObserver records a call of one instance in its stats and in its
+// provider's histogram.
+type callObserver struct {
+	stats     *instanceStats
+	durations map[string]prometheus.Observer // by method
+}
+
+func (m *providerMetrics) observer(provider string, stats *instanceStats) callObserver {
+	o := callObserver{stats: stats, durations: map[string]prometheus.Observer{}}
+	for _, method := range stats.methods {
+		o.durations[method] = m.duration.WithLabelValues(provider, method)
+	}
+	return o
+}
+
+func (o callObserver) observe(method string, d time.Duration, e *Error) {
+	reason := ""
+	if e != nil {
+		reason = e.Reason
+	}
+	o.stats.observe(method, d, reason)
+	if h, ok := o.durations[method]; ok {
+		h.Observe(d.Seconds())
+	}
 }

@@ -28,8 +28,9 @@ const (
 	ReasonRedirect = "redirect"
 )
 
-// Reasons lists every reason; each has a series from the first scrape on.
-var Reasons = []string{
+// Reasons lists every reason. An array, so that per-reason counters can be
+// one.
+var Reasons = [...]string{
 	ReasonTimeout, ReasonNetwork, ReasonUnauthorized, ReasonRateLimited,
 	ReasonQuotaExceeded, ReasonServerError, ReasonClientError, ReasonBadResponse,
 	ReasonRedirect,

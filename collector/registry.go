@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"slices"
 	"sort"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
@@ -29,12 +30,19 @@ type Provider struct {
 	Config config.ProviderInfo
 	// NewClient builds a client for a resolved Spec of this provider.
 	NewClient func(spec config.Spec, api *API) (Client, error)
+
+	// stateLabels are the state label pairs of States and then of
+	// StateUnknown, escaped, for the exposition.
+	stateLabels []string
 }
 
 var providers = map[string]*Provider{}
 
 // register is called from each provider file's init.
 func register(p *Provider) {
+	for _, st := range append(slices.Clone(p.States), StateUnknown) {
+		p.stateLabels = append(p.stateLabels, `state="`+escapeLabel(st)+`"`)
+	}
 	providers[p.Name] = p
 	config.RegisterProvider(p.Name, p.Config)
 }

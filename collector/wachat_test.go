@@ -323,7 +323,7 @@ func TestWachatViaCollector(t *testing.T) {
 			labels := ",name=" + wachatTestInstance + ",provider=wachat"
 			want := map[string]float64{
 				"whatsapp_up" + labels: tc.wantUp,
-				"whatsapp_api_requests_total,method=" + wachatTestMethod + labels: 1,
+				"whatsapp_api_request_duration_seconds_count,method=" + wachatTestMethod + labels: 1,
 			}
 			for _, s := range []string{"open", "connecting", "close", StateUnknown} {
 				v := 0.0
