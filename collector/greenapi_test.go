@@ -204,7 +204,7 @@ func TestGreenAPIViaCollector(t *testing.T) {
 		"whatsapp_instance_state,name=" + greenAPITestID + ",provider=greenapi,state=sleepMode":                                       1,
 		"whatsapp_instance_state,name=" + greenAPITestID + ",provider=greenapi,state=authorized":                                      0,
 		"whatsapp_up,name=" + greenAPITestID + ",provider=greenapi":                                                                   1,
-		"whatsapp_api_request_duration_seconds_count,method=getStateInstance,name=" + greenAPITestID + ",provider=greenapi":                           1,
+		"whatsapp_api_request_duration_seconds_count,method=getStateInstance,name=" + greenAPITestID + ",provider=greenapi":           1,
 		"whatsapp_api_request_errors_total,method=getStateInstance,name=" + greenAPITestID + ",provider=greenapi,reason=bad_response": 0,
 	})
 	checkRequest(t, rec.one(t), tg.request)

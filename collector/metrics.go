@@ -27,7 +27,7 @@ type instanceStats struct {
 
 type methodStats struct {
 	count   atomic.Uint64
-	sumBits atomic.Uint64 // float64 seconds
+	sumBits atomic.Uint64               // float64 seconds
 	errors  [len(Reasons)]atomic.Uint64 // by index in Reasons
 }
 
