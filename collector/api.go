@@ -48,7 +48,8 @@ type Response struct {
 // transport failures, records the call metrics, and keeps the instance's
 // secrets out of every error and log line.
 type API struct {
-	client  *http.Client
+	client    *http.Client
+	userAgent string
 	secrets []string // every form of every secret, see addSecret
 	logger  *slog.Logger
 	metrics callObserver
@@ -89,12 +90,18 @@ func (a *API) Get(ctx context.Context, method, rawURL string, header http.Header
 		e = newError(ReasonBadResponse, "%s", err)
 	}
 	a.metrics.observe(method, elapsed, e)
+	// Redacting the URL costs; do it only for a debug line.
+	debug := a.logger.Enabled(ctx, slog.LevelDebug)
 	if e != nil {
 		e.msg = shorten(a.Redact(e.msg), maxErrorRunes)
-		a.logger.Debug("Call failed", "method", method, "url", a.Redact(rawURL), "reason", e.Reason, "err", e.msg, "duration_seconds", elapsed.Seconds())
+		if debug {
+			a.logger.Debug("Call failed", "method", method, "url", a.Redact(rawURL), "reason", e.Reason, "err", e.msg, "duration_seconds", elapsed.Seconds())
+		}
 		return "", e
 	}
-	a.logger.Debug("Call succeeded", "method", method, "url", a.Redact(rawURL), "state", state, "duration_seconds", elapsed.Seconds())
+	if debug {
+		a.logger.Debug("Call succeeded", "method", method, "url", a.Redact(rawURL), "state", state, "duration_seconds", elapsed.Seconds())
+	}
 	return state, nil
 }
 
@@ -107,6 +114,9 @@ func (a *API) get(ctx context.Context, rawURL string, header http.Header, decode
 		req.Header[k] = v
 	}
 	req.Header.Set("Accept", "application/json")
+	if a.userAgent != "" {
+		req.Header.Set("User-Agent", a.userAgent)
+	}
 	resp, err := a.client.Do(req)
 	if err != nil {
 		return "", transportError(ctx, err)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
@@ -18,7 +19,7 @@ func TestAPIGetCutsErrorTextsAfterRedaction(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	t.Cleanup(srv.Close)
 	logger, logs := testlog.New()
-	api := &API{client: srv.Client(), logger: logger, metrics: newProviderMetrics().observer("test", newInstanceStats([]string{"m"}))}
+	api := &API{client: srv.Client(), logger: logger, metrics: newProviderMetrics().observer("test", newInstanceStats(&Provider{Methods: []string{"m"}}))}
 	api.addSecret(secret)
 	for _, at := range []int{maxErrorRunes - 20, maxErrorRunes - 10, maxErrorRunes - 1} {
 		prefix := strings.Repeat("x", at-len(ReasonBadResponse)-2)
@@ -64,5 +65,25 @@ func TestDecodedEchoOfSecretIsRedacted(t *testing.T) {
 			}
 			checkNoLeak(t, "log output", logs.String(), tg.secret)
 		})
+	}
+}
+
+// TestUserAgent: every call names the exporter.
+func TestUserAgent(t *testing.T) {
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("User-Agent"))
+		_, _ = w.Write([]byte(`{"stateInstance":"authorized"}`))
+	}))
+	t.Cleanup(srv.Close)
+	logger, _ := testlog.New()
+	c := New(logger, Options{Concurrency: 1, UserAgent: "whatsapp_exporter/1.2.3"})
+	t.Cleanup(c.Close)
+	if err := c.Update(loadConfig(t, greenAPITargets()[0].yaml(srv.URL), t.TempDir())); err != nil {
+		t.Fatal(err)
+	}
+	scrapeOnce(t, c)
+	if ua, _ := got.Load().(string); ua != "whatsapp_exporter/1.2.3" {
+		t.Errorf("User-Agent %q", ua)
 	}
 }

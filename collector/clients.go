@@ -51,8 +51,10 @@ type clientPoolUpdate struct {
 	last *pooledClient
 }
 
-// get returns the client for cfg, creating it if no pool has one.
-func (u *clientPoolUpdate) get(cfg promcfg.HTTPClientConfig, userAgent string) (*http.Client, error) {
+// get returns the client for cfg, creating it if no pool has one. The
+// User-Agent is set by API on each request: prometheus/common's
+// WithUserAgent would clone every request to set it.
+func (u *clientPoolUpdate) get(cfg promcfg.HTTPClientConfig) (*http.Client, error) {
 	if u.last != nil && sameSettings(u.last.cfg, cfg) {
 		return u.last.client, nil
 	}
@@ -63,7 +65,7 @@ func (u *clientPoolUpdate) get(cfg promcfg.HTTPClientConfig, userAgent string) (
 	}
 	pc := u.old.find(key, cfg)
 	if pc == nil {
-		client, err := promcfg.NewClientFromConfig(cfg, "whatsapp_exporter", promcfg.WithUserAgent(userAgent))
+		client, err := promcfg.NewClientFromConfig(cfg, "whatsapp_exporter")
 		if err != nil {
 			return nil, fmt.Errorf("HTTP client settings: %w", err)
 		}

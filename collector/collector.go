@@ -222,15 +222,15 @@ func (c *Collector) newTarget(inst config.Instance, mem *memory, stats *instance
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q", base.Provider)
 	}
-	hc, err := pool.get(base.HTTPClientConfig, c.opts.UserAgent)
+	hc, err := pool.get(base.HTTPClientConfig)
 	if err != nil {
 		return nil, err
 	}
 	if stats == nil {
-		stats = newInstanceStats(p.Methods)
+		stats = newInstanceStats(p)
 	}
 	logger := c.logger.With("provider", p.Name, "name", base.Name)
-	api := &API{client: hc, logger: logger, metrics: c.metrics.observer(p.Name, stats)}
+	api := &API{client: hc, userAgent: c.opts.UserAgent, logger: logger, metrics: c.metrics.observer(p.Name, stats)}
 	client, err := p.NewClient(inst.Spec, api)
 	if err != nil {
 		return nil, err

@@ -457,7 +457,7 @@ func TestCallKeepsItsOwnTimeout(t *testing.T) {
 	c := New(discardLogger(), Options{Concurrency: 1})
 	defer c.Close()
 	rec := deadlineClient{deadline: make(chan time.Time, 1)}
-	tg := &target{provider: providers["greenapi"], name: "x", timeout: time.Minute, client: rec, logger: discardLogger(), mem: &memory{}, stats: newInstanceStats([]string{"getStateInstance"})}
+	tg := &target{provider: providers["greenapi"], name: "x", timeout: time.Minute, client: rec, logger: discardLogger(), mem: &memory{}, stats: newInstanceStats(providers["greenapi"])}
 	tg.mem.current.Store(tg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()

@@ -101,7 +101,7 @@ func FuzzProviderAnswer(f *testing.F) {
 		api := &API{
 			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{"Retry-After": {retry}}, body: body}},
 			logger:  logger,
-			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(p.Methods)),
+			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(p)),
 		}
 		client, err := p.NewClient(spec, api)
 		if err != nil {

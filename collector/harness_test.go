@@ -518,13 +518,13 @@ func clientFromConfig(t *testing.T, cfg *config.Config) *testClient {
 	if want := p.Config.NewSpec(); reflect.TypeOf(spec) != reflect.TypeOf(want) {
 		t.Fatalf("spec is %T, want %T", spec, want)
 	}
-	hc, err := clientPool{}.renew().get(base.HTTPClientConfig, "test")
+	hc, err := clientPool{}.renew().get(base.HTTPClientConfig)
 	if err != nil {
 		t.Fatalf("HTTP client: %v", err)
 	}
 	t.Cleanup(hc.CloseIdleConnections)
 	logger, logs := testlog.New()
-	m := testCallMetrics{stats: newInstanceStats(p.Methods), provider: newProviderMetrics()}
+	m := testCallMetrics{stats: newInstanceStats(p), provider: newProviderMetrics()}
 	api := &API{
 		client:  hc,
 		logger:  logger.With("provider", p.Name, "name", base.Name),

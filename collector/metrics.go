@@ -3,6 +3,7 @@ package collector
 import (
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,19 +32,12 @@ type methodStats struct {
 	errors  [len(Reasons)]atomic.Uint64 // by index in Reasons
 }
 
-func newInstanceStats(methods []string) *instanceStats {
-	s := &instanceStats{methods: methods, calls: make([]methodStats, len(methods))}
-	for _, m := range methods {
-		s.methodLabels = append(s.methodLabels, `method="`+escapeLabel(m)+`"`)
-	}
-	return s
+func newInstanceStats(p *Provider) *instanceStats {
+	return &instanceStats{methods: p.Methods, methodLabels: p.methodLabels, calls: make([]methodStats, len(p.Methods))}
 }
 
-func (s *instanceStats) observe(method string, d time.Duration, reason string) {
-	i := slices.Index(s.methods, method)
-	if i < 0 {
-		return // a method the provider did not declare: a programming error
-	}
+// observe counts a call of the i-th method.
+func (s *instanceStats) observe(i int, d time.Duration, reason string) {
 	m := &s.calls[i]
 	m.count.Add(1)
 	for {
@@ -61,6 +55,9 @@ func (s *instanceStats) observe(method string, d time.Duration, reason string) {
 // once: latency per provider and the state of the call queue.
 type providerMetrics struct {
 	duration *prometheus.HistogramVec
+
+	mu        sync.Mutex
+	observers map[string][]prometheus.Observer // by provider, by method
 }
 
 func newProviderMetrics() *providerMetrics {
@@ -70,6 +67,7 @@ func newProviderMetrics() *providerMetrics {
 			Help:    "Duration of the exporter's calls to each provider's API, over all its instances.",
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}, []string{"provider", "method"}),
+		observers: map[string][]prometheus.Observer{},
 	}
 }
 
@@ -77,24 +75,32 @@ func newProviderMetrics() *providerMetrics {
 // provider's histogram.
 type callObserver struct {
 	stats     *instanceStats
-	durations map[string]prometheus.Observer // by method
+	durations []prometheus.Observer // by index in stats.methods, shared by the provider's instances
 }
 
 func (m *providerMetrics) observer(provider string, stats *instanceStats) callObserver {
-	o := callObserver{stats: stats, durations: map[string]prometheus.Observer{}}
-	for _, method := range stats.methods {
-		o.durations[method] = m.duration.WithLabelValues(provider, method)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	obs, ok := m.observers[provider]
+	if !ok || len(obs) != len(stats.methods) {
+		obs = make([]prometheus.Observer, len(stats.methods))
+		for i, method := range stats.methods {
+			obs[i] = m.duration.WithLabelValues(provider, method)
+		}
+		m.observers[provider] = obs
 	}
-	return o
+	return callObserver{stats: stats, durations: obs}
 }
 
 func (o callObserver) observe(method string, d time.Duration, e *Error) {
+	i := slices.Index(o.stats.methods, method)
+	if i < 0 {
+		return // a method the provider did not declare: a programming error
+	}
 	reason := ""
 	if e != nil {
 		reason = e.Reason
 	}
-	o.stats.observe(method, d, reason)
-	if h, ok := o.durations[method]; ok {
-		h.Observe(d.Seconds())
-	}
+	o.stats.observe(i, d, reason)
+	o.durations[i].Observe(d.Seconds())
 }

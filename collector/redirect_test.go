@@ -145,7 +145,7 @@ func TestRedirectPolicyOnlyWhenFollowing(t *testing.T) {
 	for _, follow := range []bool{true, false} {
 		cfg := promcfg.DefaultHTTPClientConfig
 		cfg.FollowRedirects = follow
-		hc, err := clientPool{}.renew().get(cfg, "test")
+		hc, err := clientPool{}.renew().get(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

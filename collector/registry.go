@@ -32,8 +32,9 @@ type Provider struct {
 	NewClient func(spec config.Spec, api *API) (Client, error)
 
 	// stateLabels are the state label pairs of States and then of
-	// StateUnknown, escaped, for the exposition.
-	stateLabels []string
+	// StateUnknown, methodLabels the method label pairs of Methods,
+	// escaped, for the exposition.
+	stateLabels, methodLabels []string
 }
 
 var providers = map[string]*Provider{}
@@ -42,6 +43,9 @@ var providers = map[string]*Provider{}
 func register(p *Provider) {
 	for _, st := range append(slices.Clone(p.States), StateUnknown) {
 		p.stateLabels = append(p.stateLabels, `state="`+escapeLabel(st)+`"`)
+	}
+	for _, m := range p.Methods {
+		p.methodLabels = append(p.methodLabels, `method="`+escapeLabel(m)+`"`)
 	}
 	providers[p.Name] = p
 	config.RegisterProvider(p.Name, p.Config)

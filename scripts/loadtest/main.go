@@ -67,6 +67,11 @@ var scenarios = map[string]scenario{
 		map[string]string{"latency": "50ms", "interval": "15s"},
 		runSizing,
 	},
+	"compare": {
+		"CPU per provider call against json_exporter's CPU per probe (-json_exporter), same provider, same run",
+		map[string]string{"instances": "2000", "latency": "50ms", "scrapes": "3"},
+		runCompare,
+	},
 }
 
 // settings are the flags.
@@ -82,6 +87,7 @@ type settings struct {
 	sizes        string
 	scrapes      int
 	exporterArgs string
+	jsonExporter string
 	keep         bool
 	race         bool
 	lockstep     bool
@@ -101,6 +107,7 @@ func run(args []string) int {
 	fs.DurationVar(&s.interval, "interval", time.Second, "time between scrapes (flap, soak, sizing)")
 	fs.Float64Var(&s.rate, "rate", 50, "reloads per second (reload-storm)")
 	fs.StringVar(&s.sizes, "sizes", "100,1000,10000", "instance counts (sizing)")
+	fs.StringVar(&s.jsonExporter, "json_exporter", "", "path of a json_exporter binary (compare)")
 	fs.IntVar(&s.scrapes, "scrapes", 4, "scrapes per size (sizing)")
 	fs.StringVar(&s.exporterArgs, "exporter.args", "", "extra exporter flags, split at spaces (no quoting)")
 	fs.BoolVar(&s.keep, "keep", false, "keep the temporary directory (binary, configs, exporter logs)")

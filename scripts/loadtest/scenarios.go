@@ -388,7 +388,7 @@ func (e *env) size(n, conc int) (sizeResult, error) {
 // concurrencyOf reads --api.concurrency from the exporter's arguments; the
 // last one counts, as for the exporter.
 func concurrencyOf(args string) int {
-	conc := 32
+	conc := 64 // the exporter's default --api.concurrency
 	f := strings.Fields(args)
 	for i, a := range f {
 		v, ok := strings.CutPrefix(a, "--api.concurrency=")
