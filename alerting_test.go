@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +23,6 @@ func TestAlertingEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Prometheus and Alertmanager")
 	}
-	prometheus := testtool.Require(t, "prometheus")
 	sink := testtool.NewWebhookSink(t)
 	amAddr, amLogs := testtool.StartAlertmanager(t, alertmanagerFile, sink.URL)
 
@@ -35,36 +32,15 @@ func TestAlertingEndToEnd(t *testing.T) {
 	e := startExporter(t, configSource{inline: []byte("instances:\n" +
 		simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "e2e-shop", "1101000001", "e2e-token"))}, 0)
 
-	dir := t.TempDir()
 	rules, err := os.ReadFile(rulesFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	short := testtool.ShortenDurations(string(rules))
-	if !strings.Contains(short, "for: 6s") || !strings.Contains(short, "[20s]") || strings.Contains(short, "for: 3m") {
+	if short := testtool.ShortenDurations(string(rules)); !strings.Contains(short, "for: 6s") || !strings.Contains(short, "[20s]") || strings.Contains(short, "for: 3m") {
 		t.Fatalf("shortening the durations failed:\n%s", short)
 	}
-	promCfg := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files: [rules.yml]
-alerting:
-  alertmanagers:
-    - static_configs: [{targets: [%q]}]
-scrape_configs:
-  - job_name: whatsapp
-    static_configs: [{targets: [%q]}]
-`, amAddr, strings.TrimPrefix(e.url, "http://"))
-	for name, content := range map[string]string{"rules.yml": short, "prometheus.yml": promCfg} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	promAddr := testtool.FreeAddr(t)
-	promLogs := testtool.StartProcess(t, promAddr, "/-/ready", prometheus,
-		"--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+promAddr, "--rules.alert.resend-delay=1s")
+	prom := startPrometheus(t, scrapeConfig(singleEndpoint, strings.TrimPrefix(e.url, "http://")), amAddr)
+	promLogs := prom.logs
 
 	// Wait for the first scrapes, then block the number.
 	for deadline := time.Now().Add(30 * time.Second); sim.Calls(simulator.GreenAPI, "1101000001") < 2; time.Sleep(100 * time.Millisecond) {

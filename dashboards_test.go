@@ -1,12 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -38,73 +32,29 @@ func TestDashboardMetricsExist(t *testing.T) {
 }
 
 // TestDashboardQueriesReturnData has a real Prometheus scrape the exporter
-// running against the demo simulator, with the alerting rules loaded, and
-// runs every dashboard query with its variables substituted.
+// running against the demo simulator, in each mode, with the alerting
+// rules loaded, and runs every dashboard query with its variables
+// substituted.
 func TestDashboardQueriesReturnData(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Prometheus")
 	}
-	prometheus := testtool.Require(t, "prometheus")
-	simURL := startSimulator(t, simulator.Demo())
-	e := startExporter(t, configSource{inline: []byte(simulator.DemoConfig(simURL))}, 0)
+	for _, mode := range scrapeModes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			simURL := startSimulator(t, simulator.Demo())
+			e := startExporter(t, configSource{inline: []byte(simulator.DemoConfig(simURL))}, 0)
+			prom := startPrometheus(t, scrapeConfig(mode, strings.TrimPrefix(e.url, "http://")), "")
+			// The demo's instance demo-sales starts notAuthorized, so an
+			// alert fires once the shortened for has passed; rates need a
+			// few scrapes.
+			prom.waitQuery(t, 60*time.Second, `ALERTS{alertname=~"WhatsApp.+", alertstate="firing"}`, func(v []sample) bool { return len(v) > 0 })
+			checkDashboardQueries(t, prom)
+		})
+	}
+}
 
-	dir := t.TempDir()
-	rules, err := os.ReadFile(rulesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	promCfg := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files: [rules.yml]
-scrape_configs:
-  - job_name: whatsapp
-    static_configs: [{targets: [%q]}]
-`, strings.TrimPrefix(e.url, "http://"))
-	for name, content := range map[string]string{"rules.yml": testtool.ShortenDurations(string(rules)), "prometheus.yml": promCfg} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	addr := testtool.FreeAddr(t)
-	logs := testtool.StartProcess(t, addr, "/-/ready", prometheus,
-		"--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr)
-
-	query := func(q string) (int, error) {
-		resp, err := http.Get("http://" + addr + "/api/v1/query?query=" + url.QueryEscape(q))
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		var r struct {
-			Status string `json:"status"`
-			Error  string `json:"error"`
-			Data   struct {
-				Result []json.RawMessage `json:"result"`
-			} `json:"data"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			return 0, err
-		}
-		if r.Status != "success" {
-			return 0, fmt.Errorf("%s", r.Error)
-		}
-		return len(r.Data.Result), nil
-	}
-	// The demo's instance demo-sales starts notAuthorized, so an alert fires
-	// once the shortened for has passed; rates need a few scrapes.
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
-		n, err := query(`ALERTS{alertname=~"WhatsApp.+", alertstate="firing"}`)
-		if err == nil && n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no WhatsApp alert fired: %v\n%s", err, logs)
-		}
-	}
-
+func checkDashboardQueries(t *testing.T, prom *promServer) {
 	queries := testtool.DashboardQueries(t, "dashboards")
 	selections := []map[string]string{{"$job": ".*", "$provider": ".*", "$name": ".*"}} // All
 	for _, p := range simulator.Providers() {
@@ -120,7 +70,8 @@ scrape_configs:
 				t.Errorf("%s: variable left after substitution: %s", name, q)
 				continue
 			}
-			n, err := query(q)
+			v, err := prom.query(q)
+			n := len(v)
 			// Failure panels may rightly be empty while nothing failed (a
 			// reason appears with its first failure), alert panels for a
 			// healthy selection; every other panel must show data.

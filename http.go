@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path"
 	"slices"
@@ -32,6 +33,12 @@ func (e *exporter) handler(metricsPath string) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle(metricsPath, promhttp.InstrumentMetricHandler(e.registry, scrapes(http.HandlerFunc(e.serveMetrics))))
 	mux.Handle("/probe", scrapes(http.HandlerFunc(e.serveProbe)))
+	// The exporter's own metrics without the instances', which in the
+	// multi-target mode come from /probe.
+	mux.Handle(exporterMetricsPath, promhttp.HandlerFor(e.registry, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(e.logger.Handler(), slog.LevelError),
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
 	mux.HandleFunc("/sd", e.serveSD)
 	mux.HandleFunc("/config", e.serveConfig)
 	// A web page the user visits could make their browser POST a form
@@ -47,8 +54,9 @@ func (e *exporter) handler(metricsPath string) (http.Handler, error) {
 			Description: "Prometheus exporter for the state of WhatsApp API instances",
 			Version:     version.Info(),
 			Links: []web.LandingLinks{
-				{Address: metricsPath, Text: "Metrics", Description: "every instance"},
-				{Address: "/sd", Text: "Service discovery", Description: "one target per instance, for /probe"},
+				{Address: metricsPath, Text: "Metrics", Description: "every instance, and the exporter's own"},
+				{Address: "/sd", Text: "Service discovery", Description: "one target per instance, for /probe?target=<name>"},
+				{Address: exporterMetricsPath, Text: "Exporter metrics", Description: "the exporter's own only"},
 				{Address: "/config", Text: "Configuration", Description: "as loaded, secrets hidden"},
 				{Address: "/-/healthy", Text: "Health"},
 			},
@@ -251,8 +259,11 @@ func shortValue(v string) string {
 	return strconv.Quote(v)
 }
 
+// exporterMetricsPath serves the exporter's own metrics alone.
+const exporterMetricsPath = "/exporter-metrics"
+
 // reservedPaths are the exporter's own endpoints.
-var reservedPaths = []string{"/config", "/-/reload", "/-/healthy"}
+var reservedPaths = []string{"/config", "/-/reload", "/-/healthy", "/probe", "/sd", exporterMetricsPath}
 
 // checkTelemetryPath accepts a plain absolute URL path that is not one of
 // the exporter's own endpoints.
