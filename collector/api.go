@@ -50,9 +50,9 @@ type Response struct {
 type API struct {
 	client    *http.Client
 	userAgent string
-	secrets []string // every form of every secret, see addSecret
-	logger  *slog.Logger
-	metrics callObserver
+	secrets   []string // every form of every secret, see addSecret
+	logger    *slog.Logger
+	metrics   callObserver
 }
 
 // addSecret makes Redact hide sec in the forms it can take in a URL or in

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
-	"runtime"
-	"strings"
 	"os"
+	"runtime"
 	"runtime/pprof"
+	"strings"
 	"testing"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
