@@ -50,8 +50,11 @@ type Collector struct {
 }
 
 // New returns a collector with no instances; call Update to set them and
-// Close to stop its workers.
+// Close to stop its workers. A nil logger discards.
 func New(logger *slog.Logger, opts Options) *Collector {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	opts.Concurrency = max(opts.Concurrency, 1)
 	c := &Collector{logger: logger, opts: opts, metrics: newProviderMetrics()}
 	c.sched = newScheduler(opts.Concurrency, c.call)

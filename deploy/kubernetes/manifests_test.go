@@ -1,0 +1,383 @@
+// Package kubernetes validates the manifests beside it without a cluster:
+// each against the schema the API server would use (Kubernetes' OpenAPI
+// documents, Prometheus Operator's CRDs), decoded strictly into the
+// official Go types (the schemas let unknown fields through, the API
+// server drops them), and against each other (labels, ports, mounts, the
+// exporter's configuration and its token files).
+package kubernetes
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	monitoringv1alpha1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1alpha1"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+)
+
+// The schemas' sources, from the Go module proxy: Kubernetes' OpenAPI v3
+// documents and the Prometheus Operator release whose API types go.mod
+// requires.
+const (
+	kubernetesModule = "k8s.io/kubernetes@v1.36.3"
+	operatorModule   = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
+)
+
+// moduleDir downloads a module through the module proxy and returns its
+// directory.
+func moduleDir(t *testing.T, module string) string {
+	t.Helper()
+	out, err := exec.Command("go", "mod", "download", "-json", module).Output()
+	if err != nil {
+		t.Fatalf("go mod download %s: %v\n%s", module, err, out)
+	}
+	var m struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
+		t.Fatalf("go mod download %s: %v %s", module, err, m.Error)
+	}
+	return m.Dir
+}
+
+// manifest is one document of a file.
+type manifest struct {
+	file string
+	json []byte
+	head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Metadata   struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+	}
+}
+
+func (m manifest) String() string { return fmt.Sprintf("%s %s/%s", m.file, m.head.Kind, m.head.Metadata.Name) }
+
+func loadManifests(t *testing.T) []manifest {
+	t.Helper()
+	files, err := filepath.Glob("*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests: %v", err)
+	}
+	var ms []manifest
+	for _, f := range files {
+		content, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(content), "\n---\n") {
+			j, err := yaml.YAMLToJSON([]byte(doc))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			m := manifest{file: f, json: j}
+			if err := json.Unmarshal(j, &m.head); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			ms = append(ms, m)
+		}
+	}
+	return ms
+}
+
+// kind says how a kind is checked: its schema and its Go type.
+type kind struct {
+	schema func(t *testing.T) *jsonschema.Schema
+	object func() any
+}
+
+func TestManifests(t *testing.T) {
+	k8s := filepath.Join(moduleDir(t, kubernetesModule), "api", "openapi-spec", "v3")
+	crds := filepath.Join(moduleDir(t, operatorModule), "example", "prometheus-operator-crd")
+	kinds := map[string]kind{
+		"v1/ConfigMap": {openAPI(k8s, "api__v1_openapi.json", "io.k8s.api.core.v1.ConfigMap"), func() any { return &corev1.ConfigMap{} }},
+		"v1/Secret":    {openAPI(k8s, "api__v1_openapi.json", "io.k8s.api.core.v1.Secret"), func() any { return &corev1.Secret{} }},
+		"v1/Service":   {openAPI(k8s, "api__v1_openapi.json", "io.k8s.api.core.v1.Service"), func() any { return &corev1.Service{} }},
+		"apps/v1/Deployment": {openAPI(k8s, "apis__apps__v1_openapi.json", "io.k8s.api.apps.v1.Deployment"),
+			func() any { return &appsv1.Deployment{} }},
+		"monitoring.coreos.com/v1/ServiceMonitor": {crd(crds, "monitoring.coreos.com_servicemonitors.yaml", "v1"),
+			func() any { return &monitoringv1.ServiceMonitor{} }},
+		"monitoring.coreos.com/v1alpha1/ScrapeConfig": {crd(crds, "monitoring.coreos.com_scrapeconfigs.yaml", "v1alpha1"),
+			func() any { return &monitoringv1alpha1.ScrapeConfig{} }},
+	}
+	for _, m := range loadManifests(t) {
+		t.Run(m.String(), func(t *testing.T) {
+			if m.head.Kind == "Kustomization" {
+				return // TestKustomization
+			}
+			k, ok := kinds[m.head.APIVersion+"/"+m.head.Kind]
+			if !ok {
+				t.Fatalf("no schema for %s %s", m.head.APIVersion, m.head.Kind)
+			}
+			doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(m.json))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := k.schema(t).Validate(doc); err != nil {
+				t.Errorf("against the schema: %v", err)
+			}
+			dec := json.NewDecoder(bytes.NewReader(m.json))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(k.object()); err != nil {
+				t.Errorf("as the API type: %v", err)
+			}
+		})
+	}
+}
+
+// openAPI compiles a schema of a Kubernetes OpenAPI v3 document.
+func openAPI(dir, file, name string) func(t *testing.T) *jsonschema.Schema {
+	return func(t *testing.T) *jsonschema.Schema {
+		t.Helper()
+		f, err := os.Open(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		doc, err := jsonschema.UnmarshalJSON(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return compile(t, file, doc, "#/components/schemas/"+name)
+	}
+}
+
+// crd compiles the schema of one version of a CustomResourceDefinition.
+func crd(dir, file, version string) func(t *testing.T) *jsonschema.Schema {
+	return func(t *testing.T) *jsonschema.Schema {
+		t.Helper()
+		content, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var def struct {
+			Spec struct {
+				Versions []struct {
+					Name   string `json:"name"`
+					Schema struct {
+						OpenAPIV3Schema json.RawMessage `json:"openAPIV3Schema"`
+					} `json:"schema"`
+				} `json:"versions"`
+			} `json:"spec"`
+		}
+		if err := yaml.Unmarshal(content, &def); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range def.Spec.Versions {
+			if v.Name == version {
+				doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(v.Schema.OpenAPIV3Schema))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return compile(t, file, doc, "")
+			}
+		}
+		t.Fatalf("%s has no version %s", file, version)
+		return nil
+	}
+}
+
+func compile(t *testing.T, name string, doc any, pointer string) *jsonschema.Schema {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource(name, doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile(name + pointer)
+	if err != nil {
+		t.Fatalf("compiling %s%s: %v", name, pointer, err)
+	}
+	return s
+}
+
+// decode decodes the one manifest of a kind (and name, if not empty).
+func decode[T any](t *testing.T, ms []manifest, kind, name string) *T {
+	t.Helper()
+	var found []manifest
+	for _, m := range ms {
+		if m.head.Kind == kind && (name == "" || m.head.Metadata.Name == name) {
+			found = append(found, m)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d manifests of kind %s %s, want 1", len(found), kind, name)
+	}
+	v := new(T)
+	if err := json.Unmarshal(found[0].json, v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestManifestsFitTogether checks what no schema can: that the pieces
+// refer to each other rightly, and that the exporter accepts its
+// configuration with the Secret's files.
+func TestManifestsFitTogether(t *testing.T) {
+	ms := loadManifests(t)
+	dep := decode[appsv1.Deployment](t, ms, "Deployment", "")
+	svc := decode[corev1.Service](t, ms, "Service", "")
+	cm := decode[corev1.ConfigMap](t, ms, "ConfigMap", "")
+	secret := decode[corev1.Secret](t, ms, "Secret", "")
+	pod := dep.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+
+	for k, v := range dep.Spec.Selector.MatchLabels {
+		if dep.Spec.Template.Labels[k] != v {
+			t.Errorf("the Deployment's selector %s=%s does not match its pods", k, v)
+		}
+	}
+	for k, v := range svc.Spec.Selector {
+		if dep.Spec.Template.Labels[k] != v {
+			t.Errorf("the Service's selector %s=%s does not match the pods", k, v)
+		}
+	}
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	for _, p := range svc.Spec.Ports {
+		if _, ok := ports[p.TargetPort.String()]; !ok {
+			t.Errorf("Service port %s targets %s, which the container does not name", p.Name, p.TargetPort.String())
+		}
+	}
+	if !slices.Contains(c.Args, fmt.Sprintf("--web.listen-address=:%d", ports["http-metrics"])) {
+		t.Errorf("the exporter does not listen on the container port %d: %v", ports["http-metrics"], c.Args)
+	}
+	for _, probe := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != "/-/healthy" || ports[probe.HTTPGet.Port.String()] == 0 {
+			t.Errorf("probe %+v is not an HTTP GET of /-/healthy on a named container port", probe)
+		}
+	}
+
+	// Non-root, read-only, nothing to escalate.
+	sc, psc := c.SecurityContext, pod.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 {
+		t.Error("the pod may run as root")
+	}
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		t.Error("the container's root file system is writable or it may escalate privileges")
+	}
+	if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Cpu().IsZero() {
+		t.Error("the container lacks memory requests and limits or a CPU request")
+	}
+
+	// The configuration and the tokens are mounted where the arguments
+	// and the configuration look for them.
+	volumes := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = v
+	}
+	var configPath, tokenDir string
+	for _, vm := range c.VolumeMounts {
+		v, ok := volumes[vm.Name]
+		switch {
+		case !ok:
+			t.Errorf("mount of undeclared volume %s", vm.Name)
+		case v.ConfigMap != nil && v.ConfigMap.Name == cm.Name:
+			configPath = vm.MountPath
+			if _, ok := cm.Data[vm.SubPath]; !ok {
+				t.Errorf("the ConfigMap has no key %q", vm.SubPath)
+			}
+		case v.Secret != nil && v.Secret.SecretName == secret.Name:
+			tokenDir = vm.MountPath
+		}
+	}
+	if configPath == "" || tokenDir == "" || !slices.Contains(c.Args, "--config.file="+configPath) {
+		t.Fatalf("configuration at %q, tokens at %q, arguments %v", configPath, tokenDir, c.Args)
+	}
+
+	// The exporter accepts the configuration, its token files being the
+	// Secret's keys.
+	dir := t.TempDir()
+	for k, v := range secret.StringData {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yml := strings.ReplaceAll(cm.Data[filepath.Base(configPath)], tokenDir+"/", dir+"/")
+	cfg, err := config.Load([]byte(yml), dir, config.Options{})
+	if err != nil {
+		t.Fatalf("the exporter refuses the ConfigMap's configuration: %v", err)
+	}
+	col := collector.New(nil, collector.Options{})
+	defer col.Close()
+	if err := col.Update(cfg); err != nil {
+		t.Fatalf("the exporter cannot build the ConfigMap's instances: %v", err)
+	}
+
+	// Both modes scrape the Service's port as the job the rules expect.
+	sm := decode[monitoringv1.ServiceMonitor](t, ms, "ServiceMonitor", "whatsapp-exporter")
+	for k, v := range sm.Spec.Selector.MatchLabels {
+		if svc.Labels[k] != v {
+			t.Errorf("the ServiceMonitor selects %s=%s, which the Service lacks", k, v)
+		}
+	}
+	if ep := sm.Spec.Endpoints; len(ep) != 1 || ep[0].Port != svc.Spec.Ports[0].Name || ep[0].Path != "/metrics" || !setsJob(ep[0].RelabelConfigs, "whatsapp") {
+		t.Errorf("ServiceMonitor endpoints %+v: want /metrics on the Service port, job whatsapp", ep)
+	}
+	scr := decode[monitoringv1alpha1.ScrapeConfig](t, ms, "ScrapeConfig", "")
+	address := fmt.Sprintf("%s.monitoring.svc:%d", svc.Name, svc.Spec.Ports[0].Port)
+	if scr.Spec.JobName == nil || *scr.Spec.JobName != "whatsapp" || scr.Spec.MetricsPath == nil || *scr.Spec.MetricsPath != "/probe" ||
+		len(scr.Spec.HTTPSDConfigs) != 1 || string(scr.Spec.HTTPSDConfigs[0].URL) != "http://"+address+"/sd" {
+		t.Errorf("ScrapeConfig %+v: want job whatsapp, /probe, targets from http://%s/sd", scr.Spec, address)
+	}
+	self := decode[monitoringv1.ServiceMonitor](t, ms, "ServiceMonitor", "whatsapp-exporter-self")
+	if ep := self.Spec.Endpoints; len(ep) != 1 || ep[0].Path != "/exporter-metrics" || ep[0].Port != svc.Spec.Ports[0].Name {
+		t.Errorf("the multi-target mode's own metrics: endpoints %+v, want /exporter-metrics", ep)
+	}
+}
+
+func setsJob(rcs []monitoringv1.RelabelConfig, job string) bool {
+	return slices.ContainsFunc(rcs, func(rc monitoringv1.RelabelConfig) bool {
+		return rc.TargetLabel == "job" && rc.Replacement != nil && *rc.Replacement == job
+	})
+}
+
+// TestKustomization: kubectl apply -k applies the exporter in the
+// single-endpoint mode, every file it names existing.
+func TestKustomization(t *testing.T) {
+	var k struct {
+		Resources []string `json:"resources"`
+	}
+	content, err := os.ReadFile("kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(content, &k, func(d *json.Decoder) *json.Decoder { return d }); err != nil {
+		// apiVersion and kind are not fields of k; read them apart.
+		var loose struct {
+			APIVersion, Kind string
+			Resources        []string
+		}
+		if err := yaml.Unmarshal(content, &loose); err != nil {
+			t.Fatal(err)
+		}
+		k.Resources = loose.Resources
+	}
+	for _, r := range k.Resources {
+		if _, err := os.Stat(r); err != nil {
+			t.Errorf("kustomization names %s: %v", r, err)
+		}
+	}
+	for _, want := range []string{"deployment.yaml", "service.yaml", "configmap.yaml", "secret.yaml", "servicemonitor.yaml"} {
+		if !slices.Contains(k.Resources, want) {
+			t.Errorf("kustomization lacks %s", want)
+		}
+	}
+}
