@@ -64,7 +64,9 @@ type manifest struct {
 	}
 }
 
-func (m manifest) String() string { return fmt.Sprintf("%s %s/%s", m.file, m.head.Kind, m.head.Metadata.Name) }
+func (m manifest) String() string {
+	return fmt.Sprintf("%s %s/%s", m.file, m.head.Kind, m.head.Metadata.Name)
+}
 
 func loadManifests(t *testing.T) []manifest {
 	t.Helper()
