@@ -355,22 +355,16 @@ func setsJob(rcs []monitoringv1.RelabelConfig, job string) bool {
 // single-endpoint mode, every file it names existing.
 func TestKustomization(t *testing.T) {
 	var k struct {
-		Resources []string `json:"resources"`
+		APIVersion string   `json:"apiVersion"`
+		Kind       string   `json:"kind"`
+		Resources  []string `json:"resources"`
 	}
 	content, err := os.ReadFile("kustomization.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.UnmarshalStrict(content, &k, func(d *json.Decoder) *json.Decoder { return d }); err != nil {
-		// apiVersion and kind are not fields of k; read them apart.
-		var loose struct {
-			APIVersion, Kind string
-			Resources        []string
-		}
-		if err := yaml.Unmarshal(content, &loose); err != nil {
-			t.Fatal(err)
-		}
-		k.Resources = loose.Resources
+	if err := yaml.UnmarshalStrict(content, &k); err != nil || k.Kind != "Kustomization" {
+		t.Fatalf("kustomization.yaml: %v (kind %q)", err, k.Kind)
 	}
 	for _, r := range k.Resources {
 		if _, err := os.Stat(r); err != nil {
