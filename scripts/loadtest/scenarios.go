@@ -64,7 +64,11 @@ func runConcurrent(e *env) error {
 			e.sleepUntil(start.Add(spread * time.Duration(i) / time.Duration(e.scrapers)))
 			s := newScraper(x, e.timeout)
 			for e.running(x, end) {
-				stats.add(e.scrape(s))
+				r := e.scrape(s)
+				stats.add(r)
+				if r.overLimit() {
+					e.sleepUntil(time.Now().Add(time.Second))
+				}
 			}
 		})
 	}

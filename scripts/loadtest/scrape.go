@@ -53,17 +53,22 @@ type scrapeResult struct {
 	leak        string             // a line holding a token
 }
 
-// scrape scrapes once and records hard errors: a leaked token, a 5xx.
+// scrape scrapes once and records hard errors: a leaked token, a 5xx
+// other than the 503 of the exporter's --web.max-requests.
 func (e *env) scrape(s *scraper) scrapeResult {
 	r := s.scrape(e.ctx)
 	if r.leak != "" {
 		e.fail("LEAK: a token in /metrics: %s", shorten(r.leak, 300))
 	}
-	if r.status >= 500 {
+	if r.status >= 500 && !r.overLimit() {
 		e.fail("unexpected HTTP %d from /metrics", r.status)
 	}
 	return r
 }
+
+// overLimit reports a scrape refused by --web.max-requests. A scraper that
+// gets it waits a second, as Prometheus would wait for its next scrape.
+func (r scrapeResult) overLimit() bool { return r.status == http.StatusServiceUnavailable }
 
 func (s *scraper) scrape(ctx context.Context) scrapeResult {
 	r := scrapeResult{
