@@ -15,6 +15,7 @@ import (
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
 // secretToken is the api_token of every instance in the error cases: no
@@ -24,48 +25,9 @@ const secretToken = "s3cr3t-T0KEN-value"
 // fileToken is the content of token files in the error cases.
 const fileToken = "f1le-s3cr3t-T0KEN"
 
-// writeFiles writes files, named relative to dir, creating directories.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// loadYAML writes content to config.yml in a fresh directory together with
-// files and loads it with LoadFile. It returns the config file's path.
-func loadYAML(t *testing.T, content string, files map[string]string, opts config.Options) (*config.Config, string, error) {
-	t.Helper()
-	dir := t.TempDir()
-	writeFiles(t, dir, files)
-	path := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadNoPanic(path, opts)
-	return cfg, path, err
-}
-
-// loadNoPanic turns a panic of the loader into an error so that one bad
-// case does not hide the others.
-func loadNoPanic(path string, opts config.Options) (cfg *config.Config, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			cfg, err = nil, fmt.Errorf("LoadFile panicked: %v", r)
-		}
-	}()
-	return config.LoadFile(path, opts)
-}
-
 func mustLoad(t *testing.T, content string, files map[string]string, opts config.Options) (*config.Config, string) {
 	t.Helper()
-	cfg, path, err := loadYAML(t, content, files, opts)
+	cfg, path, err := testtool.LoadYAML(t, content, files, opts)
 	if err != nil {
 		t.Fatalf("LoadFile: %v", err)
 	}
@@ -198,7 +160,7 @@ func TestLoadFileTestdata(t *testing.T) {
 
 func TestLoadRelativeToDir(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"sub/token": "from-dir"})
+	testtool.WriteFiles(t, dir, map[string]string{"sub/token": "from-dir"})
 	cfg, err := config.Load([]byte(`
 instances:
   - provider: greenapi
@@ -215,7 +177,7 @@ instances:
 
 func TestAPITokenFile(t *testing.T) {
 	abs := filepath.Join(t.TempDir(), "abs.token")
-	writeFiles(t, filepath.Dir(abs), map[string]string{"abs.token": "abs-token"})
+	testtool.WriteFiles(t, filepath.Dir(abs), map[string]string{"abs.token": "abs-token"})
 
 	tests := []struct {
 		name    string
@@ -244,7 +206,7 @@ instances:
     id_instance: 1
     api_token_file: %q
 `, tc.file)
-			cfg, path, err := loadYAML(t, content, tc.files, config.Options{})
+			cfg, path, err := testtool.LoadYAML(t, content, tc.files, config.Options{})
 			if tc.wantErr != nil {
 				if err == nil {
 					t.Fatal("no error")
@@ -379,7 +341,7 @@ instances:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, path, err := loadYAML(t, tc.content, nil, config.Options{})
+			_, path, err := testtool.LoadYAML(t, tc.content, nil, config.Options{})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -721,7 +683,7 @@ instances:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, path, err := loadYAML(t, tc.content, tc.files, config.Options{})
+			_, path, err := testtool.LoadYAML(t, tc.content, tc.files, config.Options{})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -747,7 +709,7 @@ func TestEmptyInstance(t *testing.T) {
 		"instances:\n  - provider: greenapi\n    id_instance: 1\n    api_token: t\n  - null\n",
 	} {
 		t.Run(strings.ReplaceAll(content, "\n", " "), func(t *testing.T) {
-			_, path, err := loadYAML(t, content, nil, config.Options{})
+			_, path, err := testtool.LoadYAML(t, content, nil, config.Options{})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -840,7 +802,7 @@ instances:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, path, err := loadYAML(t, tc.content, nil, config.Options{})
+			_, path, err := testtool.LoadYAML(t, tc.content, nil, config.Options{})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -889,7 +851,7 @@ instances:
 
 func TestExpandEnv(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"env.token": "token-from-env-file\n"})
+	testtool.WriteFiles(t, dir, map[string]string{"env.token": "token-from-env-file\n"})
 	vars := map[string]string{
 		"ID":    "7103000001",
 		"TOKEN": secretToken,
@@ -996,7 +958,7 @@ func TestExpandEnvUnset(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := &fakeEnv{vars: vars}
 			content := "instances:\n  - provider: greenapi\n" + indent(tc.instance, "    ") + "\n"
-			_, path, err := loadYAML(t, content, nil, config.Options{ExpandEnv: true, LookupEnv: env.lookup})
+			_, path, err := testtool.LoadYAML(t, content, nil, config.Options{ExpandEnv: true, LookupEnv: env.lookup})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -1084,7 +1046,7 @@ func TestAPIURLErrorsHideCredentials(t *testing.T) {
 		"http://user:hunter2@[::1",
 	} {
 		t.Run(u, func(t *testing.T) {
-			_, path, err := loadYAML(t, fmt.Sprintf(`
+			_, path, err := testtool.LoadYAML(t, fmt.Sprintf(`
 instances:
   - provider: greenapi
     name: prod
@@ -1110,7 +1072,7 @@ instances:
 func TestHTTPClientConfig(t *testing.T) {
 	// The files must exist: the loader checks that each is a regular file.
 	certDir := t.TempDir()
-	writeFiles(t, certDir, map[string]string{"client.pem": "cert"})
+	testtool.WriteFiles(t, certDir, map[string]string{"client.pem": "cert"})
 	cfg, path := mustLoad(t, strings.ReplaceAll(`
 instances:
   - provider: greenapi
@@ -1195,7 +1157,7 @@ instances:
       ca_file: ca.pem
 `
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"token": "x\n", "ca.pem": "ca", "config.yml": content})
+	testtool.WriteFiles(t, dir, map[string]string{"token": "x\n", "ca.pem": "ca", "config.yml": content})
 	path := filepath.Join(dir, "config.yml")
 	a, err := config.LoadFile(path, config.Options{})
 	if err != nil {

@@ -2,9 +2,6 @@ package config_test
 
 import (
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
 // The loader is tested on its own, with providers of the test's making:
@@ -59,45 +57,6 @@ func init() {
 // error text may contain it.
 const secretValue = "s3cr3t-PASSWORD-value"
 
-// writeFiles writes files, named relative to dir, creating directories.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// loadYAML writes content to config.yml in a fresh directory together with
-// files and loads it with LoadFile. It returns the config file's path.
-func loadYAML(t *testing.T, content string, files map[string]string, opts config.Options) (*config.Config, string, error) {
-	t.Helper()
-	dir := t.TempDir()
-	writeFiles(t, dir, files)
-	path := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadNoPanic(path, opts)
-	return cfg, path, err
-}
-
-// loadNoPanic turns a panic of the loader into an error so that one bad
-// case does not hide the others.
-func loadNoPanic(path string, opts config.Options) (cfg *config.Config, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			cfg, err = nil, fmt.Errorf("LoadFile panicked: %v", r)
-		}
-	}()
-	return config.LoadFile(path, opts)
-}
-
 func fake(t *testing.T, inst config.Instance) *fakeSpec {
 	t.Helper()
 	s, ok := inst.Spec.(*fakeSpec)
@@ -136,7 +95,7 @@ func TestProvidersAreRegistered(t *testing.T) {
 
 // TestCommonSteps: every provider's instance gets the same treatment.
 func TestCommonSteps(t *testing.T) {
-	cfg, _, err := loadYAML(t, `
+	cfg, _, err := testtool.LoadYAML(t, `
 instances:
   - provider: fake
     ref: shop-1
@@ -208,7 +167,7 @@ func TestCommonErrors(t *testing.T) {
 		{"bad HTTP settings", "{provider: fake, ref: r, password: x, basic_auth: {username: u, password: a, password_file: b}}", nil, []string{"HTTP client settings"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, path, err := loadYAML(t, "instances:\n  - "+tc.instance+"\n", tc.files, config.Options{})
+			_, path, err := testtool.LoadYAML(t, "instances:\n  - "+tc.instance+"\n", tc.files, config.Options{})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -218,7 +177,7 @@ func TestCommonErrors(t *testing.T) {
 }
 
 func TestEveryErrorAtOnce(t *testing.T) {
-	_, path, err := loadYAML(t, `instances:
+	_, path, err := testtool.LoadYAML(t, `instances:
   - {provider: fake, name: a, password: x}
   - {provider: fake, name: b, ref: b}
   - {provider: fake, name: a, ref: a2, password: x}
@@ -238,7 +197,7 @@ func TestExpansion(t *testing.T) {
 	content := "instances:\n  - {provider: fake, name: \"n-${REF}\", ref: \"${REF}\", password: \"${PW}\", api_url: \"https://${HOST}\"}\n" +
 		"  - {provider: fake, ref: f, password_file: \"${DIR}/pw\"}\n"
 	files := map[string]string{"secrets/pw": "file-pw"}
-	cfg, _, err := loadYAML(t, content, files, config.Options{ExpandEnv: true, LookupEnv: lookup})
+	cfg, _, err := testtool.LoadYAML(t, content, files, config.Options{ExpandEnv: true, LookupEnv: lookup})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +206,7 @@ func TestExpansion(t *testing.T) {
 		t.Errorf("expanded: %q %q %q %q %q", a.Name, a.ID(), a.Secret(), a.APIURL, f.Secret())
 	}
 	// Off by default: the references stay as written.
-	cfg, _, err = loadYAML(t, "instances:\n  - {provider: fake, ref: \"${REF}\", password: \"${PW}\"}\n", nil, config.Options{LookupEnv: lookup})
+	cfg, _, err = testtool.LoadYAML(t, "instances:\n  - {provider: fake, ref: \"${REF}\", password: \"${PW}\"}\n", nil, config.Options{LookupEnv: lookup})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +214,7 @@ func TestExpansion(t *testing.T) {
 		t.Errorf("expanded without ExpandEnv: %q %q", b.ID(), b.Secret())
 	}
 	// An unset variable is named, never a value.
-	_, path, err := loadYAML(t, "instances:\n  - {provider: fake, name: n, ref: \"${NOPE}\", password: x}\n", nil, config.Options{ExpandEnv: true, LookupEnv: lookup})
+	_, path, err := testtool.LoadYAML(t, "instances:\n  - {provider: fake, name: n, ref: \"${NOPE}\", password: x}\n", nil, config.Options{ExpandEnv: true, LookupEnv: lookup})
 	if err == nil {
 		t.Fatal("no error for an unset variable")
 	}
@@ -263,7 +222,7 @@ func TestExpansion(t *testing.T) {
 }
 
 func TestMarshalHidesTheSecret(t *testing.T) {
-	cfg, _, err := loadYAML(t, "instances:\n  - {provider: fake, ref: r, password: "+secretValue+"}\n", nil, config.Options{})
+	cfg, _, err := testtool.LoadYAML(t, "instances:\n  - {provider: fake, ref: r, password: "+secretValue+"}\n", nil, config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,12 +236,12 @@ func TestMarshalHidesTheSecret(t *testing.T) {
 }
 
 func TestStrictTopLevel(t *testing.T) {
-	_, path, err := loadYAML(t, "instances:\n  - {provider: fake, ref: r, password: x}\nscrape_interval: 1m\n", nil, config.Options{})
+	_, path, err := testtool.LoadYAML(t, "instances:\n  - {provider: fake, ref: r, password: x}\nscrape_interval: 1m\n", nil, config.Options{})
 	if err == nil {
 		t.Fatal("no error")
 	}
 	checkError(t, err, path, []string{"scrape_interval", "line 3"})
-	_, path, err = loadYAML(t, "instances: []\n", nil, config.Options{})
+	_, path, err = testtool.LoadYAML(t, "instances: []\n", nil, config.Options{})
 	if err == nil {
 		t.Fatal("no error for no instances")
 	}
@@ -290,7 +249,7 @@ func TestStrictTopLevel(t *testing.T) {
 }
 
 func TestDefaultTimeoutIsAModelDuration(t *testing.T) {
-	cfg, _, err := loadYAML(t, "instances:\n  - {provider: fake, ref: r, password: x}\n", nil, config.Options{})
+	cfg, _, err := testtool.LoadYAML(t, "instances:\n  - {provider: fake, ref: r, password: x}\n", nil, config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
 // loadGuarded loads path, failing the test if loading does not return:
@@ -23,7 +24,7 @@ func loadGuarded(t *testing.T, path string, opts config.Options) (*config.Config
 	}
 	done := make(chan result, 1)
 	go func() {
-		cfg, err := loadNoPanic(path, opts)
+		cfg, err := testtool.LoadFile(path, opts)
 		done <- result{cfg, err}
 	}()
 	select {
@@ -47,7 +48,7 @@ func mkfifo(t *testing.T, path string) {
 func TestTokenFileMustBeASmallRegularFile(t *testing.T) {
 	dir := t.TempDir()
 	mkfifo(t, filepath.Join(dir, "fifo"))
-	writeFiles(t, dir, map[string]string{
+	testtool.WriteFiles(t, dir, map[string]string{
 		"big":          strings.Repeat("x", 64<<10+1),
 		"limit":        strings.Repeat("y", 64<<10),
 		"real/token":   "linked-token\n",
@@ -121,7 +122,7 @@ func TestNameMustBeALabelValue(t *testing.T) {
 		{name: `"${GOOD}"`},
 	} {
 		content := fmt.Sprintf("instances:\n  - {provider: fake, name: %s, ref: r, password: %s}\n", tc.name, secretValue)
-		cfg, path, err := loadYAML(t, content, nil, opts)
+		cfg, path, err := testtool.LoadYAML(t, content, nil, opts)
 		if tc.wantErr == nil {
 			if err != nil {
 				t.Errorf("name %s: %v", tc.name, err)
@@ -144,7 +145,7 @@ func TestNameMustBeALabelValue(t *testing.T) {
 func TestHTTPSettingFilesMustBeSmallRegularFiles(t *testing.T) {
 	dir := t.TempDir()
 	mkfifo(t, filepath.Join(dir, "fifo"))
-	writeFiles(t, dir, map[string]string{"ok.txt": "x", "big.pem": strings.Repeat("x", 4<<20+1)})
+	testtool.WriteFiles(t, dir, map[string]string{"ok.txt": "x", "big.pem": strings.Repeat("x", 4<<20+1)})
 	for _, tc := range []struct {
 		settings string
 		field    string
