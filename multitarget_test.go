@@ -286,3 +286,21 @@ func TestMultiTargetModeEndToEnd(t *testing.T) {
 		t.Errorf("multi-target targets %v", got)
 	}
 }
+
+// TestUnrefreshedIsLoggedOnce: instances a scrape could not refresh are
+// said once in a while, with what to do, not per instance and scrape.
+func TestUnrefreshedIsLoggedOnce(t *testing.T) {
+	sim := simulator.New()
+	cfg, _ := fleetConfig(t, sim, 3, simulator.Behaviour{State: "open", Latency: 3 * time.Second})
+	e := startExporter(t, configSource{inline: []byte(cfg)}, 0)
+	for range 3 {
+		mfs := parse(t, scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"0.5"}}))
+		if v := gauge(t, mfs, "whatsapp_exporter_scrape_unrefreshed_instances"); v == 0 {
+			t.Errorf("unrefreshed %v, want the slow instances", v)
+		}
+	}
+	logs := e.logs.String()
+	if n := strings.Count(logs, "could not be refreshed"); n != 1 || !strings.Contains(logs, "--api.concurrency") || !strings.Contains(logs, "/probe") {
+		t.Errorf("%d warnings about unrefreshed instances, want 1 naming --api.concurrency and /probe:\n%s", n, logs)
+	}
+}
