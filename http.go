@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"go.yaml.in/yaml/v2"
 )
 
@@ -143,7 +144,8 @@ func (e *exporter) serveProbe(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveSD answers Prometheus' HTTP service discovery with one target per
-// instance, its name, grouped by provider (label __meta_whatsapp_provider).
+// instance, configured or found by an account, its name, grouped by
+// provider (label __meta_whatsapp_provider).
 func (e *exporter) serveSD(w http.ResponseWriter, _ *http.Request) {
 	type group struct {
 		Targets []string          `json:"targets"`
@@ -151,16 +153,14 @@ func (e *exporter) serveSD(w http.ResponseWriter, _ *http.Request) {
 	}
 	groups := []*group{}
 	byProvider := map[string]*group{}
-	if cfg := e.cfg.Load(); cfg != nil {
-		for _, inst := range cfg.Instances {
-			g, ok := byProvider[inst.Provider()]
-			if !ok {
-				g = &group{Labels: map[string]string{"__meta_whatsapp_provider": inst.Provider()}}
-				byProvider[inst.Provider()] = g
-				groups = append(groups, g)
-			}
-			g.Targets = append(g.Targets, inst.Name())
+	for _, inst := range e.collector.Instances() {
+		g, ok := byProvider[inst.Provider]
+		if !ok {
+			g = &group{Labels: map[string]string{"__meta_whatsapp_provider": inst.Provider}}
+			byProvider[inst.Provider] = g
+			groups = append(groups, g)
 		}
+		g.Targets = append(g.Targets, inst.Name)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(groups)
@@ -283,8 +283,19 @@ func checkTelemetryPath(p string) error {
 	return nil
 }
 
+// serveConfig shows the loaded configuration and, under found, the
+// instances the accounts found, as they are watched; secrets as <secret>.
 func (e *exporter) serveConfig(w http.ResponseWriter, _ *http.Request) {
-	out, err := yaml.Marshal(e.cfg.Load())
+	view := struct {
+		config.Config `yaml:",inline"`
+		Found         map[string][]config.Spec `yaml:"found,omitempty"`
+	}{Config: *e.cfg.Load(), Found: map[string][]config.Spec{}}
+	for _, inst := range e.collector.Instances() {
+		if inst.Account != "" {
+			view.Found[inst.Account] = append(view.Found[inst.Account], inst.Spec)
+		}
+	}
+	out, err := yaml.Marshal(view)
 	if err != nil {
 		http.Error(w, "cannot marshal the configuration", http.StatusInternalServerError)
 		return

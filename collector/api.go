@@ -79,12 +79,44 @@ func (a *API) Redact(s string) string {
 // reported state or an *Error. method is the method label of the call.
 func (a *API) Get(ctx context.Context, method, rawURL string, header http.Header, decode func(Response) (string, error)) (string, error) {
 	start := time.Now()
-	state, err := a.get(ctx, rawURL, header, decode)
-	elapsed := time.Since(start)
+	resp, err := a.do(ctx, rawURL, header, maxBodyBytes)
+	var state string
+	if err == nil {
+		state, err = decode(resp)
+	}
 	// The body was redacted before decoding, but decoding can turn an
 	// escaped echo of a secret (\u0074\u006f...) back into the secret.
 	state = a.Redact(state)
+	if e := a.finish(ctx, method, rawURL, start, err, "state", state); e != nil {
+		return "", e
+	}
+	return state, nil
+}
 
+// maxListBytes bounds a listing: 10 000 instances take a few megabytes.
+const maxListBytes = 64 << 20
+
+// List calls rawURL for an account's listing and passes the response to
+// decode. A listing's answer holds the instances' own tokens, so decode
+// never quotes a successful answer in an error.
+func (a *API) List(ctx context.Context, method, rawURL string, header http.Header, decode func(Response) (Listing, error)) (Listing, error) {
+	start := time.Now()
+	resp, err := a.do(ctx, rawURL, header, maxListBytes)
+	var l Listing
+	if err == nil {
+		l, err = decode(resp)
+	}
+	if e := a.finish(ctx, method, rawURL, start, err, "instances", len(l.Instances)); e != nil {
+		return Listing{}, e
+	}
+	return l, nil
+}
+
+// finish classifies a call's error, records the call and logs it at debug
+// level, with result (key and value pairs) when it worked; it returns the
+// *Error, or nil when the call worked.
+func (a *API) finish(ctx context.Context, method, rawURL string, start time.Time, err error, result ...any) *Error {
+	elapsed := time.Since(start)
 	var e *Error
 	if err != nil && !errors.As(err, &e) {
 		e = newError(ReasonBadResponse, "%s", err)
@@ -97,18 +129,21 @@ func (a *API) Get(ctx context.Context, method, rawURL string, header http.Header
 		if debug {
 			a.logger.Debug("Call failed", "method", method, "url", a.Redact(rawURL), "reason", e.Reason, "err", e.msg, "duration_seconds", elapsed.Seconds())
 		}
-		return "", e
+		return e
 	}
 	if debug {
-		a.logger.Debug("Call succeeded", "method", method, "url", a.Redact(rawURL), "state", state, "duration_seconds", elapsed.Seconds())
+		args := append([]any{"method", method, "url", a.Redact(rawURL)}, result...)
+		a.logger.Debug("Call succeeded", append(args, "duration_seconds", elapsed.Seconds())...)
 	}
-	return state, nil
+	return nil
 }
 
-func (a *API) get(ctx context.Context, rawURL string, header http.Header, decode func(Response) (string, error)) (string, error) {
+// do makes the request and reads at most limit bytes of the answer,
+// redacted.
+func (a *API) do(ctx context.Context, rawURL string, header http.Header, limit int64) (Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return "", newError(ReasonClientError, "building request: %s", unwrapURLError(err))
+		return Response{}, newError(ReasonClientError, "building request: %s", unwrapURLError(err))
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -119,20 +154,20 @@ func (a *API) get(ctx context.Context, rawURL string, header http.Header, decode
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return "", transportError(ctx, err)
+		return Response{}, transportError(ctx, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return "", transportError(ctx, err)
+		return Response{}, transportError(ctx, err)
 	}
-	if len(body) > maxBodyBytes {
-		return "", newError(ReasonBadResponse, "HTTP %d: body larger than %d bytes", resp.StatusCode, maxBodyBytes)
+	if int64(len(body)) > limit {
+		return Response{}, newError(ReasonBadResponse, "HTTP %d: body larger than %d bytes", resp.StatusCode, limit)
 	}
 	// Redact before decoding too: what a decoder returns as a state goes
 	// to logs without passing through an *Error.
 	if len(a.secrets) > 0 {
 		body = []byte(a.Redact(string(body)))
 	}
-	return decode(Response{Status: resp.StatusCode, Header: resp.Header, Body: body})
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
 }

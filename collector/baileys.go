@@ -78,3 +78,50 @@ func baileysErrorMessage(body []byte) string {
 	}
 	return snippet([]byte(strings.Join(parts, "; ")))
 }
+
+// baileysAccount is the configuration of an account of the family: a
+// Wachat account or an Evolution API server, with its API key (Evolution
+// API: the server's global key).
+type baileysAccount struct {
+	config.AccountCommon `yaml:",inline"`
+	APIKey               promcfg.Secret `yaml:"api_key,omitempty"`
+	APIKeyFile           string         `yaml:"api_key_file,omitempty"`
+}
+
+// Fields implements config.AccountSpec.
+func (s *baileysAccount) Fields() config.Fields {
+	return config.Fields{Secret: &s.APIKey, SecretFile: &s.APIKeyFile}
+}
+
+// Validate implements config.AccountSpec.
+func (s *baileysAccount) Validate() error { return nil }
+
+// baileysListedInstance is a found instance's configuration: the
+// account's settings and key, its name.
+func baileysListedInstance(provider string) func(config.AccountSpec, Listed, string) config.Spec {
+	return func(spec config.AccountSpec, l Listed, name string) config.Spec {
+		a := spec.(interface{ account() *baileysAccount }).account()
+		in := baileysInstance{
+			Common: config.Common{
+				Name: name, Provider: provider, APIURL: a.APIURL, Timeout: a.Timeout, HTTPClientConfig: a.HTTPClientConfig,
+			},
+			InstanceName: l.ID,
+			APIKey:       promcfg.Secret(a.Secret()),
+		}
+		if provider == "wachat" {
+			return &WachatSpec{in}
+		}
+		return &EvolutionSpec{in}
+	}
+}
+
+func (s *baileysAccount) account() *baileysAccount { return s }
+
+// baileysState is a listed state as the exporter reads it: StateUnknown
+// when there is none.
+func baileysState(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return StateUnknown
+	}
+	return s
+}

@@ -42,9 +42,15 @@ type Collector struct {
 	metrics *providerMetrics
 	sched   *scheduler
 
+	// applyMu serialises changes of the targets: reloads and listings
+	// that found other instances.
+	applyMu    sync.Mutex
+	configured []config.Instance
+
 	mu       sync.RWMutex
 	targets  []*target
 	byName   map[string]*target
+	accounts []*account
 	memories map[string]*memory // by instance identity, see config.Common.Identity
 	clients  clientPool
 }
@@ -79,7 +85,7 @@ func (c *Collector) ProviderMetrics() prometheus.Collector {
 		Name: "whatsapp_exporter_instances",
 		Help: "Instances in the configuration.",
 	}, func() float64 { c.mu.RLock(); defer c.mu.RUnlock(); return float64(len(c.targets)) })
-	return collectors{c.metrics.duration, queued, inFlight, instances}
+	return collectors{c.metrics.duration, queued, inFlight, instances, accountMetrics{c}}
 }
 
 // collectors is several collectors as one.
@@ -97,7 +103,7 @@ func (cs collectors) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// target is one configured instance.
+// target is one instance, configured or found by an account.
 type target struct {
 	provider *Provider
 	name     string
@@ -109,6 +115,10 @@ type target struct {
 	logger   *slog.Logger
 	mem      *memory
 	stats    *instanceStats // kept across reloads by provider and name
+	// foundBy is the account whose listing found this instance; nil for
+	// a configured one. When that listing carries the states, it is the
+	// instance's state request.
+	foundBy *account
 }
 
 // memory is what the exporter remembers of an upstream instance between
@@ -118,8 +128,10 @@ type target struct {
 // timeout neither calls at once nor forgets a Retry-After.
 type memory struct {
 	// current is the target the next call uses: the latest settings of
-	// this identity, or nil once it is no longer configured.
+	// this identity, or nil once it is no longer configured. For an
+	// account's listing, account is set instead.
 	current atomic.Pointer[target]
+	account atomic.Pointer[account]
 
 	mu        sync.Mutex
 	last      outcome
@@ -153,21 +165,98 @@ func (m *memory) result() (outcome, time.Time) {
 	return m.last, m.updated
 }
 
-// Update replaces the set of instances. An instance whose configuration did
+// Update replaces the configuration. An instance whose configuration did
 // not change keeps its client; every instance keeps the memory of its
 // identity (result, Retry-After, queued call) and the call counts of its
-// name.
+// name; an account keeps its last listing. An instance an account's last
+// listing holds under the name of a configured one makes the
+// configuration fail.
 func (c *Collector) Update(cfg *config.Config) error {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
 	c.mu.RLock()
-	old := c.byName
-	oldMemories := c.memories
+	oldAccounts := c.accounts
 	pool := c.clients.renew()
 	c.mu.RUnlock()
 
-	memories := make(map[string]*memory, len(cfg.Instances))
-	targets := make([]*target, 0, len(cfg.Instances))
-	byName := make(map[string]*target, len(cfg.Instances))
-	for _, inst := range cfg.Instances {
+	byIdentity := map[string]*account{}
+	for _, a := range oldAccounts {
+		byIdentity[a.spec.Account().Identity()] = a
+	}
+	var accounts, started []*account
+	for _, acct := range cfg.Accounts {
+		old := byIdentity[acct.Spec.Account().Identity()]
+		if old != nil && reflect.DeepEqual(old.spec, acct.Spec) {
+			pool.keep(old.spec.Account().HTTPClientConfig, old.http)
+			accounts = append(accounts, old)
+			continue
+		}
+		a, err := c.newAccount(acct, old, pool)
+		if err != nil {
+			pool.discard()
+			return fmt.Errorf("account %q: %w", acct.Name(), err)
+		}
+		accounts = append(accounts, a)
+		started = append(started, a)
+	}
+	if err := c.apply(cfg.Instances, accounts, pool, true); err != nil {
+		return err
+	}
+	c.configured = cfg.Instances
+	for _, a := range oldAccounts {
+		if !slices.Contains(accounts, a) {
+			a.stop()
+			if a.mem.account.Load() == a {
+				a.mem.account.Store(nil)
+			}
+		}
+	}
+	for _, a := range started {
+		c.startAccount(a)
+	}
+	return nil
+}
+
+// rebuild applies the accounts' listings after one of them changed.
+func (c *Collector) rebuild() {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	c.mu.RLock()
+	accounts := c.accounts
+	pool := c.clients.renew()
+	c.mu.RUnlock()
+	if err := c.apply(c.configured, accounts, pool, false); err != nil {
+		c.logger.Error("Cannot watch the instances the accounts list", "err", err)
+	}
+}
+
+// apply makes targets of the configured instances and of those the
+// accounts list. strict makes an account's instance with the name of a
+// configured one an error rather than a skipped instance.
+func (c *Collector) apply(configured []config.Instance, accounts []*account, pool *clientPoolUpdate, strict bool) error {
+	taken := make(map[string]bool, len(configured))
+	for _, inst := range configured {
+		taken[inst.Name()] = true
+	}
+	if strict {
+		for _, a := range accounts {
+			if name := a.takes(taken); name != "" {
+				pool.discard()
+				return fmt.Errorf("instance %q: account %q lists an instance of that name; names must be unique (set name_prefix or a filter on the account)", name, a.name)
+			}
+		}
+	}
+	found, foundBy := c.discovered(accounts, taken)
+	instances := append(slices.Clip(configured), found...)
+
+	c.mu.RLock()
+	old := c.byName
+	oldMemories := c.memories
+	c.mu.RUnlock()
+	memories := make(map[string]*memory, len(instances))
+	targets := make([]*target, 0, len(instances))
+	byName := make(map[string]*target, len(instances))
+	for _, inst := range instances {
 		id := inst.Spec.Base().Identity()
 		mem, ok := memories[id]
 		if !ok {
@@ -177,14 +266,20 @@ func (c *Collector) Update(cfg *config.Config) error {
 			memories[id] = mem
 		}
 		prev := old[inst.Name()]
-		if prev != nil && prev.mem == mem && reflect.DeepEqual(prev.spec, inst.Spec) {
+		if prev != nil && prev.mem == mem && prev.foundBy == foundBy[inst.Name()] && reflect.DeepEqual(prev.spec, inst.Spec) {
 			pool.keep(prev.spec.Base().HTTPClientConfig, prev.http)
 			targets = append(targets, prev)
 			byName[prev.name] = prev
 			continue
 		}
-		var stats *instanceStats
-		if prev != nil && prev.provider.Name == inst.Provider() {
+		// An instance whose state comes with its account's listing
+		// counts that listing as its call, under the listing's method.
+		p := providers[inst.Provider()]
+		if a := foundBy[inst.Name()]; a != nil && a.kind.CarriesStates {
+			p = a.callsAs
+		}
+		stats := newInstanceStats(p)
+		if prev != nil && prev.provider.Name == inst.Provider() && slices.Equal(prev.stats.methods, p.Methods) {
 			stats = prev.stats
 		}
 		t, err := c.newTarget(inst, mem, stats, pool)
@@ -192,6 +287,7 @@ func (c *Collector) Update(cfg *config.Config) error {
 			pool.discard()
 			return fmt.Errorf("instance %q: %w", inst.Name(), err)
 		}
+		t.foundBy = foundBy[t.name]
 		targets = append(targets, t)
 		byName[t.name] = t
 	}
@@ -214,7 +310,7 @@ func (c *Collector) Update(cfg *config.Config) error {
 			memories[id] = m
 		}
 	}
-	c.targets, c.byName, c.memories = targets, byName, memories
+	c.targets, c.byName, c.memories, c.accounts = targets, byName, memories, accounts
 	c.clients = pool.commit()
 	return nil
 }
@@ -228,9 +324,6 @@ func (c *Collector) newTarget(inst config.Instance, mem *memory, stats *instance
 	hc, err := pool.get(base.HTTPClientConfig)
 	if err != nil {
 		return nil, err
-	}
-	if stats == nil {
-		stats = newInstanceStats(p)
 	}
 	logger := c.logger.With("provider", p.Name, "name", base.Name)
 	api := &API{client: hc, userAgent: c.opts.UserAgent, logger: logger, metrics: c.metrics.observer(p.Name, stats)}
@@ -250,6 +343,31 @@ func (c *Collector) newTarget(inst config.Instance, mem *memory, stats *instance
 		mem:      mem,
 		stats:    stats,
 	}, nil
+}
+
+// InstanceInfo names an instance the collector watches.
+type InstanceInfo struct {
+	Provider, Name string
+	// Account is the account that found it; empty for a configured one.
+	Account string
+	// Spec is its configuration; secrets marshal as <secret>.
+	Spec config.Spec
+}
+
+// Instances lists the instances the collector watches: the configured ones
+// and those the accounts found, in that order.
+func (c *Collector) Instances() []InstanceInfo {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]InstanceInfo, 0, len(c.targets))
+	for _, t := range c.targets {
+		info := InstanceInfo{Provider: t.provider.Name, Name: t.name, Spec: t.spec}
+		if t.foundBy != nil {
+			info.Account = t.foundBy.name
+		}
+		out = append(out, info)
+	}
+	return out
 }
 
 // Scrape is what one scrape exposes: the instances it concerns, with
@@ -290,7 +408,11 @@ func (c *Collector) refresh(ctx context.Context, targets []*target) *Scrape {
 	now := time.Now()
 	var waits []<-chan struct{}
 	for _, t := range targets {
-		if done := c.sched.request(t.mem, now); done != nil {
+		m := t.mem
+		if t.foundBy != nil && t.foundBy.kind.CarriesStates {
+			m = t.foundBy.mem // the listing is its state request
+		}
+		if done := c.sched.request(m, now); done != nil {
 			waits = append(waits, done)
 		}
 	}
@@ -313,9 +435,14 @@ func (c *Collector) refresh(ctx context.Context, targets []*target) *Scrape {
 	return s
 }
 
-// call makes one state call for m with the latest settings of its
-// identity, bounded by that instance's timeout alone.
+// call makes m's call: an account's listing, or a state call with the
+// latest settings of m's identity, bounded by that instance's timeout
+// alone.
 func (c *Collector) call(m *memory) {
+	if a := m.account.Load(); a != nil {
+		c.listAccount(a)
+		return
+	}
 	t := m.current.Load()
 	if t == nil {
 		return // removed while queued
@@ -324,31 +451,40 @@ func (c *Collector) call(m *memory) {
 	defer cancel()
 	raw, err := t.client.State(ctx)
 	now := time.Now()
-	o := outcome{state: StateUnknown, up: true}
+	o := t.outcomeOf(raw, err)
 	hold := c.opts.MinInterval
-	var e *Error
 	detail := ""
+	var e *Error
+	if errors.As(err, &e) {
+		detail = e.Error()
+		hold = max(hold, e.RetryAfter)
+	}
+	m.record(t.logger, o, detail, now, hold, "State request failing")
+}
+
+// outcomeOf reads a state request's result.
+func (t *target) outcomeOf(raw string, err error) outcome {
+	var e *Error
 	switch {
 	case errors.As(err, &e):
-		detail = e.Error()
-		o.up, o.reason = false, e.Reason
-		hold = max(hold, e.RetryAfter)
+		return outcome{state: StateUnknown, reason: e.Reason}
 	case err != nil:
-		o.up, o.reason = false, ReasonBadResponse
-	case raw == StateUnknown:
+		return outcome{state: StateUnknown, reason: ReasonBadResponse}
+	case raw == StateUnknown, raw == "":
 		// The call worked but the provider gave no state (e.g. Evolution
 		// API for an instance that is not loaded).
+		return outcome{state: StateUnknown, up: true}
 	case slices.Contains(t.provider.States, raw):
-		o.state = raw
-	default:
-		t.logger.Warn("Provider reported a state the exporter does not know; exposing it as unknown", "raw_state", shorten(snippet([]byte(raw)), 100))
+		return outcome{state: raw, up: true}
 	}
-	m.record(t.logger, o, detail, now, hold)
+	t.logger.Warn("Provider reported a state the exporter does not know; exposing it as unknown", "raw_state", shorten(snippet([]byte(raw)), 100))
+	return outcome{state: StateUnknown, up: true}
 }
 
 // record stores a result and logs transitions, so that a lasting failure
-// is logged once rather than at every scrape.
-func (m *memory) record(logger *slog.Logger, o outcome, detail string, now time.Time, hold time.Duration) {
+// is logged once rather than at every scrape; failing is the message of a
+// failure.
+func (m *memory) record(logger *slog.Logger, o outcome, detail string, now time.Time, hold time.Duration, failing string) {
 	m.mu.Lock()
 	prev, had := m.last, !m.updated.IsZero()
 	m.last, m.updated, m.freshTill = o, now, now.Add(hold)
@@ -357,9 +493,9 @@ func (m *memory) record(logger *slog.Logger, o outcome, detail string, now time.
 	switch {
 	case had && prev == o:
 	case !o.up:
-		logger.Warn("State request failing", "reason", o.reason, "err", detail)
+		logger.Warn(failing, "reason", o.reason, "err", detail)
 	case had && !prev.up:
-		logger.Info("State request recovered", "state", o.state)
+		logger.Info("Recovered", "state", o.state)
 	case prev.state != o.state:
 		logger.Info("State changed", "state", o.state)
 	}

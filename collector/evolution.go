@@ -20,6 +20,7 @@ func init() {
 		// Evolution API is self-hosted: api_url has no default.
 		Config:    baileysProviderInfo(func() config.Spec { return &EvolutionSpec{} }, ""),
 		NewClient: newEvolutionClient,
+		Account:   evolutionAccounts,
 	})
 }
 

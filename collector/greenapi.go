@@ -45,6 +45,7 @@ func init() {
 			DefaultURL:    greenAPIDefaultURL,
 		},
 		NewClient: newGreenAPIClient,
+		Account:   greenAPIAccounts,
 	})
 }
 

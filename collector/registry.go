@@ -30,6 +30,9 @@ type Provider struct {
 	Config config.ProviderInfo
 	// NewClient builds a client for a resolved Spec of this provider.
 	NewClient func(spec config.Spec, api *API) (Client, error)
+	// Account says how the provider lists an account's instances; nil
+	// when it cannot.
+	Account *AccountKind
 
 	// stateLabels are the state label pairs of States and then of
 	// StateUnknown, methodLabels the method label pairs of Methods,
@@ -48,6 +51,9 @@ func register(p *Provider) {
 		p.methodLabels = append(p.methodLabels, `method="`+escapeLabel(m)+`"`)
 	}
 	providers[p.Name] = p
+	if p.Account != nil {
+		p.Config.Account = &p.Account.Config
+	}
 	config.RegisterProvider(p.Name, p.Config)
 }
 

@@ -21,6 +21,7 @@ func init() {
 		Methods:   []string{"instanceState"},
 		Config:    baileysProviderInfo(func() config.Spec { return &WachatSpec{} }, wachatDefaultURL),
 		NewClient: newWachatClient,
+		Account:   wachatAccounts,
 	})
 }
 

@@ -35,7 +35,9 @@ const DefaultTimeout = 5 * time.Second
 
 // Config is the content of the configuration file.
 type Config struct {
-	Instances []Instance `yaml:"instances"`
+	Instances []Instance `yaml:"instances,omitempty"`
+	// Accounts list their instances; see accounts.go.
+	Accounts []Account `yaml:"accounts,omitempty"`
 }
 
 // Common holds the settings every provider shares. Providers embed it inline
@@ -105,6 +107,10 @@ type ProviderInfo struct {
 	// DefaultURL is the api_url of an instance that sets none; empty makes
 	// api_url required.
 	DefaultURL string
+
+	// Account describes the provider's accounts, when it can list an
+	// account's instances; nil otherwise.
+	Account *AccountInfo
 }
 
 var (
@@ -266,8 +272,8 @@ func Load(content []byte, dir string, opts Options) (*Config, error) {
 	if err := yaml.UnmarshalStrict(content, cfg); err != nil {
 		return nil, err
 	}
-	if len(cfg.Instances) == 0 {
-		return nil, errors.New("field instances: at least one instance is required")
+	if len(cfg.Instances) == 0 && len(cfg.Accounts) == 0 {
+		return nil, errors.New("field instances: at least one instance (or one account) is required")
 	}
 	var errs []error
 	seen := map[string]int{}
@@ -288,6 +294,7 @@ func Load(content []byte, dir string, opts Options) (*Config, error) {
 		}
 		seen[name] = k
 	}
+	errs = append(errs, resolveAccounts(cfg.Accounts, &resolver{dir: dir, opts: opts})...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -333,8 +340,14 @@ func resolve(s Spec, r *resolver) error {
 	if err := checkLabelValue(b.Name); err != nil {
 		return &FieldError{Field: "name", Err: err}
 	}
+	return resolveEndpoint(b, info.DefaultURL, r)
+}
+
+// resolveEndpoint fills and checks what instances and accounts share: the
+// api_url (defaultURL if unset), the timeout and the HTTP settings.
+func resolveEndpoint(b *Common, defaultURL string, r *resolver) error {
 	if b.APIURL == "" {
-		b.APIURL = info.DefaultURL
+		b.APIURL = defaultURL
 	}
 	if b.APIURL == "" {
 		return &FieldError{Field: "api_url", Err: errors.New("required for provider " + b.Provider)}
@@ -358,6 +371,16 @@ func resolve(s Spec, r *resolver) error {
 	}
 	b.HTTPClientConfig.SetDirectory(r.dir)
 	return checkHTTPFiles(b.HTTPClientConfig)
+}
+
+// ResolveInstance takes an instance built by the program rather than read
+// from a file (one found in an account's listing) through the loader's
+// steps, without environment expansion.
+func ResolveInstance(s Spec) error {
+	if _, ok := provider(s.Base().Provider); !ok {
+		return fmt.Errorf("unknown provider %q", s.Base().Provider)
+	}
+	return resolve(s, &resolver{})
 }
 
 // checkLabelValue accepts what can be a label value and a log field: valid

@@ -245,7 +245,7 @@ func TestStrictTopLevel(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error for no instances")
 	}
-	checkError(t, err, path, []string{"field instances: at least one instance is required"})
+	checkError(t, err, path, []string{"field instances: at least one instance"})
 }
 
 func TestDefaultTimeoutIsAModelDuration(t *testing.T) {

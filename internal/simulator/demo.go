@@ -23,6 +23,12 @@ func Demo() *Simulator {
 		for _, d := range p.Demo {
 			s.Schedule(p.Name, d.ID, d.Secret, d.Steps...)
 		}
+		if p.Account != nil {
+			for _, d := range p.Account.Demo.Instances {
+				s.Schedule(p.Name, d.ID, d.Secret, d.Steps...)
+			}
+			s.ScheduleAccount(p.Name, p.Account.Demo.Key, p.Account.Demo.Steps...)
+		}
 	}
 	return s
 }
@@ -39,6 +45,12 @@ func DemoConfig(baseURL string) string {
 				extra = append(extra, fmt.Sprintf("timeout: %s", d.Timeout))
 			}
 			b.WriteString(p.Config(baseURL, d.Name, d.ID, d.Secret, extra...))
+		}
+	}
+	b.WriteString("accounts:\n")
+	for _, p := range Providers() {
+		if a := p.Account; a != nil {
+			b.WriteString(p.AccountConfig(baseURL, a.Demo.Name, a.Demo.Key, a.Demo.Extra...))
 		}
 	}
 	return b.String()

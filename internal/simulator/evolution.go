@@ -36,7 +36,55 @@ func init() {
 				state("open", 40*time.Millisecond, 40*time.Second),
 			}},
 		},
-	}, route{"GET", "/instance/connectionState/{name}", (*Simulator).evolutionState})
+		Account: &AccountDescription{
+			Config: func(name, apiURL, key string) string {
+				return fmt.Sprintf("name: %q, provider: evolution, api_url: %q, api_key: %q", name, apiURL, key)
+			},
+			// The server's global key lists every instance on it, the
+			// configured demo-evo too: the filter leaves it to its entry.
+			Demo: DemoAccount{
+				Name: "demo-server", Key: "demo-global-key",
+				Extra: []string{"refresh_interval: 20s", `exclude: ["demo-evo"]`},
+				Instances: []DemoInstance{
+					{ID: "support-bot", Secret: "demo-token-support-bot", Steps: []Step{state("open", 50*time.Millisecond, time.Hour)}},
+					{ID: "sales-bot", Secret: "demo-token-sales-bot", Steps: []Step{state("connecting", 50*time.Millisecond, time.Hour)}},
+				},
+				Steps: []AccountStep{
+					{For: 90 * time.Second, Members: []Member{{ID: "demo-evo"}, {ID: "support-bot"}}},
+					{For: 90 * time.Second, Members: []Member{{ID: "demo-evo"}, {ID: "support-bot"}, {ID: "sales-bot"}}},
+				},
+			},
+		},
+	}, route{"GET", "/instance/connectionState/{name}", (*Simulator).evolutionState},
+		route{"GET", "/instance/fetchInstances", (*Simulator).evolutionFetchInstances})
+}
+
+// evolutionFetchInstances serves GET /instance/fetchInstances with the
+// server's global key in apikey: every instance, with its state and its
+// own token.
+func (s *Simulator) evolutionFetchInstances(w http.ResponseWriter, r *http.Request) {
+	step, members, ok := s.listing(Evolution, r.Header.Get("apikey"))
+	if !ok {
+		evolutionError(w, http.StatusUnauthorized, "Unauthorized", "Unauthorized")
+		return
+	}
+	if !wait(r, step.Latency) || listingFault(w, r, step) {
+		return
+	}
+	rows := []map[string]any{}
+	for k, m := range members {
+		status := m.State
+		if status == NotLoaded {
+			status = "close"
+		}
+		rows = append(rows, map[string]any{
+			"id": fmt.Sprintf("00000000-0000-4000-8000-%012d", k), "name": m.ID, "connectionStatus": status,
+			"ownerJid": nil, "profileName": nil, "integration": "WHATSAPP-BAILEYS", "token": m.Secret,
+			"clientName": "evolution_exchange", "createdAt": "2025-01-01T10:00:00.000Z",
+		})
+	}
+	body, _ := json.Marshal(rows)
+	writeJSON(w, http.StatusOK, string(body))
 }
 
 func evolutionError(w http.ResponseWriter, status int, text string, messages ...string) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -60,7 +61,64 @@ func init() {
 				failing(FaultBadGateway, 50*time.Millisecond, 20*time.Second),
 			}},
 		},
-	}, route{"GET", "/{instance}/getStateInstance/{token}", (*Simulator).greenAPIState})
+		Account: &AccountDescription{
+			Config: func(name, apiURL, key string) string {
+				return fmt.Sprintf("name: %q, provider: greenapi, api_url: %q, partner_token: %q, instance_api_url: %q", name, apiURL, key, apiURL)
+			},
+			Demo: DemoAccount{
+				Name: "demo-partner", Key: "demo-partner-token",
+				Extra: []string{"refresh_interval: 20s", "name_prefix: partner-"},
+				Instances: []DemoInstance{
+					{ID: "1102000001", Secret: "demo-token-bakery", Steps: []Step{state("authorized", 70*time.Millisecond, time.Hour)}},
+					{ID: "1102000002", Secret: "demo-token-florist", Steps: []Step{
+						state("authorized", 70*time.Millisecond, 100*time.Second),
+						state("notAuthorized", 70*time.Millisecond, 80*time.Second),
+					}},
+					{ID: "1102000003", Secret: "demo-token-cafe", Steps: []Step{state("starting", 70*time.Millisecond, time.Hour)}},
+					{ID: "1102000004", Secret: "demo-token-old", Steps: []Step{state("authorized", 0, time.Hour)}},
+					{ID: "1102000005", Secret: "demo-token-trial", Steps: []Step{state("authorized", 0, time.Hour)}},
+				},
+				// The cafe is created after a minute and the florist
+				// deleted after two; a deleted and an expired instance
+				// are never watched.
+				Steps: []AccountStep{
+					{For: 60 * time.Second, Members: []Member{{ID: "1102000001", Name: "bakery"}, {ID: "1102000002", Name: "florist"}, {ID: "1102000004", Name: "old", Deleted: true}, {ID: "1102000005", Name: "trial", Expired: true}}},
+					{For: 60 * time.Second, Members: []Member{{ID: "1102000001", Name: "bakery"}, {ID: "1102000002", Name: "florist"}, {ID: "1102000003", Name: "cafe"}, {ID: "1102000004", Name: "old", Deleted: true}, {ID: "1102000005", Name: "trial", Expired: true}}},
+					{For: 60 * time.Second, Members: []Member{{ID: "1102000001", Name: "bakery"}, {ID: "1102000002", Name: "florist", Deleted: true}, {ID: "1102000003", Name: "cafe"}, {ID: "1102000004", Name: "old", Deleted: true}, {ID: "1102000005", Name: "trial", Expired: true}}},
+				},
+			},
+		},
+	}, route{"GET", "/{instance}/getStateInstance/{token}", (*Simulator).greenAPIState},
+		route{"GET", "/partner/getInstances/{token}", (*Simulator).greenAPIPartnerInstances})
+}
+
+// greenAPIPartnerInstances serves GET /partner/getInstances/{partnerToken}:
+// every instance of the partner, deleted ones included.
+func (s *Simulator) greenAPIPartnerInstances(w http.ResponseWriter, r *http.Request) {
+	step, members, ok := s.listing(GreenAPI, r.PathValue("token"))
+	if !ok {
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if !wait(r, step.Latency) || listingFault(w, r, step) {
+		return
+	}
+	rows := []map[string]any{}
+	for _, m := range members {
+		id, _ := strconv.ParseInt(m.ID, 10, 64)
+		deleted := ""
+		if m.Deleted {
+			deleted = "2025-01-20T10:00:00.000Z"
+		}
+		rows = append(rows, map[string]any{
+			"idInstance": id, "name": m.Name, "typeInstance": "whatsapp", "typeAccount": "trial",
+			"partnerUserUiid": "00000000-0000-0000-0000-000000000000", "timeCreated": "2025-01-01T10:00:00.000Z",
+			"timeDeleted": deleted, "apiTokenInstance": m.Secret, "deleted": m.Deleted, "tariff": "DEVELOPER",
+			"isFree": false, "isPartner": true, "expirationDate": "2026-12-31T23:59:59.000Z", "isExpired": m.Expired,
+		})
+	}
+	body, _ := json.Marshal(rows)
+	writeJSON(w, http.StatusOK, string(body))
 }
 
 // greenAPIState serves GET /waInstance{id}/getStateInstance/{token}.

@@ -31,8 +31,30 @@ type Provider struct {
 	Instance func(name, apiURL, id, secret string) string
 	// Demo are the provider's instances in --demo.
 	Demo []DemoInstance
+	// Account describes the provider's accounts, when it can list them.
+	Account *AccountDescription
 
 	routes []route
+}
+
+// AccountDescription is how a provider's accounts are simulated and
+// configured.
+type AccountDescription struct {
+	// Config writes an account in the exporter's YAML: the fields of a
+	// flow mapping, without braces.
+	Config func(name, apiURL, key string) string
+	// Demo is the provider's account in --demo.
+	Demo DemoAccount
+}
+
+// DemoAccount is an account of --demo: its instances come and go.
+type DemoAccount struct {
+	Name, Key string
+	// Instances are the simulator instances its members refer to.
+	Instances []DemoInstance
+	Steps     []AccountStep
+	// Extra are more fields of its configuration.
+	Extra []string
 }
 
 // Special is an answer that reports a state in a provider's own way.
@@ -113,6 +135,16 @@ func (p *Provider) Reads(b Behaviour) (state string, up bool) {
 		}
 	}
 	return "unknown", true // a value the provider does not document
+}
+
+// AccountConfig is an account's YAML list item for the exporter, with
+// extra fields appended.
+func (p *Provider) AccountConfig(simURL, name, key string, extra ...string) string {
+	fields := p.Account.Config(name, simURL+p.Path, key)
+	for _, e := range extra {
+		fields += ", " + e
+	}
+	return "  - {" + fields + "}\n"
 }
 
 // Config is an instance's YAML list item for the exporter, with extra

@@ -91,6 +91,7 @@ type Simulator struct {
 
 	mu        sync.RWMutex
 	instances map[string]*instance // by provider + "/" + id
+	accounts  map[string]*account  // by provider + "/" + key
 	rateLimit time.Duration
 }
 
@@ -118,7 +119,7 @@ func (s *Simulator) Spacing(provider, id string) Spacing {
 
 // New returns a simulator without instances.
 func New() *Simulator {
-	s := &Simulator{start: time.Now(), mux: http.NewServeMux(), instances: map[string]*instance{}}
+	s := &Simulator{start: time.Now(), mux: http.NewServeMux(), instances: map[string]*instance{}, accounts: map[string]*account{}}
 	for _, p := range Providers() {
 		for _, r := range p.routes {
 			s.mux.HandleFunc(r.method+" "+p.Path+r.path, func(w http.ResponseWriter, req *http.Request) { r.handle(s, w, req) })

@@ -30,7 +30,54 @@ func init() {
 				state("close", 90*time.Millisecond, 60*time.Second),
 			}},
 		},
-	}, route{"GET", "/instance/state", (*Simulator).wachatState})
+		Account: &AccountDescription{
+			Config: func(name, apiURL, key string) string {
+				return fmt.Sprintf("name: %q, provider: wachat, api_url: %q, api_key: %q", name, apiURL, key)
+			},
+			// A client leaves the agency after a minute; another joins
+			// after two.
+			Demo: DemoAccount{
+				Name: "demo-agency", Key: "demo-agency-key", Extra: []string{"refresh_interval: 20s"},
+				Instances: []DemoInstance{
+					{ID: "t1_agency_hotel", Secret: "demo-agency-key", Steps: []Step{state("open", 60*time.Millisecond, time.Hour)}},
+					{ID: "t1_agency_gym", Secret: "demo-agency-key", Steps: []Step{
+						state("open", 60*time.Millisecond, 50*time.Second),
+						state("connecting", 60*time.Millisecond, 40*time.Second),
+					}},
+					{ID: "t1_agency_spa", Secret: "demo-agency-key", Steps: []Step{state("close", 60*time.Millisecond, time.Hour)}},
+				},
+				Steps: []AccountStep{
+					{For: 60 * time.Second, Members: []Member{{ID: "t1_agency_hotel"}, {ID: "t1_agency_gym"}}},
+					{For: 60 * time.Second, Members: []Member{{ID: "t1_agency_hotel"}}},
+					{For: 60 * time.Second, Members: []Member{{ID: "t1_agency_hotel"}, {ID: "t1_agency_spa"}}},
+				},
+			},
+		},
+	}, route{"GET", "/instance/state", (*Simulator).wachatState},
+		route{"GET", "/instance/list", (*Simulator).wachatList})
+}
+
+// wachatList serves GET /instance/list with Authorization: Bearer KEY:
+// every instance of the account, with its state.
+func (s *Simulator) wachatList(w http.ResponseWriter, r *http.Request) {
+	key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	step, members, ok := s.listing(Wachat, key)
+	if !ok {
+		writeJSON(w, http.StatusUnauthorized, `{"success":false,"error":"Invalid API key"}`)
+		return
+	}
+	if !wait(r, step.Latency) || listingFault(w, r, step) {
+		return
+	}
+	rows := []map[string]any{}
+	for _, m := range members {
+		rows = append(rows, map[string]any{
+			"apiInstanceName": m.ID, "displayName": strings.TrimPrefix(m.ID, "t1_"), "state": m.State,
+			"isConnected": m.State == "open", "profileName": nil, "number": nil,
+		})
+	}
+	body, _ := json.Marshal(map[string]any{"success": true, "count": len(rows), "instances": rows})
+	writeJSON(w, http.StatusOK, string(body))
 }
 
 // wachatState serves GET /instance/state?instanceName=NAME with

@@ -1,0 +1,145 @@
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+
+	promcfg "github.com/prometheus/common/config"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+)
+
+// GREEN-API partner accounts:
+// GET {api_url}/partner/getInstances/{partnerToken} lists every instance
+// of the partner, deleted ones of the last months included, each with its
+// apiTokenInstance. It does not give the instance's own host.
+
+const (
+	greenAPIPartnerDefaultURL = "https://api.green-api.com"
+	// greenAPIIDPrefix in instance_api_url stands for the first four
+	// digits of the idInstance, which usually name the instance's host.
+	greenAPIIDPrefix = "{id4}"
+)
+
+var greenAPIAccounts = &AccountKind{
+	Method: "getInstances",
+	Config: config.AccountInfo{
+		NewSpec:     func() config.AccountSpec { return &GreenAPIAccountSpec{} },
+		SecretField: "partner_token",
+		DefaultURL:  greenAPIPartnerDefaultURL,
+	},
+	NewLister: newGreenAPIPartnerLister,
+	Instance:  greenAPIListedInstance,
+}
+
+// GreenAPIAccountSpec is the configuration of a GREEN-API partner account.
+type GreenAPIAccountSpec struct {
+	config.AccountCommon `yaml:",inline"`
+	PartnerToken         promcfg.Secret `yaml:"partner_token,omitempty"`
+	PartnerTokenFile     string         `yaml:"partner_token_file,omitempty"`
+	// InstanceAPIURL is the api_url of the instances found; {id4} stands
+	// for the first four digits of the idInstance. Default: the universal
+	// host.
+	InstanceAPIURL string `yaml:"instance_api_url,omitempty"`
+}
+
+// Fields implements config.AccountSpec.
+func (s *GreenAPIAccountSpec) Fields() config.Fields {
+	return config.Fields{Secret: &s.PartnerToken, SecretFile: &s.PartnerTokenFile}
+}
+
+// Validate implements config.AccountSpec.
+func (s *GreenAPIAccountSpec) Validate() error {
+	if s.InstanceAPIURL == "" {
+		s.InstanceAPIURL = greenAPIDefaultURL
+	}
+	u, err := url.Parse(strings.ReplaceAll(s.InstanceAPIURL, greenAPIIDPrefix, "1101"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+		return &config.FieldError{Field: "instance_api_url", Err: errors.New("must be an http:// or https:// URL without credentials or query, where {id4} may stand for the first four digits of idInstance")}
+	}
+	s.InstanceAPIURL = strings.TrimSuffix(s.InstanceAPIURL, "/")
+	return nil
+}
+
+type greenAPIPartnerLister struct {
+	api *API
+	url string
+}
+
+func newGreenAPIPartnerLister(spec config.AccountSpec, api *API) (Lister, error) {
+	a := spec.Account()
+	api.addSecret(a.Secret())
+	return &greenAPIPartnerLister{api: api, url: a.APIURL + "/partner/getInstances/" + url.PathEscape(a.Secret())}, nil
+}
+
+func (l *greenAPIPartnerLister) List(ctx context.Context) (Listing, error) {
+	return l.api.List(ctx, "getInstances", l.url, nil, decodeGreenAPIPartnerInstances)
+}
+
+// decodeGreenAPIPartnerInstances reads the listing. A row that is not an
+// instance is counted as malformed; the others count. A successful answer
+// holds every instance's token: its text never goes into an error.
+func decodeGreenAPIPartnerInstances(r Response) (Listing, error) {
+	if r.Status < 200 || r.Status > 299 {
+		return Listing{}, statusError(r, snippet(r.Body))
+	}
+	var rows []json.RawMessage
+	if err := json.Unmarshal(r.Body, &rows); err != nil {
+		return Listing{}, newError(ReasonBadResponse, "HTTP %d: the listing is not a JSON array", r.Status)
+	}
+	var l Listing
+	for _, raw := range rows {
+		var row struct {
+			IDInstance json.Number `json:"idInstance"`
+			Name       string      `json:"name"`
+			Token      string      `json:"apiTokenInstance"`
+			Deleted    bool        `json:"deleted"`
+			Expired    bool        `json:"isExpired"`
+		}
+		d := json.NewDecoder(strings.NewReader(string(raw)))
+		d.UseNumber()
+		id := ""
+		if d.Decode(&row) == nil {
+			id = row.IDInstance.String()
+		}
+		if _, err := strconv.ParseUint(id, 10, 64); err != nil || len(id) > 19 || row.Token == "" {
+			l.Malformed++
+			continue
+		}
+		in := Listed{Name: row.Name, ID: id, Token: row.Token}
+		if strings.TrimSpace(in.Name) == "" {
+			in.Name = id
+		}
+		switch {
+		case row.Deleted:
+			in.Skip = "deleted"
+		case row.Expired:
+			in.Skip = "expired"
+		}
+		l.Instances = append(l.Instances, in)
+	}
+	return l, nil
+}
+
+// greenAPIListedInstance is a found instance's configuration: the
+// partner's settings, its own id and token, its host from
+// instance_api_url.
+func greenAPIListedInstance(spec config.AccountSpec, l Listed, name string) config.Spec {
+	a := spec.(*GreenAPIAccountSpec)
+	prefix := l.ID
+	if len(prefix) > 4 {
+		prefix = prefix[:4]
+	}
+	return &GreenAPISpec{
+		Common: config.Common{
+			Name: name, Provider: "greenapi", Timeout: a.Timeout, HTTPClientConfig: a.HTTPClientConfig,
+			APIURL: strings.ReplaceAll(a.InstanceAPIURL, greenAPIIDPrefix, prefix),
+		},
+		IDInstance: l.ID,
+		APIToken:   promcfg.Secret(l.Token),
+	}
+}

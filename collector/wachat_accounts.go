@@ -1,0 +1,78 @@
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+)
+
+// Wachat accounts: GET {api_url}/instance/list with the account's API key
+// lists every instance of the account with its state, in one call.
+
+var wachatAccounts = &AccountKind{
+	Method: "listInstances",
+	Config: config.AccountInfo{
+		NewSpec:     func() config.AccountSpec { return &WachatAccountSpec{} },
+		SecretField: "api_key",
+		DefaultURL:  wachatDefaultURL,
+	},
+	NewLister:     newWachatLister,
+	Instance:      baileysListedInstance("wachat"),
+	CarriesStates: true,
+}
+
+// WachatAccountSpec is the configuration of a Wachat account.
+type WachatAccountSpec struct {
+	baileysAccount `yaml:",inline"`
+}
+
+type wachatLister struct {
+	api    *API
+	url    string
+	header http.Header
+}
+
+func newWachatLister(spec config.AccountSpec, api *API) (Lister, error) {
+	a := spec.Account()
+	api.addSecret(a.Secret())
+	return &wachatLister{api: api, url: a.APIURL + "/instance/list", header: http.Header{"Authorization": {"Bearer " + a.Secret()}}}, nil
+}
+
+func (l *wachatLister) List(ctx context.Context) (Listing, error) {
+	return l.api.List(ctx, "listInstances", l.url, l.header, decodeWachatList)
+}
+
+// decodeWachatList reads {"success":true,"count":N,"instances":[...]}.
+func decodeWachatList(r Response) (Listing, error) {
+	if r.Status < 200 || r.Status > 299 {
+		return Listing{}, baileysStatusError(r, "")
+	}
+	var v struct {
+		Success   *bool             `json:"success"`
+		Instances []json.RawMessage `json:"instances"`
+	}
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		return Listing{}, newError(ReasonBadResponse, "HTTP %d: the listing is not a JSON object", r.Status)
+	}
+	if v.Success != nil && !*v.Success {
+		return Listing{}, newError(ReasonBadResponse, "HTTP %d: success is false: %s", r.Status, baileysErrorMessage(r.Body))
+	}
+	if v.Instances == nil {
+		return Listing{}, newError(ReasonBadResponse, "HTTP %d: no instances in the listing", r.Status)
+	}
+	var l Listing
+	for _, raw := range v.Instances {
+		var row struct {
+			Name  string `json:"apiInstanceName"`
+			State string `json:"state"`
+		}
+		if json.Unmarshal(raw, &row) != nil || row.Name == "" {
+			l.Malformed++
+			continue
+		}
+		l.Instances = append(l.Instances, Listed{Name: row.Name, ID: row.Name, State: baileysState(row.State)})
+	}
+	return l, nil
+}
