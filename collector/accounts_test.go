@@ -1,0 +1,460 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
+)
+
+// The accounts' listings, over real HTTP, with the documented bodies of
+// testdata/<provider>/accounts; then accounts in a collector, against the
+// simulator.
+
+// listingSecrets are the account's credential and the instances' tokens
+// the fixtures hold ({{TOKEN_n}}): none may reach an error or a log line.
+var listingSecrets = []string{"acct-S3cret/key+=", "inst-tok-1-0123456789abcdef", "inst-tok-2-0123456789abcdef", "inst-tok-3-0123456789abcdef", "inst-tok-4-0123456789abcdef"}
+
+// listingCase is one answer of a listing and what the lister makes of it.
+type listingCase struct {
+	fixture string // in testdata/<provider>/accounts; "" for body
+	body    string
+	status  int
+	header  []string
+	// want are the listed instances as "name id skip state"; wantErr the
+	// reason of a failure.
+	want      []string
+	malformed int
+	wantErr   string
+}
+
+// listingTarget is a provider's account as the tests configure it.
+type listingTarget struct {
+	provider string
+	// yaml is the account's entry for an api_url.
+	yaml func(apiURL string) string
+	// path and header are where and how the listing authenticates.
+	path        string
+	checkHeader func(h http.Header) bool
+}
+
+var listingTargets = map[string]listingTarget{
+	"greenapi": {
+		provider: "greenapi",
+		yaml: func(u string) string {
+			return fmt.Sprintf("  - {name: partner, provider: greenapi, api_url: %q, partner_token: %q}\n", u, listingSecrets[0])
+		},
+		path:        "/partner/getInstances/" + listingSecrets[0],
+		checkHeader: func(http.Header) bool { return true },
+	},
+	"wachat": {
+		provider: "wachat",
+		yaml: func(u string) string {
+			return fmt.Sprintf("  - {name: agency, provider: wachat, api_url: %q, api_key: %q}\n", u, listingSecrets[0])
+		},
+		path:        "/instance/list",
+		checkHeader: func(h http.Header) bool { return h.Get("Authorization") == "Bearer "+listingSecrets[0] },
+	},
+	"evolution": {
+		provider: "evolution",
+		yaml: func(u string) string {
+			return fmt.Sprintf("  - {name: server, provider: evolution, api_url: %q, api_key: %q}\n", u, listingSecrets[0])
+		},
+		path:        "/instance/fetchInstances",
+		checkHeader: func(h http.Header) bool { return h.Get("Apikey") == listingSecrets[0] },
+	},
+}
+
+var listingCases = map[string][]listingCase{
+	"greenapi": {
+		{fixture: "instances.json", status: 200, want: []string{
+			"shop 1101000001  ", "1101000002 1101000002  ", "old-shop 1101000003 deleted ", "trial 1101000004 expired "}},
+		{fixture: "empty.json", status: 200},
+		{fixture: "malformed_row.json", status: 200, want: []string{"shop 1101000001  ", "string-id-ok 1101000006  "}, malformed: 4},
+		{fixture: "not_array.json", status: 200, wantErr: ReasonBadResponse},
+		{body: "Unauthorized", status: 401, wantErr: ReasonUnauthorized},
+		{body: "Forbidden", status: 403, wantErr: ReasonUnauthorized},
+		{body: "Too Many Requests", status: 429, header: []string{"Retry-After", "30"}, wantErr: ReasonRateLimited},
+		{body: "<html>502 Bad Gateway</html>", status: 502, wantErr: ReasonServerError},
+		{body: "null", status: 200},
+	},
+	"wachat": {
+		{fixture: "list.json", status: 200, want: []string{
+			"t1_mq9r2jov_jakarta_store t1_mq9r2jov_jakarta_store  open",
+			"t1_mq9r2jov_bandung_cafe t1_mq9r2jov_bandung_cafe  connecting",
+			"t1_mq9r2jov_surabaya_spa t1_mq9r2jov_surabaya_spa  unknown"}},
+		{fixture: "empty.json", status: 200},
+		{fixture: "malformed_row.json", status: 200, want: []string{"t1_ok t1_ok  open", "t1_also_ok t1_also_ok  close"}, malformed: 2},
+		{fixture: "unsuccessful.json", status: 200, wantErr: ReasonBadResponse},
+		{fixture: "unsuccessful.json", status: 401, wantErr: ReasonUnauthorized},
+		{body: `{"success":true}`, status: 200, wantErr: ReasonBadResponse},
+		{body: "Too Many Requests", status: 429, header: []string{"Retry-After", "30"}, wantErr: ReasonRateLimited},
+		{body: "{", status: 200, wantErr: ReasonBadResponse},
+	},
+	"evolution": {
+		{fixture: "fetch_v2.json", status: 200, want: []string{
+			"sales-bot sales-bot  open", "support-bot support-bot  close", "new-bot new-bot  connecting"}},
+		{fixture: "fetch_v1.json", status: 200, want: []string{"sales-bot sales-bot  open", "support-bot support-bot  close"}},
+		{fixture: "empty.json", status: 200},
+		{fixture: "malformed_row.json", status: 200, want: []string{"sales-bot sales-bot  open", "support-bot support-bot  close"}, malformed: 2},
+		{fixture: "error_401.json", status: 401, wantErr: ReasonUnauthorized},
+		{body: `{"status":500,"error":"Internal Server Error","response":{"message":["Connection Closed"]}}`, status: 500, wantErr: ReasonServerError},
+		{body: `{"instances":[]}`, status: 200, wantErr: ReasonBadResponse},
+	},
+}
+
+// newTestLister builds the lister of a provider's account pointed at
+// apiURL, with a logger to search.
+func newTestLister(t *testing.T, tg listingTarget, apiURL string) (Lister, *testlog.Buffer) {
+	t.Helper()
+	cfg, err := config.Load([]byte("accounts:\n"+tg.yaml(apiURL)), t.TempDir(), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := cfg.Accounts[0].Spec
+	p := providers[tg.provider]
+	hc, err := clientPool{}.renew().get(spec.Account().HTTPClientConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger, logs := testlog.New()
+	api := &API{client: hc, logger: logger, metrics: newProviderMetrics().observer(p.Name, newInstanceStats(accountProvider(p)))}
+	l, err := p.Account.NewLister(spec, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, logs
+}
+
+func TestListings(t *testing.T) {
+	for _, provider := range config.Providers() {
+		tg, ok := listingTargets[provider]
+		if !ok {
+			t.Errorf("provider %s has no listing target in accounts_test.go", provider)
+			continue
+		}
+		for _, tc := range listingCases[provider] {
+			name := tc.fixture
+			if name == "" {
+				name = fmt.Sprintf("%d %.20s", tc.status, tc.body)
+			}
+			t.Run(provider+"/"+name, func(t *testing.T) {
+				body := tc.body
+				if tc.fixture != "" {
+					b, err := os.ReadFile(filepath.Join("testdata", provider, "accounts", tc.fixture))
+					if err != nil {
+						t.Fatal(err)
+					}
+					body = string(b)
+					for k, s := range listingSecrets[1:] {
+						body = strings.ReplaceAll(body, fmt.Sprintf("{{TOKEN_%d}}", k+1), s)
+					}
+				}
+				var sawPath string
+				var authOK bool
+				url, _ := startRecordingServer(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
+					sawPath, authOK = r.URL.Path, tg.checkHeader(r.Header)
+					for k := 0; k+1 < len(tc.header); k += 2 {
+						w.Header().Set(tc.header[k], tc.header[k+1])
+					}
+					w.WriteHeader(tc.status)
+					_, _ = w.Write([]byte(body))
+				})
+				l, logs := newTestLister(t, tg, url)
+				ctx, cancel := context.WithTimeout(t.Context(), providerTestSlack)
+				defer cancel()
+				got, err := l.List(ctx)
+				if sawPath != tg.path || !authOK {
+					t.Errorf("request to %q, credentials right %v; want %q", sawPath, authOK, tg.path)
+				}
+				out := logs.String()
+				if tc.wantErr != "" {
+					e := checkReason(t, err, tc.wantErr)
+					if tc.wantErr == ReasonRateLimited && e.RetryAfter != 30*time.Second {
+						t.Errorf("RetryAfter %v, want 30s", e.RetryAfter)
+					}
+					out += e.Error()
+				} else {
+					if err != nil {
+						t.Fatalf("List: %v", err)
+					}
+					var have []string
+					for _, in := range got.Instances {
+						have = append(have, strings.Join([]string{in.Name, in.ID, in.Skip, in.State}, " "))
+						if in.Token != "" && !slices.Contains(listingSecrets, in.Token) {
+							t.Errorf("instance %s: token %q is none of the fixture's", in.Name, in.Token)
+						}
+						if provider != "greenapi" && in.Token != "" {
+							t.Errorf("instance %s: the %s listing passed on a token it does not need", in.Name, provider)
+						}
+					}
+					if !slices.Equal(have, tc.want) || got.Malformed != tc.malformed {
+						t.Errorf("listed %q with %d malformed, want %q with %d", have, got.Malformed, tc.want, tc.malformed)
+					}
+				}
+				for _, s := range listingSecrets {
+					checkNoLeak(t, "error text and logs", out, s)
+				}
+			})
+		}
+	}
+}
+
+// accountEnv is a collector and a simulator with accounts.
+type accountEnv struct {
+	*testEnv
+}
+
+// account returns the configuration of an account of provider, with
+// extra fields.
+func (env accountEnv) account(provider, name, key string, extra ...string) string {
+	return simulator.ProviderOf(provider).AccountConfig(env.srv.URL, name, key, append([]string{"refresh_interval: 1h"}, extra...)...)
+}
+
+func (env accountEnv) load(t *testing.T, instances, accounts string) error {
+	t.Helper()
+	yml := ""
+	if instances != "" {
+		yml += "instances:\n" + instances
+	}
+	if accounts != "" {
+		yml += "accounts:\n" + accounts
+	}
+	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env.c.Update(cfg)
+}
+
+// list makes every account list now, as its refresh would.
+func (env accountEnv) list(t *testing.T) {
+	t.Helper()
+	env.c.mu.RLock()
+	accounts := env.c.accounts
+	env.c.mu.RUnlock()
+	for _, a := range accounts {
+		env.c.listAccount(a)
+	}
+	// The account's own first listing, run by the scheduler, may have
+	// been in flight beside this one: apply whichever came last.
+	env.c.rebuild()
+}
+
+// watched is the instances the collector watches, "account/name".
+func (env accountEnv) watched() []string {
+	var out []string
+	for _, in := range env.c.Instances() {
+		out = append(out, in.Account+"/"+in.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func newAccountEnv(t *testing.T) accountEnv {
+	env := accountEnv{newTestEnv(t, Options{MinInterval: time.Second})}
+	for i := range 6 {
+		id := fmt.Sprint(1101000000 + i)
+		env.sim.Set(simulator.GreenAPI, id, "tok-"+id, simulator.Behaviour{State: "authorized"})
+	}
+	for _, name := range []string{"t1_a", "t1_b", "t1_c"} {
+		env.sim.Set(simulator.Wachat, name, "agency-key", simulator.Behaviour{State: "connecting"})
+	}
+	return env
+}
+
+// TestAccountFollowsItsListing: an instance that appears in a listing is
+// watched from that refresh on, one that disappears is no longer; deleted
+// and expired GREEN-API instances are never watched.
+func TestAccountFollowsItsListing(t *testing.T) {
+	env := newAccountEnv(t)
+	env.sim.SetAccount(simulator.GreenAPI, "partner-key",
+		simulator.Member{ID: "1101000000", Name: "shop"}, simulator.Member{ID: "1101000001"},
+		simulator.Member{ID: "1101000002", Name: "gone", Deleted: true}, simulator.Member{ID: "1101000003", Name: "late", Expired: true})
+	if err := env.load(t, "", env.account(simulator.GreenAPI, "partner", "partner-key")); err != nil {
+		t.Fatal(err)
+	}
+	env.list(t)
+	if got := env.watched(); !slices.Equal(got, []string{"partner/1101000001", "partner/shop"}) {
+		t.Fatalf("watched %v", got)
+	}
+	env.scrape(t, 0, upHeader+upLine("greenapi", "1101000001", true)+upLine("greenapi", "shop", true), "whatsapp_up")
+	// Their states are called one by one, with the listing's tokens.
+	if env.sim.Calls(simulator.GreenAPI, "1101000000") != 1 || env.sim.Calls(simulator.GreenAPI, "1101000001") != 1 {
+		t.Errorf("GREEN-API instances found by the partner account were not called each")
+	}
+
+	env.sim.SetAccount(simulator.GreenAPI, "partner-key", simulator.Member{ID: "1101000001"}, simulator.Member{ID: "1101000004", Name: "new"})
+	env.list(t)
+	if got := env.watched(); !slices.Equal(got, []string{"partner/1101000001", "partner/new"}) {
+		t.Fatalf("after the listing changed: watched %v", got)
+	}
+	env.scrape(t, 0, upHeader+upLine("greenapi", "1101000001", true)+upLine("greenapi", "new", true), "whatsapp_up")
+	if text := exposition(t, env.c); strings.Contains(text, `name="shop"`) {
+		t.Errorf("the instance gone from the listing is still exposed")
+	}
+}
+
+// TestAccountListingCarriesStates: a Wachat account's listing is the state
+// request of all its instances: one call per scrape, none per instance.
+func TestAccountListingCarriesStates(t *testing.T) {
+	env := newAccountEnv(t)
+	env.sim.SetAccount(simulator.Wachat, "agency-key", simulator.Member{ID: "t1_a"}, simulator.Member{ID: "t1_b"}, simulator.Member{ID: "t1_c"})
+	if err := env.load(t, "", env.account(simulator.Wachat, "agency", "agency-key")); err != nil {
+		t.Fatal(err)
+	}
+	// The account lists at once when configured.
+	waitUntil(t, "the first listing", func() bool { return len(env.watched()) == 3 })
+	time.Sleep(1100 * time.Millisecond) // let its result age past --api.min-interval
+	before := env.sim.ListCalls(simulator.Wachat, "agency-key")
+	env.scrape(t, 0, stateHeader+stateLines("wachat", "t1_a", "connecting", true)+stateLines("wachat", "t1_b", "connecting", true)+stateLines("wachat", "t1_c", "connecting", true), "whatsapp_instance_state")
+	if n := env.sim.ListCalls(simulator.Wachat, "agency-key") - before; n != 1 {
+		t.Errorf("%d listing calls for one scrape of three instances, want 1", n)
+	}
+	for _, id := range []string{"t1_a", "t1_b", "t1_c"} {
+		if n := env.sim.Calls(simulator.Wachat, id); n != 0 {
+			t.Errorf("instance %s called %d times on its own", id, n)
+		}
+	}
+	// Each instance counts the listing as its call.
+	if text := exposition(t, env.c); !strings.Contains(text, `whatsapp_api_request_duration_seconds_count{provider="wachat",name="t1_a",method="listInstances"}`) {
+		t.Errorf("the instance does not count the listing as its call:\n%s", text)
+	}
+}
+
+// TestAccountListingFails: a failing listing keeps the last good list and
+// says so; the states it carried are no longer known.
+func TestAccountListingFails(t *testing.T) {
+	env := newAccountEnv(t)
+	env.sim.SetAccount(simulator.GreenAPI, "partner-key", simulator.Member{ID: "1101000000", Name: "shop"})
+	env.sim.SetAccount(simulator.Wachat, "agency-key", simulator.Member{ID: "t1_a"})
+	if err := env.load(t, "", env.account(simulator.GreenAPI, "partner", "partner-key")+env.account(simulator.Wachat, "agency", "agency-key")); err != nil {
+		t.Fatal(err)
+	}
+	env.list(t)
+	env.sim.ScheduleAccount(simulator.GreenAPI, "partner-key", simulator.AccountStep{Fault: simulator.FaultServerError})
+	env.sim.ScheduleAccount(simulator.Wachat, "agency-key", simulator.AccountStep{Fault: simulator.FaultUnauthorized})
+	env.list(t)
+	if got := env.watched(); !slices.Equal(got, []string{"agency/t1_a", "partner/shop"}) {
+		t.Fatalf("after failed listings: watched %v, want the last good lists", got)
+	}
+	// The partner's instance is still called on its own; the agency's,
+	// whose state came with the listing, is down for the listing's reason.
+	env.scrape(t, 0, upHeader+upLine("greenapi", "shop", true)+upLine("wachat", "t1_a", false), "whatsapp_up")
+	if n := errorCount(t, env.c, "t1_a", "listInstances", ReasonUnauthorized); n != 1 {
+		t.Errorf("t1_a: %d unauthorized calls, want the failed listing", n)
+	}
+	text := gatherAccountMetrics(t, env.c)
+	for _, want := range []string{
+		`whatsapp_account_request_errors_total{account="partner",method="getInstances",provider="greenapi",reason="server_error"} 1`,
+		`whatsapp_account_request_errors_total{account="agency",method="listInstances",provider="wachat",reason="unauthorized"} 1`,
+		`whatsapp_account_instances{account="partner",provider="greenapi"} 1`,
+		`whatsapp_account_last_refresh_timestamp_seconds{account="partner",provider="greenapi"}`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %s in:\n%s", want, text)
+		}
+	}
+	if !strings.Contains(env.logs.String(), "Listing failing; keeping the last good list") {
+		t.Errorf("the failing listing is not logged")
+	}
+}
+
+// gatherAccountMetrics renders the account metrics in the text format.
+func gatherAccountMetrics(t *testing.T, c *Collector) string {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(accountMetrics{c})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.String()
+}
+
+// TestAccountNames: filters, prefix, and names already taken.
+func TestAccountNames(t *testing.T) {
+	env := newAccountEnv(t)
+	members := []simulator.Member{{ID: "1101000000", Name: "shop"}, {ID: "1101000001", Name: "test-1"}, {ID: "1101000002", Name: "sales"}}
+	env.sim.SetAccount(simulator.GreenAPI, "partner-key", members...)
+	env.sim.SetAccount(simulator.GreenAPI, "other-key", simulator.Member{ID: "1101000003", Name: "shop"})
+	shop := env.add(simulator.GreenAPI, "p-shop", "1101000005", simulator.Behaviour{State: "authorized"})
+	accounts := env.account(simulator.GreenAPI, "partner", "partner-key", `exclude: ["test-.*"]`, "name_prefix: p-") +
+		env.account(simulator.GreenAPI, "other", "other-key", "name_prefix: p-")
+	if err := env.load(t, shop, accounts); err != nil {
+		t.Fatal(err)
+	}
+	env.list(t)
+	// p-shop is configured: the partner's shop is not watched, nor the
+	// other account's, whose name the partner's would also take.
+	if got := env.watched(); !slices.Equal(got, []string{"/p-shop", "partner/p-sales"}) {
+		t.Errorf("watched %v", got)
+	}
+	if !strings.Contains(env.logs.String(), "has the name of another instance") {
+		t.Errorf("no error about the name taken:\n%s", env.logs)
+	}
+	text := gatherAccountMetrics(t, env.c)
+	for _, want := range []string{
+		`whatsapp_account_skipped_instances{account="partner",provider="greenapi",reason="filtered"} 1`,
+		`whatsapp_account_skipped_instances{account="partner",provider="greenapi",reason="conflict"} 1`,
+		`whatsapp_account_skipped_instances{account="other",provider="greenapi",reason="conflict"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %s in:\n%s", want, text)
+		}
+	}
+	// A reload whose configured instance takes the name of one the
+	// accounts list is a configuration error.
+	sales := env.add(simulator.GreenAPI, "p-sales", "1101000005", simulator.Behaviour{State: "authorized"})
+	err := env.load(t, sales, accounts)
+	if err == nil || !strings.Contains(err.Error(), `"p-sales"`) || !strings.Contains(err.Error(), `"partner"`) {
+		t.Errorf("configured name of a listed instance: %v, want an error naming both", err)
+	}
+}
+
+// TestAccountRetryAfter: a listing answered 429 is not called again
+// before its Retry-After, nor a partner's before its refresh interval.
+func TestAccountRetryAfter(t *testing.T) {
+	env := newAccountEnv(t)
+	env.sim.ScheduleAccount(simulator.Wachat, "agency-key", simulator.AccountStep{Fault: simulator.FaultRateLimited, RetryAfter: time.Minute})
+	env.sim.SetAccount(simulator.GreenAPI, "partner-key", simulator.Member{ID: "1101000000"})
+	if err := env.load(t, "", env.account(simulator.Wachat, "agency", "agency-key")+env.account(simulator.GreenAPI, "partner", "partner-key")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the first listings", func() bool {
+		return env.sim.ListCalls(simulator.Wachat, "agency-key") == 1 && env.sim.ListCalls(simulator.GreenAPI, "partner-key") == 1
+	})
+	env.c.mu.RLock()
+	accounts := env.c.accounts
+	env.c.mu.RUnlock()
+	for range 3 {
+		for _, a := range accounts {
+			env.c.sched.request(a.mem, time.Now())
+		}
+		scrapeOnce(t, env.c)
+	}
+	if n := env.sim.ListCalls(simulator.Wachat, "agency-key"); n != 1 {
+		t.Errorf("%d calls of a listing under Retry-After, want 1", n)
+	}
+	if n := env.sim.ListCalls(simulator.GreenAPI, "partner-key"); n != 1 {
+		t.Errorf("%d calls of a partner listing within its refresh interval, want 1", n)
+	}
+}
