@@ -20,6 +20,7 @@ const (
 // the shipped routes, and follows a blocked instance to the webhook and
 // back.
 func TestAlertingEndToEnd(t *testing.T) {
+	t.Parallel() // minutes of waiting for Prometheus and refreshes; run beside the others
 	if testing.Short() {
 		t.Skip("starts Prometheus and Alertmanager")
 	}

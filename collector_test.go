@@ -437,7 +437,10 @@ func TestReloadKeepsTheOldConfigOnError(t *testing.T) {
 // Evolution API keys) everywhere the exporter writes.
 func TestTokenNeverLeaks(t *testing.T) {
 	const token = "LeakCheck-9f2c/7e+a=" // escapes differently in paths and queries
-	forms := []string{token, url.PathEscape(token), url.QueryEscape(token), "LeakCheck-9f2c"}
+	// The tokens of the instances an account's listing returns.
+	const listedToken = "ListedLeak-4d1e/9b+c="
+	forms := []string{token, url.PathEscape(token), url.QueryEscape(token), "LeakCheck-9f2c",
+		listedToken, url.PathEscape(listedToken), url.QueryEscape(listedToken), "ListedLeak-4d1e"}
 
 	cfg, _ := faultSimulator(t, token)
 	// Transport failures whose Go errors quote the URL.
@@ -474,22 +477,60 @@ func TestTokenNeverLeaks(t *testing.T) {
 		}
 	}
 
+	// Accounts: each provider's account, keyed by the token, lists
+	// instances whose own tokens are the token too (GREEN-API's partner
+	// listing and Evolution API's hold them); another cannot be reached.
+	accountSim := simulator.New()
+	accountURL := startSimulator(t, accountSim)
+	accounts := "accounts:\n"
+	for _, p := range simulator.Providers() {
+		if p.Account == nil {
+			continue
+		}
+		secret := listedToken
+		if p.Name == simulator.Wachat {
+			secret = token // Wachat's instances answer to the account's key
+		}
+		accountSim.Set(p.Name, "1102000001", secret, simulator.Behaviour{State: p.States[0]})
+		accountSim.Set(p.Name, "1102000002", secret, simulator.Behaviour{Fault: simulator.FaultUnauthorized})
+		accountSim.SetAccount(p.Name, token, simulator.Member{ID: "1102000001", Name: "found-" + p.Name + "-1"}, simulator.Member{ID: "1102000002", Name: "found-" + p.Name + "-2"})
+		accounts += p.AccountConfig(accountURL, "found-"+p.Name, token, `name_prefix: "`+p.Name+`-"`)
+		accounts += p.AccountConfig(closedURL, "refused-"+p.Name, token)
+	}
 	file := filepath.Join(t.TempDir(), "whatsapp_exporter.yml")
-	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(cfg+accounts), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e := startExporter(t, configSource{file: file}, 0)
+	// Until the accounts' first listings are in.
+	found := func() (n int) {
+		for _, in := range e.collector.Instances() {
+			if strings.HasPrefix(in.Account, "found-") {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(20 * time.Second); found() < 2*len(simulator.Providers()); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the accounts found %d instances:\n%s", found(), e.logs)
+		}
+	}
 	var seen strings.Builder
 	for range 2 {
 		seen.WriteString(scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3"}}))
 	}
 	_, body := get(t, e.url+"/config", nil)
 	seen.WriteString(body)
-	if !strings.Contains(body, "<secret>") {
-		t.Errorf("/config shows no <secret>:\n%s", body)
+	if !strings.Contains(body, "found:") || !strings.Contains(body, "<secret>") {
+		t.Errorf("/config shows no instance found by an account or no <secret>:\n%s", body)
 	}
+	_, body = get(t, e.url+"/sd", nil)
+	seen.WriteString(body)
+	_, body = get(t, e.url+"/exporter-metrics", nil)
+	seen.WriteString(body)
 	// A reload that fails on a field of an instance that has the token.
-	if err := os.WriteFile(file, []byte(cfg+fmt.Sprintf("  - {name: bad, provider: greenapi, id_instance: x1, api_token: %q}\n", token)), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(cfg+fmt.Sprintf("  - {name: bad, provider: greenapi, id_instance: x1, api_token: %q}\n", token)+accounts), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, body = post(t, e.url+"/-/reload")

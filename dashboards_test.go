@@ -36,6 +36,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 // rules loaded, and runs every dashboard query with its variables
 // substituted.
 func TestDashboardQueriesReturnData(t *testing.T) {
+	t.Parallel() // minutes of waiting for Prometheus and refreshes; run beside the others
 	if testing.Short() {
 		t.Skip("starts Prometheus")
 	}

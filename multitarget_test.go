@@ -209,6 +209,7 @@ func TestMetricsGzip(t *testing.T) {
 // instance from /sd and scrapes /probe for each; another scrapes /metrics.
 // The shipped recording rules and alerts see the same states in both.
 func TestMultiTargetModeEndToEnd(t *testing.T) {
+	t.Parallel() // minutes of waiting for Prometheus and refreshes; run beside the others
 	if testing.Short() {
 		t.Skip("starts Prometheus")
 	}

@@ -45,8 +45,8 @@ func TestAlertRulesAnnotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	alerts := regexp.MustCompile(`(?m)^      - alert: (\w+)\n((?:        .*\n?)+)`).FindAllStringSubmatch(string(content), -1)
-	if len(alerts) != 11 {
-		t.Fatalf("found %d alerts in %s, want 11", len(alerts), rulesFile)
+	if len(alerts) != 12 {
+		t.Fatalf("found %d alerts in %s, want 12", len(alerts), rulesFile)
 	}
 	for _, a := range alerts {
 		name, body := a[1], a[2]
@@ -58,7 +58,13 @@ func TestAlertRulesAnnotations(t *testing.T) {
 				t.Errorf("%s: no %s annotation", name, key)
 			}
 		}
-		if name != "WhatsAppExporterDown" && (!strings.Contains(body, "{{ $labels.name }}") || !strings.Contains(body, "{{ $labels.provider }}")) {
+		switch {
+		case name == "WhatsAppExporterDown":
+		case strings.HasPrefix(name, "WhatsAppAccount"):
+			if !strings.Contains(body, "{{ $labels.account }}") || !strings.Contains(body, "{{ $labels.provider }}") {
+				t.Errorf("%s: the description must name the provider and the account", name)
+			}
+		case !strings.Contains(body, "{{ $labels.name }}") || !strings.Contains(body, "{{ $labels.provider }}"):
 			t.Errorf("%s: the description must name the provider and the instance", name)
 		}
 		anchor := "#" + strings.ToLower(name)

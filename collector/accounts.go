@@ -310,6 +310,8 @@ var (
 		[]string{"provider", "account", "reason"}, nil)
 	accountRefreshedDesc = prometheus.NewDesc("whatsapp_account_last_refresh_timestamp_seconds",
 		"When the account's list was last refreshed, in seconds since the Unix epoch; none before the first listing.", []string{"provider", "account"}, nil)
+	accountIntervalDesc = prometheus.NewDesc("whatsapp_account_refresh_interval_seconds",
+		"How often the account's list is refreshed (refresh_interval).", []string{"provider", "account"}, nil)
 	accountDurationDesc = prometheus.NewDesc("whatsapp_account_request_duration_seconds",
 		"Listing calls for the account and their duration.", []string{"provider", "account", "method"}, nil)
 	accountErrorsDesc = prometheus.NewDesc("whatsapp_account_request_errors_total",
@@ -318,7 +320,7 @@ var (
 )
 
 func (m accountMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{accountInstancesDesc, accountSkippedDesc, accountRefreshedDesc, accountDurationDesc, accountErrorsDesc} {
+	for _, d := range []*prometheus.Desc{accountInstancesDesc, accountSkippedDesc, accountRefreshedDesc, accountIntervalDesc, accountDurationDesc, accountErrorsDesc} {
 		ch <- d
 	}
 }
@@ -341,6 +343,7 @@ func (m accountMetrics) Collect(ch chan<- prometheus.Metric) {
 		for _, r := range []string{"deleted", "expired", skipFiltered, skipConflict, skipMalformed} {
 			ch <- prometheus.MustNewConstMetric(accountSkippedDesc, prometheus.GaugeValue, float64(skipped[r]), a.provider.Name, a.name, r)
 		}
+		ch <- prometheus.MustNewConstMetric(accountIntervalDesc, prometheus.GaugeValue, time.Duration(a.spec.Account().RefreshInterval).Seconds(), a.provider.Name, a.name)
 		if !refreshed.IsZero() {
 			ch <- prometheus.MustNewConstMetric(accountRefreshedDesc, prometheus.GaugeValue, float64(refreshed.UnixMilli())/1e3, a.provider.Name, a.name)
 		}

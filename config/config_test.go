@@ -43,10 +43,27 @@ func (s *fakeSpec) Validate() error {
 	return nil
 }
 
+// fakeAccountSpec is the configuration of an account of the fake
+// provider.
+type fakeAccountSpec struct {
+	config.AccountCommon `yaml:",inline"`
+	Key                  promcfg.Secret `yaml:"key,omitempty"`
+	KeyFile              string         `yaml:"key_file,omitempty"`
+}
+
+func (s *fakeAccountSpec) Fields() config.Fields {
+	return config.Fields{Secret: &s.Key, SecretFile: &s.KeyFile}
+}
+
+func (s *fakeAccountSpec) Validate() error { return nil }
+
 func init() {
 	config.RegisterProvider("fake", config.ProviderInfo{
 		NewSpec: func() config.Spec { return &fakeSpec{} }, IdentityField: "ref", SecretField: "password",
 		DefaultURL: "https://fake.example/api",
+		Account: &config.AccountInfo{
+			NewSpec: func() config.AccountSpec { return &fakeAccountSpec{} }, SecretField: "key", DefaultURL: "https://fake.example/accounts",
+		},
 	})
 	config.RegisterProvider("selfhosted", config.ProviderInfo{
 		NewSpec: func() config.Spec { return &fakeSpec{} }, IdentityField: "ref", SecretField: "password",

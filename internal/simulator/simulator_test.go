@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -60,5 +61,35 @@ func TestDemoShowsEveryStateWithinMinutes(t *testing.T) {
 	slices.Sort(names)
 	if n := len(names); len(slices.Compact(names)) != n {
 		t.Errorf("duplicate demo names: %v", names)
+	}
+}
+
+// The demo's accounts show a newcomer instances appearing and
+// disappearing within a few minutes, and every provider that can list has
+// one.
+func TestDemoAccountsChange(t *testing.T) {
+	const window = 4 * time.Minute
+	for _, p := range Providers() {
+		if p.Account == nil {
+			continue
+		}
+		d := p.Account.Demo
+		if d.Name == "" || len(d.Steps) == 0 {
+			t.Errorf("%s: no demo account", p.Name)
+			continue
+		}
+		sets := map[string]bool{}
+		for at := time.Duration(0); at < window; at += time.Second {
+			var ids []string
+			for _, m := range currentAccountStep(d.Steps, at).Members {
+				if !m.Deleted && !m.Expired {
+					ids = append(ids, m.ID)
+				}
+			}
+			sets[strings.Join(ids, ",")] = true
+		}
+		if len(sets) < 2 {
+			t.Errorf("%s: the demo account lists %d different sets of instances within %v, want instances coming and going", p.Name, len(sets), window)
+		}
 	}
 }
