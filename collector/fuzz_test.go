@@ -208,3 +208,77 @@ func FuzzRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+// fuzzListedToken stands for an instance's token in a listing's answer.
+const fuzzListedToken = "LISTED-T0KEN-8b1f"
+
+// FuzzListing feeds any answer to every provider's account listing: it
+// must not panic, must classify every failure, and neither the account's
+// secret nor a token a successful answer carries may reach an error or a
+// log line.
+func FuzzListing(f *testing.F) {
+	var yml strings.Builder
+	yml.WriteString("accounts:\n")
+	var names []string
+	for _, name := range config.Providers() {
+		if p := simulator.ProviderOf(name); p.Account != nil {
+			yml.WriteString(p.AccountConfig("http://upstream.invalid", name, fuzzSecret))
+			names = append(names, name)
+		}
+	}
+	cfg, err := config.Load([]byte(yml.String()), f.TempDir(), config.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, body := range []string{
+		`[{"idInstance":1101000001,"name":"a","apiTokenInstance":"` + fuzzListedToken + `","deleted":false}]`,
+		`{"success":true,"instances":[{"apiInstanceName":"t1","state":"open","token":"` + fuzzListedToken + `"}]}`,
+		`[{"name":"bot","connectionStatus":"open","token":"` + fuzzListedToken + `"}]`,
+		`[{"instance":{"instanceName":"bot","status":"open","apikey":"` + fuzzListedToken + `"}}]`,
+		`[` + fuzzListedToken + `]`, `{"success":false,"error":"` + fuzzListedToken + `"}`, `null`, `[]`,
+	} {
+		for _, status := range []int{200, 401, 429, 500} {
+			f.Add(uint8(0), status, []byte(body))
+		}
+	}
+	f.Fuzz(func(t *testing.T, which uint8, status int, body []byte) {
+		if status < 100 || status > 599 {
+			status = 200 + (status%400+400)%400
+		}
+		acct := cfg.Accounts[int(which)%len(cfg.Accounts)]
+		p := providers[acct.Provider()]
+		logger, logs := testlog.New()
+		api := &API{
+			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{}, body: body}},
+			logger:  logger,
+			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(accountProvider(p))),
+		}
+		l, err := p.Account.NewLister(acct.Spec, api)
+		if err != nil {
+			t.Fatal(err)
+		}
+		listing, err := l.List(t.Context())
+		out := logs.String()
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || !strings.HasPrefix(err.Error(), e.Reason+": ") {
+				t.Fatalf("error %T %q is not a classified *Error", err, err)
+			}
+			out += "\n" + err.Error()
+		}
+		forms := secretForms()
+		if status >= 200 && status <= 299 {
+			forms = append(forms, fuzzListedToken)
+		}
+		for _, form := range forms {
+			if strings.Contains(out, form) {
+				t.Fatalf("a secret (%q) reached an output:\n%s", form, out)
+			}
+		}
+		for _, in := range listing.Instances {
+			if in.Token != "" && p.Name != "greenapi" {
+				t.Fatalf("the %s listing passed on a token", p.Name)
+			}
+		}
+	})
+}

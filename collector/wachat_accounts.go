@@ -57,7 +57,8 @@ func decodeWachatList(r Response) (Listing, error) {
 		return Listing{}, newError(ReasonBadResponse, "HTTP %d: the listing is not a JSON object", r.Status)
 	}
 	if v.Success != nil && !*v.Success {
-		return Listing{}, newError(ReasonBadResponse, "HTTP %d: success is false: %s", r.Status, baileysErrorMessage(r.Body))
+		// Not even the message: the answer may hold tokens.
+		return Listing{}, newError(ReasonBadResponse, "HTTP %d: success is false", r.Status)
 	}
 	if v.Instances == nil {
 		return Listing{}, newError(ReasonBadResponse, "HTTP %d: no instances in the listing", r.Status)
