@@ -219,11 +219,9 @@ const fuzzListedToken = "LISTED-T0KEN-8b1f"
 func FuzzListing(f *testing.F) {
 	var yml strings.Builder
 	yml.WriteString("accounts:\n")
-	var names []string
 	for _, name := range config.Providers() {
 		if p := simulator.ProviderOf(name); p.Account != nil {
 			yml.WriteString(p.AccountConfig("http://upstream.invalid", name, fuzzSecret))
-			names = append(names, name)
 		}
 	}
 	cfg, err := config.Load([]byte(yml.String()), f.TempDir(), config.Options{})
