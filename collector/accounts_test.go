@@ -89,6 +89,7 @@ var listingCases = map[string][]listingCase{
 		{body: "Too Many Requests", status: 429, header: []string{"Retry-After", "30"}, wantErr: ReasonRateLimited},
 		{body: "<html>502 Bad Gateway</html>", status: 502, wantErr: ReasonServerError},
 		{body: "null", status: 200},
+		{body: "[" + strings.Repeat(`{"idInstance":1,"apiTokenInstance":"t"},`, maxListed) + `{"idInstance":1,"apiTokenInstance":"t"}]`, status: 200, wantErr: ReasonBadResponse},
 	},
 	"wachat": {
 		{fixture: "list.json", status: 200, want: []string{
@@ -148,7 +149,7 @@ func TestListings(t *testing.T) {
 		for _, tc := range listingCases[provider] {
 			name := tc.fixture
 			if name == "" {
-				name = fmt.Sprintf("%d %.20s", tc.status, tc.body)
+				name = fmt.Sprintf("%d %.20s (%d bytes)", tc.status, tc.body, len(tc.body))
 			}
 			t.Run(provider+"/"+name, func(t *testing.T) {
 				body := tc.body

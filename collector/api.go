@@ -94,7 +94,12 @@ func (a *API) Get(ctx context.Context, method, rawURL string, header http.Header
 }
 
 // maxListBytes bounds a listing: 10 000 instances take a few megabytes.
-const maxListBytes = 64 << 20
+// maxListed bounds the instances one listing may hold, so that a broken or
+// hostile answer of tiny rows cannot make millions of targets.
+const (
+	maxListBytes = 64 << 20
+	maxListed    = 100_000
+)
 
 // List calls rawURL for an account's listing and passes the response to
 // decode. A listing's answer holds the instances' own tokens, so decode
@@ -105,6 +110,9 @@ func (a *API) List(ctx context.Context, method, rawURL string, header http.Heade
 	var l Listing
 	if err == nil {
 		l, err = decode(resp)
+	}
+	if err == nil && len(l.Instances) > maxListed {
+		l, err = Listing{}, newError(ReasonBadResponse, "HTTP %d: the listing holds %d instances, more than %d", resp.Status, len(l.Instances), maxListed)
 	}
 	if e := a.finish(ctx, method, rawURL, start, err, "instances", len(l.Instances)); e != nil {
 		return Listing{}, e
