@@ -136,6 +136,7 @@ type memory struct {
 	mu        sync.Mutex
 	last      outcome
 	updated   time.Time // end of the last call; zero before the first
+	since     time.Time // when last's state and up began
 	freshTill time.Time
 
 	// Owned by the scheduler, under its lock.
@@ -157,12 +158,12 @@ func (m *memory) freshness(now time.Time) (updated time.Time, fresh bool) {
 	return m.updated, now.Before(m.freshTill)
 }
 
-// result returns the last outcome and when it came; a zero time before
-// the first call ended.
-func (m *memory) result() (outcome, time.Time) {
+// result returns the last outcome, when it came (a zero time before the
+// first call ended) and since when its state and up have been so.
+func (m *memory) result() (o outcome, updated, since time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.last, m.updated
+	return m.last, m.updated, m.since
 }
 
 // Update replaces the configuration. An instance whose configuration did
@@ -487,6 +488,9 @@ func (t *target) outcomeOf(raw string, err error) outcome {
 func (m *memory) record(logger *slog.Logger, o outcome, detail string, now time.Time, hold time.Duration, failing string) {
 	m.mu.Lock()
 	prev, had := m.last, !m.updated.IsZero()
+	if !had || prev.state != o.state || prev.up != o.up {
+		m.since = now
+	}
 	m.last, m.updated, m.freshTill = o, now, now.Add(hold)
 	m.mu.Unlock()
 

@@ -641,3 +641,35 @@ func TestRefreshInstance(t *testing.T) {
 		t.Errorf("calls: shop %d, other %d; want only shop's", env.sim.Calls(simulator.GreenAPI, "1"), env.sim.Calls(simulator.GreenAPI, "2"))
 	}
 }
+
+// TestStateSince: the time an instance entered its state stays while the
+// state does, and moves when the state or whatsapp_up changes.
+func TestStateSince(t *testing.T) {
+	env := newTestEnv(t, Options{MinInterval: 0})
+	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized"}))
+	key := "whatsapp_instance_state_since_timestamp_seconds,name=shop,provider=greenapi"
+	since := func() float64 {
+		t.Helper()
+		values, _ := scrapeValues(t, env.c)
+		v, ok := values[key]
+		if !ok {
+			t.Fatalf("no %s", key)
+		}
+		return v
+	}
+	first := since()
+	time.Sleep(20 * time.Millisecond)
+	if again := since(); again != first {
+		t.Errorf("since moved from %v to %v with the state unchanged", first, again)
+	}
+	env.sim.Set(simulator.GreenAPI, "1", "secret-1", simulator.Behaviour{State: "blocked"})
+	blocked := since()
+	if blocked <= first {
+		t.Errorf("since %v after a change of state, was %v", blocked, first)
+	}
+	time.Sleep(20 * time.Millisecond)
+	env.sim.Set(simulator.GreenAPI, "1", "secret-1", simulator.Behaviour{Fault: simulator.FaultServerError})
+	if failing := since(); failing <= blocked {
+		t.Errorf("since %v after the calls started failing, was %v", failing, blocked)
+	}
+}

@@ -25,6 +25,8 @@ var (
 		"State of the WhatsApp instance as reported by its provider: 1 for the current state, 0 for the others; unknown when the last request produced no state the exporter knows.", "gauge"}
 	upFamily = family{"whatsapp_up",
 		"Whether the last state request to the provider produced a state.", "gauge"}
+	sinceFamily = family{"whatsapp_instance_state_since_timestamp_seconds",
+		"Since when the instance has had its current state and whatsapp_up, as the exporter saw them (at most since the exporter started), in seconds since the Unix epoch.", "gauge"}
 	updatedFamily = family{"whatsapp_last_update_timestamp_seconds",
 		"When whatsapp_instance_state and whatsapp_up of the instance were last updated (the end of its last state request), in seconds since the Unix epoch.", "gauge"}
 	durationFamily = family{"whatsapp_api_request_duration_seconds",
@@ -86,9 +88,9 @@ func appendFloat(b []byte, v float64) []byte {
 
 // instanceResult is a target's last result, read once per scrape.
 type instanceResult struct {
-	t       *target
-	o       outcome
-	updated time.Time
+	t              *target
+	o              outcome
+	updated, since time.Time
 }
 
 // WriteTo writes the scrape's instances' metrics in the text exposition
@@ -98,8 +100,8 @@ func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 	tw := &textWriter{w: bufio.NewWriterSize(cw, 64<<10)}
 	results := make([]instanceResult, 0, len(s.targets))
 	for _, t := range s.targets {
-		o, updated := t.mem.result()
-		results = append(results, instanceResult{t, o, updated})
+		o, updated, since := t.mem.result()
+		results = append(results, instanceResult{t, o, updated, since})
 	}
 
 	tw.header(stateFamily)
@@ -117,6 +119,12 @@ func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 	for _, r := range results {
 		if !r.updated.IsZero() {
 			tw.sample(upFamily.name, "", r.t.labels, "", boolValue(r.o.up))
+		}
+	}
+	tw.header(sinceFamily)
+	for _, r := range results {
+		if !r.updated.IsZero() {
+			tw.sample(sinceFamily.name, "", r.t.labels, "", float64(r.since.UnixMilli())/1e3)
 		}
 	}
 	tw.header(updatedFamily)
