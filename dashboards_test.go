@@ -1,14 +1,23 @@
 package main
 
 import (
+	"fmt"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/grafana"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
+
+// The dashboards against a real Prometheus: their queries as Grafana's
+// Prometheus data source sends them (step, $__rate_interval and $__range
+// computed the way it does), their tables through Grafana's own code.
+// The tests of the JSON alone are in dashboards/.
 
 func TestDashboardMetricsExist(t *testing.T) {
 	simURL := startSimulator(t, simulator.Demo())
@@ -17,12 +26,12 @@ func TestDashboardMetricsExist(t *testing.T) {
 	// have no sample before the first failure.
 	text := scrape(t, e.url, nil)
 	used := 0
-	for name, q := range testtool.DashboardQueries(t, "dashboards") {
-		for _, m := range regexp.MustCompile(`\bwhatsapp_\w+`).FindAllString(q, -1) {
+	for _, q := range testtool.DashboardQueries(t, "dashboards") {
+		for _, m := range regexp.MustCompile(`\bwhatsapp_\w+`).FindAllString(q.Target.Expr, -1) {
 			used++
 			family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_sum"), "_count")
 			if !strings.Contains(text, "\n# TYPE "+family+" ") {
-				t.Errorf("%s uses %s, which the exporter does not expose", name, m)
+				t.Errorf("%s uses %s, which the exporter does not expose", q.Name, m)
 			}
 		}
 	}
@@ -31,61 +40,303 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 }
 
-// TestDashboardQueriesReturnData has a real Prometheus scrape the exporter
-// running against the demo simulator, in each mode, with the alerting
-// rules loaded, and runs every dashboard query with its variables
-// substituted.
-func TestDashboardQueriesReturnData(t *testing.T) {
-	t.Parallel() // minutes of waiting for Prometheus and refreshes; run beside the others
+// TestDashboardsLive has a real Prometheus scrape the exporter running
+// against the demo simulator, in each mode, with one and with two
+// replicas in the job, and checks every panel: it has data, its counts
+// count each instance once, its state codes are the instances' states, and
+// its tables, after Grafana's transformations, have one full row per
+// instance.
+func TestDashboardsLive(t *testing.T) {
+	t.Parallel() // a minute or two of waiting for Prometheus and refreshes; run beside the others
 	if testing.Short() {
 		t.Skip("starts Prometheus")
 	}
-	for _, mode := range scrapeModes {
-		t.Run(string(mode), func(t *testing.T) {
+	grafana.Require(t)
+	for _, c := range []struct {
+		mode     scrapeMode
+		replicas int
+	}{{singleEndpoint, 1}, {singleEndpoint, 2}, {multiTarget, 1}} {
+		t.Run(fmt.Sprintf("%s/%d", c.mode, c.replicas), func(t *testing.T) {
 			t.Parallel()
 			simURL := startSimulator(t, simulator.Demo())
-			e := startExporter(t, configSource{inline: []byte(simulator.DemoConfig(simURL))}, 0)
-			prom := startPrometheus(t, scrapeConfig(mode, strings.TrimPrefix(e.url, "http://")), "")
+			var addrs []string
+			for range c.replicas {
+				e := startExporter(t, configSource{inline: []byte(simulator.DemoConfig(simURL))}, 0)
+				addrs = append(addrs, strings.TrimPrefix(e.url, "http://"))
+			}
+			cfg := scrapeConfig(c.mode, addrs[0])
+			if c.mode == singleEndpoint {
+				cfg = fmt.Sprintf("  - job_name: whatsapp\n    static_configs: [{targets: [%s]}]\n", quoteAll(addrs))
+			}
+			prom := startPrometheus(t, cfg, "")
 			// The demo's instance demo-sales starts notAuthorized, so an
-			// alert fires once the shortened for has passed; rates need a
-			// few scrapes.
-			prom.waitQuery(t, 60*time.Second, `ALERTS{alertname=~"WhatsApp.+", alertstate="firing"}`, func(v []sample) bool { return len(v) > 0 })
-			checkDashboardQueries(t, prom)
+			// alert fires once the shortened for has passed; by then
+			// every replica has been scraped a few times.
+			prom.waitQuery(t, 90*time.Second, `ALERTS{alertname=~"WhatsApp.+", alertstate="firing"}`, func(v []sample) bool { return len(v) > 0 })
+			// Every replica scraped: a table's instances are all there.
+			prom.waitQuery(t, 30*time.Second, fmt.Sprintf(`count(up{job="whatsapp"} == 1) >= %d`, c.replicas), func(v []sample) bool { return len(v) == 1 })
+			to := time.Now()
+			for _, sel := range demoSelections() {
+				// Prometheus holds a minute of data: too little for a range
+				// query at the dashboards' one-minute minimum step. The
+				// range queries are checked on hours of data in
+				// TestDashboardsHistory.
+				runs := runDashboards(t, prom, sel, grafana.DataSource{}, to.Add(-time.Hour), to, true)
+				checkPanels(t, prom, sel, runs, to, demoMayBeEmpty(sel))
+			}
 		})
 	}
 }
 
-func checkDashboardQueries(t *testing.T, prom *promServer) {
-	queries := testtool.DashboardQueries(t, "dashboards")
-	selections := []map[string]string{{"$job": ".*", "$provider": ".*", "$name": ".*"}} // All
-	for _, p := range simulator.Providers() {
-		selections = append(selections, map[string]string{"$job": "whatsapp", "$provider": p.Name, "$name": p.Demo[0].Name})
+func quoteAll(s []string) string {
+	var q []string
+	for _, x := range s {
+		q = append(q, strconv.Quote(x))
 	}
-	for _, vars := range selections {
-		vars["$__rate_interval"] = "15s"
-		for name, q := range queries {
-			for k, v := range vars {
-				q = strings.ReplaceAll(q, k, v)
-			}
-			if strings.Contains(q, "$") {
-				t.Errorf("%s: variable left after substitution: %s", name, q)
-				continue
-			}
-			v, err := prom.query(q)
-			n := len(v)
-			// Failure panels may rightly be empty while nothing failed (a
-			// reason appears with its first failure), alert panels for a
-			// healthy selection; every other panel must show data.
-			failures := strings.HasPrefix(q, "sum by (reason)") || strings.HasPrefix(q, "sum by (name, reason)")
-			switch {
-			case err != nil:
-				t.Errorf("%s with %v: Prometheus rejects the query: %v\n%s", name, vars, err, q)
-			case n == 0 && failures:
-			case n == 0 && !strings.Contains(q, "ALERTS"):
-				t.Errorf("%s with %v: no data\n%s", name, vars, q)
-			case n == 0 && vars["$name"] == ".*":
-				t.Errorf("%s: no data for all instances\n%s", name, q)
+	return strings.Join(q, ", ")
+}
+
+// selection is a choice of the dashboards' variables, as the regular
+// expressions Grafana puts in the queries.
+type selection struct{ job, provider, name string }
+
+func (s selection) String() string {
+	return fmt.Sprintf("job=%s provider=%s name=%s", s.job, s.provider, s.name)
+}
+
+func (s selection) all() bool { return s.job == ".*" && s.provider == ".*" }
+
+func (s selection) apply(expr string) string {
+	return strings.NewReplacer("$job", s.job, "$provider", s.provider, "$name", s.name).Replace(expr)
+}
+
+// instances is the selector of the instances a dashboard shows.
+func (s selection) instances(d *testtool.Dashboard) string {
+	m := fmt.Sprintf(`job=~%q, provider=~%q`, s.job, s.provider)
+	if _, ok := d.Variable("name"); ok {
+		m += fmt.Sprintf(`, name=~%q`, s.name)
+	}
+	return m
+}
+
+// demoSelections are All (the instance dashboard showing demo-sales) and,
+// for each provider, its first demo instance.
+func demoSelections() []selection {
+	sels := []selection{{".*", ".*", "demo-sales"}}
+	for _, p := range simulator.Providers() {
+		sels = append(sels, selection{"whatsapp", p.Name, p.Demo[0].Name})
+	}
+	return sels
+}
+
+// demoMayBeEmpty tells the panels that may rightly show nothing in the
+// demo: the failures and the instances not working, which come and go,
+// and, but for All, the alerts and accounts.
+func demoMayBeEmpty(sel selection) func(expr string) bool {
+	return func(expr string) bool {
+		failures := strings.Contains(expr, "errors_total") && !strings.Contains(expr, "duration")
+		notWorking := strings.Contains(expr, `state!~"authorized|open"`)
+		other := strings.Contains(expr, "ALERTS") || strings.Contains(expr, "whatsapp_account_")
+		return failures || notWorking || (other && !sel.all())
+	}
+}
+
+// panelRun is a dashboard query as Grafana sends it, and its result.
+type panelRun struct {
+	q      testtool.Query
+	rq     grafana.Query
+	vector []sample // instant queries
+	matrix []series // range queries
+	err    error
+}
+
+func (r panelRun) empty() bool { return len(r.vector) == 0 && len(r.matrix) == 0 }
+
+// panelWidth is the width in pixels of a panel on a 1 920-pixel screen:
+// the maxDataPoints Grafana gives its queries.
+func panelWidth(p *testtool.Panel) int {
+	if p == nil {
+		return 1000
+	}
+	return max(1, p.GridPos.W) * 1900 / 24
+}
+
+// runDashboards runs every dashboard query for a selection over a time
+// range, as Grafana would with the data source's settings ds; instantOnly
+// runs the range queries as instant queries at the end of the range.
+func runDashboards(t *testing.T, prom *promServer, sel selection, ds grafana.DataSource, from, to time.Time, instantOnly bool) []panelRun {
+	t.Helper()
+	var runs []panelRun
+	for _, q := range testtool.DashboardQueries(t, "dashboards") {
+		tg := q.Target
+		tg.Expr = sel.apply(tg.Expr)
+		rq, err := grafana.Resolve(tg, ds, grafana.View{From: from, To: to, MaxDataPoints: panelWidth(q.Panel)})
+		if err != nil {
+			t.Fatalf("%s: %v", q.Name, err)
+		}
+		r := panelRun{q: q, rq: rq}
+		switch {
+		case strings.Contains(rq.Expr, "$"):
+			r.err = fmt.Errorf("variable left after substitution: %s", rq.Expr)
+		case rq.Instant || instantOnly:
+			r.vector, r.err = prom.queryAt(rq.Expr, to)
+		default:
+			r.matrix, r.err = prom.queryRange(rq.Expr, rq.Start, rq.End, rq.Step)
+		}
+		runs = append(runs, r)
+	}
+	return runs
+}
+
+// checkPanels checks the results of runDashboards at time at: every query
+// accepted, with data unless mayBeEmpty says it may have none; counts of
+// instances by state that count each instance once; state codes that are
+// the instances' states; tables that Grafana turns into one full row per
+// instance.
+func checkPanels(t *testing.T, prom *promServer, sel selection, runs []panelRun, at time.Time, mayBeEmpty func(expr string) bool) {
+	t.Helper()
+	var tables []grafana.PanelData
+	var tableRuns [][]panelRun
+	byPanel := map[*testtool.Panel][]panelRun{}
+	for _, r := range runs {
+		what := fmt.Sprintf("%s with %s", r.q.Name, sel)
+		if r.err != nil {
+			t.Errorf("%s: %v\n%s", what, r.err, r.rq.Expr)
+			continue
+		}
+		if r.empty() && !mayBeEmpty(r.rq.Expr) {
+			t.Errorf("%s: no data\n%s", what, r.rq.Expr)
+		}
+		if r.q.Panel != nil {
+			byPanel[r.q.Panel] = append(byPanel[r.q.Panel], r)
+		}
+		if strings.HasPrefix(r.rq.Expr, "count by (state)") {
+			checkCountsByState(t, prom, sel, r, at)
+		}
+		if strings.Contains(r.rq.Expr, `state="authorized"} * 1`) {
+			checkStateCodes(t, prom, sel, r, at)
+		}
+	}
+	for p, rs := range byPanel {
+		if !strings.Contains(string(p.Transformations), `"merge"`) {
+			continue
+		}
+		pd := grafana.PanelData{Panel: *p, Results: map[string][]grafana.Sample{}}
+		for _, r := range rs {
+			for _, s := range r.vector {
+				pd.Results[r.q.Target.RefID] = append(pd.Results[r.q.Target.RefID], grafana.Sample(s))
 			}
 		}
+		tables = append(tables, pd)
+		tableRuns = append(tableRuns, rs)
+	}
+	if len(tables) == 0 {
+		return
+	}
+	for i, frames := range grafana.Transform(t, tables...) {
+		checkTable(t, sel, tables[i], tableRuns[i], frames)
+	}
+}
+
+func mustQueryAt(t *testing.T, prom *promServer, q string, at time.Time) []sample {
+	t.Helper()
+	v, err := prom.queryAt(q, at)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return v
+}
+
+// checkCountsByState checks a count of instances by state adds up to the
+// number of instances, however many replicas report each.
+func checkCountsByState(t *testing.T, prom *promServer, sel selection, r panelRun, at time.Time) {
+	t.Helper()
+	instances := mustQueryAt(t, prom, fmt.Sprintf("max by (provider, name) (whatsapp_up{%s})", sel.instances(r.q.Dashboard)), at)
+	total := 0.0
+	for _, s := range mustQueryAt(t, prom, r.rq.Expr, at) {
+		v, _ := strconv.ParseFloat(s.Value[1].(string), 64)
+		total += v
+	}
+	if int(total) != len(instances) {
+		t.Errorf("%s with %s: counts by state add up to %v, there are %d instances\n%s", r.q.Name, sel, total, len(instances), r.rq.Expr)
+	}
+}
+
+// checkStateCodes checks each instance's state code is the code of a state
+// the instance is in.
+func checkStateCodes(t *testing.T, prom *promServer, sel selection, r panelRun, at time.Time) {
+	t.Helper()
+	codes := map[string]string{}
+	for _, m := range regexp.MustCompile(`state="(\w+)"\} \* (\d+)`).FindAllStringSubmatch(r.rq.Expr, -1) {
+		codes[m[2]] = m[1]
+	}
+	states := map[string][]string{}
+	for _, s := range mustQueryAt(t, prom, fmt.Sprintf("max by (provider, name, state) (whatsapp_instance_state{%s} == 1)", sel.instances(r.q.Dashboard)), at) {
+		k := s.Metric["provider"] + "/" + s.Metric["name"]
+		states[k] = append(states[k], s.Metric["state"])
+	}
+	got := mustQueryAt(t, prom, r.rq.Expr, at)
+	if len(got) != len(states) {
+		t.Errorf("%s with %s: %d state codes for %d instances with a state", r.q.Name, sel, len(got), len(states))
+	}
+	for _, s := range got {
+		k := s.Metric["provider"] + "/" + s.Metric["name"]
+		state, ok := codes[s.Value[1].(string)]
+		if !ok || !slices.Contains(states[k], state) {
+			t.Errorf("%s with %s: %s has code %v (%q), its state is %v", r.q.Name, sel, k, s.Value[1], state, states[k])
+		}
+	}
+}
+
+// checkTable checks a merged table has, after Grafana's transformations,
+// one row per series of its first query, each with every column set.
+func checkTable(t *testing.T, sel selection, pd grafana.PanelData, runs []panelRun, frames []grafana.Frame) {
+	t.Helper()
+	what := fmt.Sprintf("%s %q with %s", runs[0].q.Dashboard.UID, pd.Panel.Title, sel)
+	var first []sample
+	for _, r := range runs {
+		if r.q.Target.RefID == pd.Panel.Targets[0].RefID {
+			first = r.vector
+		}
+	}
+	if len(first) == 0 {
+		if len(frames) > 1 || (len(frames) == 1 && len(frames[0].Rows()) > 0) {
+			t.Errorf("%s: no series but rows: %+v", what, frames)
+		}
+		return
+	}
+	// A row is identified by the labels of the first query's series.
+	var labels []string
+	for l := range first[0].Metric {
+		labels = append(labels, l)
+	}
+	slices.Sort(labels)
+	key := func(get func(string) any) string {
+		var parts []string
+		for _, l := range labels {
+			parts = append(parts, fmt.Sprint(l, "=", get(l)))
+		}
+		return strings.Join(parts, ",")
+	}
+	var want []string
+	for _, s := range first {
+		want = append(want, key(func(l string) any { return s.Metric[l] }))
+	}
+	slices.Sort(want)
+	if len(frames) != 1 {
+		t.Fatalf("%s: %d frames, want one table", what, len(frames))
+	}
+	var got []string
+	for _, row := range frames[0].Rows() {
+		for field, v := range row {
+			if v == nil {
+				t.Errorf("%s: row %v has no %s", what, row, field)
+			}
+		}
+		got = append(got, key(func(l string) any { return row[l] }))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s: rows\n%v\nwant one for each series of %s:\n%v", what, got, pd.Panel.Targets[0].RefID, want)
 	}
 }

@@ -29,8 +29,9 @@ const (
 
 var scrapeModes = []scrapeMode{singleEndpoint, multiTarget}
 
-// scrapeConfig is the scrape job of the README for a mode, job whatsapp,
-// at a 1 s interval.
+// scrapeConfig is the scrape configuration of the README for a mode: job
+// whatsapp, and in the multi-target mode job whatsapp-exporter for the
+// exporter's own metrics.
 func scrapeConfig(mode scrapeMode, exporter string) string {
 	if mode == singleEndpoint {
 		return fmt.Sprintf(`  - job_name: whatsapp
@@ -49,7 +50,10 @@ func scrapeConfig(mode scrapeMode, exporter string) string {
         target_label: instance
       - target_label: __address__
         replacement: %q
-`, exporter, exporter)
+  - job_name: whatsapp-exporter
+    metrics_path: /exporter-metrics
+    static_configs: [{targets: [%q]}]
+`, exporter, exporter, exporter)
 }
 
 type promServer struct {
@@ -62,8 +66,18 @@ type promServer struct {
 // the address alerts go to.
 func startPrometheus(t *testing.T, scrapeConfigs, alertmanager string) *promServer {
 	t.Helper()
+	return startPrometheusOn(t, "", scrapeConfigs, alertmanager)
+}
+
+// startPrometheusOn is startPrometheus on the TSDB in dataDir, a new one
+// when empty.
+func startPrometheusOn(t *testing.T, dataDir, scrapeConfigs, alertmanager string) *promServer {
+	t.Helper()
 	prometheus := testtool.Require(t, "prometheus")
 	dir := t.TempDir()
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+	}
 	rules, err := os.ReadFile(rulesFile)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +94,7 @@ func startPrometheus(t *testing.T, scrapeConfigs, alertmanager string) *promServ
 	}
 	addr := testtool.FreeAddr(t)
 	logs := testtool.StartProcess(t, addr, "/-/ready", prometheus,
-		"--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+dataDir,
 		"--web.listen-address="+addr, "--rules.alert.resend-delay=1s")
 	return &promServer{addr: addr, logs: logs}
 }
@@ -91,11 +105,44 @@ type sample struct {
 	Value  [2]any            `json:"value"`
 }
 
-// query runs an instant query.
+// query runs an instant query now.
 func (p *promServer) query(q string) ([]sample, error) {
-	resp, err := http.Get("http://" + p.addr + "/api/v1/query?query=" + url.QueryEscape(q))
+	var v []sample
+	err := p.api("/api/v1/query", url.Values{"query": {q}}, "vector", &v)
+	return v, err
+}
+
+// queryAt runs an instant query at a time.
+func (p *promServer) queryAt(q string, at time.Time) ([]sample, error) {
+	var v []sample
+	err := p.api("/api/v1/query", url.Values{"query": {q}, "time": {formatTime(at)}}, "vector", &v)
+	return v, err
+}
+
+// series is an element of a range query's matrix.
+type series struct {
+	Metric map[string]string `json:"metric"`
+	Values [][2]any          `json:"values"`
+}
+
+// queryRange runs a range query.
+func (p *promServer) queryRange(q string, start, end time.Time, step time.Duration) ([]series, error) {
+	var m []series
+	err := p.api("/api/v1/query_range", url.Values{
+		"query": {q}, "start": {formatTime(start)}, "end": {formatTime(end)}, "step": {fmt.Sprint(step.Seconds())},
+	}, "matrix", &m)
+	return m, err
+}
+
+func formatTime(t time.Time) string {
+	return fmt.Sprintf("%.3f", float64(t.UnixMilli())/1000)
+}
+
+// api calls Prometheus's HTTP API and decodes a result of the given type.
+func (p *promServer) api(path string, params url.Values, resultType string, result any) error {
+	resp, err := http.PostForm("http://"+p.addr+path, params)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	var r struct {
@@ -107,17 +154,15 @@ func (p *promServer) query(q string) ([]sample, error) {
 		} `json:"data"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return nil, err
+		return err
 	}
 	if r.Status != "success" {
-		return nil, fmt.Errorf("%s", r.Error)
+		return fmt.Errorf("%s", r.Error)
 	}
-	if r.Data.ResultType != "vector" {
-		return nil, fmt.Errorf("result type %s", r.Data.ResultType)
+	if r.Data.ResultType != resultType {
+		return fmt.Errorf("result type %s, want %s", r.Data.ResultType, resultType)
 	}
-	var v []sample
-	err = json.Unmarshal(r.Data.Result, &v)
-	return v, err
+	return json.Unmarshal(r.Data.Result, result)
 }
 
 // keys renders samples as sorted "label=value,..." strings of the named

@@ -2,17 +2,24 @@ package dashboards_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/grafana"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
 // Tests of the dashboards' JSON; the tests that run their queries against a
-// Prometheus scraping the exporter are dashboards_test.go at the top level.
+// Prometheus scraping the exporter, and through Grafana's own code, are
+// dashboards_test.go at the top level.
 
 func TestDashboardsAreImportable(t *testing.T) {
 	uids := map[string]bool{}
@@ -21,31 +28,12 @@ func TestDashboardsAreImportable(t *testing.T) {
 			t.Errorf("%s: missing or duplicate uid %q", d.File, d.UID)
 		}
 		uids[d.UID] = true
-		// Grafana 10 reads schema 39; 11 and 12 migrate it forward.
+		// Grafana 10 reads schema 39; 11 to 13 migrate it forward.
 		if d.SchemaVersion < 36 || d.SchemaVersion > 39 {
-			t.Errorf("%s: schemaVersion %d, want 36..39 for Grafana 10 to 12", d.File, d.SchemaVersion)
+			t.Errorf("%s: schemaVersion %d, want 36..39 for Grafana 10 to 13", d.File, d.SchemaVersion)
 		}
 		if len(d.Inputs) != 1 || d.Inputs[0].Type != "datasource" || d.Inputs[0].PluginID != "prometheus" {
-			t.Errorf("%s: __inputs should declare one Prometheus data source for grafana.com-style import: %+v", d.File, d.Inputs)
-		}
-		vars := map[string]bool{}
-		for _, v := range d.Templating.List {
-			vars[v.Name] = true
-			switch v.Name {
-			case "datasource":
-				if v.Type != "datasource" || v.Query != "prometheus" {
-					t.Errorf("%s: datasource variable %+v", d.File, v)
-				}
-			case "job", "provider", "name":
-				if !v.Multi || !v.IncludeAll {
-					t.Errorf("%s: variable %s must be multi-select with All", d.File, v.Name)
-				}
-			}
-		}
-		for _, v := range []string{"datasource", "job", "provider", "name"} {
-			if !vars[v] {
-				t.Errorf("%s: no %s variable", d.File, v)
-			}
+			t.Errorf("%s: __inputs should declare one Prometheus data source for the import dialog: %+v", d.File, d.Inputs)
 		}
 		// No hard-coded data source: everything goes through the variable.
 		testtool.Walk(d.Raw, "", func(path string, obj map[string]any) {
@@ -63,15 +51,104 @@ func TestDashboardsAreImportable(t *testing.T) {
 				t.Errorf("%s%s: datasource %v, want uid ${datasource}", d.File, path, ds)
 			}
 		})
-		for _, p := range d.Panels {
-			for _, tg := range p.Targets {
-				for _, w := range regexp.MustCompile(`\(rate\([^\]]*\[([^\]]+)\]`).FindAllStringSubmatch(tg.Expr, -1) {
-					if w[1] != "$__rate_interval" {
-						t.Errorf("%s %q: rate window %s, want $__rate_interval", d.File, p.Title, w[1])
+	}
+}
+
+// TestImportUsesTheChosenDataSource does what Grafana's import does with
+// the data source picked in its dialog: it replaces ${<input name>}
+// everywhere. The dashboard must then open on that data source.
+func TestImportUsesTheChosenDataSource(t *testing.T) {
+	for _, d := range testtool.LoadDashboards(t, ".") {
+		imported := string(d.Content)
+		for _, in := range d.Inputs {
+			ref := "${" + in.Name + "}"
+			if !strings.Contains(imported, ref) {
+				t.Errorf("%s: input %s is declared but %s is used nowhere: the import dialog's choice would be ignored", d.File, in.Name, ref)
+			}
+			imported = strings.ReplaceAll(imported, ref, "chosen-prometheus")
+		}
+		if strings.Contains(imported, "${DS_") {
+			t.Errorf("%s: a ${DS_...} reference has no input", d.File)
+		}
+		after, err := testtool.ParseDashboard(d.File, []byte(imported))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, ok := after.Variable("datasource")
+		if !ok || v.Type != "datasource" || v.Query != "prometheus" {
+			t.Fatalf("%s: no Prometheus datasource variable: %+v", d.File, v)
+		}
+		if v.Current.Value != "chosen-prometheus" {
+			t.Errorf("%s: after import the datasource variable is %v, not the data source chosen", d.File, v.Current.Value)
+		}
+	}
+}
+
+// TestVariables checks the overview is for the fleet (job and provider,
+// several or all) and the instance dashboard for one instance at a time.
+func TestVariables(t *testing.T) {
+	for _, d := range testtool.LoadDashboards(t, ".") {
+		for _, name := range []string{"job", "provider"} {
+			v, ok := d.Variable(name)
+			if !ok || !v.Multi || !v.IncludeAll || v.AllValue != ".*" {
+				t.Errorf("%s: variable %s must be multi-select with All (.*): %+v", d.File, name, v)
+			}
+		}
+		v, hasName := d.Variable("name")
+		switch d.UID {
+		case "whatsapp-overview":
+			if hasName {
+				t.Errorf("%s: the overview shows the fleet; it has no instance variable", d.File)
+			}
+		case "whatsapp-instance":
+			if !hasName || v.Multi || v.IncludeAll {
+				t.Errorf("%s: the instance variable must select one instance, without All: %+v", d.File, v)
+			}
+			q, _ := v.Query.(map[string]any)
+			if s := fmt.Sprint(q["query"]); !strings.Contains(s, "$job") || !strings.Contains(s, "$provider") {
+				t.Errorf("%s: the instance variable lists instances of every job and provider: %s", d.File, s)
+			}
+		default:
+			t.Errorf("%s: unexpected dashboard %s", d.File, d.UID)
+		}
+	}
+}
+
+// TestRateWindowsHoldSamples computes $__rate_interval the way Grafana
+// does, for the data source's default settings and for the 60 s scrape
+// interval the README recommends, over ranges from an hour to a week: the
+// window must hold four samples at a 60 s scrape.
+func TestRateWindowsHoldSamples(t *testing.T) {
+	window := regexp.MustCompile(`\(rate\([^\]]*\[([^\]]+)\]`)
+	to := time.Now()
+	checked := 0
+	for _, q := range testtool.DashboardQueries(t, ".") {
+		for _, w := range window.FindAllStringSubmatch(q.Target.Expr, -1) {
+			if w[1] != "$__rate_interval" {
+				t.Errorf("%s: rate window %s, want $__rate_interval", q.Name, w[1])
+			}
+		}
+		if !strings.Contains(q.Target.Expr, "$__rate_interval") {
+			continue
+		}
+		checked++
+		for _, ds := range []grafana.DataSource{{}, {ScrapeInterval: 15 * time.Second}, {ScrapeInterval: time.Minute}} {
+			for _, r := range []time.Duration{5 * time.Minute, time.Hour, 24 * time.Hour, 7 * 24 * time.Hour} {
+				for _, width := range []int{400, 1900} {
+					rq, err := grafana.Resolve(q.Target, ds, grafana.View{From: to.Add(-r), To: to, MaxDataPoints: width})
+					if err != nil {
+						t.Fatalf("%s: %v", q.Name, err)
+					}
+					if rq.RateInterval < 4*time.Minute {
+						t.Errorf("%s with scrape interval %v, range %v, %d points: $__rate_interval is %v, under four 60 s scrapes",
+							q.Name, ds.ScrapeInterval, r, width, rq.RateInterval)
 					}
 				}
 			}
 		}
+	}
+	if checked < 5 {
+		t.Errorf("only %d rate queries found", checked)
 	}
 }
 
@@ -100,6 +177,23 @@ func stateColour(state string) string {
 	return "no colour defined for " + state
 }
 
+// mappings returns a panel's value mappings, defaults and overrides.
+func mappings(t *testing.T, p testtool.Panel) []testtool.ValueMapping {
+	m := slices.Clone(p.FieldConfig.Defaults.Mappings)
+	for _, o := range p.FieldConfig.Overrides {
+		for _, prop := range o.Properties {
+			if prop.ID == "mappings" {
+				var more []testtool.ValueMapping
+				if err := json.Unmarshal(prop.Value, &more); err != nil {
+					t.Fatal(err)
+				}
+				m = append(m, more...)
+			}
+		}
+	}
+	return m
+}
+
 func TestDashboardsColourEveryState(t *testing.T) {
 	states := everyState()
 	if len(states) < 10 {
@@ -107,41 +201,200 @@ func TestDashboardsColourEveryState(t *testing.T) {
 	}
 	checked := 0
 	for _, d := range testtool.LoadDashboards(t, ".") {
-		for _, p := range d.Panels {
-			var mappings []testtool.ValueMapping
-			mappings = append(mappings, p.FieldConfig.Defaults.Mappings...)
-			for _, o := range p.FieldConfig.Overrides {
-				for _, prop := range o.Properties {
-					if prop.ID == "mappings" {
-						var m []testtool.ValueMapping
-						if err := json.Unmarshal(prop.Value, &m); err != nil {
-							t.Fatal(err)
-						}
-						mappings = append(mappings, m...)
-					}
-				}
-			}
+		for _, p := range d.AllPanels() {
 			// A panel that maps states maps every one of them.
 			colour := map[string]string{}
-			for _, m := range mappings {
+			for _, m := range mappings(t, p) {
 				for _, o := range m.Options {
 					if slices.Contains(states, o.Text) {
 						colour[o.Text] = o.Color
 					}
 				}
 			}
-			if len(colour) == 0 {
-				continue
+			// A panel with a series per state colours every one.
+			overridden := map[string]string{}
+			for _, o := range p.FieldConfig.Overrides {
+				name, _ := o.Matcher.Options.(string)
+				if o.Matcher.ID != "byName" || !slices.Contains(states, name) {
+					continue
+				}
+				for _, prop := range o.Properties {
+					var c struct {
+						FixedColor string `json:"fixedColor"`
+					}
+					if prop.ID == "color" && json.Unmarshal(prop.Value, &c) == nil {
+						overridden[name] = c.FixedColor
+					}
+				}
 			}
-			checked++
-			for _, s := range states {
-				if colour[s] != stateColour(s) {
-					t.Errorf("%s %q: state %s has colour %q, want %q", d.File, p.Title, s, colour[s], stateColour(s))
+			for _, got := range []map[string]string{colour, overridden} {
+				if len(got) == 0 {
+					continue
+				}
+				checked++
+				for _, s := range states {
+					if got[s] != stateColour(s) {
+						t.Errorf("%s %q: state %s has colour %q, want %q", d.File, p.Title, s, got[s], stateColour(s))
+					}
 				}
 			}
 		}
 	}
-	if checked < 4 {
-		t.Errorf("only %d panels map states to colours; the table, timelines and current state should", checked)
+	if checked < 6 {
+		t.Errorf("only %d panels colour states; the tables, counts, timeline and current state should", checked)
+	}
+}
+
+// TestStateCodes checks the panels that turn the one-hot state into a
+// number: every state of every provider has a code, each code one state,
+// and the panel's mapping shows each code as its state.
+func TestStateCodes(t *testing.T) {
+	arm := regexp.MustCompile(`state="(\w+)"\} \* (\d+)`)
+	checked := 0
+	for _, d := range testtool.LoadDashboards(t, ".") {
+		for _, p := range d.AllPanels() {
+			for _, tg := range p.Targets {
+				arms := arm.FindAllStringSubmatch(tg.Expr, -1)
+				if len(arms) == 0 {
+					continue
+				}
+				checked++
+				text := map[string]string{}
+				for _, m := range mappings(t, p) {
+					for value, o := range m.Options {
+						text[value] = o.Text
+					}
+				}
+				codes := map[string]string{}
+				for _, a := range arms {
+					if other, dup := codes[a[2]]; dup {
+						t.Errorf("%s %q: code %s is both %s and %s", d.File, p.Title, a[2], other, a[1])
+					}
+					codes[a[2]] = a[1]
+					if text[a[2]] != a[1] {
+						t.Errorf("%s %q: code %s is shown as %q, want %s", d.File, p.Title, a[2], text[a[2]], a[1])
+					}
+				}
+				for _, s := range everyState() {
+					if s == collector.StateUnknown {
+						continue // every arm is 0 then: shown as unknown
+					}
+					if !slices.Contains(slices.Collect(func(yield func(string) bool) {
+						for _, v := range codes {
+							if !yield(v) {
+								return
+							}
+						}
+					}), s) {
+						t.Errorf("%s %q: state %s has no code", d.File, p.Title, s)
+					}
+				}
+				if text["0"] != collector.StateUnknown {
+					t.Errorf("%s %q: code 0 (no state true) is shown as %q", d.File, p.Title, text["0"])
+				}
+			}
+		}
+	}
+	if checked < 2 {
+		t.Errorf("only %d state code queries found", checked)
+	}
+}
+
+// TestLinks checks the two dashboards link to each other keeping the time
+// range and the variables, and a table's instance name opens the instance.
+func TestLinks(t *testing.T) {
+	dashboards := testtool.LoadDashboards(t, ".")
+	uids := map[string]bool{}
+	for _, d := range dashboards {
+		uids[d.UID] = true
+	}
+	instanceLinks := 0
+	for _, d := range dashboards {
+		if !slices.Contains(d.Raw["tags"].([]any), any("whatsapp")) {
+			t.Errorf("%s: not tagged whatsapp", d.File)
+		}
+		ok := false
+		for _, l := range d.Links {
+			ok = ok || (l.Type == "dashboards" && slices.Contains(l.Tags, "whatsapp") && l.KeepTime && l.IncludeVars)
+		}
+		if !ok {
+			t.Errorf("%s: no link to the whatsapp dashboards keeping time and variables: %+v", d.File, d.Links)
+		}
+		testtool.Walk(d.Raw, filepath.Base(d.File), func(path string, obj map[string]any) {
+			u, _ := obj["url"].(string)
+			m := regexp.MustCompile(`^/d/([\w-]+)/`).FindStringSubmatch(u)
+			if m == nil {
+				return
+			}
+			if !uids[m[1]] {
+				t.Errorf("%s: link to unknown dashboard %s", path, m[1])
+			}
+			instanceLinks++
+			for _, want := range []string{"${__url_time_range}", "${datasource:queryparam}", "${job:queryparam}", "var-provider=", "var-name="} {
+				if !strings.Contains(u, want) {
+					t.Errorf("%s: link %s lacks %s", path, u, want)
+				}
+			}
+		})
+	}
+	if instanceLinks < 3 {
+		t.Errorf("only %d links to an instance; the overview's tables should each have one", instanceLinks)
+	}
+}
+
+// TestTablesAreInstant checks every table merging queries merges one
+// instant value per series of each.
+func TestTablesAreInstant(t *testing.T) {
+	merges := 0
+	for _, d := range testtool.LoadDashboards(t, ".") {
+		for _, p := range d.AllPanels() {
+			var tr []struct {
+				ID string `json:"id"`
+			}
+			if p.Transformations != nil {
+				if err := json.Unmarshal(p.Transformations, &tr); err != nil {
+					t.Fatalf("%s %q: %v", d.File, p.Title, err)
+				}
+			}
+			if !slices.ContainsFunc(tr, func(x struct {
+				ID string `json:"id"`
+			}) bool {
+				return x.ID == "merge"
+			}) {
+				continue
+			}
+			merges++
+			for _, tg := range p.Targets {
+				if tg.Format != "table" || !tg.Instant || tg.Range {
+					t.Errorf("%s %q %s: a merged table needs instant queries in table format: %+v", d.File, p.Title, tg.RefID, tg)
+				}
+			}
+		}
+	}
+	if merges < 3 {
+		t.Errorf("only %d merged tables", merges)
+	}
+}
+
+// TestLayout checks panels fit the 24-column grid without overlapping.
+func TestLayout(t *testing.T) {
+	for _, d := range testtool.LoadDashboards(t, ".") {
+		type cell struct{ x, y int }
+		taken := map[cell]string{}
+		for _, p := range d.Panels {
+			g := p.GridPos
+			if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+				t.Errorf("%s %q: gridPos %+v off the grid", d.File, p.Title, g)
+			}
+			for x := g.X; x < g.X+g.W; x++ {
+				for y := g.Y; y < g.Y+g.H; y++ {
+					if other, ok := taken[cell{x, y}]; ok {
+						t.Errorf("%s: %q overlaps %q at %d,%d", d.File, p.Title, other, x, y)
+						return
+					}
+					taken[cell{x, y}] = p.Title + "#" + strconv.Itoa(p.ID)
+				}
+			}
+		}
 	}
 }
