@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/grafana"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
@@ -266,7 +267,7 @@ func checkCountsByState(t *testing.T, prom *promServer, sel selection, r panelRu
 // the instance is in.
 func checkStateCodes(t *testing.T, prom *promServer, sel selection, r panelRun, at time.Time) {
 	t.Helper()
-	codes := map[string]string{}
+	codes := map[string]string{"0": collector.StateUnknown} // no state true
 	for _, m := range regexp.MustCompile(`state="(\w+)"\} \* (\d+)`).FindAllStringSubmatch(r.rq.Expr, -1) {
 		codes[m[2]] = m[1]
 	}
