@@ -1,8 +1,10 @@
 package dashboards_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v2"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
@@ -395,6 +399,59 @@ func TestLayout(t *testing.T) {
 					taken[cell{x, y}] = p.Title + "#" + strconv.Itoa(p.ID)
 				}
 			}
+		}
+	}
+}
+
+// TestProvisioning checks the provisioning examples: the data source has
+// the scrape interval the README recommends, and the dashboards, with
+// ${DS_PROMETHEUS} replaced as provisioning.yml says, open on it.
+func TestProvisioning(t *testing.T) {
+	var ds struct {
+		APIVersion  int `yaml:"apiVersion"`
+		Datasources []struct {
+			Name, UID, Type, Access, URL string
+			IsDefault                    bool `yaml:"isDefault"`
+			JSONData                     struct {
+				TimeInterval string `yaml:"timeInterval"`
+				HTTPMethod   string `yaml:"httpMethod"`
+			} `yaml:"jsonData"`
+		}
+	}
+	content, err := os.ReadFile("datasource.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(content, &ds); err != nil {
+		t.Fatalf("datasource.yml: %v", err)
+	}
+	if len(ds.Datasources) != 1 || ds.Datasources[0].Type != "prometheus" || ds.Datasources[0].UID == "" {
+		t.Fatalf("datasource.yml: want one Prometheus data source with a uid: %+v", ds)
+	}
+	d := ds.Datasources[0]
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "scrape_interval: "+d.JSONData.TimeInterval+" ") || d.JSONData.TimeInterval != "60s" {
+		t.Errorf("datasource.yml: timeInterval %q, want the README's scrape interval, 60s", d.JSONData.TimeInterval)
+	}
+
+	provisioning, err := os.ReadFile("provisioning.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`sed -i 's/\$\{DS_PROMETHEUS\}/([\w-]+)/g'`).FindSubmatch(provisioning)
+	if m == nil || string(m[1]) != d.UID {
+		t.Fatalf("provisioning.yml: no sed command putting datasource.yml's uid %s in the dashboards", d.UID)
+	}
+	for _, db := range testtool.LoadDashboards(t, ".") {
+		provisioned, err := testtool.ParseDashboard(db.File, bytes.ReplaceAll(db.Content, []byte("${DS_PROMETHEUS}"), m[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := provisioned.Variable("datasource"); v.Current.Value != d.UID {
+			t.Errorf("%s provisioned: the datasource variable is %v, want %s", db.File, v.Current.Value, d.UID)
 		}
 	}
 }

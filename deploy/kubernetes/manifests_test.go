@@ -249,6 +249,11 @@ func TestManifestsFitTogether(t *testing.T) {
 			t.Errorf("the Service's selector %s=%s does not match the pods", k, v)
 		}
 	}
+	// With several replicas, multi-target scrapes through the Service must
+	// stay on one replica: each has its own counters.
+	if *dep.Spec.Replicas > 1 && svc.Spec.SessionAffinity != corev1.ServiceAffinityClientIP {
+		t.Errorf("%d replicas behind a Service without sessionAffinity: ClientIP: probes alternate between replicas' counters", *dep.Spec.Replicas)
+	}
 	ports := map[string]int32{}
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
