@@ -32,9 +32,9 @@ func TestDashboardsAreImportable(t *testing.T) {
 			t.Errorf("%s: missing or duplicate uid %q", d.File, d.UID)
 		}
 		uids[d.UID] = true
-		// Grafana 10 reads schema 39; 11 to 13 migrate it forward.
+		// Grafana 10.4 reads schema 39; 11 to 13 migrate it forward.
 		if d.SchemaVersion < 36 || d.SchemaVersion > 39 {
-			t.Errorf("%s: schemaVersion %d, want 36..39 for Grafana 10 to 13", d.File, d.SchemaVersion)
+			t.Errorf("%s: schemaVersion %d, want 36..39 for Grafana 10.4 to 13", d.File, d.SchemaVersion)
 		}
 		if len(d.Inputs) != 1 || d.Inputs[0].Type != "datasource" || d.Inputs[0].PluginID != "prometheus" {
 			t.Errorf("%s: __inputs should declare one Prometheus data source for the import dialog: %+v", d.File, d.Inputs)

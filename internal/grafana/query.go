@@ -48,7 +48,7 @@ const defaultScrapeInterval = 15 * time.Second
 // safeResolution bounds the number of points of a range query.
 const safeResolution = 11000
 
-// Resolve computes the query Grafana (10 to 13) sends for a target:
+// Resolve computes the query Grafana (10.3 to 13) sends for a target:
 //   - the panel's interval, in the frontend: the range over maxDataPoints,
 //     rounded, at least the data source's scrape interval when set;
 //   - the step, in the backend: the same, at least the target's "Min step"
