@@ -92,7 +92,11 @@ func TestDashboardsHistory(t *testing.T) {
 	file := filepath.Join(dir, "history.om")
 	h.write(t, file)
 	data := filepath.Join(dir, "data")
+	began := time.Now()
 	testtool.Run(t, promtool, "tsdb", "create-blocks-from", "openmetrics", file, data)
+	if fi, err := os.Stat(file); err == nil {
+		t.Logf("backfilled %d series, %d MB of OpenMetrics, in %v", h.count(), fi.Size()>>20, time.Since(began).Round(time.Millisecond))
+	}
 	prom := startPrometheusOn(t, data, "", "")
 
 	for _, sel := range []selection{
@@ -246,6 +250,14 @@ func (h *history) series(name string, labels map[string]string, value func(time.
 	}
 	slices.Sort(pairs)
 	h.families[name] = append(h.families[name], historySeries{labels: "{" + strings.Join(pairs, ",") + "}", value: value})
+}
+
+func (h *history) count() int {
+	n := 0
+	for _, s := range h.families {
+		n += len(s)
+	}
+	return n
 }
 
 func (h *history) write(t *testing.T, file string) {
