@@ -247,10 +247,20 @@ func (env accountEnv) list(t *testing.T) {
 	accounts := env.c.accounts
 	env.c.mu.RUnlock()
 	for _, a := range accounts {
+		// The account's own first listing, run by the scheduler when it
+		// was configured, may still be in flight: let it end first, or
+		// its result could land after this one's (the scheduler never
+		// runs two calls of one account at once; this helper would).
+		waitUntil(t, "the scheduled listing to end", func() bool {
+			a.mem.mu.Lock()
+			listed := !a.mem.updated.IsZero()
+			a.mem.mu.Unlock()
+			return listed && !env.c.sched.pending(a.mem)
+		})
 		env.c.listAccount(a)
 	}
-	// The account's own first listing, run by the scheduler, may have
-	// been in flight beside this one: apply whichever came last.
+	// The scheduled listing may also come after this one: apply the
+	// list, whichever came last.
 	env.c.rebuild()
 }
 
