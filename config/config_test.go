@@ -83,25 +83,10 @@ func fake(t *testing.T, inst config.Instance) *fakeSpec {
 	return s
 }
 
-// checkError checks that err names the file (when path is not empty) and
-// holds every string of want, and no secret.
+// checkError is testtool.CheckError with this package's secret.
 func checkError(t *testing.T, err error, path string, want []string) {
 	t.Helper()
-	msg := err.Error()
-	if path != "" {
-		if !strings.Contains(msg, path) {
-			t.Errorf("error does not name the file %s:\n%s", path, msg)
-		}
-		msg = strings.ReplaceAll(msg, path, "<file>")
-	}
-	for _, s := range want {
-		if !strings.Contains(msg, s) {
-			t.Errorf("error does not contain %q:\n%s", s, msg)
-		}
-	}
-	if strings.Contains(msg, secretValue) {
-		t.Errorf("error contains the secret:\n%s", msg)
-	}
+	testtool.CheckError(t, err, path, want, nil, secretValue)
 }
 
 func TestProvidersAreRegistered(t *testing.T) {

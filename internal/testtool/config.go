@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
@@ -47,4 +49,32 @@ func LoadFile(path string, opts config.Options) (cfg *config.Config, err error) 
 		}
 	}()
 	return config.LoadFile(path, opts)
+}
+
+// CheckError checks that a configuration error names the file path (when
+// not empty), contains every string of all and, when anyOf is not empty,
+// at least one of anyOf, and holds none of secrets. The path is left out
+// of the other checks: it holds the test's name.
+func CheckError(t testing.TB, err error, path string, all, anyOf []string, secrets ...string) {
+	t.Helper()
+	msg := err.Error()
+	if path != "" {
+		if !strings.Contains(msg, path) {
+			t.Errorf("error does not name the file %s:\n%s", path, msg)
+		}
+		msg = strings.ReplaceAll(msg, path, "<file>")
+	}
+	for _, s := range all {
+		if !strings.Contains(msg, s) {
+			t.Errorf("error does not contain %q:\n%s", s, msg)
+		}
+	}
+	if len(anyOf) > 0 && !slices.ContainsFunc(anyOf, func(s string) bool { return strings.Contains(msg, s) }) {
+		t.Errorf("error contains none of %q:\n%s", anyOf, msg)
+	}
+	for _, secret := range secrets {
+		if strings.Contains(msg, secret) {
+			t.Errorf("error contains the secret %q:\n%s", secret, msg)
+		}
+	}
 }
