@@ -46,6 +46,19 @@ type Lister interface {
 	List(ctx context.Context) (Listing, error)
 }
 
+// getLister lists an account with one GET of url, which decode reads.
+type getLister struct {
+	api    *API
+	method string
+	url    string
+	header http.Header
+	decode func(Response) (Listing, error)
+}
+
+func (l *getLister) List(ctx context.Context) (Listing, error) {
+	return l.api.List(ctx, l.method, l.url, l.header, l.decode)
+}
+
 // Listing is what one listing call found.
 type Listing struct {
 	Instances []Listed

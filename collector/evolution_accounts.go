@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 
@@ -30,20 +29,11 @@ type EvolutionAccountSpec struct {
 	baileysAccount `yaml:",inline"`
 }
 
-type evolutionLister struct {
-	api    *API
-	url    string
-	header http.Header
-}
-
 func newEvolutionLister(spec config.AccountSpec, api *API) (Lister, error) {
 	a := spec.Account()
 	api.addSecret(a.Secret())
-	return &evolutionLister{api: api, url: a.APIURL + "/instance/fetchInstances", header: http.Header{"Apikey": {a.Secret()}}}, nil
-}
-
-func (l *evolutionLister) List(ctx context.Context) (Listing, error) {
-	return l.api.List(ctx, "fetchInstances", l.url, l.header, decodeEvolutionInstances)
+	return &getLister{api: api, method: "fetchInstances", url: a.APIURL + "/instance/fetchInstances",
+		header: http.Header{"Apikey": {a.Secret()}}, decode: decodeEvolutionInstances}, nil
 }
 
 // decodeEvolutionInstances reads version 2's rows ({"name",

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -65,19 +64,11 @@ func (s *GreenAPIAccountSpec) Validate() error {
 	return nil
 }
 
-type greenAPIPartnerLister struct {
-	api *API
-	url string
-}
-
 func newGreenAPIPartnerLister(spec config.AccountSpec, api *API) (Lister, error) {
 	a := spec.Account()
 	api.addSecret(a.Secret())
-	return &greenAPIPartnerLister{api: api, url: a.APIURL + "/partner/getInstances/" + url.PathEscape(a.Secret())}, nil
-}
-
-func (l *greenAPIPartnerLister) List(ctx context.Context) (Listing, error) {
-	return l.api.List(ctx, "getInstances", l.url, nil, decodeGreenAPIPartnerInstances)
+	return &getLister{api: api, method: "getInstances", url: a.APIURL + "/partner/getInstances/" + url.PathEscape(a.Secret()),
+		decode: decodeGreenAPIPartnerInstances}, nil
 }
 
 // decodeGreenAPIPartnerInstances reads the listing. A row that is not an

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 
@@ -28,20 +27,11 @@ type WachatAccountSpec struct {
 	baileysAccount `yaml:",inline"`
 }
 
-type wachatLister struct {
-	api    *API
-	url    string
-	header http.Header
-}
-
 func newWachatLister(spec config.AccountSpec, api *API) (Lister, error) {
 	a := spec.Account()
 	api.addSecret(a.Secret())
-	return &wachatLister{api: api, url: a.APIURL + "/instance/list", header: http.Header{"Authorization": {"Bearer " + a.Secret()}}}, nil
-}
-
-func (l *wachatLister) List(ctx context.Context) (Listing, error) {
-	return l.api.List(ctx, "listInstances", l.url, l.header, decodeWachatList)
+	return &getLister{api: api, method: "listInstances", url: a.APIURL + "/instance/list",
+		header: http.Header{"Authorization": {"Bearer " + a.Secret()}}, decode: decodeWachatList}, nil
 }
 
 // decodeWachatList reads {"success":true,"count":N,"instances":[...]}.
