@@ -67,8 +67,18 @@ func New(logger *slog.Logger, opts Options) *Collector {
 	return c
 }
 
-// Close stops the workers once their calls end.
-func (c *Collector) Close() { c.sched.close() }
+// Close stops the accounts' refreshes, and the workers once their calls
+// end.
+func (c *Collector) Close() {
+	c.applyMu.Lock() // an Update starts its accounts under it
+	c.mu.RLock()
+	for _, a := range c.accounts {
+		a.stop()
+	}
+	c.mu.RUnlock()
+	c.applyMu.Unlock()
+	c.sched.close()
+}
 
 // ProviderMetrics are the latency of each provider and the state of the
 // call queue.
