@@ -109,13 +109,7 @@ func TestDashboardsFleet(t *testing.T) {
 
 	// The table of instances not working, as Grafana draws it.
 	nw := panel("whatsapp-overview", "Instances not working")
-	pd := grafana.PanelData{Panel: *nw[0].q.Panel, Results: map[string][]grafana.Sample{}}
-	for _, r := range nw {
-		for _, s := range r.vector {
-			pd.Results[r.q.Target.RefID] = append(pd.Results[r.q.Target.RefID], grafana.Sample(s))
-		}
-	}
-	frames := grafana.Transform(t, pd)[0]
+	frames := grafana.Transform(t, panelData(nw))[0]
 	if len(frames) != 1 {
 		t.Fatalf("Instances not working: %d frames", len(frames))
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -65,8 +64,9 @@ func TestDashboardsHistory(t *testing.T) {
 	}
 	cfg.WriteString(accounts)
 	e := startExporter(t, configSource{inline: []byte(cfg.String())}, 0)
+	// The configured instances and one per account.
 	waitFor(t, "every instance refreshed", func() bool {
-		return strings.Count(scrape(t, e.url, nil), "\nwhatsapp_up{") >= len(names)+2
+		return strings.Count(scrape(t, e.url, nil), "\nwhatsapp_up{") >= len(names)+strings.Count(accounts, "\n")-1
 	})
 	single := parse(t, scrape(t, e.url, nil))
 	own := parse(t, fetchOK(t, e.url+"/exporter-metrics"))
@@ -232,10 +232,13 @@ func (h *history) gauge(name string, labels map[string]string, v float64) func(t
 	case strings.HasSuffix(name, "_timestamp_seconds") && v > 0:
 		return func(at time.Time, _ int) float64 { return float64(at.Unix()) - 1 }
 	case name == "whatsapp_instance_state" && flips:
-		to := labels["state"] == "notAuthorized" || labels["state"] == "close"
+		after := 0.0
+		if labels["state"] == "notAuthorized" || labels["state"] == "close" {
+			after = 1
+		}
 		return func(at time.Time, _ int) float64 {
 			if !at.Before(h.flipAt) {
-				return map[bool]float64{false: 0, true: 1}[to]
+				return after
 			}
 			return v
 		}
@@ -279,10 +282,7 @@ func (h *history) write(t *testing.T, file string) {
 		for _, s := range h.families[name] {
 			minute := 0
 			for at := h.start; !at.After(h.end); at = at.Add(historyScrape) {
-				v := s.value(at, minute)
-				if !math.IsNaN(v) {
-					fmt.Fprintf(w, "%s%s %v %d\n", name, s.labels, v, at.Unix())
-				}
+				fmt.Fprintf(w, "%s%s %v %d\n", name, s.labels, s.value(at, minute), at.Unix())
 				minute++
 			}
 		}

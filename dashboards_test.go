@@ -222,13 +222,7 @@ func checkPanels(t *testing.T, prom *promServer, sel selection, runs []panelRun,
 		if !strings.Contains(string(p.Transformations), `"merge"`) {
 			continue
 		}
-		pd := grafana.PanelData{Panel: *p, Results: map[string][]grafana.Sample{}}
-		for _, r := range rs {
-			for _, s := range r.vector {
-				pd.Results[r.q.Target.RefID] = append(pd.Results[r.q.Target.RefID], grafana.Sample(s))
-			}
-		}
-		tables = append(tables, pd)
+		tables = append(tables, panelData(rs))
 		tableRuns = append(tableRuns, rs)
 	}
 	if len(tables) == 0 {
@@ -237,6 +231,16 @@ func checkPanels(t *testing.T, prom *promServer, sel selection, runs []panelRun,
 	for i, frames := range grafana.Transform(t, tables...) {
 		checkTable(t, sel, tables[i], tableRuns[i], frames)
 	}
+}
+
+// panelData is a panel's instant results, for grafana.Transform; runs
+// are the panel's queries.
+func panelData(runs []panelRun) grafana.PanelData {
+	pd := grafana.PanelData{Panel: *runs[0].q.Panel, Results: map[string][]grafana.Sample{}}
+	for _, r := range runs {
+		pd.Results[r.q.Target.RefID] = append(pd.Results[r.q.Target.RefID], r.vector...)
+	}
+	return pd
 }
 
 func mustQueryAt(t *testing.T, prom *promServer, q string, at time.Time) []sample {

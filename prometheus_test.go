@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/grafana"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
@@ -100,10 +101,7 @@ func startPrometheusOn(t *testing.T, dataDir, scrapeConfigs, alertmanager string
 }
 
 // sample is one element of an instant vector.
-type sample struct {
-	Metric map[string]string `json:"metric"`
-	Value  [2]any            `json:"value"`
-}
+type sample = grafana.Sample
 
 // query runs an instant query now.
 func (p *promServer) query(q string) ([]sample, error) {

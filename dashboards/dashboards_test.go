@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -283,13 +284,7 @@ func TestStateCodes(t *testing.T) {
 					if s == collector.StateUnknown {
 						continue // every arm is 0 then: shown as unknown
 					}
-					if !slices.Contains(slices.Collect(func(yield func(string) bool) {
-						for _, v := range codes {
-							if !yield(v) {
-								return
-							}
-						}
-					}), s) {
+					if !slices.Contains(slices.Collect(maps.Values(codes)), s) {
 						t.Errorf("%s %q: state %s has no code", d.File, p.Title, s)
 					}
 				}
@@ -352,19 +347,13 @@ func TestTablesAreInstant(t *testing.T) {
 	merges := 0
 	for _, d := range testtool.LoadDashboards(t, ".") {
 		for _, p := range d.AllPanels() {
-			var tr []struct {
-				ID string `json:"id"`
-			}
+			var ids []struct{ ID string }
 			if p.Transformations != nil {
-				if err := json.Unmarshal(p.Transformations, &tr); err != nil {
+				if err := json.Unmarshal(p.Transformations, &ids); err != nil {
 					t.Fatalf("%s %q: %v", d.File, p.Title, err)
 				}
 			}
-			if !slices.ContainsFunc(tr, func(x struct {
-				ID string `json:"id"`
-			}) bool {
-				return x.ID == "merge"
-			}) {
+			if !slices.Contains(ids, struct{ ID string }{"merge"}) {
 				continue
 			}
 			merges++

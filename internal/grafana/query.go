@@ -96,7 +96,7 @@ func Resolve(tg testtool.Target, ds DataSource, v View) (Query, error) {
 	expr = strings.ReplaceAll(expr, "$__interval", model.Duration(step).String())
 	expr = strings.ReplaceAll(expr, "$__range", strconv.FormatInt(rangeSeconds, 10)+"s")
 	q := Query{
-		Expr: expr, Instant: tg.Instant, Step: step, Interval: step, RateInterval: rate,
+		Expr: expr, Instant: tg.Instant, Step: step, RateInterval: rate,
 		RangeSeconds: rangeSeconds,
 	}
 	if tg.Instant {
