@@ -45,8 +45,8 @@ func TestAlertRulesAnnotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	alerts := regexp.MustCompile(`(?m)^      - alert: (\w+)\n((?:        .*\n?)+)`).FindAllStringSubmatch(string(content), -1)
-	if len(alerts) != 12 {
-		t.Fatalf("found %d alerts in %s, want 12", len(alerts), rulesFile)
+	if len(alerts) != 14 {
+		t.Fatalf("found %d alerts in %s, want 14", len(alerts), rulesFile)
 	}
 	for _, a := range alerts {
 		name, body := a[1], a[2]
@@ -87,6 +87,8 @@ func TestAlertmanagerRoutes(t *testing.T) {
 		{[]string{"alertname=WhatsAppExporterDown", "severity=critical", "job=whatsapp"}, "whatsapp-pager"},
 		{[]string{"alertname=WhatsAppInstanceSleepMode", "severity=warning", "provider=greenapi", "name=shop"}, "whatsapp-chat"},
 		{[]string{"alertname=WhatsAppApiSlow", "severity=warning", "provider=wachat", "name=store"}, "whatsapp-chat"},
+		{[]string{"alertname=WhatsAppInstanceQueueGrowing", "severity=critical", "provider=greenapi", "name=shop"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceQueueNotDraining", "severity=warning", "provider=greenapi", "name=shop"}, "whatsapp-chat"},
 		{[]string{"alertname=WhatsAppInstanceNote", "severity=info"}, "whatsapp-email"},
 		{[]string{"alertname=SomethingElse", "severity=critical"}, "whatsapp-email"},
 	} {
@@ -121,6 +123,7 @@ func TestAlertmanagerInhibitions(t *testing.T) {
 		{Labels: l("alertname", "WhatsAppInstanceStateUnknown", "job", "whatsapp", "provider", "greenapi", "name", "a", "severity", "warning"), inhibits: true},
 		{Labels: l("alertname", "WhatsAppInstanceNotAuthorized", "job", "whatsapp", "provider", "greenapi", "name", "a", "state", "notAuthorized", "severity", "critical"), inhibits: true},
 		{Labels: l("alertname", "WhatsAppApiSlow", "job", "whatsapp", "provider", "greenapi", "name", "a", "severity", "warning"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceQueueGrowing", "job", "whatsapp", "provider", "greenapi", "name", "a", "severity", "critical"), inhibits: true},
 		// Another job's exporter is up.
 		{Labels: l("alertname", "WhatsAppInstanceStateUnknown", "job", "other", "provider", "greenapi", "name", "x", "severity", "warning")},
 		// Blocked silences NotAuthorized of the same instance only.
@@ -130,6 +133,10 @@ func TestAlertmanagerInhibitions(t *testing.T) {
 		// Rejected credentials explain the unknown state.
 		{Labels: l("alertname", "WhatsAppApiUnauthorized", "job", "other", "provider", "wachat", "name", "d", "severity", "warning")},
 		{Labels: l("alertname", "WhatsAppInstanceStateUnknown", "job", "other", "provider", "wachat", "name", "d", "severity", "warning"), inhibits: true},
+		// A growing queue does not drain either: the page is enough.
+		{Labels: l("alertname", "WhatsAppInstanceQueueGrowing", "job", "other", "provider", "greenapi", "name", "e", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppInstanceQueueNotDraining", "job", "other", "provider", "greenapi", "name", "e", "severity", "warning"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceQueueNotDraining", "job", "other", "provider", "greenapi", "name", "f", "severity", "warning")},
 	}
 	for i := range alerts {
 		alerts[i].EndsAt = time.Now().Add(time.Hour)

@@ -444,3 +444,57 @@ func TestProvisioning(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuePanelsShowTheCap checks every panel of the outgoing queues says
+// that GREEN-API lists at most 500 messages: its description tells, and a
+// graph of queue lengths draws the cap as a threshold line.
+func TestQueuePanelsShowTheCap(t *testing.T) {
+	checked := 0
+	for _, d := range testtool.LoadDashboards(t, ".") {
+		testtool.Walk(d.Raw, filepath.Base(d.File), func(path string, obj map[string]any) {
+			if _, ok := obj["targets"]; !ok {
+				return
+			}
+			raw, err := json.Marshal(obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(raw), "whatsapp_outgoing_queue_") {
+				return
+			}
+			checked++
+			var p struct {
+				Title, Type, Description string
+				FieldConfig              struct {
+					Defaults struct {
+						Thresholds struct {
+							Steps []struct{ Value *float64 }
+						}
+						Custom struct {
+							ThresholdsStyle struct{ Mode string }
+						}
+					}
+				}
+			}
+			if err := json.Unmarshal(raw, &p); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(p.Description, "500") {
+				t.Errorf("%s %q: the description does not tell of the provider's 500-message cap", path, p.Title)
+			}
+			if p.Type != "timeseries" {
+				return
+			}
+			atCap := false
+			for _, s := range p.FieldConfig.Defaults.Thresholds.Steps {
+				atCap = atCap || (s.Value != nil && *s.Value == 500)
+			}
+			if mode := p.FieldConfig.Defaults.Custom.ThresholdsStyle.Mode; !atCap || mode == "" || mode == "off" {
+				t.Errorf("%s %q: no threshold line at the 500-message cap (steps %+v, style %q)", path, p.Title, p.FieldConfig.Defaults.Thresholds.Steps, mode)
+			}
+		})
+	}
+	if checked < 5 {
+		t.Errorf("only %d panels of the outgoing queues found", checked)
+	}
+}
