@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -10,17 +11,43 @@ import (
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 )
 
-// startDemo serves the simulator on a free loopback port.
-func startDemo(logger *slog.Logger) (string, func(), error) {
+// demoSimulator is the simulator of --demo, served on a free loopback
+// port.
+type demoSimulator struct {
+	*simulator.Simulator
+	url  string
+	stop func()
+}
+
+func startDemo(logger *slog.Logger) (*demoSimulator, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	srv := &http.Server{Handler: simulator.Demo(), ReadHeaderTimeout: 10 * time.Second}
+	sim := simulator.Demo()
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("Demo simulator stopped", "err", err)
 		}
 	}()
-	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+	return &demoSimulator{Simulator: sim, url: "http://" + ln.Addr().String(), stop: func() { _ = srv.Close() }}, nil
+}
+
+// notify has the demo instances push their state changes to the
+// notification receiver listening on addr, as providers would.
+func (d *demoSimulator) notify(ctx context.Context, addr string, logger *slog.Logger) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		logger.Error("Demo: cannot send notifications", "err", err)
+		return
+	}
+	if host == "" || net.ParseIP(host).IsUnspecified() {
+		host = "localhost"
+	}
+	url := "http://" + net.JoinHostPort(host, port)
+	logger.Info("Demo: the simulator pushes state changes to the notification receiver", "url", url)
+	d.SendNotifications(ctx, url, func(err error) {
+		logger.Warn("Demo: notification failed", "err", err)
+	})
 }

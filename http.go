@@ -30,7 +30,7 @@ func (e *exporter) handler(metricsPath string) (http.Handler, error) {
 	}
 	// Scrapes share their calls, but each holds its answer's buffers:
 	// bound how many run at once, as node_exporter does.
-	scrapes := limitRequests(e.opts.maxRequests)
+	scrapes := limitRequests(e.opts.maxRequests, fmt.Sprintf("more than %d scrapes at once (--web.max-requests)", e.opts.maxRequests))
 	mux := http.NewServeMux()
 	mux.Handle(metricsPath, promhttp.InstrumentMetricHandler(e.registry, scrapes(http.HandlerFunc(e.serveMetrics))))
 	mux.Handle("/probe", scrapes(http.HandlerFunc(e.serveProbe)))
@@ -70,9 +70,9 @@ func (e *exporter) handler(metricsPath string) (http.Handler, error) {
 	return mux, nil
 }
 
-// limitRequests returns a middleware that answers 503 beyond max requests
-// in flight; max 0 sets no limit.
-func limitRequests(max int) func(http.Handler) http.Handler {
+// limitRequests returns a middleware that answers 503 with refusal beyond
+// max requests in flight; max 0 sets no limit.
+func limitRequests(max int, refusal string) func(http.Handler) http.Handler {
 	if max <= 0 {
 		return func(h http.Handler) http.Handler { return h }
 	}
@@ -84,7 +84,7 @@ func limitRequests(max int) func(http.Handler) http.Handler {
 				defer func() { <-slots }()
 				h.ServeHTTP(w, r)
 			default:
-				http.Error(w, fmt.Sprintf("more than %d scrapes at once (--web.max-requests)", max), http.StatusServiceUnavailable)
+				http.Error(w, refusal, http.StatusServiceUnavailable)
 			}
 		})
 	}

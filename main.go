@@ -42,9 +42,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	src := configSource{file: f.configFile, opts: config.Options{ExpandEnv: f.expandEnv}}
 	collectorOpts := collector.Options{
-		Concurrency: f.concurrency,
-		MinInterval: f.minInterval,
-		UserAgent:   version.ComponentUserAgent(program),
+		Concurrency:   f.concurrency,
+		MinInterval:   f.minInterval,
+		UserAgent:     version.ComponentUserAgent(program),
+		Notifications: f.webhookAddress != "",
 	}
 	if f.configCheck {
 		n, err := checkConfig(logger, src, collectorOpts)
@@ -59,15 +60,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger.Info("Starting "+program, "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
 
+	var sim *demoSimulator
 	if f.demo {
-		url, stopSim, err := startDemo(logger)
-		if err != nil {
+		var err error
+		if sim, err = startDemo(logger); err != nil {
 			logger.Error("Cannot start the demo simulator", "err", err)
 			return 1
 		}
-		defer stopSim()
-		src = configSource{inline: []byte(simulator.DemoConfig(url))}
-		logger.Info("Demo mode: using the built-in simulator instead of --config.file", "simulator", url)
+		defer sim.stop()
+		src = configSource{inline: []byte(simulator.DemoConfig(sim.url))}
+		logger.Info("Demo mode: using the built-in simulator instead of --config.file", "simulator", sim.url)
 	}
 
 	e := newExporter(logger, src, exporterOptions{
@@ -88,9 +90,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	stopHUP := e.reloadOnSIGHUP()
 	defer stopHUP()
 
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- web.ListenAndServe(srv, f.web, logger) }()
+	servers := []*http.Server{{Handler: handler, ReadHeaderTimeout: 10 * time.Second}}
+	served := make(chan error, 2)
+	go func() { served <- web.ListenAndServe(servers[0], f.web, logger) }()
+	if f.webhookAddress != "" {
+		wh := e.webhookServer(defaultWebhookTimeouts)
+		servers = append(servers, wh)
+		noSystemd := false
+		whFlags := &web.FlagConfig{WebListenAddresses: &[]string{f.webhookAddress}, WebSystemdSocket: &noSystemd, WebConfigFile: &f.webhookConfigFile}
+		go func() {
+			served <- fmt.Errorf("notification receiver: %w", web.ListenAndServe(wh, whFlags, logger.With("listener", "webhook")))
+		}()
+		if sim != nil {
+			go sim.notify(ctx, f.webhookAddress, logger)
+		}
+	}
 	select {
 	case err := <-served:
 		logger.Error("HTTP server stopped", "err", err)
@@ -100,9 +114,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger.Info("Shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		logger.Error("Graceful shutdown failed", "err", err)
-		return 1
+	exit := 0
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			logger.Error("Graceful shutdown failed", "err", err)
+			exit = 1
+		}
 	}
-	return 0
+	return exit
 }

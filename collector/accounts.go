@@ -193,13 +193,13 @@ func (c *Collector) listAccount(a *account) {
 		hold = max(hold, e.RetryAfter)
 		// The last good list stays; the states it carried are no longer
 		// known.
-		a.mem.record(a.logger, outcome{reason: e.Reason}, e.Error(), now, hold, "Listing failing; keeping the last good list")
+		a.mem.record(a.logger, outcome{reason: e.Reason}, e.Error(), start, now, hold, "Listing failing; keeping the last good list")
 		if a.kind.CarriesStates {
 			c.recordListed(a, nil, e, now.Sub(start), now, hold)
 		}
 		return
 	}
-	a.mem.record(a.logger, outcome{up: true}, "", now, hold, "")
+	a.mem.record(a.logger, outcome{up: true}, "", start, now, hold, "")
 	a.mu.Lock()
 	changed := a.last == nil || !sameInstances(a.last.Instances, l.Instances)
 	a.last, a.refreshed = &l, now
@@ -246,7 +246,7 @@ func (c *Collector) recordListed(a *account, listed []Listed, e *Error, took tim
 			continue // gone from the listing: the rebuild removed it
 		}
 		t.stats.observe(0, took, reason)
-		t.mem.record(t.logger, o, detail, now, hold, "State request failing")
+		t.mem.record(t.logger, o, detail, now.Add(-took), now, hold, "State request failing")
 	}
 }
 

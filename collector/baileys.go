@@ -111,7 +111,11 @@ func baileysListedInstance(provider string) func(config.AccountSpec, Listed, str
 		if provider == "wachat" {
 			return &WachatSpec{in}
 		}
-		return &EvolutionSpec{in}
+		e := spec.(*EvolutionAccountSpec)
+		return &EvolutionSpec{baileysInstance: in,
+			webhookToken: webhookToken{WebhookToken: promcfg.Secret(e.webhookToken.token)},
+			webhookJWT:   webhookJWT{WebhookJWTKey: promcfg.Secret(e.webhookJWT.key)},
+		}
 	}
 }
 

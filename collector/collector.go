@@ -30,6 +30,9 @@ type Options struct {
 	MinInterval time.Duration
 	// UserAgent is sent with every call.
 	UserAgent string
+	// Notifications is set when the notification receiver (Webhooks)
+	// serves: the metrics then say where each state came from.
+	Notifications bool
 }
 
 // Collector holds the configured instances and refreshes their states.
@@ -50,9 +53,11 @@ type Collector struct {
 	mu       sync.RWMutex
 	targets  []*target
 	byName   map[string]*target
+	byID     map[string][]*target // by provider and ID, for notifications
 	accounts []*account
 	memories map[string]*memory // by instance identity, see config.Common.Identity
 	clients  clientPool
+	receiver receiver
 }
 
 // New returns a collector with no instances; call Update to set them and
@@ -95,7 +100,11 @@ func (c *Collector) ProviderMetrics() prometheus.Collector {
 		Name: "whatsapp_exporter_instances",
 		Help: "Instances in the configuration.",
 	}, func() float64 { c.mu.RLock(); defer c.mu.RUnlock(); return float64(len(c.targets)) })
-	return collectors{c.metrics.duration, queued, inFlight, instances, accountMetrics{c}}
+	cs := collectors{c.metrics.duration, queued, inFlight, instances, accountMetrics{c}}
+	if c.opts.Notifications {
+		cs = append(cs, c.metrics.notifications)
+	}
+	return cs
 }
 
 // collectors is several collectors as one.
@@ -145,9 +154,16 @@ type memory struct {
 
 	mu        sync.Mutex
 	last      outcome
-	updated   time.Time // end of the last call; zero before the first
+	updated   time.Time // end of the last call or notification; zero before the first
 	since     time.Time // when last's state and up began
 	freshTill time.Time
+	// asOf is the time last's state was true at: the start of the call
+	// that brought it, or the notification's time. notified is set while
+	// it came from a notification, sent at notifiedAt by the provider's
+	// clock (see notify in webhook.go).
+	asOf       time.Time
+	notified   bool
+	notifiedAt time.Time
 
 	// Owned by the scheduler, under its lock.
 	done     chan struct{} // closed when the queued or running call ends
@@ -168,12 +184,20 @@ func (m *memory) freshness(now time.Time) (updated time.Time, fresh bool) {
 	return m.updated, now.Before(m.freshTill)
 }
 
-// result returns the last outcome, when it came (a zero time before the
-// first call ended) and since when its state and up have been so.
-func (m *memory) result() (o outcome, updated, since time.Time) {
+// result is what a scrape exposes of a memory.
+type result struct {
+	o outcome
+	// updated is when o came (zero before the first call ended), since
+	// since when its state and up have been so.
+	updated, since time.Time
+	// notified is set when the state came from a notification.
+	notified bool
+}
+
+func (m *memory) result() result {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.last, m.updated, m.since
+	return result{o: m.last, updated: m.updated, since: m.since, notified: m.notified}
 }
 
 // Update replaces the configuration. An instance whose configuration did
@@ -321,7 +345,12 @@ func (c *Collector) apply(configured []config.Instance, accounts []*account, poo
 			memories[id] = m
 		}
 	}
-	c.targets, c.byName, c.memories, c.accounts = targets, byName, memories, accounts
+	byID := make(map[string][]*target, len(targets))
+	for _, t := range targets {
+		key := t.provider.Name + "\x00" + t.spec.Base().ID()
+		byID[key] = append(byID[key], t)
+	}
+	c.targets, c.byName, c.byID, c.memories, c.accounts = targets, byName, byID, memories, accounts
 	c.clients = pool.commit()
 	return nil
 }
@@ -384,7 +413,8 @@ func (c *Collector) Instances() []InstanceInfo {
 // Scrape is what one scrape exposes: the instances it concerns, with
 // their last results, and how many of them it could not refresh in time.
 type Scrape struct {
-	targets []*target
+	targets       []*target
+	notifications bool
 	// Unrefreshed are the instances whose call did not end before the
 	// scrape's deadline: they are exposed with their previous result, or
 	// not at all before their first.
@@ -427,7 +457,7 @@ func (c *Collector) refresh(ctx context.Context, targets []*target) *Scrape {
 			waits = append(waits, done)
 		}
 	}
-	s := &Scrape{targets: targets}
+	s := &Scrape{targets: targets, notifications: c.opts.Notifications}
 	for i, done := range waits {
 		select {
 		case <-done:
@@ -460,6 +490,7 @@ func (c *Collector) call(m *memory) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
 	defer cancel()
+	start := time.Now()
 	raw, err := t.client.State(ctx)
 	now := time.Now()
 	o := t.outcomeOf(raw, err)
@@ -470,7 +501,7 @@ func (c *Collector) call(m *memory) {
 		detail = e.Error()
 		hold = max(hold, e.RetryAfter)
 	}
-	m.record(t.logger, o, detail, now, hold, "State request failing")
+	m.record(t.logger, o, detail, start, now, hold, "State request failing")
 }
 
 // outcomeOf reads a state request's result.
@@ -492,16 +523,23 @@ func (t *target) outcomeOf(raw string, err error) outcome {
 	return outcome{state: StateUnknown, up: true}
 }
 
-// record stores a result and logs transitions, so that a lasting failure
-// is logged once rather than at every scrape; failing is the message of a
-// failure.
-func (m *memory) record(logger *slog.Logger, o outcome, detail string, now time.Time, hold time.Duration, failing string) {
+// record stores the result of a call that started at started and ended
+// at now, and logs transitions, so that a lasting failure is logged once
+// rather than at every scrape; failing is the message of a failure. A
+// notification sent after the call started is newer than its result:
+// the call then only counts for the schedule.
+func (m *memory) record(logger *slog.Logger, o outcome, detail string, started, now time.Time, hold time.Duration, failing string) {
 	m.mu.Lock()
+	m.freshTill = now.Add(hold)
+	if m.notified && started.Before(m.asOf) {
+		m.mu.Unlock()
+		return
+	}
 	prev, had := m.last, !m.updated.IsZero()
 	if !had || prev.state != o.state || prev.up != o.up {
 		m.since = now
 	}
-	m.last, m.updated, m.freshTill = o, now, now.Add(hold)
+	m.last, m.updated, m.asOf, m.notified = o, now, started, false
 	m.mu.Unlock()
 
 	switch {

@@ -21,12 +21,23 @@ func init() {
 		Config:    baileysProviderInfo(func() config.Spec { return &EvolutionSpec{} }, ""),
 		NewClient: newEvolutionClient,
 		Account:   evolutionAccounts,
+		Webhook:   evolutionWebhook,
 	})
 }
 
 // EvolutionSpec is the configuration of an Evolution API instance.
 type EvolutionSpec struct {
 	baileysInstance `yaml:",inline"`
+	// The credentials of the instance's webhook (evolution_webhook.go).
+	webhookToken `yaml:",inline"`
+	webhookJWT   `yaml:",inline"`
+}
+
+// Fields implements config.Spec.
+func (s *EvolutionSpec) Fields() config.Fields {
+	f := s.baileysInstance.Fields()
+	f.Optional = []config.OptionalSecret{s.webhookToken.field(), s.webhookJWT.field()}
+	return f
 }
 
 type evolutionClient struct {

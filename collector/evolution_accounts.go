@@ -27,6 +27,16 @@ var evolutionAccounts = &AccountKind{
 // api_key is its global key.
 type EvolutionAccountSpec struct {
 	baileysAccount `yaml:",inline"`
+	// The webhook credentials of every instance found.
+	webhookToken `yaml:",inline"`
+	webhookJWT   `yaml:",inline"`
+}
+
+// Fields implements config.AccountSpec.
+func (s *EvolutionAccountSpec) Fields() config.Fields {
+	f := s.baileysAccount.Fields()
+	f.Optional = []config.OptionalSecret{s.webhookToken.field(), s.webhookJWT.field()}
+	return f
 }
 
 func newEvolutionLister(spec config.AccountSpec, api *API) (Lister, error) {

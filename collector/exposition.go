@@ -5,7 +5,6 @@ import (
 	"io"
 	"math"
 	"strconv"
-	"time"
 )
 
 // The per-instance metrics are written in the text exposition format
@@ -22,7 +21,7 @@ type family struct{ name, help, typ string }
 
 var (
 	stateFamily = family{"whatsapp_instance_state",
-		"State of the WhatsApp instance as reported by its provider: 1 for the current state, 0 for the others; unknown when the last request produced no state the exporter knows.", "gauge"}
+		"State of the WhatsApp instance as reported by its provider, in the answer to the last state request or a later notification: 1 for the current state, 0 for the others; unknown when the last request produced no state the exporter knows.", "gauge"}
 	upFamily = family{"whatsapp_up",
 		"Whether the last state request to the provider produced a state.", "gauge"}
 	sinceFamily = family{"whatsapp_instance_state_since_timestamp_seconds",
@@ -33,6 +32,10 @@ var (
 		"Duration of the exporter's calls to the provider API for the instance (count and sum; quantiles per provider in whatsapp_provider_request_duration_seconds).", "summary"}
 	errorsFamily = family{"whatsapp_api_request_errors_total",
 		"Calls to the provider API for the instance that failed, by reason; a reason appears with its first failure.", "counter"}
+	notifiedFamily = family{"whatsapp_instance_state_from_notification",
+		"1 when the current whatsapp_instance_state came from a notification the provider pushed, 0 when from a state request.", "gauge"}
+	notificationsFamily = family{"whatsapp_webhook_notifications_total",
+		"Notifications received for the instance, by outcome; an outcome appears with its first notification.", "counter"}
 	unrefreshedFamily = family{"whatsapp_exporter_scrape_unrefreshed_instances",
 		"Instances this scrape could not refresh before its deadline: exposed with their previous result (see whatsapp_last_update_timestamp_seconds), or not at all before their first.", "gauge"}
 )
@@ -88,9 +91,8 @@ func appendFloat(b []byte, v float64) []byte {
 
 // instanceResult is a target's last result, read once per scrape.
 type instanceResult struct {
-	t              *target
-	o              outcome
-	updated, since time.Time
+	t *target
+	result
 }
 
 // WriteTo writes the scrape's instances' metrics in the text exposition
@@ -100,8 +102,7 @@ func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 	tw := &textWriter{w: bufio.NewWriterSize(cw, 64<<10)}
 	results := make([]instanceResult, 0, len(s.targets))
 	for _, t := range s.targets {
-		o, updated, since := t.mem.result()
-		results = append(results, instanceResult{t, o, updated, since})
+		results = append(results, instanceResult{t, t.mem.result()})
 	}
 
 	tw.header(stateFamily)
@@ -154,6 +155,22 @@ func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 			}
 		}
 	}
+	if s.notifications {
+		tw.header(notifiedFamily)
+		for _, r := range results {
+			if !r.updated.IsZero() {
+				tw.sample(notifiedFamily.name, "", r.t.labels, "", boolValue(r.notified))
+			}
+		}
+		tw.header(notificationsFamily)
+		for _, r := range results {
+			for k := range Outcomes {
+				if n := r.t.stats.byOutcome[k].Load(); n > 0 {
+					tw.sample(notificationsFamily.name, "", r.t.labels, outcomeLabels[k], float64(n))
+				}
+			}
+		}
+	}
 	tw.header(unrefreshedFamily)
 	tw.buf = append(tw.buf[:0], unrefreshedFamily.name...)
 	tw.buf = append(tw.buf, ' ')
@@ -169,6 +186,14 @@ func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 var reasonLabels = func() (l [len(Reasons)]string) {
 	for i, r := range Reasons {
 		l[i] = `reason="` + r + `"`
+	}
+	return l
+}()
+
+// outcomeLabels are the outcome label pairs, by index in Outcomes.
+var outcomeLabels = func() (l [len(Outcomes)]string) {
+	for i, o := range Outcomes {
+		l[i] = `outcome="` + o + `"`
 	}
 	return l
 }()

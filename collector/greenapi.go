@@ -46,6 +46,7 @@ func init() {
 		},
 		NewClient: newGreenAPIClient,
 		Account:   greenAPIAccounts,
+		Webhook:   greenAPIWebhook,
 	})
 }
 
@@ -55,11 +56,14 @@ type GreenAPISpec struct {
 	IDInstance    string         `yaml:"id_instance"`
 	APIToken      promcfg.Secret `yaml:"api_token,omitempty"`
 	APITokenFile  string         `yaml:"api_token_file,omitempty"`
+	// The instance's webhookUrlToken, which its notifications carry.
+	webhookToken `yaml:",inline"`
 }
 
 // Fields implements config.Spec.
 func (s *GreenAPISpec) Fields() config.Fields {
-	return config.Fields{ID: &s.IDInstance, Secret: &s.APIToken, SecretFile: &s.APITokenFile}
+	return config.Fields{ID: &s.IDInstance, Secret: &s.APIToken, SecretFile: &s.APITokenFile,
+		Optional: []config.OptionalSecret{s.webhookToken.field()}}
 }
 
 // Validate implements config.Spec: idInstance is a number.

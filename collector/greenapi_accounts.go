@@ -44,11 +44,14 @@ type GreenAPIAccountSpec struct {
 	// for the first four digits of the idInstance. Default: the universal
 	// host.
 	InstanceAPIURL string `yaml:"instance_api_url,omitempty"`
+	// The webhookUrlToken of every instance found.
+	webhookToken `yaml:",inline"`
 }
 
 // Fields implements config.AccountSpec.
 func (s *GreenAPIAccountSpec) Fields() config.Fields {
-	return config.Fields{Secret: &s.PartnerToken, SecretFile: &s.PartnerTokenFile}
+	return config.Fields{Secret: &s.PartnerToken, SecretFile: &s.PartnerTokenFile,
+		Optional: []config.OptionalSecret{s.webhookToken.field()}}
 }
 
 // Validate implements config.AccountSpec.
@@ -130,7 +133,8 @@ func greenAPIListedInstance(spec config.AccountSpec, l Listed, name string) conf
 			Name: name, Provider: "greenapi", Timeout: a.Timeout, HTTPClientConfig: a.HTTPClientConfig,
 			APIURL: strings.ReplaceAll(a.InstanceAPIURL, greenAPIIDPrefix, prefix),
 		},
-		IDInstance: l.ID,
-		APIToken:   promcfg.Secret(l.Token),
+		IDInstance:   l.ID,
+		APIToken:     promcfg.Secret(l.Token),
+		webhookToken: webhookToken{WebhookToken: promcfg.Secret(a.webhookToken.token)},
 	}
 }

@@ -24,6 +24,7 @@ type instanceStats struct {
 	methods      []string
 	methodLabels []string // method="…", escaped
 	calls        []methodStats
+	notificationCounts
 }
 
 type methodStats struct {
@@ -54,21 +55,38 @@ func (s *instanceStats) observe(i int, d time.Duration, reason string) {
 // providerMetrics are the metrics of the exporter as a whole, registered
 // once: latency per provider and the state of the call queue.
 type providerMetrics struct {
-	duration *prometheus.HistogramVec
+	duration      *prometheus.HistogramVec
+	notifications *prometheus.CounterVec
 
 	mu        sync.Mutex
 	observers map[string][]prometheus.Observer // by provider, by method
 }
 
 func newProviderMetrics() *providerMetrics {
-	return &providerMetrics{
+	m := &providerMetrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "whatsapp_provider_request_duration_seconds",
 			Help:    "Duration of the exporter's calls to each provider's API, over all its instances.",
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}, []string{"provider", "method"}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whatsapp_exporter_webhook_notifications_total",
+			Help: "Notifications the webhook receiver answered, by provider and outcome; per instance in whatsapp_webhook_notifications_total.",
+		}, []string{"provider", "outcome"}),
 		observers: map[string][]prometheus.Observer{},
 	}
+	for _, p := range providers {
+		if p.Webhook != nil {
+			for _, o := range Outcomes {
+				m.notifications.WithLabelValues(p.Name, o)
+			}
+		}
+	}
+	return m
+}
+
+func (m *providerMetrics) notification(provider, outcome string) {
+	m.notifications.WithLabelValues(provider, outcome).Inc()
 }
 
 // callObserver records a call of one instance in its stats and in its

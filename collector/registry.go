@@ -33,6 +33,9 @@ type Provider struct {
 	// Account says how the provider lists an account's instances; nil
 	// when it cannot.
 	Account *AccountKind
+	// Webhook says how the provider pushes state changes; nil when the
+	// exporter does not receive them.
+	Webhook *Webhook
 
 	// stateLabels are the state label pairs of States and then of
 	// StateUnknown, methodLabels the method label pairs of Methods,

@@ -204,6 +204,9 @@ func resolveAccount(s AccountSpec, r *resolver) error {
 	if err != nil {
 		return err
 	}
+	if err := r.optionalSecrets(f); err != nil {
+		return err
+	}
 	a.id, a.secret = a.Name, secret
 	switch {
 	case a.RefreshInterval == 0:

@@ -92,6 +92,35 @@ type Fields struct {
 	// exactly one must be set.
 	Secret     *promcfg.Secret
 	SecretFile *string
+	// Optional are further credentials the provider may take, such as
+	// the token of its notifications.
+	Optional []OptionalSecret
+}
+
+// OptionalSecret is a credential given inline (Field) or in a file
+// (Field + "_file"), at most one of them.
+type OptionalSecret struct {
+	Field string
+	Value *promcfg.Secret
+	File  *string
+	// Resolved receives the credential, or "" when neither is set.
+	Resolved *string
+}
+
+// optionalSecrets reads every optional credential of f.
+func (r *resolver) optionalSecrets(f Fields) error {
+	for _, o := range f.Optional {
+		*o.Resolved = ""
+		if *o.Value == "" && *o.File == "" {
+			continue
+		}
+		s, err := r.secret(o.Field, *o.Value, o.Field+"_file", *o.File)
+		if err != nil {
+			return err
+		}
+		*o.Resolved = s
+	}
+	return nil
 }
 
 // ProviderInfo describes a provider to the loader.
@@ -331,6 +360,9 @@ func resolve(s Spec, r *resolver) error {
 	}
 	secret, err := r.secret(info.SecretField, *f.Secret, info.SecretField+"_file", *f.SecretFile)
 	if err != nil {
+		return err
+	}
+	if err := r.optionalSecrets(f); err != nil {
 		return err
 	}
 	b.id, b.secret = *f.ID, secret

@@ -22,6 +22,9 @@ func Demo() *Simulator {
 	for _, p := range Providers() {
 		for _, d := range p.Demo {
 			s.Schedule(p.Name, d.ID, d.Secret, d.Steps...)
+			if d.Webhook != (WebhookAuth{}) {
+				s.SetWebhook(p.Name, d.ID, d.Webhook)
+			}
 		}
 		if p.Account != nil {
 			for _, d := range p.Account.Demo.Instances {
@@ -44,6 +47,7 @@ func DemoConfig(baseURL string) string {
 			if d.Timeout > 0 {
 				extra = append(extra, fmt.Sprintf("timeout: %s", d.Timeout))
 			}
+			extra = append(extra, d.Webhook.Config()...)
 			b.WriteString(p.Config(baseURL, d.Name, d.ID, d.Secret, extra...))
 		}
 	}

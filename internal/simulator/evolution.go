@@ -27,8 +27,9 @@ func init() {
 		Instance: func(name, apiURL, id, secret string) string {
 			return fmt.Sprintf("name: %q, provider: evolution, api_url: %q, instance_name: %q, api_key: %q", name, apiURL, id, secret)
 		},
+		Notification: evolutionNotification,
 		Demo: []DemoInstance{
-			{Name: "demo-evolution", ID: "demo-evo", Secret: "demo-key-evolution", Steps: []Step{
+			{Name: "demo-evolution", ID: "demo-evo", Secret: "demo-key-evolution", Webhook: WebhookAuth{JWTKey: "demo-jwt-key"}, Steps: []Step{
 				state("open", 40*time.Millisecond, 60*time.Second),
 				state("close", 40*time.Millisecond, 40*time.Second),
 				state("connecting", 40*time.Millisecond, 20*time.Second),
@@ -57,6 +58,23 @@ func init() {
 		},
 	}, route{"GET", "/instance/connectionState/{name}", (*Simulator).evolutionState},
 		route{"GET", "/instance/fetchInstances", (*Simulator).evolutionFetchInstances})
+}
+
+// evolutionNotification is Evolution API's connection.update event, as
+// sent to a webhook set by events. Like the real one, it carries the
+// instance's token in apikey, and its date_time is local time marked UTC.
+func evolutionNotification(id, state, secret string, at time.Time) (string, []byte) {
+	body, _ := json.Marshal(map[string]any{
+		"event":       "connection.update",
+		"instance":    id,
+		"data":        map[string]any{"instance": id, "state": state, "statusReason": 200},
+		"destination": "http://exporter/webhook/evolution",
+		"date_time":   at.Format("2006-01-02T15:04:05.000Z"),
+		"sender":      "5511999999999@s.whatsapp.net",
+		"server_url":  "http://evolution.local",
+		"apikey":      secret,
+	})
+	return "/webhook/evolution/connection-update", body
 }
 
 // evolutionFetchInstances serves GET /instance/fetchInstances with the

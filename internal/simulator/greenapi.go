@@ -31,8 +31,9 @@ func init() {
 		Instance: func(name, apiURL, id, secret string) string {
 			return fmt.Sprintf("name: %q, provider: greenapi, api_url: %q, id_instance: %q, api_token: %q", name, apiURL, id, secret)
 		},
+		Notification: greenAPINotification,
 		Demo: []DemoInstance{
-			{Name: "demo-shop", ID: "1101000001", Secret: "demo-token-shop", Steps: []Step{
+			{Name: "demo-shop", ID: "1101000001", Secret: "demo-token-shop", Webhook: WebhookAuth{Token: "demo-webhook-shop"}, Steps: []Step{
 				state("authorized", 80*time.Millisecond, 150*time.Second),
 				state("starting", 80*time.Millisecond, 30*time.Second),
 			}},
@@ -47,7 +48,7 @@ func init() {
 				state("starting", 60*time.Millisecond, 20*time.Second),
 				state("authorized", 60*time.Millisecond, 40*time.Second),
 			}},
-			{Name: "demo-sales", ID: "1101000004", Secret: "demo-token-sales", Steps: []Step{
+			{Name: "demo-sales", ID: "1101000004", Secret: "demo-token-sales", Webhook: WebhookAuth{Token: "demo-webhook-sales"}, Steps: []Step{
 				state("notAuthorized", 100*time.Millisecond, 60*time.Second),
 				state("authorized", 100*time.Millisecond, 90*time.Second),
 				state("blocked", 100*time.Millisecond, 30*time.Second),
@@ -90,6 +91,18 @@ func init() {
 		},
 	}, route{"GET", "/{instance}/getStateInstance/{token}", (*Simulator).greenAPIState},
 		route{"GET", "/partner/getInstances/{token}", (*Simulator).greenAPIPartnerInstances})
+}
+
+// greenAPINotification is GREEN-API's stateInstanceChanged notification.
+func greenAPINotification(id, state, _ string, at time.Time) (string, []byte) {
+	n, _ := strconv.ParseInt(id, 10, 64)
+	body, _ := json.Marshal(map[string]any{
+		"typeWebhook":   "stateInstanceChanged",
+		"instanceData":  map[string]any{"idInstance": n, "wid": "79876543210@c.us", "typeInstance": "whatsapp"},
+		"timestamp":     at.Unix(),
+		"stateInstance": state,
+	})
+	return "/webhook/greenapi", body
 }
 
 // greenAPIPartnerInstances serves GET /partner/getInstances/{partnerToken}:

@@ -33,6 +33,9 @@ type Provider struct {
 	Demo []DemoInstance
 	// Account describes the provider's accounts, when it can list them.
 	Account *AccountDescription
+	// Notification writes the provider's state notification; nil when
+	// it sends none the exporter receives.
+	Notification NotificationFunc
 
 	routes []route
 }
@@ -74,6 +77,9 @@ type DemoInstance struct {
 	// Timeout is set in the configuration when not zero.
 	Timeout time.Duration
 	Steps   []Step
+	// Webhook, when set, makes the instance push its state changes in
+	// --demo with a notification receiver.
+	Webhook WebhookAuth
 }
 
 // route is one endpoint of a provider: a method and a path pattern below

@@ -66,6 +66,7 @@ type instance struct {
 	secret   string
 	schedule []Step
 	calls    atomic.Int64
+	webhook  *WebhookAuth // nil: sends no notifications
 
 	spacingMu sync.Mutex
 	spacing   Spacing

@@ -1,0 +1,291 @@
+package collector
+
+import (
+	"crypto/subtle"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	promcfg "github.com/prometheus/common/config"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+)
+
+// Notifications: providers can push an instance's state changes to a URL
+// (GREEN-API stateInstanceChanged, Evolution API connection.update). The
+// receiver applies them at once, between polls; polling stays the
+// primary signal, since providers do not send every change (GREEN-API
+// sends none after blocked, nor for a new instance). Each provider's
+// notification format is in <provider>_webhook.go.
+
+// Outcomes of a notification, the values of the outcome label.
+const (
+	// OutcomeAccepted changed what the exporter knows of the instance.
+	OutcomeAccepted = "accepted"
+	// OutcomeStale is a duplicate, or older than what the exporter
+	// knows: it changes nothing.
+	OutcomeStale = "stale"
+	// OutcomeIgnored is another kind of notification (a message, a
+	// status), acknowledged and dropped.
+	OutcomeIgnored         = "ignored"
+	OutcomeUnauthorized    = "unauthorized"
+	OutcomeUnknownInstance = "unknown_instance"
+	OutcomeMalformed       = "malformed"
+	OutcomeTooLarge        = "too_large"
+	// OutcomeIncomplete is a body that did not arrive in full before the
+	// receiver's timeouts (a slow or vanished sender).
+	OutcomeIncomplete = "incomplete"
+)
+
+// Outcomes lists every outcome, by index in the per-instance counts.
+var Outcomes = [...]string{
+	OutcomeAccepted, OutcomeStale, OutcomeIgnored, OutcomeUnauthorized,
+	OutcomeUnknownInstance, OutcomeMalformed, OutcomeTooLarge, OutcomeIncomplete,
+}
+
+// MaxNotificationBytes bounds a notification's body. A state notification
+// takes a few hundred bytes; the limit leaves room for the other kinds a
+// user may point at the receiver, which are acknowledged unread.
+const MaxNotificationBytes = 64 << 10
+
+// Webhook is how a provider pushes state changes.
+type Webhook struct {
+	// Decode reads a notification's body. It returns an error that does
+	// not quote the body (it may hold secrets) for a malformed one.
+	Decode func(body []byte, received time.Time) (Notification, error)
+	// Authorized reports whether a request's header carries the
+	// notification credentials of an instance of this configuration, at
+	// now; configured is false when the instance has none.
+	Authorized func(spec config.Spec, h http.Header, now time.Time) (ok, configured bool)
+}
+
+// Notification is a decoded notification.
+type Notification struct {
+	// ID is the instance's identity at the provider (config.Common.ID).
+	ID string
+	// State is the reported state; empty for a notification of another
+	// kind, which is ignored.
+	State string
+	// At is when the provider sent it, by its clock. Absolute is set when
+	// that clock is comparable with the exporter's (a Unix timestamp);
+	// otherwise At only orders the provider's notifications among
+	// themselves.
+	At       time.Time
+	Absolute bool
+}
+
+// webhookToken is the credential notifications carry in their
+// Authorization header, with or without "Bearer ": GREEN-API's
+// webhookUrlToken, or a header value set on an Evolution API webhook.
+type webhookToken struct {
+	WebhookToken     promcfg.Secret `yaml:"webhook_token,omitempty"`
+	WebhookTokenFile string         `yaml:"webhook_token_file,omitempty"`
+	token            string
+}
+
+func (w *webhookToken) field() config.OptionalSecret {
+	return config.OptionalSecret{Field: "webhook_token", Value: &w.WebhookToken, File: &w.WebhookTokenFile, Resolved: &w.token}
+}
+
+// authorizes compares in constant time, so that the answer's timing does
+// not tell how much of a guess was right.
+func (w *webhookToken) authorizes(h http.Header) bool {
+	if w.token == "" {
+		return false
+	}
+	v := h.Get("Authorization")
+	if len(v) > 7 && strings.EqualFold(v[:7], "Bearer ") {
+		v = v[7:]
+	}
+	return subtle.ConstantTimeCompare([]byte(v), []byte(w.token)) == 1
+}
+
+// receiver is the collector's notification state: what it logged once.
+type receiver struct {
+	mu            sync.Mutex
+	unknownLogged map[string]bool // by provider and ID, bounded by maxUnknownLogged
+}
+
+// maxUnknownLogged bounds the instance IDs whose notifications were logged
+// as unknown: the IDs come from unauthenticated requests.
+const maxUnknownLogged = 1000
+
+// logUnknown logs the first notification for an instance the exporter
+// does not watch, once per instance.
+func (rc *receiver) logUnknown(logger *slog.Logger, provider, id string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	key := provider + "\x00" + id
+	switch {
+	case rc.unknownLogged[key]:
+		return
+	case len(rc.unknownLogged) == maxUnknownLogged:
+		rc.unknownLogged[""] = true
+		logger.Warn("Notifications for more unknown instances; no longer logging them", "provider", provider)
+		return
+	case len(rc.unknownLogged) > maxUnknownLogged:
+		return
+	}
+	if rc.unknownLogged == nil {
+		rc.unknownLogged = map[string]bool{}
+	}
+	rc.unknownLogged[key] = true
+	logger.Warn("Notification for an instance the exporter does not watch; answered 404 (logged once per instance)",
+		"provider", provider, "id", shorten(id, 100))
+}
+
+// Webhooks returns the notification receiver's handler: POST
+// /webhook/<provider>, whatever follows (Evolution API appends the event's
+// name when its webhook is set by events).
+func (c *Collector) Webhooks() http.Handler {
+	mux := http.NewServeMux()
+	for _, p := range providers {
+		if p.Webhook == nil {
+			continue
+		}
+		h := func(w http.ResponseWriter, r *http.Request) { c.serveNotification(p, w, r) }
+		mux.HandleFunc("POST /webhook/"+p.Name, h)
+		mux.HandleFunc("POST /webhook/"+p.Name+"/", h)
+	}
+	return mux
+}
+
+// serveNotification answers a notification. No answer and no log line
+// quotes its body: Evolution API's carries the instance's API token.
+func (c *Collector) serveNotification(p *Provider, w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxNotificationBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			c.answer(w, p, nil, OutcomeTooLarge, http.StatusRequestEntityTooLarge)
+			return
+		}
+		c.answer(w, p, nil, OutcomeIncomplete, http.StatusRequestTimeout)
+		return
+	}
+	n, err := p.Webhook.Decode(body, now)
+	if err != nil {
+		c.logger.Debug("Malformed notification", "provider", p.Name, "err", err)
+		c.answer(w, p, nil, OutcomeMalformed, http.StatusBadRequest)
+		return
+	}
+	c.mu.RLock()
+	targets := c.byID[p.Name+"\x00"+n.ID]
+	c.mu.RUnlock()
+	if n.State == "" {
+		c.answer(w, p, targets, OutcomeIgnored, http.StatusOK)
+		return
+	}
+	if len(targets) == 0 {
+		c.receiver.logUnknown(c.logger, p.Name, n.ID)
+		c.answer(w, p, nil, OutcomeUnknownInstance, http.StatusNotFound)
+		return
+	}
+	var authorized []*target
+	for _, t := range targets {
+		ok, configured := p.Webhook.Authorized(t.spec, r.Header, now)
+		switch {
+		case ok:
+			authorized = append(authorized, t)
+		case t.stats.unauthorizedLogged.CompareAndSwap(false, true):
+			if configured {
+				t.logger.Warn("Refused a notification without the instance's webhook credentials (logged once per instance; see whatsapp_webhook_notifications_total)")
+			} else {
+				t.logger.Warn("Refused a notification: the instance has no webhook credentials configured (logged once per instance)")
+			}
+		}
+	}
+	if len(authorized) == 0 {
+		c.answer(w, p, targets, OutcomeUnauthorized, http.StatusUnauthorized)
+		return
+	}
+	// Instances of the same identity share their memory: apply once.
+	outcome := OutcomeStale
+	applied := map[*memory]string{}
+	for _, t := range authorized {
+		o, done := applied[t.mem]
+		if !done {
+			o = t.notify(n, now)
+			applied[t.mem] = o
+		}
+		if o == OutcomeAccepted {
+			outcome = o
+		}
+	}
+	for _, t := range authorized {
+		t.stats.countNotification(applied[t.mem])
+	}
+	c.metrics.notification(p.Name, outcome)
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, outcome+"\n")
+}
+
+// answer counts a notification's outcome for the exporter and for targets,
+// and writes a status and the outcome, never anything of the request.
+func (c *Collector) answer(w http.ResponseWriter, p *Provider, targets []*target, outcome string, status int) {
+	for _, t := range targets {
+		t.stats.countNotification(outcome)
+	}
+	c.metrics.notification(p.Name, outcome)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, outcome+"\n")
+}
+
+// notify applies a notification received at now to the target's memory
+// and returns OutcomeAccepted or OutcomeStale. A notification is stale
+// when it is older than the last one applied, repeats it, or (on a clock
+// comparable with the exporter's) was sent before the call that brought
+// the current state started.
+func (t *target) notify(n Notification, now time.Time) string {
+	state := t.outcomeOf(n.State, nil).state
+	asOf := now
+	if n.Absolute && n.At.Before(now) {
+		asOf = n.At
+	}
+	m := t.mem
+	m.mu.Lock()
+	stale := (!m.notifiedAt.IsZero() && (n.At.Before(m.notifiedAt) || n.At.Equal(m.notifiedAt) && m.last.state == state)) ||
+		// Timestamps have seconds: a notification of the second a call
+		// started is the newer one.
+		asOf.Unix() < m.asOf.Unix()
+	if stale {
+		m.mu.Unlock()
+		return OutcomeStale
+	}
+	prev, had := m.last, !m.updated.IsZero()
+	o := outcome{state: state, up: true}
+	if had {
+		// whatsapp_up stays what the last call made it.
+		o.up, o.reason = prev.up, prev.reason
+	}
+	if !had || prev.state != o.state || prev.up != o.up {
+		m.since = now
+	}
+	m.last, m.updated, m.asOf, m.notified, m.notifiedAt = o, now, asOf, true, n.At
+	m.mu.Unlock()
+	if !had || prev.state != state {
+		t.logger.Info("State changed", "state", state, "via", "notification")
+	}
+	return OutcomeAccepted
+}
+
+// notificationCounts are an instance's notifications by outcome.
+type notificationCounts struct {
+	byOutcome [len(Outcomes)]atomic.Uint64
+	// unauthorizedLogged is set once a refused notification was logged.
+	unauthorizedLogged atomic.Bool
+}
+
+func (s *notificationCounts) countNotification(outcome string) {
+	if i := slices.Index(Outcomes[:], outcome); i >= 0 {
+		s.byOutcome[i].Add(1)
+	}
+}

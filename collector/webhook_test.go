@@ -1,0 +1,465 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
+)
+
+func TestDecodeNotifications(t *testing.T) {
+	received := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		provider, fixture string
+		want              Notification // ID and State; zero for a malformed body
+		malformed         bool
+	}{
+		{"greenapi", "state_blocked.json", Notification{ID: "1101000001", State: "blocked", At: time.Unix(1586700690, 0), Absolute: true}, false},
+		{"greenapi", "state_notAuthorized.json", Notification{ID: "1101000001", State: "notAuthorized", At: time.Unix(1586700690, 0), Absolute: true}, false},
+		{"greenapi", "state_new_value.json", Notification{ID: "1101000001", State: "pendingPassword", At: time.Unix(1586700690, 0), Absolute: true}, false},
+		{"greenapi", "incoming_message.json", Notification{ID: "1101000001"}, false},
+		{"greenapi", "socket_status.json", Notification{ID: "1101000001"}, false},
+		{"greenapi", "no_type.json", Notification{}, true},
+		{"greenapi", "bad_id.json", Notification{}, true},
+		{"greenapi", "no_timestamp.json", Notification{}, true},
+		{"greenapi", "no_state.json", Notification{}, true},
+		{"greenapi", "two_objects.txt", Notification{}, true},
+		{"greenapi", "form.txt", Notification{}, true},
+		{"greenapi", "null.json", Notification{}, true},
+		{"greenapi", "array.json", Notification{}, true},
+		{"evolution", "connection_open.json", Notification{ID: "sales-bot", State: "open", At: time.Date(2025, 1, 20, 10, 0, 0, 0, time.UTC)}, false},
+		{"evolution", "connection_refused.json", Notification{ID: "sales-bot", State: "close", At: time.Date(2025, 1, 20, 10, 0, 1, 0, time.UTC)}, false},
+		{"evolution", "connection_connecting.json", Notification{ID: "sales-bot", State: "connecting", At: time.Date(2025, 1, 20, 10, 0, 2, 0, time.UTC)}, false},
+		{"evolution", "messages_upsert.json", Notification{ID: "sales-bot", At: received}, false},
+		{"evolution", "no_state.json", Notification{}, true},
+		{"evolution", "no_instance.json", Notification{}, true},
+		{"evolution", "no_event.json", Notification{}, true},
+		{"evolution", "truncated.txt", Notification{}, true},
+	} {
+		t.Run(tc.provider+"/"+tc.fixture, func(t *testing.T) {
+			body := readFixture(t, filepath.Join("webhook", tc.provider), tc.fixture)
+			got, err := providers[tc.provider].Webhook.Decode(body, received)
+			if tc.malformed {
+				if err == nil {
+					t.Fatalf("decoded %+v, want an error", got)
+				}
+				if strings.Contains(err.Error(), "EVOLUTION-INSTANCE-TOKEN") || strings.Contains(err.Error(), "sales-bot") {
+					t.Errorf("error quotes the body: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ID != tc.want.ID || got.State != tc.want.State || !got.At.Equal(tc.want.At) || got.Absolute != tc.want.Absolute {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// webhookEnv is a collector with notifications on, its instances polled
+// from a simulator, and its receiver served.
+type webhookEnv struct {
+	c        *Collector
+	sim      *simulator.Simulator
+	receiver string
+	logs     *testlog.Buffer
+}
+
+const (
+	testWebhookToken = "WEBHOOK-TOKEN-0123456789"
+	testJWTKey       = "JWT-KEY-0123456789abcdef"
+)
+
+func newWebhookEnv(t *testing.T, extraYAML string) *webhookEnv {
+	t.Helper()
+	sim := simulator.New()
+	simSrv := httptest.NewServer(sim)
+	t.Cleanup(simSrv.Close)
+	sim.Set("greenapi", "1101000001", "api-token-1", simulator.Behaviour{State: "authorized"})
+	sim.Set("greenapi", "1101000002", "api-token-2", simulator.Behaviour{State: "authorized"})
+	sim.Set("evolution", "sales-bot", "EVOLUTION-INSTANCE-TOKEN-0001", simulator.Behaviour{State: "open"})
+	yml := fmt.Sprintf(`instances:
+  - {name: shop, provider: greenapi, api_url: %[1]q, id_instance: "1101000001", api_token: api-token-1, webhook_token: %[2]q}
+  - {name: no-token, provider: greenapi, api_url: %[1]q, id_instance: "1101000002", api_token: api-token-2}
+  - {name: bot, provider: evolution, api_url: %[3]q, instance_name: sales-bot, api_key: EVOLUTION-INSTANCE-TOKEN-0001, webhook_token: %[2]q, webhook_jwt_key: %[4]q}
+`, simSrv.URL, testWebhookToken, simSrv.URL+"/evolution", testJWTKey) + extraYAML
+	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger, logs := testlog.New()
+	c := New(logger, Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
+	t.Cleanup(c.Close)
+	if err := c.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c.Webhooks())
+	t.Cleanup(srv.Close)
+	return &webhookEnv{c: c, sim: sim, receiver: srv.URL, logs: logs}
+}
+
+// post sends a notification and returns the status and answer.
+func (e *webhookEnv) post(t *testing.T, path, auth string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.receiver+path, strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// scrape returns the text a scrape exposes.
+func (e *webhookEnv) scrape(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	if _, err := e.c.Refresh(context.Background()).WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// state is the named instance's current state in a scrape and whether it
+// came from a notification.
+func (e *webhookEnv) state(t *testing.T, name string) (string, bool) {
+	t.Helper()
+	text := e.scrape(t)
+	state, notified := "", false
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.Contains(line, `name="`+name+`"`) {
+			continue
+		}
+		if strings.HasPrefix(line, "whatsapp_instance_state{") && strings.HasSuffix(line, " 1") {
+			state = line[strings.Index(line, `state="`)+7:]
+			state = state[:strings.Index(state, `"`)]
+		}
+		if strings.HasPrefix(line, "whatsapp_instance_state_from_notification{") {
+			notified = strings.HasSuffix(line, " 1")
+		}
+	}
+	return state, notified
+}
+
+func greenAPIState(id, state string, at time.Time) []byte {
+	return fmt.Appendf(nil, `{"typeWebhook":"stateInstanceChanged","instanceData":{"idInstance":%s,"wid":"79876543210@c.us","typeInstance":"whatsapp"},"timestamp":%d,"stateInstance":%q}`, id, at.Unix(), state)
+}
+
+func evolutionEvent(state string, at time.Time) []byte {
+	return fmt.Appendf(nil, `{"event":"connection.update","instance":"sales-bot","data":{"instance":"sales-bot","state":%q,"statusReason":200},"date_time":%q,"server_url":"https://evolution.example.com","apikey":"EVOLUTION-INSTANCE-TOKEN-0001"}`, state, at.UTC().Format("2006-01-02T15:04:05.000Z"))
+}
+
+func jwt(key string, claims map[string]any) string {
+	return "Bearer " + simulator.SignJWT(key, claims)
+}
+
+func TestNotificationUpdatesStateAtOnce(t *testing.T) {
+	e := newWebhookEnv(t, "")
+	if got, notified := e.state(t, "shop"); got != "authorized" || notified {
+		t.Fatalf("after the first poll: state %q notified %v, want authorized from a poll", got, notified)
+	}
+	callsBefore := e.sim.Calls("greenapi", "1101000001")
+	status, answer := e.post(t, "/webhook/greenapi", "Bearer "+testWebhookToken, greenAPIState("1101000001", "blocked", time.Now()))
+	if status != http.StatusOK || answer != "accepted\n" {
+		t.Fatalf("got %d %q, want 200 accepted", status, answer)
+	}
+	// MinInterval is an hour: no poll can have brought it.
+	if got, notified := e.state(t, "shop"); got != "blocked" || !notified {
+		t.Errorf("state %q notified %v, want blocked from the notification", got, notified)
+	}
+	if n := e.sim.Calls("greenapi", "1101000001"); n != callsBefore {
+		t.Errorf("the notification caused %d calls", n-callsBefore)
+	}
+	text := e.scrape(t)
+	for _, want := range []string{
+		`whatsapp_up{provider="greenapi",name="shop"} 1`,
+		`whatsapp_webhook_notifications_total{provider="greenapi",name="shop",outcome="accepted"} 1`,
+		`whatsapp_instance_state_from_notification{provider="greenapi",name="no-token"} 0`,
+	} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("scrape lacks %s", want)
+		}
+	}
+	if got := testutil.ToFloat64(e.c.metrics.notifications.WithLabelValues("greenapi", "accepted")); got != 1 {
+		t.Errorf("whatsapp_exporter_webhook_notifications_total{accepted} = %v, want 1", got)
+	}
+}
+
+func TestNextPollReplacesNotifiedState(t *testing.T) {
+	e := newWebhookEnv(t, "")
+	e.state(t, "shop") // first poll
+	if status, _ := e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "yellowCard", time.Now())); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	// The poll is the primary signal: once due, its answer wins.
+	e.c.mu.RLock()
+	m := e.c.byName["shop"].mem
+	e.c.mu.RUnlock()
+	m.mu.Lock()
+	m.freshTill = time.Time{}
+	m.mu.Unlock()
+	time.Sleep(1100 * time.Millisecond) // a poll of a later second
+	if got, notified := e.state(t, "shop"); got != "authorized" || notified {
+		t.Errorf("after the next poll: state %q notified %v, want authorized from the poll", got, notified)
+	}
+}
+
+func TestNotificationAnswers(t *testing.T) {
+	now := time.Now()
+	valid := map[string]any{"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "app": "evolution", "action": "webhook"}
+	expired := map[string]any{"iat": now.Add(-time.Hour).Unix(), "exp": now.Add(-50 * time.Minute).Unix()}
+	noExp := map[string]any{"iat": now.Unix()}
+	noneAlg := "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + strings.TrimPrefix(strings.Split(jwt(testJWTKey, valid), ".")[1], "") + "."
+	for _, tc := range []struct {
+		name, path, auth string
+		body             []byte
+		status           int
+		outcome          string
+		instance, state  string // the instance's state afterwards
+	}{
+		{"token with Bearer", "/webhook/greenapi", "Bearer " + testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
+		{"token without Bearer", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
+		{"lower-case bearer", "/webhook/greenapi", "bearer " + testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
+		{"path suffix", "/webhook/greenapi/anything", testWebhookToken, greenAPIState("1101000001", "sleepMode", now), 200, OutcomeAccepted, "shop", "sleepMode"},
+		{"wrong token", "/webhook/greenapi", "Bearer " + testWebhookToken + "x", greenAPIState("1101000001", "blocked", now), 401, OutcomeUnauthorized, "shop", "authorized"},
+		{"token prefix", "/webhook/greenapi", testWebhookToken[:10], greenAPIState("1101000001", "blocked", now), 401, OutcomeUnauthorized, "shop", "authorized"},
+		{"no token", "/webhook/greenapi", "", greenAPIState("1101000001", "blocked", now), 401, OutcomeUnauthorized, "shop", "authorized"},
+		{"instance without webhook_token", "/webhook/greenapi", "", greenAPIState("1101000002", "blocked", now), 401, OutcomeUnauthorized, "no-token", "authorized"},
+		{"another instance's token", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000002", "blocked", now), 401, OutcomeUnauthorized, "no-token", "authorized"},
+		{"unknown instance", "/webhook/greenapi", testWebhookToken, greenAPIState("1101009999", "blocked", now), 404, OutcomeUnknownInstance, "shop", "authorized"},
+		{"other typeWebhook, no token", "/webhook/greenapi", "", readFixture(t, "webhook/greenapi", "incoming_message.json"), 200, OutcomeIgnored, "shop", "authorized"},
+		{"malformed", "/webhook/greenapi", testWebhookToken, []byte(`{"typeWebhook":`), 400, OutcomeMalformed, "shop", "authorized"},
+		{"empty body", "/webhook/greenapi", testWebhookToken, nil, 400, OutcomeMalformed, "shop", "authorized"},
+		{"too large", "/webhook/greenapi", testWebhookToken, append(greenAPIState("1101000001", "blocked", now)[:1], []byte(`"pad":"`+strings.Repeat("x", MaxNotificationBytes)+`",`+string(greenAPIState("1101000001", "blocked", now)[1:]))...), 413, OutcomeTooLarge, "shop", "authorized"},
+		{"state the exporter does not know", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "pendingPassword", now), 200, OutcomeAccepted, "shop", "unknown"},
+		{"Evolution header token", "/webhook/evolution", "Bearer " + testWebhookToken, evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
+		{"Evolution JWT, by events", "/webhook/evolution/connection-update", jwt(testJWTKey, valid), evolutionEvent("connecting", now), 200, OutcomeAccepted, "bot", "connecting"},
+		{"Evolution refused is close", "/webhook/evolution", jwt(testJWTKey, valid), evolutionEvent("refused", now), 200, OutcomeAccepted, "bot", "close"},
+		{"Evolution JWT of another key", "/webhook/evolution", jwt(testJWTKey+"x", valid), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+		{"Evolution expired JWT", "/webhook/evolution", jwt(testJWTKey, expired), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+		{"Evolution JWT without exp", "/webhook/evolution", jwt(testJWTKey, noExp), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+		{"Evolution unsigned JWT", "/webhook/evolution", noneAlg, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+		{"Evolution key as token", "/webhook/evolution", "Bearer " + testJWTKey, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+		{"Evolution apikey is not a credential", "/webhook/evolution", "Bearer EVOLUTION-INSTANCE-TOKEN-0001", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+		{"Evolution other event", "/webhook/evolution/messages-upsert", "", readFixture(t, "webhook/evolution", "messages_upsert.json"), 200, OutcomeIgnored, "bot", "open"},
+		{"Evolution malformed", "/webhook/evolution", jwt(testJWTKey, valid), readFixture(t, "webhook/evolution", "no_state.json"), 400, OutcomeMalformed, "bot", "open"},
+		{"GREEN-API body at the Evolution path", "/webhook/evolution", testWebhookToken, greenAPIState("1101000001", "blocked", now), 400, OutcomeMalformed, "shop", "authorized"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newWebhookEnv(t, "")
+			e.scrape(t) // first poll
+			status, answer := e.post(t, tc.path, tc.auth, tc.body)
+			if status != tc.status || answer != tc.outcome+"\n" {
+				t.Errorf("got %d %q, want %d %q", status, answer, tc.status, tc.outcome)
+			}
+			if got, _ := e.state(t, tc.instance); got != tc.state {
+				t.Errorf("%s is %q, want %q", tc.instance, got, tc.state)
+			}
+			provider := strings.Split(tc.path, "/")[2]
+			if got := testutil.ToFloat64(e.c.metrics.notifications.WithLabelValues(provider, tc.outcome)); got != 1 {
+				t.Errorf("whatsapp_exporter_webhook_notifications_total{%s,%s} = %v, want 1", provider, tc.outcome, got)
+			}
+			checkNoLeak(t, "logs", e.logs.String(), "EVOLUTION-INSTANCE-TOKEN-0001")
+			checkNoLeak(t, "logs", e.logs.String(), testWebhookToken)
+			checkNoLeak(t, "logs", e.logs.String(), testJWTKey)
+		})
+	}
+}
+
+func TestStaleNotificationsChangeNothing(t *testing.T) {
+	e := newWebhookEnv(t, "")
+	e.scrape(t)
+	now := time.Now()
+	send := func(state string, at time.Time) string {
+		t.Helper()
+		_, answer := e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", state, at))
+		return strings.TrimSpace(answer)
+	}
+	// Sent before the poll that brought the current state started.
+	if got := send("blocked", now.Add(-time.Minute)); got != OutcomeStale {
+		t.Errorf("notification older than the last poll: %s, want stale", got)
+	}
+	if got := send("notAuthorized", now.Add(time.Second)); got != OutcomeAccepted {
+		t.Fatalf("newer notification: %s, want accepted", got)
+	}
+	if got := send("notAuthorized", now.Add(time.Second)); got != OutcomeStale {
+		t.Errorf("duplicate: %s, want stale", got)
+	}
+	if got := send("authorized", now); got != OutcomeStale {
+		t.Errorf("out of order: %s, want stale", got)
+	}
+	if got, _ := e.state(t, "shop"); got != "notAuthorized" {
+		t.Errorf("state %q, want notAuthorized", got)
+	}
+	if !strings.Contains(e.scrape(t), `whatsapp_webhook_notifications_total{provider="greenapi",name="shop",outcome="stale"} 3`+"\n") {
+		t.Errorf("stale notifications not counted:\n%s", e.scrape(t))
+	}
+	// Evolution API's times only order its own events.
+	if _, a := e.post(t, "/webhook/evolution", testWebhookToken, evolutionEvent("close", now.Add(-time.Hour))); strings.TrimSpace(a) != OutcomeAccepted {
+		t.Errorf("Evolution event with an old date_time: %s, want accepted (its clock is not ours)", a)
+	}
+	if _, a := e.post(t, "/webhook/evolution", testWebhookToken, evolutionEvent("open", now.Add(-2*time.Hour))); strings.TrimSpace(a) != OutcomeStale {
+		t.Errorf("Evolution event older than the last: %s, want stale", a)
+	}
+}
+
+func TestNotificationDuringCallWins(t *testing.T) {
+	// A call that started before the notification was sent may bring the
+	// state from before the change: it must not undo the notification.
+	e := newWebhookEnv(t, "")
+	e.scrape(t)
+	e.c.mu.RLock()
+	tg := e.c.byName["shop"]
+	e.c.mu.RUnlock()
+	started := time.Now()
+	time.Sleep(1100 * time.Millisecond)
+	if got := tg.notify(Notification{ID: "1101000001", State: "blocked", At: time.Now(), Absolute: true}, time.Now()); got != OutcomeAccepted {
+		t.Fatalf("notify: %s", got)
+	}
+	tg.mem.record(tg.logger, outcome{state: "authorized", up: true}, "", started, time.Now(), time.Hour, "failing")
+	if got, notified := e.state(t, "shop"); got != "blocked" || !notified {
+		t.Errorf("state %q notified %v, want blocked from the notification", got, notified)
+	}
+	tg.mem.record(tg.logger, outcome{state: "authorized", up: true}, "", time.Now(), time.Now(), time.Hour, "failing")
+	if got, notified := e.state(t, "shop"); got != "authorized" || notified {
+		t.Errorf("after a later call: state %q notified %v, want authorized from the poll", got, notified)
+	}
+}
+
+func TestUnknownInstancesLoggedOnce(t *testing.T) {
+	e := newWebhookEnv(t, "")
+	for range 3 {
+		e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101009999", "blocked", time.Now()))
+		e.post(t, "/webhook/greenapi", "", greenAPIState("1101000001", "blocked", time.Now()))
+	}
+	if n := strings.Count(e.logs.String(), "1101009999"); n != 1 {
+		t.Errorf("unknown instance logged %d times, want once:\n%s", n, e.logs)
+	}
+	if n := strings.Count(e.logs.String(), "Refused a notification"); n != 1 {
+		t.Errorf("refused notification logged %d times, want once:\n%s", n, e.logs)
+	}
+	// IDs come from anyone: the set of those logged is bounded.
+	for i := range maxUnknownLogged + 50 {
+		e.c.receiver.logUnknown(e.c.logger, "greenapi", strconv.Itoa(i))
+	}
+	if n := len(e.c.receiver.unknownLogged); n > maxUnknownLogged+1 {
+		t.Errorf("%d unknown IDs remembered, want at most %d", n, maxUnknownLogged+1)
+	}
+	if n := strings.Count(e.logs.String(), "no longer logging"); n != 1 {
+		t.Errorf("the end of logging is said %d times, want once", n)
+	}
+}
+
+func TestAccountInstancesTakeTheAccountsWebhookCredentials(t *testing.T) {
+	sim := simulator.New()
+	simSrv := httptest.NewServer(sim)
+	t.Cleanup(simSrv.Close)
+	sim.Set("greenapi", "1102000001", "found-token", simulator.Behaviour{State: "authorized"})
+	sim.SetAccount("greenapi", "partner-token", simulator.Member{ID: "1102000001", Name: "bakery"})
+	sim.Set("evolution", "support-bot", "bot-token", simulator.Behaviour{State: "open"})
+	sim.SetAccount("evolution", "global-key", simulator.Member{ID: "support-bot"})
+	yml := fmt.Sprintf(`accounts:
+  - {name: partner, provider: greenapi, api_url: %[1]q, partner_token: partner-token, instance_api_url: %[1]q, webhook_token: %[2]q}
+  - {name: server, provider: evolution, api_url: %[3]q, api_key: global-key, webhook_jwt_key: %[4]q}
+`, simSrv.URL, testWebhookToken, simSrv.URL+"/evolution", testJWTKey)
+	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(nil, Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
+	t.Cleanup(c.Close)
+	if err := c.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	e := &webhookEnv{c: c, sim: sim}
+	srv := httptest.NewServer(c.Webhooks())
+	t.Cleanup(srv.Close)
+	e.receiver = srv.URL
+	waitUntil(t, "the accounts' instances are found", func() bool { return len(c.Instances()) == 2 })
+	e.scrape(t)
+	now := time.Now()
+	if status, _ := e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1102000001", "blocked", now)); status != 200 {
+		t.Errorf("found GREEN-API instance: %d, want 200", status)
+	}
+	body := fmt.Appendf(nil, `{"event":"connection.update","instance":"support-bot","data":{"state":"close"},"apikey":"bot-token"}`)
+	if status, _ := e.post(t, "/webhook/evolution", jwt(testJWTKey, map[string]any{"exp": now.Add(time.Minute).Unix()}), body); status != 200 {
+		t.Errorf("found Evolution instance: %d, want 200", status)
+	}
+	if got, _ := e.state(t, "bakery"); got != "blocked" {
+		t.Errorf("bakery is %q, want blocked", got)
+	}
+	if got, _ := e.state(t, "support-bot"); got != "close" {
+		t.Errorf("support-bot is %q, want close", got)
+	}
+}
+
+func TestWebhookConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "wh"), []byte(testWebhookToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ yml, wantErr string }{
+		{instanceYAML("greenapi", "id_instance", "1", "api_token", "t", "webhook_token_file", "wh"), ""},
+		{instanceYAML("greenapi", "id_instance", "1", "api_token", "t", "webhook_token", "a", "webhook_token_file", "wh"), `field webhook_token: set webhook_token or webhook_token_file, not both`},
+		{instanceYAML("greenapi", "id_instance", "1", "api_token", "t", "webhook_token_file", "missing"), `field webhook_token_file:`},
+		{instanceYAML("greenapi", "id_instance", "1", "api_token", "t", "webhook_jwt_key", "k"), `field webhook_jwt_key not found`},
+		{instanceYAML("wachat", "instance_name", "x", "api_key", "k", "webhook_token", "a"), `field webhook_token not found`},
+		{instanceYAML("evolution", "api_url", "http://e", "instance_name", "x", "api_key", "k", "webhook_jwt_key_file", "/dev/zero"), `field webhook_jwt_key_file:`},
+	} {
+		_, err := config.Load([]byte(tc.yml), dir, config.Options{})
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tc.yml, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: error %v, want %q", tc.yml, err, tc.wantErr)
+		}
+	}
+	cfg := loadConfig(t, instanceYAML("greenapi", "id_instance", "1", "api_token", "t", "webhook_token_file", "wh"), dir)
+	if got := cfg.Instances[0].Spec.(*GreenAPISpec).webhookToken.token; got != testWebhookToken {
+		t.Errorf("token from file %q", got)
+	}
+}
+
+// The receiver's own metrics exist only with notifications on.
+func TestWebhookMetricsOnlyWhenOn(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		c := New(nil, Options{Notifications: on})
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(c.ProviderMetrics())
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, mf := range mfs {
+			found = found || mf.GetName() == "whatsapp_exporter_webhook_notifications_total"
+		}
+		if found != on {
+			t.Errorf("notifications %v: receiver metrics registered %v", on, found)
+		}
+		c.Close()
+	}
+}
