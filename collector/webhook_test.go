@@ -228,7 +228,9 @@ func TestNextPollReplacesNotifiedState(t *testing.T) {
 }
 
 func TestNotificationAnswers(t *testing.T) {
-	now := time.Now()
+	// Sent after the first poll of each case's environment: a
+	// notification from before it would be stale.
+	now := time.Now().Add(2 * time.Second)
 	valid := map[string]any{"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "app": "evolution", "action": "webhook"}
 	expired := map[string]any{"iat": now.Add(-time.Hour).Unix(), "exp": now.Add(-50 * time.Minute).Unix()}
 	noExp := map[string]any{"iat": now.Unix()}
