@@ -39,11 +39,17 @@ type testExporter struct {
 
 func startExporter(t testing.TB, src configSource, minInterval time.Duration) *testExporter {
 	t.Helper()
+	return startExporterWith(t, src, collector.Options{Concurrency: 32, MinInterval: minInterval, UserAgent: "test"})
+}
+
+// startExporterWith is startExporter with the collector's options.
+func startExporterWith(t testing.TB, src configSource, opts collector.Options) *testExporter {
+	t.Helper()
 	logger, logs := testlog.New()
 	e := newExporter(logger, src, exporterOptions{
 		timeoutOffset: 500 * time.Millisecond,
 		maxRequests:   40,
-		collector:     collector.Options{Concurrency: 32, MinInterval: minInterval, UserAgent: "test"},
+		collector:     opts,
 	})
 	t.Cleanup(e.collector.Close)
 	if err := e.reload(); err != nil {
@@ -497,11 +503,23 @@ func TestTokenNeverLeaks(t *testing.T) {
 		accounts += p.AccountConfig(accountURL, "found-"+p.Name, token, `name_prefix: "`+p.Name+`-"`)
 		accounts += p.AccountConfig(closedURL, "refused-"+p.Name, token)
 	}
+	// Notifications: the webhook credentials are the token, and Evolution
+	// API's events carry the instance's token in apikey.
+	for _, p := range simulator.Providers() {
+		if p.Notification == nil {
+			continue
+		}
+		extra := []string{fmt.Sprintf("webhook_token: %q", token)}
+		if p.Name == simulator.Evolution {
+			extra = append(extra, fmt.Sprintf("webhook_jwt_key: %q", token))
+		}
+		cfg += p.Config(closedURL, p.Name+"-webhook", "1103000001", token, extra...)
+	}
 	file := filepath.Join(t.TempDir(), "whatsapp_exporter.yml")
 	if err := os.WriteFile(file, []byte(cfg+accounts), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := startExporter(t, configSource{file: file}, 0)
+	e := startExporterWith(t, configSource{file: file}, collector.Options{Concurrency: 32, UserAgent: "test", Notifications: true})
 	// Until the accounts' first listings are in.
 	found := func() (n int) {
 		for _, in := range e.collector.Instances() {
@@ -517,6 +535,43 @@ func TestTokenNeverLeaks(t *testing.T) {
 		}
 	}
 	var seen strings.Builder
+	receiver := httptest.NewServer(e.webhookServer(defaultWebhookTimeouts).Handler)
+	t.Cleanup(receiver.Close)
+	notify := func(path, auth string, body []byte) {
+		req, err := http.NewRequest(http.MethodPost, receiver.URL+path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		fmt.Fprintf(&seen, "%d %s %s\n", resp.StatusCode, resp.Header, b)
+	}
+	accepted := 0
+	for _, p := range simulator.Providers() {
+		if p.Notification == nil {
+			continue
+		}
+		jwt := "Bearer " + simulator.SignJWT(token, map[string]any{"exp": time.Now().Add(time.Minute).Unix()})
+		for k, auth := range []string{"Bearer " + token, token, jwt, "Bearer wrong", ""} {
+			path, body := p.Notification("1103000001", p.States[k%len(p.States)], token, time.Now().Add(time.Duration(k+1)*time.Second))
+			notify(path, auth, body)
+		}
+		path, body := p.Notification("1103009999", p.States[0], token, time.Now())
+		notify(path, token, body)                                                              // unknown instance
+		notify(path, token, append(body[:len(body)-1:len(body)-1], []byte(`,"x":"`+token)...)) // malformed
+		notify(path, token, append(body[:len(body)-1:len(body)-1], []byte(`,"x":"`+strings.Repeat(token, 5000)+`"}`)...))
+		accepted += 2
+	}
+	if n := strings.Count(seen.String(), "200 "); n < accepted {
+		t.Errorf("%d notifications accepted, want at least %d:\n%s", n, accepted, seen.String())
+	}
 	for range 2 {
 		seen.WriteString(scrape(t, e.url, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3"}}))
 	}

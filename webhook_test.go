@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
+)
+
+// TestNotificationAlertDelay follows an instance that turns blocked to
+// Alertmanager twice, with the exporter polling every 20 s and Prometheus
+// scraping every second: without notifications the change waits for the
+// next poll; with them, the simulator pushes it and the next scrape has
+// it. Both delays are logged.
+func TestNotificationAlertDelay(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts Prometheus and Alertmanager")
+	}
+	const pollEvery = 20 * time.Second
+	for _, notifications := range []bool{false, true} {
+		t.Run(fmt.Sprintf("notifications=%v", notifications), func(t *testing.T) {
+			t.Parallel()
+			sink := testtool.NewWebhookSink(t)
+			amAddr, amLogs := testtool.StartAlertmanager(t, alertmanagerFile, sink.URL)
+			sim := simulator.New()
+			sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
+			simURL := startSimulator(t, sim)
+			cfg := "instances:\n" + simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "e2e-shop", "1101000001", "e2e-token", `webhook_token: "e2e-webhook-token"`)
+			e := startExporterWith(t, configSource{inline: []byte(cfg)}, collector.Options{Concurrency: 4, MinInterval: pollEvery, Notifications: notifications})
+			if notifications {
+				sim.SetWebhook(simulator.GreenAPI, "1101000001", simulator.WebhookAuth{Token: "e2e-webhook-token"})
+				receiver := httptest.NewServer(e.webhookServer(defaultWebhookTimeouts).Handler)
+				t.Cleanup(receiver.Close)
+				ctx, cancel := context.WithCancel(context.Background())
+				t.Cleanup(cancel)
+				go sim.SendNotifications(ctx, receiver.URL, func(err error) { t.Errorf("notification: %v", err) })
+			}
+			prom := startPrometheus(t, scrapeConfig(singleEndpoint, strings.TrimPrefix(e.url, "http://")), amAddr)
+
+			// Change the state just after a poll, the worst case
+			// for polling alone.
+			prom.waitQuery(t, 30*time.Second, `whatsapp_instance_state{state="authorized"} == 1`, func(s []sample) bool { return len(s) == 1 })
+			calls := sim.Calls(simulator.GreenAPI, "1101000001")
+			for deadline := time.Now().Add(2 * pollEvery); sim.Calls(simulator.GreenAPI, "1101000001") == calls; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no poll")
+				}
+			}
+			polls := sim.Calls(simulator.GreenAPI, "1101000001")
+			changed := time.Now()
+			sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "blocked"})
+
+			prom.waitQuery(t, 2*pollEvery, `whatsapp_instance_state{state="blocked"} == 1`, func(s []sample) bool { return len(s) == 1 })
+			seen := time.Since(changed)
+			pollsBeforeSeen := sim.Calls(simulator.GreenAPI, "1101000001") - polls
+			a := sink.Wait(t, 90*time.Second, "firing WhatsAppInstanceBlocked", func(_ testtool.Notification, a testtool.Alert) bool {
+				return a.Labels["alertname"] == "WhatsAppInstanceBlocked" && a.Status == "firing"
+			}, amLogs, prom.logs)
+			fired := time.Since(changed)
+			t.Logf("notifications=%v: blocked seen by Prometheus after %.1fs, alert at Alertmanager's receiver after %.1fs (polls every %s, scrapes every 1s, for: 6s)",
+				notifications, seen.Seconds(), fired.Seconds(), pollEvery)
+			if a.Labels["state"] != "blocked" || a.Labels["name"] != "e2e-shop" {
+				t.Errorf("alert labels %v", a.Labels)
+			}
+			if notifications {
+				// The notification, not a poll, brought it.
+				if pollsBeforeSeen != 0 {
+					t.Errorf("%d polls before Prometheus saw the state; want it from the notification", pollsBeforeSeen)
+				}
+				s, err := prom.query(`max_over_time(whatsapp_instance_state_from_notification{name="e2e-shop"}[1m]) == 1`)
+				if err != nil || len(s) != 1 {
+					t.Errorf("whatsapp_instance_state_from_notification never 1: %v %v", s, err)
+				}
+			} else if pollsBeforeSeen == 0 {
+				t.Errorf("Prometheus saw the state without a poll, and notifications are off")
+			}
+		})
+	}
+}
+
+// shortWebhookTimeouts let the tests watch slow senders being cut off.
+var shortWebhookTimeouts = webhookTimeouts{header: 300 * time.Millisecond, read: 600 * time.Millisecond, write: time.Second, idle: time.Second}
+
+func TestWebhookReceiverCutsOffSlowSenders(t *testing.T) {
+	sim := simulator.New()
+	sim.Set(simulator.GreenAPI, "1101000001", "token", simulator.Behaviour{State: "authorized"})
+	simURL := startSimulator(t, sim)
+	cfg := "instances:\n" + simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "shop", "1101000001", "token", `webhook_token: "wh"`)
+	e := startExporterWith(t, configSource{inline: []byte(cfg)}, collector.Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = e.webhookServer(shortWebhookTimeouts)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	scrape(t, e.url, nil) // the first poll: authorized
+
+	// closed reports whether the server ends the connection, and what it
+	// answered, after the sender wrote part of a request and stalled.
+	closed := func(partial string) (bool, string) {
+		t.Helper()
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, partial); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		answer, err := io.ReadAll(bufio.NewReader(conn))
+		return err == nil, string(answer) // EOF: closed by the server
+	}
+	body := `{"typeWebhook":"stateInstanceChanged","instanceData":{"idInstance":1101000001},"timestamp":` + fmt.Sprint(time.Now().Unix()+1) + `,"stateInstance":"blocked"}`
+	for name, partial := range map[string]string{
+		"headers never end": "POST /webhook/greenapi HTTP/1.1\r\nHost: x\r\nAuthorization: wh\r\n",
+		"body never ends":   fmt.Sprintf("POST /webhook/greenapi HTTP/1.1\r\nHost: x\r\nAuthorization: wh\r\nContent-Length: %d\r\n\r\n%s", len(body)+10, body),
+	} {
+		ok, answer := closed(partial)
+		if !ok {
+			t.Errorf("%s: the connection stayed open", name)
+		}
+		if strings.Contains(answer, "200 OK") {
+			t.Errorf("%s: answered %q", name, answer)
+		}
+	}
+	if text := scrape(t, e.url, nil); !strings.Contains(text, `whatsapp_instance_state{provider="greenapi",name="shop",state="authorized"} 1`) {
+		t.Errorf("a cut-off notification changed the state")
+	}
+	if text := scrape(t, e.url, nil); !strings.Contains(text, `whatsapp_exporter_webhook_notifications_total{outcome="incomplete",provider="greenapi"} 1`) {
+		t.Errorf("the incomplete body is not counted:\n%s", grepLines(text, "webhook"))
+	}
+	// The receiver still serves.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhook/greenapi", strings.NewReader(body))
+	req.Header.Set("Authorization", "wh")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("after the slow senders: %d", resp.StatusCode)
+	}
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestWebhookReceiverManyClients(t *testing.T) {
+	sim := simulator.New()
+	simURL := startSimulator(t, sim)
+	var cfg strings.Builder
+	cfg.WriteString("instances:\n")
+	for i := range 50 {
+		id := fmt.Sprint(1101000100 + i)
+		sim.Set(simulator.GreenAPI, id, "token", simulator.Behaviour{State: "authorized"})
+		cfg.WriteString(simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "i"+id, id, "token", `webhook_token: "wh"`))
+	}
+	e := startExporterWith(t, configSource{inline: []byte(cfg.String())}, collector.Options{Concurrency: 8, MinInterval: time.Hour, Notifications: true})
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = e.webhookServer(defaultWebhookTimeouts)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	scrape(t, e.url, nil)
+	// 50 instances, 20 notifications each, sent at once: every state ends
+	// as its newest notification says, whatever the order of arrival.
+	start := time.Now().Unix() + 1
+	errs := make(chan error, 1000)
+	for i := range 50 {
+		for k := range 20 {
+			go func() {
+				state := []string{"blocked", "yellowCard"}[k%2]
+				body := fmt.Sprintf(`{"typeWebhook":"stateInstanceChanged","instanceData":{"idInstance":%d},"timestamp":%d,"stateInstance":%q}`, 1101000100+i, start+int64(k), state)
+				req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhook/greenapi", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer wh")
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
+						err = fmt.Errorf("HTTP %d", resp.StatusCode)
+					}
+				}
+				errs <- err
+			}()
+		}
+	}
+	for range 1000 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	text := scrape(t, e.url, nil)
+	// The newest (k = 19) is yellowCard; a 503 (over maxWebhookRequests)
+	// would be retried by the provider, and is not here.
+	if n := strings.Count(text, `state="yellowCard"} 1`); n != 50 {
+		t.Errorf("%d of 50 instances show their newest state", n)
+	}
+}
+
+func TestBinaryWebhookReceiverTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSignedCert(t, certFile, keyFile)
+	webCfg := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(webCfg, []byte(fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", certFile, keyFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	whAddr := testtool.FreeAddr(t)
+	_, base, logs := startBinary(t, "--demo", "--api.min-interval=1h", "--webhook.listen-address="+whAddr, "--webhook.config.file="+webCfg)
+	scrape(t, base, nil)                                                                                                                 // the first poll, which a notification follows
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a test certificate
+	body := fmt.Sprintf(`{"typeWebhook":"stateInstanceChanged","instanceData":{"idInstance":1101000001},"timestamp":%d,"stateInstance":"blocked"}`, time.Now().Unix()+1)
+	var status int
+	waitFor(t, "the receiver over TLS", func() bool {
+		req, _ := http.NewRequest(http.MethodPost, "https://"+whAddr+"/webhook/greenapi", strings.NewReader(body))
+		req.Header.Set("Authorization", "demo-webhook-shop")
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		status = resp.StatusCode
+		return true
+	})
+	if status != http.StatusOK {
+		t.Errorf("HTTPS notification: %d\n%s", status, logs)
+	}
+	if resp, err := http.Post("http://"+whAddr+"/webhook/greenapi", "application/json", strings.NewReader(body)); err == nil {
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("plain HTTP accepted by a TLS receiver")
+		}
+		resp.Body.Close()
+	}
+	// The receiver serves notifications only, and /metrics is not there.
+	if resp, err := client.Get("https://" + whAddr + "/metrics"); err == nil {
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("/metrics on the receiver: %d", resp.StatusCode)
+		}
+		resp.Body.Close()
+	}
+	if text := scrape(t, base, nil); !strings.Contains(text, `whatsapp_instance_state_from_notification{provider="greenapi",name="demo-shop"} 1`) {
+		t.Errorf("the demo's state is not from the notification:\n%s\n%s", grepLines(text, "demo-shop"), logs)
+	}
+}
+
+func writeSelfSignedCert(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
