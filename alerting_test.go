@@ -78,3 +78,49 @@ func TestAlertingEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueAlertEndToEnd follows an authorized instance whose outgoing
+// queue grows to Alertmanager, and back once it drains.
+func TestQueueAlertEndToEnd(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts Prometheus and Alertmanager")
+	}
+	sink := testtool.NewWebhookSink(t)
+	amAddr, amLogs := testtool.StartAlertmanager(t, alertmanagerFile, sink.URL)
+	sim := simulator.New()
+	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
+	simURL := startSimulator(t, sim)
+	e := startExporter(t, configSource{inline: []byte("instances:\n" +
+		simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "e2e-queue", "1101000001", "e2e-token", "messages_queue: true"))}, 0)
+	prom := startPrometheus(t, scrapeConfig(singleEndpoint, strings.TrimPrefix(e.url, "http://")), amAddr)
+	prom.waitQuery(t, 30*time.Second, `whatsapp_outgoing_queue_messages{name="e2e-queue"} == 0`, func(s []sample) bool { return len(s) == 1 })
+
+	// Authorized, and three more messages queued every second.
+	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized", QueueRate: 3})
+	growing := func(status string) func(testtool.Notification, testtool.Alert) bool {
+		return func(n testtool.Notification, a testtool.Alert) bool {
+			return a.Labels["alertname"] == "WhatsAppInstanceQueueGrowing" && a.Status == status && n.Receiver == "whatsapp-pager"
+		}
+	}
+	a := sink.Wait(t, 120*time.Second, "firing WhatsAppInstanceQueueGrowing at whatsapp-pager", growing("firing"), amLogs, prom.logs)
+	for k, want := range map[string]string{"severity": "critical", "provider": "greenapi", "name": "e2e-queue", "job": "whatsapp"} {
+		if a.Labels[k] != want {
+			t.Errorf("label %s = %q, want %q (labels %v)", k, a.Labels[k], want, a.Labels)
+		}
+	}
+	if !strings.Contains(a.Annotations["runbook_url"], "#whatsappinstancequeuegrowing") {
+		t.Errorf("annotations %v", a.Annotations)
+	}
+
+	// The queue drains: resolved.
+	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
+	sink.Wait(t, 120*time.Second, "resolved WhatsAppInstanceQueueGrowing", growing("resolved"), amLogs, prom.logs)
+	for _, n := range sink.Notifications() {
+		for _, a := range n.Alerts {
+			if !strings.HasPrefix(a.Labels["alertname"], "WhatsAppInstanceQueue") {
+				t.Errorf("unexpected notification %s %v", a.Status, a.Labels)
+			}
+		}
+	}
+}

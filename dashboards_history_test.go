@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -114,7 +115,9 @@ func TestDashboardsHistory(t *testing.T) {
 					healthy := !strings.HasSuffix(sel.name, "-2")
 					mayBeEmpty := func(expr string) bool {
 						failures := strings.Contains(expr, "errors_total") && !strings.Contains(expr, "duration")
-						return strings.Contains(expr, "ALERTS") || (failures && healthy && strings.Contains(expr, "name=~"))
+						// No instance of the history reads its queue: the
+						// queue panels are checked with data on the demo.
+						return strings.Contains(expr, "ALERTS") || (failures && healthy && strings.Contains(expr, "name=~")) || queueMayBeEmpty(sel, expr, nil)
 					}
 					checkPanels(t, prom, sel, runs, end, mayBeEmpty)
 					for _, r := range runs {
@@ -195,6 +198,9 @@ func (h *history) add(mfs map[string]*dto.MetricFamily, target map[string]string
 				h.series(name+"_count", labels, counter(float64(m.GetSummary().GetSampleCount())))
 			case dto.MetricType_HISTOGRAM:
 				for _, b := range m.GetHistogram().GetBucket() {
+					if math.IsInf(b.GetUpperBound(), 1) {
+						continue // the parser may keep it; it is written below
+					}
 					le := map[string]string{"le": fmt.Sprint(b.GetUpperBound())}
 					for k, v := range labels {
 						le[k] = v

@@ -138,8 +138,39 @@ func demoMayBeEmpty(sel selection) func(expr string) bool {
 		failures := strings.Contains(expr, "errors_total") && !strings.Contains(expr, "duration")
 		notWorking := strings.Contains(expr, `state!~"authorized|open"`)
 		other := strings.Contains(expr, "ALERTS") || strings.Contains(expr, "whatsapp_account_")
-		return failures || notWorking || (other && !sel.all())
+		return failures || notWorking || (other && !sel.all()) || queueMayBeEmpty(sel, expr, demoQueueWatchers())
 	}
+}
+
+// demoQueueWatchers are the demo instances that read their outgoing queue.
+func demoQueueWatchers() []string {
+	var names []string
+	for _, d := range simulator.ProviderOf(simulator.GreenAPI).Demo {
+		if d.MessagesQueue {
+			names = append(names, d.Name)
+		}
+	}
+	return names
+}
+
+// queueMayBeEmpty: a queue panel shows the selected instances that read
+// their queue (watchers), and its list of the largest queues only those
+// that hold messages.
+func queueMayBeEmpty(sel selection, expr string, watchers []string) bool {
+	if !strings.Contains(expr, "whatsapp_outgoing_queue_") {
+		return false
+	}
+	if strings.Contains(expr, "> 0") {
+		return true
+	}
+	selects := func(re, v string) bool { return regexp.MustCompile("^(?:" + re + ")$").MatchString(v) }
+	if !selects(sel.provider, "greenapi") {
+		return true
+	}
+	if strings.Contains(expr, "name=~") {
+		return !slices.ContainsFunc(watchers, func(n string) bool { return selects(sel.name, n) })
+	}
+	return len(watchers) == 0
 }
 
 // panelRun is a dashboard query as Grafana sends it, and its result.

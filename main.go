@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		MinInterval:   f.minInterval,
 		UserAgent:     version.ComponentUserAgent(program),
 		Notifications: f.webhookAddress != "",
+		MessagesQueue: f.messagesQueue,
 	}
 	if f.configCheck {
 		n, err := checkConfig(logger, src, collectorOpts)

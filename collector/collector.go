@@ -33,6 +33,9 @@ type Options struct {
 	// Notifications is set when the notification receiver (Webhooks)
 	// serves: the metrics then say where each state came from.
 	Notifications bool
+	// MessagesQueue is whether an instance whose provider can read its
+	// outgoing queue does so when its configuration does not say.
+	MessagesQueue bool
 }
 
 // Collector holds the configured instances and refreshes their states.
@@ -134,6 +137,8 @@ type target struct {
 	logger   *slog.Logger
 	mem      *memory
 	stats    *instanceStats // kept across reloads by provider and name
+	// watchesQueue is set when the instance reads its outgoing queue.
+	watchesQueue bool
 	// foundBy is the account whose listing found this instance; nil for
 	// a configured one. When that listing carries the states, it is the
 	// instance's state request.
@@ -164,6 +169,9 @@ type memory struct {
 	asOf       time.Time
 	notified   bool
 	notifiedAt time.Time
+	// queue is the outgoing queue's last result (queue.go).
+	queue        queueResult
+	queueFailing bool
 
 	// Owned by the scheduler, under its lock.
 	done     chan struct{} // closed when the queued or running call ends
@@ -192,12 +200,13 @@ type result struct {
 	updated, since time.Time
 	// notified is set when the state came from a notification.
 	notified bool
+	queue    queueResult
 }
 
 func (m *memory) result() result {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return result{o: m.last, updated: m.updated, since: m.since, notified: m.notified}
+	return result{o: m.last, updated: m.updated, since: m.since, notified: m.notified, queue: m.queue}
 }
 
 // Update replaces the configuration. An instance whose configuration did
@@ -313,6 +322,11 @@ func (c *Collector) apply(configured []config.Instance, accounts []*account, poo
 		if a := foundBy[inst.Name()]; a != nil && a.kind.CarriesStates {
 			p = a.callsAs
 		}
+		qs, ok := inst.Spec.(queueSpec)
+		watchesQueue := ok && qs.watchesQueue(c.opts.MessagesQueue)
+		if watchesQueue {
+			p = p.withQueue
+		}
 		stats := newInstanceStats(p)
 		if prev != nil && prev.provider.Name == inst.Provider() && slices.Equal(prev.stats.methods, p.Methods) {
 			stats = prev.stats
@@ -323,6 +337,7 @@ func (c *Collector) apply(configured []config.Instance, accounts []*account, poo
 			return fmt.Errorf("instance %q: %w", inst.Name(), err)
 		}
 		t.foundBy = foundBy[t.name]
+		t.watchesQueue = watchesQueue
 		targets = append(targets, t)
 		byName[t.name] = t
 	}
@@ -502,6 +517,9 @@ func (c *Collector) call(m *memory) {
 		hold = max(hold, e.RetryAfter)
 	}
 	m.record(t.logger, o, detail, start, now, hold, "State request failing")
+	if q, ok := t.client.(queueReader); ok && t.watchesQueue {
+		c.readQueue(t, m, q, err)
+	}
 }
 
 // outcomeOf reads a state request's result.
@@ -527,11 +545,16 @@ func (t *target) outcomeOf(raw string, err error) outcome {
 // at now, and logs transitions, so that a lasting failure is logged once
 // rather than at every scrape; failing is the message of a failure. A
 // notification sent after the call started is newer than its result:
-// the call then only counts for the schedule.
+// the call then gives only whatsapp_up and the schedule.
 func (m *memory) record(logger *slog.Logger, o outcome, detail string, started, now time.Time, hold time.Duration, failing string) {
 	m.mu.Lock()
 	m.freshTill = now.Add(hold)
 	if m.notified && started.Before(m.asOf) {
+		// whatsapp_up is still the call's.
+		if m.last.up != o.up {
+			m.since = now
+		}
+		m.last.up, m.last.reason = o.up, o.reason
 		m.mu.Unlock()
 		return
 	}

@@ -38,6 +38,8 @@ func init() {
 		Name:    "greenapi",
 		States:  []string{"authorized", "notAuthorized", "blocked", "sleepMode", "starting", "yellowCard"},
 		Methods: []string{"getStateInstance"},
+		// GREEN-API answers at most the first greenAPIQueueCap messages.
+		QueueMethod: "showMessagesQueue",
 		Config: config.ProviderInfo{
 			NewSpec:       func() config.Spec { return &GreenAPISpec{} },
 			IdentityField: "id_instance",
@@ -58,6 +60,17 @@ type GreenAPISpec struct {
 	APITokenFile  string         `yaml:"api_token_file,omitempty"`
 	// The instance's webhookUrlToken, which its notifications carry.
 	webhookToken `yaml:",inline"`
+	// MessagesQueue makes the instance read its outgoing queue
+	// (showMessagesQueue) after each state request; unset, the
+	// --greenapi.messages-queue default applies.
+	MessagesQueue *bool `yaml:"messages_queue,omitempty"`
+}
+
+func (s *GreenAPISpec) watchesQueue(def bool) bool {
+	if s.MessagesQueue == nil {
+		return def
+	}
+	return *s.MessagesQueue
 }
 
 // Fields implements config.Spec.
@@ -75,17 +88,44 @@ func (s *GreenAPISpec) Validate() error {
 }
 
 type greenAPIClient struct {
-	api *API
-	url string
+	api      *API
+	url      string
+	queueURL string
 }
 
 func newGreenAPIClient(spec config.Spec, api *API) (Client, error) {
 	b := spec.Base()
 	api.addSecret(b.Secret())
 	return &greenAPIClient{
-		api: api,
-		url: b.APIURL + "/waInstance" + b.ID() + "/getStateInstance/" + url.PathEscape(b.Secret()),
+		api:      api,
+		url:      b.APIURL + "/waInstance" + b.ID() + "/getStateInstance/" + url.PathEscape(b.Secret()),
+		queueURL: b.APIURL + "/waInstance" + b.ID() + "/showMessagesQueue/" + url.PathEscape(b.Secret()),
 	}, nil
+}
+
+// GreenAPIQueueCap is the most messages showMessagesQueue returns: a
+// longer queue reads as this many.
+const GreenAPIQueueCap = 500
+
+// MessagesQueue calls GET {apiUrl}/waInstance{id}/showMessagesQueue/{token},
+// an array of the queued messages, and counts them. Its errors are those
+// of getStateInstance, and a 400 is an error, not a state.
+func (c *greenAPIClient) MessagesQueue(ctx context.Context) (int, error) {
+	return c.api.Count(ctx, "showMessagesQueue", c.queueURL, nil, func(r Response) error {
+		switch {
+		case r.Status == greenAPIQuotaExceeded:
+			return newError(ReasonQuotaExceeded, "HTTP 466: monthly quota of the plan used up")
+		case r.Status < 200 || r.Status > 299:
+			return statusError(r, snippet(r.Body))
+		}
+		var v struct {
+			Code *int `json:"code"`
+		}
+		if json.Unmarshal(r.Body, &v) == nil && v.Code != nil && *v.Code == http.StatusUnauthorized {
+			return newError(ReasonUnauthorized, "HTTP %d with code 401 in the body", r.Status)
+		}
+		return newError(ReasonBadResponse, "HTTP %d: not a JSON array: %s", r.Status, snippet(r.Body))
+	})
 }
 
 func (c *greenAPIClient) State(ctx context.Context) (string, error) {

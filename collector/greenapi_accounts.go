@@ -46,6 +46,8 @@ type GreenAPIAccountSpec struct {
 	InstanceAPIURL string `yaml:"instance_api_url,omitempty"`
 	// The webhookUrlToken of every instance found.
 	webhookToken `yaml:",inline"`
+	// MessagesQueue is the messages_queue of every instance found.
+	MessagesQueue *bool `yaml:"messages_queue,omitempty"`
 }
 
 // Fields implements config.AccountSpec.
@@ -133,8 +135,9 @@ func greenAPIListedInstance(spec config.AccountSpec, l Listed, name string) conf
 			Name: name, Provider: "greenapi", Timeout: a.Timeout, HTTPClientConfig: a.HTTPClientConfig,
 			APIURL: strings.ReplaceAll(a.InstanceAPIURL, greenAPIIDPrefix, prefix),
 		},
-		IDInstance:   l.ID,
-		APIToken:     promcfg.Secret(l.Token),
-		webhookToken: webhookToken{WebhookToken: promcfg.Secret(a.webhookToken.token)},
+		IDInstance:    l.ID,
+		APIToken:      promcfg.Secret(l.Token),
+		webhookToken:  webhookToken{WebhookToken: promcfg.Secret(a.webhookToken.token)},
+		MessagesQueue: a.MessagesQueue,
 	}
 }

@@ -523,6 +523,9 @@ func clientFromConfig(t *testing.T, cfg *config.Config) *testClient {
 		t.Fatalf("HTTP client: %v", err)
 	}
 	t.Cleanup(hc.CloseIdleConnections)
+	if qs, ok := spec.(queueSpec); ok && qs.watchesQueue(false) {
+		p = p.withQueue
+	}
 	logger, logs := testlog.New()
 	m := testCallMetrics{stats: newInstanceStats(p), provider: newProviderMetrics()}
 	api := &API{

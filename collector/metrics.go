@@ -3,6 +3,7 @@ package collector
 import (
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,7 @@ type providerMetrics struct {
 	notifications *prometheus.CounterVec
 
 	mu        sync.Mutex
-	observers map[string][]prometheus.Observer // by provider, by method
+	observers map[string][]prometheus.Observer // by provider and methods, by method
 }
 
 func newProviderMetrics() *providerMetrics {
@@ -99,13 +100,14 @@ type callObserver struct {
 func (m *providerMetrics) observer(provider string, stats *instanceStats) callObserver {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	obs, ok := m.observers[provider]
-	if !ok || len(obs) != len(stats.methods) {
+	key := provider + "\x00" + strings.Join(stats.methods, "\x00")
+	obs, ok := m.observers[key]
+	if !ok {
 		obs = make([]prometheus.Observer, len(stats.methods))
 		for i, method := range stats.methods {
 			obs[i] = m.duration.WithLabelValues(provider, method)
 		}
-		m.observers[provider] = obs
+		m.observers[key] = obs
 	}
 	return callObserver{stats: stats, durations: obs}
 }

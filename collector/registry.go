@@ -36,6 +36,11 @@ type Provider struct {
 	// Webhook says how the provider pushes state changes; nil when the
 	// exporter does not receive them.
 	Webhook *Webhook
+	// QueueMethod is the method label of the outgoing queue call, when
+	// the provider's clients can read it (queue.go); withQueue is the
+	// provider with that method, for the instances that watch it.
+	QueueMethod string
+	withQueue   *Provider
 
 	// stateLabels are the state label pairs of States and then of
 	// StateUnknown, methodLabels the method label pairs of Methods,
@@ -54,6 +59,12 @@ func register(p *Provider) {
 		p.methodLabels = append(p.methodLabels, `method="`+escapeLabel(m)+`"`)
 	}
 	providers[p.Name] = p
+	if p.QueueMethod != "" {
+		q := *p
+		q.Methods = append(slices.Clone(p.Methods), p.QueueMethod)
+		q.methodLabels = append(slices.Clone(p.methodLabels), `method="`+escapeLabel(p.QueueMethod)+`"`)
+		p.withQueue = &q
+	}
 	if p.Account != nil {
 		p.Config.Account = &p.Account.Config
 	}

@@ -180,7 +180,9 @@ func (c *Collector) serveNotification(p *Provider, w http.ResponseWriter, r *htt
 	targets := c.byID[p.Name+"\x00"+n.ID]
 	c.mu.RUnlock()
 	if n.State == "" {
-		c.answer(w, p, targets, OutcomeIgnored, http.StatusOK)
+		// Not authenticated: counted for the exporter only, so that
+		// anyone cannot add series to an instance.
+		c.answer(w, p, nil, OutcomeIgnored, http.StatusOK)
 		return
 	}
 	if len(targets) == 0 {

@@ -345,6 +345,11 @@ func TestNotificationDuringCallWins(t *testing.T) {
 	if got, notified := e.state(t, "shop"); got != "blocked" || !notified {
 		t.Errorf("state %q notified %v, want blocked from the notification", got, notified)
 	}
+	// Such a call still says whether the calls work.
+	tg.mem.record(tg.logger, outcome{state: StateUnknown, reason: ReasonUnauthorized}, "", started, time.Now(), time.Hour, "failing")
+	if text := e.scrape(t); !strings.Contains(text, `whatsapp_up{provider="greenapi",name="shop"} 0`+"\n") || !strings.Contains(text, `name="shop",state="blocked"} 1`) {
+		t.Errorf("a failing call during the notification: want whatsapp_up 0 and the state kept:\n%s", text)
+	}
 	tg.mem.record(tg.logger, outcome{state: "authorized", up: true}, "", time.Now(), time.Now(), time.Hour, "failing")
 	if got, notified := e.state(t, "shop"); got != "authorized" || notified {
 		t.Errorf("after a later call: state %q notified %v, want authorized from the poll", got, notified)

@@ -10,6 +10,12 @@ func state(s string, latency, d time.Duration) Step {
 	return Step{Behaviour: Behaviour{State: s, Latency: latency}, For: d}
 }
 
+// queued gives a step a queue of n messages that grows by rate a second.
+func queued(st Step, n int, rate float64) Step {
+	st.Queue, st.QueueRate = n, rate
+	return st
+}
+
 func failing(f Fault, latency, d time.Duration) Step {
 	return Step{Behaviour: Behaviour{Fault: f, Latency: latency, RetryAfter: 5 * time.Second}, For: d}
 }
@@ -48,6 +54,9 @@ func DemoConfig(baseURL string) string {
 				extra = append(extra, fmt.Sprintf("timeout: %s", d.Timeout))
 			}
 			extra = append(extra, d.Webhook.Config()...)
+			if d.MessagesQueue {
+				extra = append(extra, "messages_queue: true")
+			}
 			b.WriteString(p.Config(baseURL, d.Name, d.ID, d.Secret, extra...))
 		}
 	}

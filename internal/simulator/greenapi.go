@@ -33,12 +33,15 @@ func init() {
 		},
 		Notification: greenAPINotification,
 		Demo: []DemoInstance{
-			{Name: "demo-shop", ID: "1101000001", Secret: "demo-token-shop", Webhook: WebhookAuth{Token: "demo-webhook-shop"}, Steps: []Step{
-				state("authorized", 80*time.Millisecond, 150*time.Second),
-				state("starting", 80*time.Millisecond, 30*time.Second),
+			// Authorized while its queue grows: messages are not going
+			// out (whatsapp_outgoing_queue_messages).
+			{Name: "demo-shop", ID: "1101000001", Secret: "demo-token-shop", Webhook: WebhookAuth{Token: "demo-webhook-shop"}, MessagesQueue: true, Steps: []Step{
+				queued(state("authorized", 80*time.Millisecond, 150*time.Second), 0, 4),
+				queued(state("starting", 80*time.Millisecond, 30*time.Second), 600, -20),
 			}},
-			{Name: "demo-support", ID: "1101000002", Secret: "demo-token-support", Steps: []Step{
-				state("authorized", 120*time.Millisecond, 60*time.Second),
+			// A burst of messages that drains.
+			{Name: "demo-support", ID: "1101000002", Secret: "demo-token-support", MessagesQueue: true, Steps: []Step{
+				queued(state("authorized", 120*time.Millisecond, 60*time.Second), 40, -1),
 				state("sleepMode", 120*time.Millisecond, 60*time.Second),
 				state("authorized", 120*time.Millisecond, 60*time.Second),
 			}},
@@ -90,6 +93,7 @@ func init() {
 			},
 		},
 	}, route{"GET", "/{instance}/getStateInstance/{token}", (*Simulator).greenAPIState},
+		route{"GET", "/{instance}/showMessagesQueue/{token}", (*Simulator).greenAPIMessagesQueue},
 		route{"GET", "/partner/getInstances/{token}", (*Simulator).greenAPIPartnerInstances})
 }
 
@@ -131,6 +135,59 @@ func (s *Simulator) greenAPIPartnerInstances(w http.ResponseWriter, r *http.Requ
 		})
 	}
 	body, _ := json.Marshal(rows)
+	writeJSON(w, http.StatusOK, string(body))
+}
+
+// GreenAPIQueueCap is the most messages showMessagesQueue returns.
+const GreenAPIQueueCap = 500
+
+// greenAPIMessagesQueue serves GET /waInstance{id}/showMessagesQueue/{token}:
+// the first 500 queued messages.
+func (s *Simulator) greenAPIMessagesQueue(w http.ResponseWriter, r *http.Request) {
+	id, ok := strings.CutPrefix(r.PathValue("instance"), "waInstance")
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	secret, b, since, ok := s.lookupAt(GreenAPI, id, true)
+	if !ok {
+		http.Error(w, "Forbidden", http.StatusForbidden)
+		return
+	}
+	if !wait(r, b.Latency) {
+		return
+	}
+	if r.PathValue("token") != secret {
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		return
+	}
+	qb := Behaviour{Fault: b.QueueFault, RetryAfter: b.RetryAfter}
+	switch qb.Fault {
+	case FaultUnauthorizedOK:
+		writeJSON(w, http.StatusOK, `{"code":401,"description":"Unauthorized"}`)
+		return
+	case FaultQuotaExceeded:
+		writeJSON(w, 466, `{"invokeStatus":{"method":"showMessagesQueue","used":3000,"total":3000,"status":"QUOTE_EXCEEDED"}}`)
+		return
+	case FaultClientError:
+		http.Error(w, "Validation failed", http.StatusBadRequest)
+		return
+	case FaultWrongShape:
+		writeJSON(w, http.StatusOK, `{"messages":[]}`)
+		return
+	}
+	if fault(w, r, qb) {
+		return
+	}
+	n := min(b.QueueAt(since), GreenAPIQueueCap)
+	msgs := make([]map[string]any, n)
+	for k := range msgs {
+		msgs[k] = map[string]any{
+			"messageID": fmt.Sprintf("BAE5%012X", k), "messagesIDs": []string{fmt.Sprintf("BAE5%012X", k)},
+			"type": "sendMessage", "body": map[string]any{"chatId": "79001234567@c.us", "message": "queued message " + strconv.Itoa(k)},
+		}
+	}
+	body, _ := json.Marshal(msgs)
 	writeJSON(w, http.StatusOK, string(body))
 }
 

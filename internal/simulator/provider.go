@@ -80,6 +80,9 @@ type DemoInstance struct {
 	// Webhook, when set, makes the instance push its state changes in
 	// --demo with a notification receiver.
 	Webhook WebhookAuth
+	// MessagesQueue makes the exporter read the instance's outgoing
+	// queue (GREEN-API).
+	MessagesQueue bool
 }
 
 // route is one endpoint of a provider: a method and a path pattern below

@@ -54,6 +54,19 @@ type Behaviour struct {
 	Latency time.Duration
 	// RetryAfter goes with FaultRateLimited; zero sends no header.
 	RetryAfter time.Duration
+	// Queue is how many outgoing messages the instance holds when the
+	// behaviour begins, QueueRate how many more (or, negative, fewer)
+	// each second after, never fewer than none (GREEN-API's
+	// showMessagesQueue). QueueFault is what the queue request shows
+	// instead.
+	Queue      int
+	QueueRate  float64
+	QueueFault Fault
+}
+
+// QueueAt is the queue a behaviour holds d after it began.
+func (b Behaviour) QueueAt(d time.Duration) int {
+	return max(0, b.Queue+int(b.QueueRate*d.Seconds()))
 }
 
 // Step is one part of a schedule.
@@ -65,8 +78,12 @@ type Step struct {
 type instance struct {
 	secret   string
 	schedule []Step
+	setAt    time.Time // when the schedule was set
 	calls    atomic.Int64
-	webhook  *WebhookAuth // nil: sends no notifications
+	// queueCalls are the queue requests, apart from calls so that the
+	// state requests' count and spacing stay theirs.
+	queueCalls atomic.Int64
+	webhook    *WebhookAuth // nil: sends no notifications
 
 	spacingMu sync.Mutex
 	spacing   Spacing
@@ -148,7 +165,7 @@ func (s *Simulator) Schedule(provider, id, secret string, steps ...Step) {
 		in = &instance{}
 		s.instances[key] = in
 	}
-	in.secret, in.schedule = secret, steps
+	in.secret, in.schedule, in.setAt = secret, steps, time.Now()
 }
 
 // Calls is how many requests an instance has received.
@@ -161,18 +178,43 @@ func (s *Simulator) Calls(provider, id string) int64 {
 	return 0
 }
 
+// QueueCalls is how many queue requests an instance has received.
+func (s *Simulator) QueueCalls(provider, id string) int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if in, ok := s.instances[provider+"/"+id]; ok {
+		return in.queueCalls.Load()
+	}
+	return 0
+}
+
 // lookup counts a call to an instance and returns its secret and current
 // behaviour, read under the lock since Set may change them at any time.
 func (s *Simulator) lookup(provider, id string) (secret string, b Behaviour, ok bool) {
+	secret, b, _, ok = s.lookupAt(provider, id, false)
+	return secret, b, ok
+}
+
+// lookupAt is lookup that also says how long ago the behaviour began;
+// queue counts a queue request instead of a state request.
+func (s *Simulator) lookupAt(provider, id string, queue bool) (secret string, b Behaviour, since time.Duration, ok bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	in, ok := s.instances[provider+"/"+id]
 	if !ok {
-		return "", Behaviour{}, false
+		return "", Behaviour{}, 0, false
 	}
-	in.calls.Add(1)
-	in.recordCall(time.Now(), s.rateLimit)
-	return in.secret, current(in.schedule, time.Since(s.start)), true
+	if queue {
+		in.queueCalls.Add(1)
+	} else {
+		in.calls.Add(1)
+		in.recordCall(time.Now(), s.rateLimit)
+	}
+	b, since = currentAt(in.schedule, time.Since(s.start))
+	if len(in.schedule) == 1 {
+		since = time.Since(in.setAt)
+	}
+	return in.secret, b, since, true
 }
 
 func (in *instance) recordCall(now time.Time, limit time.Duration) {
@@ -193,24 +235,31 @@ func (in *instance) recordCall(now time.Time, limit time.Duration) {
 }
 
 func current(steps []Step, elapsed time.Duration) Behaviour {
+	b, _ := currentAt(steps, elapsed)
+	return b
+}
+
+// currentAt returns the behaviour of a schedule elapsed after its start,
+// and how long ago that step began.
+func currentAt(steps []Step, elapsed time.Duration) (Behaviour, time.Duration) {
 	if len(steps) == 1 {
-		return steps[0].Behaviour
+		return steps[0].Behaviour, elapsed
 	}
 	var cycle time.Duration
 	for _, st := range steps {
 		cycle += st.For
 	}
 	if cycle <= 0 {
-		return steps[0].Behaviour
+		return steps[0].Behaviour, elapsed
 	}
 	at := elapsed % cycle
 	for _, st := range steps {
 		if at < st.For {
-			return st.Behaviour
+			return st.Behaviour, at
 		}
 		at -= st.For
 	}
-	return steps[len(steps)-1].Behaviour
+	return steps[len(steps)-1].Behaviour, at
 }
 
 // wait applies the latency, giving up when the client does.
