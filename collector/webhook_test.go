@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -469,4 +470,56 @@ func TestWebhookMetricsOnlyWhenOn(t *testing.T) {
 		}
 		c.Close()
 	}
+}
+
+// FuzzNotification sends any body to every provider's receiver: no
+// panic, an answer from the documented set, and nothing of the body or
+// its apikey in the answer or the logs.
+func FuzzNotification(f *testing.F) {
+	for _, dir := range []string{"greenapi", "evolution"} {
+		entries, err := os.ReadDir(filepath.Join("testdata", "webhook", dir))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join("testdata", "webhook", dir, e.Name()))
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+	logger, logs := testlog.New()
+	c := New(logger, Options{Concurrency: 1, MinInterval: time.Hour, Notifications: true})
+	f.Cleanup(c.Close)
+	cfg, err := config.Load([]byte(`instances:
+  - {name: shop, provider: greenapi, api_url: "http://127.0.0.1:1", id_instance: "1101000001", api_token: t, webhook_token: "FUZZ-WEBHOOK-TOKEN"}
+  - {name: bot, provider: evolution, api_url: "http://127.0.0.1:1", instance_name: sales-bot, api_key: k, webhook_token: "FUZZ-WEBHOOK-TOKEN"}
+`), f.TempDir(), config.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := c.Update(cfg); err != nil {
+		f.Fatal(err)
+	}
+	h := c.Webhooks()
+	allowed := map[int]bool{200: true, 400: true, 401: true, 404: true, 413: true}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, path := range []string{"/webhook/greenapi", "/webhook/evolution/connection-update"} {
+			req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(string(body)))
+			req.Header.Set("Authorization", "Bearer FUZZ-WEBHOOK-TOKEN")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if !allowed[w.Code] {
+				t.Errorf("%s: HTTP %d", path, w.Code)
+			}
+			answer := strings.TrimSpace(w.Body.String())
+			if !slices.Contains(Outcomes[:], answer) {
+				t.Errorf("%s: answer %q is not an outcome", path, answer)
+			}
+		}
+		if strings.Contains(logs.String(), "EVOLUTION-INSTANCE-TOKEN") || strings.Contains(logs.String(), "FUZZ-WEBHOOK-TOKEN") {
+			t.Errorf("a secret reached the logs")
+		}
+	})
 }
