@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
@@ -14,6 +15,49 @@ const (
 	rulesFile        = "alerts/whatsapp.rules.yml"
 	alertmanagerFile = "alerts/alertmanager.yml"
 )
+
+// alertPipeline is a real Alertmanager with the shipped routes, every
+// receiver a webhook sink, and a real Prometheus with the shipped rules
+// (durations shortened) scraping an exporter and alerting to it.
+type alertPipeline struct {
+	sink   *testtool.WebhookSink
+	amLogs *testlog.Buffer
+	prom   *promServer
+}
+
+func startAlertPipeline(t *testing.T, exporterURL string) *alertPipeline {
+	t.Helper()
+	sink := testtool.NewWebhookSink(t)
+	amAddr, amLogs := testtool.StartAlertmanager(t, alertmanagerFile, sink.URL)
+	prom := startPrometheus(t, scrapeConfig(singleEndpoint, strings.TrimPrefix(exporterURL, "http://")), amAddr)
+	return &alertPipeline{sink: sink, amLogs: amLogs, prom: prom}
+}
+
+// wait waits for a notification with an alert that match accepts.
+func (p *alertPipeline) wait(t *testing.T, timeout time.Duration, what string, match func(testtool.Notification, testtool.Alert) bool) testtool.Alert {
+	t.Helper()
+	return p.sink.Wait(t, timeout, what, match, p.amLogs, p.prom.logs)
+}
+
+// alert matches an alert by name and status sent to receiver, any receiver
+// when empty.
+func alert(name, status, receiver string) func(testtool.Notification, testtool.Alert) bool {
+	return func(n testtool.Notification, a testtool.Alert) bool {
+		return a.Labels["alertname"] == name && a.Status == status && (receiver == "" || n.Receiver == receiver)
+	}
+}
+
+// onlyAlerts fails for every notified alert whose name expected refuses.
+func (p *alertPipeline) onlyAlerts(t *testing.T, expected func(name string) bool) {
+	t.Helper()
+	for _, n := range p.sink.Notifications() {
+		for _, a := range n.Alerts {
+			if !expected(a.Labels["alertname"]) {
+				t.Errorf("unexpected notification %s %v", a.Status, a.Labels)
+			}
+		}
+	}
+}
 
 // TestAlertingEndToEnd runs the simulator, the exporter, a real Prometheus
 // with the shipped rules (durations shortened) and a real Alertmanager with
@@ -24,9 +68,6 @@ func TestAlertingEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Prometheus and Alertmanager")
 	}
-	sink := testtool.NewWebhookSink(t)
-	amAddr, amLogs := testtool.StartAlertmanager(t, alertmanagerFile, sink.URL)
-
 	sim := simulator.New()
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
 	simURL := startSimulator(t, sim)
@@ -40,22 +81,16 @@ func TestAlertingEndToEnd(t *testing.T) {
 	if short := testtool.ShortenDurations(string(rules)); !strings.Contains(short, "for: 6s") || !strings.Contains(short, "[20s]") || strings.Contains(short, "for: 3m") {
 		t.Fatalf("shortening the durations failed:\n%s", short)
 	}
-	prom := startPrometheus(t, scrapeConfig(singleEndpoint, strings.TrimPrefix(e.url, "http://")), amAddr)
-	promLogs := prom.logs
+	pipe := startAlertPipeline(t, e.url)
 
 	// Wait for the first scrapes, then block the number.
 	for deadline := time.Now().Add(30 * time.Second); sim.Calls(simulator.GreenAPI, "1101000001") < 2; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus does not scrape the exporter:\n%s", promLogs)
+			t.Fatalf("Prometheus does not scrape the exporter:\n%s", pipe.prom.logs)
 		}
 	}
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "blocked"})
-	blocked := func(status string) func(testtool.Notification, testtool.Alert) bool {
-		return func(n testtool.Notification, a testtool.Alert) bool {
-			return a.Labels["alertname"] == "WhatsAppInstanceBlocked" && a.Status == status && n.Receiver == "whatsapp-pager"
-		}
-	}
-	a := sink.Wait(t, 60*time.Second, "firing WhatsAppInstanceBlocked at whatsapp-pager", blocked("firing"), amLogs, promLogs)
+	a := pipe.wait(t, 60*time.Second, "firing WhatsAppInstanceBlocked at whatsapp-pager", alert("WhatsAppInstanceBlocked", "firing", "whatsapp-pager"))
 	for k, want := range map[string]string{"severity": "critical", "provider": "greenapi", "name": "e2e-shop", "state": "blocked", "job": "whatsapp"} {
 		if a.Labels[k] != want {
 			t.Errorf("label %s = %q, want %q (labels %v)", k, a.Labels[k], want, a.Labels)
@@ -67,16 +102,10 @@ func TestAlertingEndToEnd(t *testing.T) {
 
 	// Authorized again reaches the operator as the resolved notification.
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
-	sink.Wait(t, 60*time.Second, "resolved WhatsAppInstanceBlocked", blocked("resolved"), amLogs, promLogs)
+	pipe.wait(t, 60*time.Second, "resolved WhatsAppInstanceBlocked", alert("WhatsAppInstanceBlocked", "resolved", "whatsapp-pager"))
 
 	// Nothing else fired along the way.
-	for _, n := range sink.Notifications() {
-		for _, a := range n.Alerts {
-			if a.Labels["alertname"] != "WhatsAppInstanceBlocked" {
-				t.Errorf("unexpected notification %s %v", a.Status, a.Labels)
-			}
-		}
-	}
+	pipe.onlyAlerts(t, func(name string) bool { return name == "WhatsAppInstanceBlocked" })
 }
 
 // TestQueueAlertEndToEnd follows an authorized instance whose outgoing
@@ -86,24 +115,17 @@ func TestQueueAlertEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Prometheus and Alertmanager")
 	}
-	sink := testtool.NewWebhookSink(t)
-	amAddr, amLogs := testtool.StartAlertmanager(t, alertmanagerFile, sink.URL)
 	sim := simulator.New()
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
 	simURL := startSimulator(t, sim)
 	e := startExporter(t, configSource{inline: []byte("instances:\n" +
 		simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "e2e-queue", "1101000001", "e2e-token", "messages_queue: true"))}, 0)
-	prom := startPrometheus(t, scrapeConfig(singleEndpoint, strings.TrimPrefix(e.url, "http://")), amAddr)
-	prom.waitQuery(t, 30*time.Second, `whatsapp_outgoing_queue_messages{name="e2e-queue"} == 0`, func(s []sample) bool { return len(s) == 1 })
+	pipe := startAlertPipeline(t, e.url)
+	pipe.prom.waitQuery(t, 30*time.Second, `whatsapp_outgoing_queue_messages{name="e2e-queue"} == 0`, func(s []sample) bool { return len(s) == 1 })
 
 	// Authorized, and three more messages queued every second.
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized", QueueRate: 3})
-	growing := func(status string) func(testtool.Notification, testtool.Alert) bool {
-		return func(n testtool.Notification, a testtool.Alert) bool {
-			return a.Labels["alertname"] == "WhatsAppInstanceQueueGrowing" && a.Status == status && n.Receiver == "whatsapp-pager"
-		}
-	}
-	a := sink.Wait(t, 120*time.Second, "firing WhatsAppInstanceQueueGrowing at whatsapp-pager", growing("firing"), amLogs, prom.logs)
+	a := pipe.wait(t, 120*time.Second, "firing WhatsAppInstanceQueueGrowing at whatsapp-pager", alert("WhatsAppInstanceQueueGrowing", "firing", "whatsapp-pager"))
 	for k, want := range map[string]string{"severity": "critical", "provider": "greenapi", "name": "e2e-queue", "job": "whatsapp"} {
 		if a.Labels[k] != want {
 			t.Errorf("label %s = %q, want %q (labels %v)", k, a.Labels[k], want, a.Labels)
@@ -115,12 +137,6 @@ func TestQueueAlertEndToEnd(t *testing.T) {
 
 	// The queue drains: resolved.
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
-	sink.Wait(t, 120*time.Second, "resolved WhatsAppInstanceQueueGrowing", growing("resolved"), amLogs, prom.logs)
-	for _, n := range sink.Notifications() {
-		for _, a := range n.Alerts {
-			if !strings.HasPrefix(a.Labels["alertname"], "WhatsAppInstanceQueue") {
-				t.Errorf("unexpected notification %s %v", a.Status, a.Labels)
-			}
-		}
-	}
+	pipe.wait(t, 120*time.Second, "resolved WhatsAppInstanceQueueGrowing", alert("WhatsAppInstanceQueueGrowing", "resolved", "whatsapp-pager"))
+	pipe.onlyAlerts(t, func(name string) bool { return strings.HasPrefix(name, "WhatsAppInstanceQueue") })
 }

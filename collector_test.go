@@ -538,20 +538,8 @@ func TestTokenNeverLeaks(t *testing.T) {
 	receiver := httptest.NewServer(e.webhookServer(defaultWebhookTimeouts).Handler)
 	t.Cleanup(receiver.Close)
 	notify := func(path, auth string, body []byte) {
-		req, err := http.NewRequest(http.MethodPost, receiver.URL+path, bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		fmt.Fprintf(&seen, "%d %s %s\n", resp.StatusCode, resp.Header, b)
+		status, header, answer := testtool.Notify(t, nil, receiver.URL+path, auth, body)
+		fmt.Fprintf(&seen, "%d %s %s\n", status, header, answer)
 	}
 	accepted := 0
 	for _, p := range simulator.Providers() {

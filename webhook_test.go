@@ -41,8 +41,6 @@ func TestNotificationAlertDelay(t *testing.T) {
 	for _, notifications := range []bool{false, true} {
 		t.Run(fmt.Sprintf("notifications=%v", notifications), func(t *testing.T) {
 			t.Parallel()
-			sink := testtool.NewWebhookSink(t)
-			amAddr, amLogs := testtool.StartAlertmanager(t, alertmanagerFile, sink.URL)
 			sim := simulator.New()
 			sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
 			simURL := startSimulator(t, sim)
@@ -56,7 +54,8 @@ func TestNotificationAlertDelay(t *testing.T) {
 				t.Cleanup(cancel)
 				go sim.SendNotifications(ctx, receiver.URL, func(err error) { t.Errorf("notification: %v", err) })
 			}
-			prom := startPrometheus(t, scrapeConfig(singleEndpoint, strings.TrimPrefix(e.url, "http://")), amAddr)
+			pipe := startAlertPipeline(t, e.url)
+			prom := pipe.prom
 
 			// Change the state just after a poll, the worst case
 			// for polling alone.
@@ -74,9 +73,7 @@ func TestNotificationAlertDelay(t *testing.T) {
 			prom.waitQuery(t, 2*pollEvery, `whatsapp_instance_state{state="blocked"} == 1`, func(s []sample) bool { return len(s) == 1 })
 			seen := time.Since(changed)
 			pollsBeforeSeen := sim.Calls(simulator.GreenAPI, "1101000001") - polls
-			a := sink.Wait(t, 90*time.Second, "firing WhatsAppInstanceBlocked", func(_ testtool.Notification, a testtool.Alert) bool {
-				return a.Labels["alertname"] == "WhatsAppInstanceBlocked" && a.Status == "firing"
-			}, amLogs, prom.logs)
+			a := pipe.wait(t, 90*time.Second, "firing WhatsAppInstanceBlocked", alert("WhatsAppInstanceBlocked", "firing", ""))
 			fired := time.Since(changed)
 			t.Logf("notifications=%v: blocked seen by Prometheus after %.1fs, alert at Alertmanager's receiver after %.1fs (polls every %s, scrapes every 1s, for: 6s)",
 				notifications, seen.Seconds(), fired.Seconds(), pollEvery)
@@ -151,15 +148,8 @@ func TestWebhookReceiverCutsOffSlowSenders(t *testing.T) {
 		t.Errorf("the incomplete body is not counted:\n%s", grepLines(text, "webhook"))
 	}
 	// The receiver still serves.
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhook/greenapi", strings.NewReader(body))
-	req.Header.Set("Authorization", "wh")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("after the slow senders: %d", resp.StatusCode)
+	if status, _, _ := testtool.Notify(t, nil, srv.URL+"/webhook/greenapi", "wh", []byte(body)); status != http.StatusOK {
+		t.Errorf("after the slow senders: %d", status)
 	}
 }
 

@@ -137,8 +137,9 @@ type target struct {
 	logger   *slog.Logger
 	mem      *memory
 	stats    *instanceStats // kept across reloads by provider and name
-	// watchesQueue is set when the instance reads its outgoing queue.
-	watchesQueue bool
+	// queue reads the instance's outgoing queue; nil when it does not
+	// watch it.
+	queue queueReader
 	// foundBy is the account whose listing found this instance; nil for
 	// a configured one. When that listing carries the states, it is the
 	// instance's state request.
@@ -337,7 +338,9 @@ func (c *Collector) apply(configured []config.Instance, accounts []*account, poo
 			return fmt.Errorf("instance %q: %w", inst.Name(), err)
 		}
 		t.foundBy = foundBy[t.name]
-		t.watchesQueue = watchesQueue
+		if watchesQueue {
+			t.queue, _ = t.client.(queueReader)
+		}
 		targets = append(targets, t)
 		byName[t.name] = t
 	}
@@ -517,8 +520,8 @@ func (c *Collector) call(m *memory) {
 		hold = max(hold, e.RetryAfter)
 	}
 	m.record(t.logger, o, detail, start, now, hold, "State request failing")
-	if q, ok := t.client.(queueReader); ok && t.watchesQueue {
-		c.readQueue(t, m, q, err)
+	if t.queue != nil {
+		readQueue(t, m, err)
 	}
 }
 

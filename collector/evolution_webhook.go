@@ -103,11 +103,11 @@ func (w *webhookJWT) authorizes(h http.Header, now time.Time) bool {
 	if w.key == "" {
 		return false
 	}
-	v := h.Get("Authorization")
-	if len(v) <= 7 || !strings.EqualFold(v[:7], "Bearer ") {
+	token, ok := bearer(h)
+	if !ok {
 		return false
 	}
-	parts := strings.Split(v[7:], ".")
+	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return false
 	}

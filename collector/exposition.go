@@ -161,13 +161,13 @@ func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 	}
 	tw.header(queueFamily)
 	for _, r := range results {
-		if r.t.watchesQueue && r.queue.known {
+		if r.t.queue != nil && r.queue.known {
 			tw.sample(queueFamily.name, "", r.t.labels, "", float64(r.queue.messages))
 		}
 	}
 	tw.header(cappedFamily)
 	for _, r := range results {
-		if r.t.watchesQueue && r.queue.known {
+		if r.t.queue != nil && r.queue.known {
 			tw.sample(cappedFamily.name, "", r.t.labels, "", boolValue(r.queue.messages >= GreenAPIQueueCap))
 		}
 	}

@@ -112,20 +112,35 @@ const GreenAPIQueueCap = 500
 // of getStateInstance, and a 400 is an error, not a state.
 func (c *greenAPIClient) MessagesQueue(ctx context.Context) (int, error) {
 	return c.api.Count(ctx, "showMessagesQueue", c.queueURL, nil, func(r Response) error {
-		switch {
-		case r.Status == greenAPIQuotaExceeded:
-			return newError(ReasonQuotaExceeded, "HTTP 466: monthly quota of the plan used up")
-		case r.Status < 200 || r.Status > 299:
-			return statusError(r, snippet(r.Body))
+		if e := greenAPIStatusError(r); e != nil {
+			return e
 		}
-		var v struct {
-			Code *int `json:"code"`
-		}
-		if json.Unmarshal(r.Body, &v) == nil && v.Code != nil && *v.Code == http.StatusUnauthorized {
+		if greenAPICode401(r.Body) {
 			return newError(ReasonUnauthorized, "HTTP %d with code 401 in the body", r.Status)
 		}
 		return newError(ReasonBadResponse, "HTTP %d: not a JSON array: %s", r.Status, snippet(r.Body))
 	})
+}
+
+// greenAPIStatusError classifies an answer that is not a 2xx, nil for one
+// that is.
+func greenAPIStatusError(r Response) *Error {
+	switch {
+	case r.Status == greenAPIQuotaExceeded:
+		return newError(ReasonQuotaExceeded, "HTTP 466: monthly quota of the plan used up")
+	case r.Status < 200 || r.Status > 299:
+		return statusError(r, snippet(r.Body))
+	}
+	return nil
+}
+
+// greenAPICode401 reports a 200 whose body says {"code":401,...}, which
+// GREEN-API's own SDK reads as unauthorized.
+func greenAPICode401(body []byte) bool {
+	var v struct {
+		Code *int `json:"code"`
+	}
+	return json.Unmarshal(body, &v) == nil && v.Code != nil && *v.Code == http.StatusUnauthorized
 }
 
 func (c *greenAPIClient) State(ctx context.Context) (string, error) {
@@ -133,19 +148,16 @@ func (c *greenAPIClient) State(ctx context.Context) (string, error) {
 }
 
 func decodeGreenAPIState(r Response) (string, error) {
-	switch {
-	case r.Status == http.StatusBadRequest:
+	if r.Status == http.StatusBadRequest {
 		text := strings.ToLower(string(r.Body))
 		for _, ts := range greenAPITextStates {
 			if strings.Contains(text, ts.text) {
 				return ts.state, nil
 			}
 		}
-		return "", newError(ReasonClientError, "HTTP 400: %s", snippet(r.Body))
-	case r.Status == greenAPIQuotaExceeded:
-		return "", newError(ReasonQuotaExceeded, "HTTP 466: monthly quota of the plan used up")
-	case r.Status < 200 || r.Status > 299:
-		return "", statusError(r, snippet(r.Body))
+	}
+	if e := greenAPIStatusError(r); e != nil {
+		return "", e
 	}
 
 	body := bytes.TrimSpace(r.Body)

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -37,14 +38,14 @@ type queueResult struct {
 // stateErr, and records it in m. A state call that failed leaves the
 // queue unknown without a call: the provider is not answering, or asked
 // to wait.
-func (c *Collector) readQueue(t *target, m *memory, q queueReader, stateErr error) {
+func readQueue(t *target, m *memory, stateErr error) {
 	if stateErr != nil {
 		m.recordQueue(t.logger, queueResult{}, nil, 0)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
 	defer cancel()
-	n, err := q.MessagesQueue(ctx)
+	n, err := t.queue.MessagesQueue(ctx)
 	var e *Error
 	if err != nil && !errors.As(err, &e) {
 		e = newError(ReasonBadResponse, "%s", err)
@@ -58,10 +59,7 @@ func (c *Collector) readQueue(t *target, m *memory, q queueReader, stateErr erro
 
 // recordQueue stores a queue result, holds the instance's calls for a
 // Retry-After, and logs when the queue calls start or stop failing.
-func (m *memory) recordQueue(logger interface {
-	Warn(string, ...any)
-	Info(string, ...any)
-}, r queueResult, e *Error, retryAfter time.Duration) {
+func (m *memory) recordQueue(logger *slog.Logger, r queueResult, e *Error, retryAfter time.Duration) {
 	m.mu.Lock()
 	prevFailing := m.queueFailing
 	m.queue, m.queueFailing = r, e != nil

@@ -99,17 +99,28 @@ func (w *webhookToken) authorizes(h http.Header) bool {
 	if w.token == "" {
 		return false
 	}
-	v := h.Get("Authorization")
-	if len(v) > 7 && strings.EqualFold(v[:7], "Bearer ") {
-		v = v[7:]
+	v, ok := bearer(h)
+	if !ok {
+		v = h.Get("Authorization")
 	}
 	return subtle.ConstantTimeCompare([]byte(v), []byte(w.token)) == 1
+}
+
+// bearer returns the credential of an "Authorization: Bearer" header, the
+// scheme in any case.
+func bearer(h http.Header) (string, bool) {
+	v := h.Get("Authorization")
+	if len(v) > 7 && strings.EqualFold(v[:7], "Bearer ") {
+		return v[7:], true
+	}
+	return "", false
 }
 
 // receiver is the collector's notification state: what it logged once.
 type receiver struct {
 	mu            sync.Mutex
-	unknownLogged map[string]bool // by provider and ID, bounded by maxUnknownLogged
+	unknownLogged map[string]bool // by provider and ID, at most maxUnknownLogged
+	unknownFull   bool            // said that no more are logged
 }
 
 // maxUnknownLogged bounds the instance IDs whose notifications were logged
@@ -123,13 +134,11 @@ func (rc *receiver) logUnknown(logger *slog.Logger, provider, id string) {
 	defer rc.mu.Unlock()
 	key := provider + "\x00" + id
 	switch {
-	case rc.unknownLogged[key]:
+	case rc.unknownLogged[key] || rc.unknownFull:
 		return
 	case len(rc.unknownLogged) == maxUnknownLogged:
-		rc.unknownLogged[""] = true
+		rc.unknownFull = true
 		logger.Warn("Notifications for more unknown instances; no longer logging them", "provider", provider)
-		return
-	case len(rc.unknownLogged) > maxUnknownLogged:
 		return
 	}
 	if rc.unknownLogged == nil {
@@ -176,15 +185,15 @@ func (c *Collector) serveNotification(p *Provider, w http.ResponseWriter, r *htt
 		c.answer(w, p, nil, OutcomeMalformed, http.StatusBadRequest)
 		return
 	}
-	c.mu.RLock()
-	targets := c.byID[p.Name+"\x00"+n.ID]
-	c.mu.RUnlock()
 	if n.State == "" {
 		// Not authenticated: counted for the exporter only, so that
 		// anyone cannot add series to an instance.
 		c.answer(w, p, nil, OutcomeIgnored, http.StatusOK)
 		return
 	}
+	c.mu.RLock()
+	targets := c.byID[p.Name+"\x00"+n.ID]
+	c.mu.RUnlock()
 	if len(targets) == 0 {
 		c.receiver.logUnknown(c.logger, p.Name, n.ID)
 		c.answer(w, p, nil, OutcomeUnknownInstance, http.StatusNotFound)
@@ -224,9 +233,7 @@ func (c *Collector) serveNotification(p *Provider, w http.ResponseWriter, r *htt
 	for _, t := range authorized {
 		t.stats.countNotification(applied[t.mem])
 	}
-	c.metrics.notification(p.Name, outcome)
-	w.WriteHeader(http.StatusOK)
-	_, _ = io.WriteString(w, outcome+"\n")
+	c.answer(w, p, nil, outcome, http.StatusOK)
 }
 
 // answer counts a notification's outcome for the exporter and for targets,

@@ -3,7 +3,6 @@ package collector
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
 func TestDecodeNotifications(t *testing.T) {
@@ -118,20 +118,8 @@ func newWebhookEnv(t *testing.T, extraYAML string) *webhookEnv {
 // post sends a notification and returns the status and answer.
 func (e *webhookEnv) post(t *testing.T, path, auth string, body []byte) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.receiver+path, strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	status, _, answer := testtool.Notify(t, nil, e.receiver+path, auth, body)
+	return status, answer
 }
 
 // scrape returns the text a scrape exposes.

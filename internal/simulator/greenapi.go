@@ -144,39 +144,8 @@ const GreenAPIQueueCap = 500
 // greenAPIMessagesQueue serves GET /waInstance{id}/showMessagesQueue/{token}:
 // the first 500 queued messages.
 func (s *Simulator) greenAPIMessagesQueue(w http.ResponseWriter, r *http.Request) {
-	id, ok := strings.CutPrefix(r.PathValue("instance"), "waInstance")
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	secret, b, since, ok := s.lookupAt(GreenAPI, id, true)
-	if !ok {
-		http.Error(w, "Forbidden", http.StatusForbidden)
-		return
-	}
-	if !wait(r, b.Latency) {
-		return
-	}
-	if r.PathValue("token") != secret {
-		http.Error(w, "Unauthorized", http.StatusUnauthorized)
-		return
-	}
-	qb := Behaviour{Fault: b.QueueFault, RetryAfter: b.RetryAfter}
-	switch qb.Fault {
-	case FaultUnauthorizedOK:
-		writeJSON(w, http.StatusOK, `{"code":401,"description":"Unauthorized"}`)
-		return
-	case FaultQuotaExceeded:
-		writeJSON(w, 466, `{"invokeStatus":{"method":"showMessagesQueue","used":3000,"total":3000,"status":"QUOTE_EXCEEDED"}}`)
-		return
-	case FaultClientError:
-		http.Error(w, "Validation failed", http.StatusBadRequest)
-		return
-	case FaultWrongShape:
-		writeJSON(w, http.StatusOK, `{"messages":[]}`)
-		return
-	}
-	if fault(w, r, qb) {
+	b, since, ok := s.greenAPIRequest(w, r, true)
+	if !ok || greenAPIFault(w, r, Behaviour{Fault: b.QueueFault, RetryAfter: b.RetryAfter}, "showMessagesQueue", `{"messages":[]}`) {
 		return
 	}
 	n := min(b.QueueAt(since), GreenAPIQueueCap)
@@ -193,39 +162,8 @@ func (s *Simulator) greenAPIMessagesQueue(w http.ResponseWriter, r *http.Request
 
 // greenAPIState serves GET /waInstance{id}/getStateInstance/{token}.
 func (s *Simulator) greenAPIState(w http.ResponseWriter, r *http.Request) {
-	id, ok := strings.CutPrefix(r.PathValue("instance"), "waInstance")
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	secret, b, ok := s.lookup(GreenAPI, id)
-	if !ok {
-		// GREEN-API answers 403 for a wrong idInstance.
-		http.Error(w, "Forbidden", http.StatusForbidden)
-		return
-	}
-	if !wait(r, b.Latency) {
-		return
-	}
-	if r.PathValue("token") != secret {
-		http.Error(w, "Unauthorized", http.StatusUnauthorized)
-		return
-	}
-	switch b.Fault {
-	case FaultUnauthorizedOK:
-		writeJSON(w, http.StatusOK, `{"code":401,"description":"Unauthorized"}`)
-		return
-	case FaultQuotaExceeded:
-		writeJSON(w, 466, `{"invokeStatus":{"method":"getStateInstance","used":3000,"total":3000,"status":"QUOTE_EXCEEDED","description":"Monthly quota has been exceeded. Upgrade your tariff."},"correspondentsStatus":{"status":"QUOTE_EXCEEDED"}}`)
-		return
-	case FaultClientError:
-		http.Error(w, "Validation failed", http.StatusBadRequest)
-		return
-	case FaultWrongShape:
-		writeJSON(w, http.StatusOK, `{"statusInstance":"online"}`)
-		return
-	}
-	if fault(w, r, b) {
+	b, _, ok := s.greenAPIRequest(w, r, false)
+	if !ok || greenAPIFault(w, r, b, "getStateInstance", `{"statusInstance":"online"}`) {
 		return
 	}
 	if text, ok := strings.CutPrefix(b.State, "text:"); ok {
@@ -234,4 +172,48 @@ func (s *Simulator) greenAPIState(w http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := json.Marshal(map[string]string{"stateInstance": b.State})
 	writeJSON(w, http.StatusOK, string(body))
+}
+
+// greenAPIRequest checks an instance request as GREEN-API does (403 for a
+// wrong idInstance, 401 for a wrong token, after the latency) and returns
+// the instance's behaviour and how long ago it began; false when it has
+// answered. queue counts a queue request rather than a state request.
+func (s *Simulator) greenAPIRequest(w http.ResponseWriter, r *http.Request, queue bool) (Behaviour, time.Duration, bool) {
+	id, ok := strings.CutPrefix(r.PathValue("instance"), "waInstance")
+	if !ok {
+		http.NotFound(w, r)
+		return Behaviour{}, 0, false
+	}
+	secret, b, since, ok := s.lookupAt(GreenAPI, id, queue)
+	if !ok {
+		http.Error(w, "Forbidden", http.StatusForbidden)
+		return Behaviour{}, 0, false
+	}
+	if !wait(r, b.Latency) {
+		return Behaviour{}, 0, false
+	}
+	if r.PathValue("token") != secret {
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		return Behaviour{}, 0, false
+	}
+	return b, since, true
+}
+
+// greenAPIFault writes b's failure in GREEN-API's way for method, and
+// reports whether it did; wrongShape is a 200 body without what the
+// method returns.
+func greenAPIFault(w http.ResponseWriter, r *http.Request, b Behaviour, method, wrongShape string) bool {
+	switch b.Fault {
+	case FaultUnauthorizedOK:
+		writeJSON(w, http.StatusOK, `{"code":401,"description":"Unauthorized"}`)
+	case FaultQuotaExceeded:
+		writeJSON(w, 466, `{"invokeStatus":{"method":"`+method+`","used":3000,"total":3000,"status":"QUOTE_EXCEEDED","description":"Monthly quota has been exceeded. Upgrade your tariff."},"correspondentsStatus":{"status":"QUOTE_EXCEEDED"}}`)
+	case FaultClientError:
+		http.Error(w, "Validation failed", http.StatusBadRequest)
+	case FaultWrongShape:
+		writeJSON(w, http.StatusOK, wrongShape)
+	default:
+		return fault(w, r, b)
+	}
+	return true
 }

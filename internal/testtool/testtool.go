@@ -4,6 +4,8 @@
 package testtool
 
 import (
+	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -87,4 +89,28 @@ func StartProcess(t testing.TB, addr, readyPath, name string, args ...string) *t
 			t.Fatalf("%s did not become ready:\n%s", filepath.Base(name), logs)
 		}
 	}
+}
+
+// Notify POSTs a notification body to url with auth as its Authorization
+// header (none when empty) through client (http.DefaultClient when nil),
+// and returns the answer.
+func Notify(t testing.TB, client *http.Client, url, auth string, body []byte) (status int, header http.Header, answer string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
 }
