@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,10 +35,12 @@ type AccountKind struct {
 	// Instance is the configuration of an instance a listing found, before
 	// the loader's steps; name is its name in the exporter.
 	Instance func(spec config.AccountSpec, l Listed, name string) config.Spec
-	// CarriesStates says the listing reports every instance's state: its
-	// instances are not called one by one, the listing is their state
-	// request.
-	CarriesStates bool
+	// StateRequest says that a listing whose rows carry live states (see
+	// Listed.State) is the state request of those instances: it is then
+	// called as often as a state request (--api.min-interval), not only
+	// every refresh_interval. Without it, the states a listing carries
+	// are as fresh as the list.
+	StateRequest bool
 }
 
 // Lister lists an account's instances.
@@ -76,20 +79,47 @@ type Listed struct {
 	// Token is the instance's own credential when its calls need one the
 	// listing gives (GREEN-API). A secret.
 	Token string
-	// State is the raw state, when the listing carries states.
+	// State is the instance's raw state when the listing gives it live,
+	// as the provider's state request would: the listing is then the
+	// instance's state request. Empty for an instance that is called
+	// one by one, which is the rule for listings read from a database
+	// (Evolution API v2) or not known to be live.
 	State string
-	// Skip says why the instance is not watched (deleted, expired); empty
-	// to watch it.
+	// Disconnect is the provider's code for the instance's last
+	// disconnection, when the row gives it (Evolution API v2's
+	// disconnectionReasonCode); 0 when it does not.
+	Disconnect int
+	// Skip says why the instance is not watched (one of skipReasons);
+	// empty to watch it.
 	Skip string
 }
 
-// Reasons for not watching a listed instance, besides the provider's own
-// (deleted, expired).
+// Reasons for not watching a listed instance.
 const (
-	skipFiltered  = "filtered"  // the account's include/exclude
-	skipConflict  = "conflict"  // its name is taken by another instance
-	skipMalformed = "malformed" // the row could not be read
+	skipDeleted     = "deleted"      // GREEN-API: deleted in the last months
+	skipNotWhatsApp = "not_whatsapp" // GREEN-API: a Telegram, MAX or Instagram instance
+	skipFiltered    = "filtered"     // the account's include/exclude
+	skipConfigured  = "configured"   // the same upstream instance is configured by hand
+	skipConflict    = "conflict"     // its name is taken by another instance
+	skipMalformed   = "malformed"    // the row could not be read
 )
+
+// skipReasons are the values of the reason label of
+// whatsapp_account_skipped_instances, all exposed from the first listing.
+var skipReasons = []string{skipDeleted, skipNotWhatsApp, skipFiltered, skipConfigured, skipConflict, skipMalformed}
+
+// Listings that suddenly lose most of their instances are not believed at
+// once: Evolution API v1 answers an empty list for about ten seconds after
+// a restart, while it loads its instances, and a partial answer is no
+// reason to stop watching a fleet. Such a listing is held, and believed
+// when the listing made confirmDelay later still agrees.
+const confirmDelay = 15 * time.Second
+
+// shrinks reports whether a listing of n instances is to be confirmed
+// before it replaces one of prev: it lost more than half of them.
+func shrinks(prev *Listing, n int) bool {
+	return prev != nil && 2*n < len(prev.Instances)
+}
 
 // account is a configured account and what the exporter knows of it.
 type account struct {
@@ -106,11 +136,16 @@ type account struct {
 	// listing carries their states: the listing's method.
 	callsAs *Provider
 	stop    context.CancelFunc
+	// held counts the listings that were held for confirmation.
+	held atomic.Uint64
 
 	mu        sync.Mutex
 	last      *Listing  // the last good listing; nil before the first
 	refreshed time.Time // when it came
 	skipped   map[string]int
+	// holding is set while a listing that shrank waits for its
+	// confirmation.
+	holding bool
 }
 
 // accountProvider is what a provider's accounts count as for the call
@@ -179,10 +214,13 @@ func (c *Collector) listAccount(a *account) {
 	l, err := a.lister.List(ctx)
 	now := time.Now()
 	// The partner methods' limits are not documented: never more often
-	// than the refresh interval. A listing that carries the states is
+	// than the refresh interval. A listing that carries live states is
 	// their state request, shared as one.
 	hold := time.Duration(a.spec.Account().RefreshInterval)
-	if a.kind.CarriesStates {
+	a.mu.Lock()
+	live := a.kind.StateRequest && a.last != nil && carriesStates(a.last.Instances)
+	a.mu.Unlock()
+	if live {
 		hold = c.opts.MinInterval
 	}
 	var e *Error
@@ -194,40 +232,58 @@ func (c *Collector) listAccount(a *account) {
 		// The last good list stays; the states it carried are no longer
 		// known.
 		a.mem.record(a.logger, outcome{reason: e.Reason}, e.Error(), start, now, hold, "Listing failing; keeping the last good list")
-		if a.kind.CarriesStates {
-			c.recordListed(a, nil, e, now.Sub(start), now, hold)
-		}
+		c.recordListed(a, nil, e, now.Sub(start), now)
 		return
 	}
-	a.mem.record(a.logger, outcome{up: true}, "", start, now, hold, "")
 	a.mu.Lock()
+	if shrinks(a.last, len(l.Instances)) && !a.holding {
+		a.holding = true
+		prev := len(a.last.Instances)
+		a.mu.Unlock()
+		a.held.Add(1)
+		a.logger.Warn("Listing lost more than half of its instances; keeping the last good list until a second listing confirms it",
+			"instances", len(l.Instances), "last_good", prev, "confirm_in", confirmDelay)
+		a.mem.record(a.logger, outcome{up: true}, "", start, now, confirmDelay, "")
+		time.AfterFunc(confirmDelay, func() { c.sched.request(a.mem, time.Now()) })
+		return
+	}
+	a.holding = false
+	if a.kind.StateRequest && carriesStates(l.Instances) {
+		hold = c.opts.MinInterval
+	}
 	changed := a.last == nil || !sameInstances(a.last.Instances, l.Instances)
 	a.last, a.refreshed = &l, now
 	a.mu.Unlock()
+	a.mem.record(a.logger, outcome{up: true}, "", start, now, hold, "")
 	if changed {
 		c.rebuild()
 	}
-	if a.kind.CarriesStates {
-		c.recordListed(a, l.Instances, nil, now.Sub(start), now, hold)
-	}
+	c.recordListed(a, l.Instances, nil, now.Sub(start), now)
+}
+
+// carriesStates reports whether a listing gives any instance's state.
+func carriesStates(l []Listed) bool {
+	return slices.ContainsFunc(l, func(in Listed) bool { return in.State != "" })
 }
 
 // sameInstances reports whether two listings hold the same instances
-// with the same credentials and flags (states aside).
+// with the same credentials and flags, and give states for the same ones
+// (the states themselves aside).
 func sameInstances(a, b []Listed) bool {
 	return slices.EqualFunc(a, b, func(x, y Listed) bool {
-		return x.Name == y.Name && x.ID == y.ID && x.Token == y.Token && x.Skip == y.Skip
+		return x.Name == y.Name && x.ID == y.ID && x.Token == y.Token && x.Skip == y.Skip && (x.State == "") == (y.State == "")
 	})
 }
 
-// recordListed stores what a listing that carries the states says of
-// its instances, as the results of their state requests: the state each
-// has, or the listing's failure e for all. Each instance counts the
-// listing as its call.
-func (c *Collector) recordListed(a *account, listed []Listed, e *Error, took time.Duration, now time.Time, hold time.Duration) {
-	states := make(map[string]string, len(listed))
+// recordListed stores what a listing says of the instances it found: the
+// state of each whose state it carries, as the result of its state
+// request (or the listing's failure e for all of them), and the
+// disconnection reason of the others. An instance whose state it carries
+// counts the listing as its call.
+func (c *Collector) recordListed(a *account, listed []Listed, e *Error, took time.Duration, now time.Time) {
+	rows := make(map[string]Listed, len(listed))
 	for _, in := range listed {
-		states[a.spec.Account().NamePrefix+in.Name] = in.State
+		rows[a.spec.Account().NamePrefix+in.Name] = in
 	}
 	c.mu.RLock()
 	targets := c.targets
@@ -236,26 +292,48 @@ func (c *Collector) recordListed(a *account, listed []Listed, e *Error, took tim
 		if t.foundBy != a {
 			continue
 		}
+		row, ok := rows[t.name]
+		if !t.listed {
+			if ok && row.Disconnect != 0 && t.provider.DisconnectReason != nil {
+				t.mem.disconnected(t.provider.DisconnectReason(row.Disconnect))
+			}
+			continue
+		}
 		reason, detail := "", ""
 		o := outcome{state: StateUnknown, up: false}
-		if e != nil {
+		switch {
+		case e != nil:
 			reason, detail, o.reason = e.Reason, e.Error(), e.Reason
-		} else if raw, ok := states[t.name]; ok {
-			o = t.outcomeOf(raw, nil)
-		} else {
-			continue // gone from the listing: the rebuild removed it
+		case ok && row.State != "":
+			o = t.outcomeOf(row.State, nil)
+		default:
+			continue // gone from the listing, or polled from now on: the rebuild follows
+		}
+		if ok && row.Disconnect != 0 && t.provider.DisconnectReason != nil {
+			o.disconnect = t.provider.DisconnectReason(row.Disconnect)
 		}
 		t.stats.observe(0, took, reason)
-		t.mem.record(t.logger, o, detail, now.Add(-took), now, hold, "State request failing")
+		// The instance's own memory is never its schedule while the
+		// listing carries its state: leave it due, so that an instance
+		// the listing stops carrying is called at the next scrape.
+		t.mem.record(t.logger, o, detail, now.Add(-took), now, 0, "State request failing")
 	}
 }
 
+// found is an instance an account's listing found.
+type found struct {
+	account *account
+	// listed says the listing carries its state: it is not called.
+	listed bool
+}
+
 // discovered turns the accounts' last listings into instances, leaving out
-// what their filters and the provider skip and names already taken; it
-// counts what it left out per account and reason.
-func (c *Collector) discovered(accounts []*account, taken map[string]bool) ([]config.Instance, map[string]*account) {
+// what their filters and the provider skip, the upstream instances of
+// configuredIDs (watched as configured) and names already taken; it counts
+// what it left out per account and reason.
+func (c *Collector) discovered(accounts []*account, taken, configuredIDs map[string]bool) ([]config.Instance, map[string]found) {
 	var instances []config.Instance
-	foundBy := map[string]*account{}
+	foundBy := map[string]found{}
 	for _, a := range accounts {
 		a.mu.Lock()
 		last := a.last
@@ -281,9 +359,15 @@ func (c *Collector) discovered(accounts []*account, taken map[string]bool) ([]co
 						a.logger.Warn("Instance found by the account cannot be watched", "instance", name, "err", err)
 						continue
 					}
+					if configuredIDs[s.Base().Identity()] {
+						// Configured by hand: it is called as configured,
+						// under its own name, not twice.
+						skipped[skipConfigured]++
+						continue
+					}
 					taken[name] = true
 					instances = append(instances, config.Instance{Spec: s})
-					foundBy[name] = a
+					foundBy[name] = found{account: a, listed: in.State != ""}
 				}
 			}
 		}
@@ -319,7 +403,7 @@ var (
 	accountInstancesDesc = prometheus.NewDesc("whatsapp_account_instances",
 		"Instances of the account's last good listing that the exporter watches.", []string{"provider", "account"}, nil)
 	accountSkippedDesc = prometheus.NewDesc("whatsapp_account_skipped_instances",
-		"Instances of the account's last good listing that the exporter does not watch, by reason: deleted, expired, filtered (include/exclude), conflict (name taken), malformed.",
+		"Instances of the account's last good listing that the exporter does not watch, by reason: deleted, not_whatsapp (another product of the provider), filtered (include/exclude), configured (watched as configured), conflict (name taken), malformed.",
 		[]string{"provider", "account", "reason"}, nil)
 	accountRefreshedDesc = prometheus.NewDesc("whatsapp_account_last_refresh_timestamp_seconds",
 		"When the account's list was last refreshed, in seconds since the Unix epoch; none before the first listing.", []string{"provider", "account"}, nil)
@@ -330,10 +414,13 @@ var (
 	accountErrorsDesc = prometheus.NewDesc("whatsapp_account_request_errors_total",
 		"Listing calls for the account that failed, by reason (the reasons of state requests); the last good list stays in use.",
 		[]string{"provider", "account", "method", "reason"}, nil)
+	accountHeldDesc = prometheus.NewDesc("whatsapp_account_listings_held_total",
+		"Listings that held fewer than half the instances of the last good list: the last good list stayed until the listing made 15 s later confirmed them.",
+		[]string{"provider", "account"}, nil)
 )
 
 func (m accountMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{accountInstancesDesc, accountSkippedDesc, accountRefreshedDesc, accountIntervalDesc, accountDurationDesc, accountErrorsDesc} {
+	for _, d := range []*prometheus.Desc{accountInstancesDesc, accountSkippedDesc, accountRefreshedDesc, accountIntervalDesc, accountDurationDesc, accountErrorsDesc, accountHeldDesc} {
 		ch <- d
 	}
 }
@@ -353,9 +440,10 @@ func (m accountMetrics) Collect(ch chan<- prometheus.Metric) {
 		refreshed, skipped := a.refreshed, a.skipped
 		a.mu.Unlock()
 		ch <- prometheus.MustNewConstMetric(accountInstancesDesc, prometheus.GaugeValue, float64(counts[a]), a.provider.Name, a.name)
-		for _, r := range []string{"deleted", "expired", skipFiltered, skipConflict, skipMalformed} {
+		for _, r := range skipReasons {
 			ch <- prometheus.MustNewConstMetric(accountSkippedDesc, prometheus.GaugeValue, float64(skipped[r]), a.provider.Name, a.name, r)
 		}
+		ch <- prometheus.MustNewConstMetric(accountHeldDesc, prometheus.CounterValue, float64(a.held.Load()), a.provider.Name, a.name)
 		ch <- prometheus.MustNewConstMetric(accountIntervalDesc, prometheus.GaugeValue, time.Duration(a.spec.Account().RefreshInterval).Seconds(), a.provider.Name, a.name)
 		if !refreshed.IsZero() {
 			ch <- prometheus.MustNewConstMetric(accountRefreshedDesc, prometheus.GaugeValue, float64(refreshed.UnixMilli())/1e3, a.provider.Name, a.name)

@@ -19,6 +19,61 @@ import (
 // baileysStates are Baileys' connection states.
 var baileysStates = []string{"open", "connecting", "close"}
 
+// Why a Baileys connection closed: the status code of its last
+// disconnection (Baileys' DisconnectReason), which Evolution API passes on
+// as a connection.update event's statusReason and, for the closes it does
+// not retry, as an instance row's disconnectionReasonCode. The names make
+// a bounded label; "banned" is Baileys' forbidden (403), which WhatsApp
+// answers to a banned number. Evolution API also gives up on 402 and 406,
+// which Baileys does not name: they keep their numbers.
+var baileysDisconnectCodes = []struct {
+	code int
+	name string
+}{
+	{401, "logged_out"},
+	{402, "code_402"},
+	{403, "banned"},
+	{406, "code_406"},
+	{408, "connection_lost"},
+	{411, "multidevice_mismatch"},
+	{428, "connection_closed"},
+	{440, "connection_replaced"},
+	{500, "bad_session"},
+	{503, "service_unavailable"},
+	{515, "restart_required"},
+}
+
+// Reasons that are not a Baileys code.
+const (
+	// disconnectQRExpired is Evolution API's refused: the QR code was
+	// not scanned in time.
+	disconnectQRExpired = "qr_expired"
+	disconnectOther     = "other"
+)
+
+// baileysDisconnectReasons are every reason of the family.
+var baileysDisconnectReasons = func() []string {
+	var r []string
+	for _, c := range baileysDisconnectCodes {
+		r = append(r, c.name)
+	}
+	return append(r, disconnectQRExpired, disconnectOther)
+}()
+
+// baileysDisconnectReason names a disconnection code; "" for none (0, or
+// 200, which Evolution API sends with a connection that did not close).
+func baileysDisconnectReason(code int) string {
+	if code == 0 || code == http.StatusOK {
+		return ""
+	}
+	for _, c := range baileysDisconnectCodes {
+		if c.code == code {
+			return c.name
+		}
+	}
+	return disconnectOther
+}
+
 // baileysInstance is the configuration of an instance of the family.
 type baileysInstance struct {
 	config.Common `yaml:",inline"`
@@ -40,10 +95,17 @@ func baileysProviderInfo(newSpec func() config.Spec, defaultURL string) config.P
 }
 
 // baileysStatusError classifies an error status of Evolution API or
-// Wachat, quoting the message of their error bodies.
+// Wachat, quoting the message of their error bodies. A 404 is an unknown
+// instance only when the body says so in the provider's shape: Evolution
+// API answers a path it does not serve with 404 and the message "Cannot
+// GET /path" (its own 404 handler), and anything else that answers 404 is
+// not the provider's API at all.
 func baileysStatusError(r Response, instanceName string) *Error {
 	if r.Status == http.StatusNotFound {
-		return newError(ReasonClientError, "HTTP 404: no instance named %q; check instance_name: %s", instanceName, baileysErrorMessage(r.Body))
+		if msg, ok := baileysMessage(r.Body); ok && !wrongPath(r.Body) {
+			return newError(ReasonClientError, "HTTP 404: no instance named %q; check instance_name: %s", instanceName, snippet([]byte(msg)))
+		}
+		return newError(ReasonClientError, "HTTP 404: api_url does not lead to the provider's API (wrong path, or another API such as Evolution Go); check api_url: %s", baileysErrorMessage(r.Body))
 	}
 	return statusError(r, baileysErrorMessage(r.Body))
 }
@@ -52,6 +114,26 @@ func baileysStatusError(r Response, instanceName string) *Error {
 // ({"error":..,"response":{"message":[..]}}) or Wachat
 // ({"success":false,"error":..}) error body, else quotes the body.
 func baileysErrorMessage(body []byte) string {
+	if msg, ok := baileysMessage(body); ok {
+		return snippet([]byte(msg))
+	}
+	return snippet(body)
+}
+
+// wrongPath reports Evolution API's answer to a path it does not serve:
+// {"status":404,"error":"Not Found","response":{"message":["Cannot GET /path"]}}.
+func wrongPath(body []byte) bool {
+	var v struct {
+		Response struct {
+			Message []string `json:"message"`
+		} `json:"response"`
+	}
+	return json.Unmarshal(body, &v) == nil && len(v.Response.Message) == 1 && strings.HasPrefix(v.Response.Message[0], "Cannot ")
+}
+
+// baileysMessage is the message of an error body of the family; false
+// when the body is not one.
+func baileysMessage(body []byte) (string, bool) {
 	var v struct {
 		Error    any `json:"error"`
 		Message  any `json:"message"`
@@ -60,7 +142,7 @@ func baileysErrorMessage(body []byte) string {
 		} `json:"response"`
 	}
 	if json.Unmarshal(body, &v) != nil {
-		return snippet(body)
+		return "", false
 	}
 	var parts []string
 	for _, m := range []any{v.Error, v.Message, v.Response.Message} {
@@ -74,9 +156,9 @@ func baileysErrorMessage(body []byte) string {
 		}
 	}
 	if len(parts) == 0 {
-		return snippet(body)
+		return "", false
 	}
-	return snippet([]byte(strings.Join(parts, "; ")))
+	return strings.Join(parts, "; "), true
 }
 
 // baileysAccount is the configuration of an account of the family: a
@@ -113,6 +195,7 @@ func baileysListedInstance(provider string) func(config.AccountSpec, Listed, str
 		}
 		e := spec.(*EvolutionAccountSpec)
 		return &EvolutionSpec{baileysInstance: in,
+			webhookPath:  webhookPath{WebhookPathSecret: promcfg.Secret(e.webhookPath.secret)},
 			webhookToken: webhookToken{WebhookToken: promcfg.Secret(e.webhookToken.token)},
 			webhookJWT:   webhookJWT{WebhookJWTKey: promcfg.Secret(e.webhookJWT.key)},
 		}

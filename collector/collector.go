@@ -141,9 +141,10 @@ type target struct {
 	// watch it.
 	queue queueReader
 	// foundBy is the account whose listing found this instance; nil for
-	// a configured one. When that listing carries the states, it is the
-	// instance's state request.
+	// a configured one. listed is set when that listing carries the
+	// instance's live state: the listing is then its state request.
 	foundBy *account
+	listed  bool
 }
 
 // memory is what the exporter remembers of an upstream instance between
@@ -163,6 +164,13 @@ type memory struct {
 	updated   time.Time // end of the last call or notification; zero before the first
 	since     time.Time // when last's state and up began
 	freshTill time.Time
+	// called is when the last call started, heldTill the end of the last
+	// Retry-After: a notification makes the result due for a call, but
+	// not before these allow.
+	called, heldTill time.Time
+	// disconnect is the named reason of the instance's last
+	// disconnection, while it has not been seen working since.
+	disconnect string
 	// asOf is the time last's state was true at: the start of the call
 	// that brought it, or the notification's time. notified is set while
 	// it came from a notification, sent at notifiedAt by the provider's
@@ -183,6 +191,11 @@ type outcome struct {
 	state  string // a state of the provider, or StateUnknown
 	up     bool
 	reason string // why !up
+	// working is set when state is the provider's working state, which
+	// ends the last disconnection; disconnect names that disconnection
+	// when the answer tells it.
+	working    bool
+	disconnect string
 }
 
 // freshness returns when the memory was last updated and whether its
@@ -202,12 +215,51 @@ type result struct {
 	// notified is set when the state came from a notification.
 	notified bool
 	queue    queueResult
+	// disconnect is the reason of the last disconnection, "" when
+	// unknown or when the instance has been working since.
+	disconnect string
 }
 
 func (m *memory) result() result {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return result{o: m.last, updated: m.updated, since: m.since, notified: m.notified, queue: m.queue}
+	return result{o: m.last, updated: m.updated, since: m.since, notified: m.notified, queue: m.queue, disconnect: m.disconnect}
+}
+
+// noteDisconnect takes what an outcome says of the last disconnection.
+// Under m.mu.
+func (m *memory) noteDisconnect(o outcome) {
+	switch {
+	case o.working:
+		m.disconnect = ""
+	case o.disconnect != "":
+		m.disconnect = o.disconnect
+	}
+}
+
+// disconnected records the reason of the last disconnection, which a
+// listing gives apart from the state, unless the instance is working.
+func (m *memory) disconnected(reason string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.last.working {
+		m.disconnect = reason
+	}
+}
+
+// hold keeps m from being called before until (a Retry-After).
+func (m *memory) hold(until time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.heldTill = until
+	m.freshTill = maxTime(m.freshTill, until)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Update replaces the configuration. An instance whose configuration did
@@ -291,8 +343,12 @@ func (c *Collector) apply(configured []config.Instance, accounts []*account, poo
 			}
 		}
 	}
-	found, foundBy := c.discovered(accounts, taken)
-	instances := append(slices.Clip(configured), found...)
+	configuredIDs := make(map[string]bool, len(configured))
+	for _, inst := range configured {
+		configuredIDs[inst.Spec.Base().Identity()] = true
+	}
+	discovered, foundBy := c.discovered(accounts, taken, configuredIDs)
+	instances := append(slices.Clip(configured), discovered...)
 
 	c.mu.RLock()
 	old := c.byName
@@ -311,7 +367,8 @@ func (c *Collector) apply(configured []config.Instance, accounts []*account, poo
 			memories[id] = mem
 		}
 		prev := old[inst.Name()]
-		if prev != nil && prev.mem == mem && prev.foundBy == foundBy[inst.Name()] && reflect.DeepEqual(prev.spec, inst.Spec) {
+		f := foundBy[inst.Name()]
+		if prev != nil && prev.mem == mem && prev.foundBy == f.account && prev.listed == f.listed && reflect.DeepEqual(prev.spec, inst.Spec) {
 			pool.keep(prev.spec.Base().HTTPClientConfig, prev.http)
 			targets = append(targets, prev)
 			byName[prev.name] = prev
@@ -320,8 +377,8 @@ func (c *Collector) apply(configured []config.Instance, accounts []*account, poo
 		// An instance whose state comes with its account's listing
 		// counts that listing as its call, under the listing's method.
 		p := providers[inst.Provider()]
-		if a := foundBy[inst.Name()]; a != nil && a.kind.CarriesStates {
-			p = a.callsAs
+		if f.listed {
+			p = f.account.callsAs
 		}
 		qs, ok := inst.Spec.(queueSpec)
 		watchesQueue := ok && qs.watchesQueue(c.opts.MessagesQueue)
@@ -337,7 +394,7 @@ func (c *Collector) apply(configured []config.Instance, accounts []*account, poo
 			pool.discard()
 			return fmt.Errorf("instance %q: %w", inst.Name(), err)
 		}
-		t.foundBy = foundBy[t.name]
+		t.foundBy, t.listed = f.account, f.listed
 		if watchesQueue {
 			t.queue, _ = t.client.(queueReader)
 		}
@@ -468,7 +525,7 @@ func (c *Collector) refresh(ctx context.Context, targets []*target) *Scrape {
 	var waits []<-chan struct{}
 	for _, t := range targets {
 		m := t.mem
-		if t.foundBy != nil && t.foundBy.kind.CarriesStates {
+		if t.listed {
 			m = t.foundBy.mem // the listing is its state request
 		}
 		if done := c.sched.request(m, now); done != nil {
@@ -520,6 +577,9 @@ func (c *Collector) call(m *memory) {
 		hold = max(hold, e.RetryAfter)
 	}
 	m.record(t.logger, o, detail, start, now, hold, "State request failing")
+	if e != nil && e.RetryAfter > 0 {
+		m.hold(now.Add(e.RetryAfter))
+	}
 	if t.queue != nil {
 		readQueue(t, m, err)
 	}
@@ -538,7 +598,7 @@ func (t *target) outcomeOf(raw string, err error) outcome {
 		// API for an instance that is not loaded).
 		return outcome{state: StateUnknown, up: true}
 	case slices.Contains(t.provider.States, raw):
-		return outcome{state: raw, up: true}
+		return outcome{state: raw, up: true, working: raw == t.provider.Working}
 	}
 	t.logger.Warn("Provider reported a state the exporter does not know; exposing it as unknown", "raw_state", shorten(snippet([]byte(raw)), 100))
 	return outcome{state: StateUnknown, up: true}
@@ -552,6 +612,7 @@ func (t *target) outcomeOf(raw string, err error) outcome {
 func (m *memory) record(logger *slog.Logger, o outcome, detail string, started, now time.Time, hold time.Duration, failing string) {
 	m.mu.Lock()
 	m.freshTill = now.Add(hold)
+	m.called = started
 	if m.notified && started.Before(m.asOf) {
 		// whatsapp_up is still the call's.
 		if m.last.up != o.up {
@@ -566,10 +627,11 @@ func (m *memory) record(logger *slog.Logger, o outcome, detail string, started, 
 		m.since = now
 	}
 	m.last, m.updated, m.asOf, m.notified = o, now, started, false
+	m.noteDisconnect(o)
 	m.mu.Unlock()
 
 	switch {
-	case had && prev == o:
+	case had && prev.state == o.state && prev.up == o.up && prev.reason == o.reason:
 	case !o.up:
 		logger.Warn(failing, "reason", o.reason, "err", detail)
 	case had && !prev.up:

@@ -16,6 +16,10 @@ func init() {
 	register(&Provider{
 		Name:    "evolution",
 		States:  baileysStates,
+		Working: "open",
+		// Notifications and v2 listings tell why an instance closed.
+		DisconnectReasons: baileysDisconnectReasons,
+		DisconnectReason:  baileysDisconnectReason,
 		Methods: []string{"connectionState"},
 		// Evolution API is self-hosted: api_url has no default.
 		Config:    baileysProviderInfo(func() config.Spec { return &EvolutionSpec{} }, ""),
@@ -29,6 +33,7 @@ func init() {
 type EvolutionSpec struct {
 	baileysInstance `yaml:",inline"`
 	// The credentials of the instance's webhook (evolution_webhook.go).
+	webhookPath  `yaml:",inline"`
 	webhookToken `yaml:",inline"`
 	webhookJWT   `yaml:",inline"`
 }
@@ -36,7 +41,7 @@ type EvolutionSpec struct {
 // Fields implements config.Spec.
 func (s *EvolutionSpec) Fields() config.Fields {
 	f := s.baileysInstance.Fields()
-	f.Optional = []config.OptionalSecret{s.webhookToken.field(), s.webhookJWT.field()}
+	f.Optional = []config.OptionalSecret{s.webhookPath.field(), s.webhookToken.field(), s.webhookJWT.field()}
 	return f
 }
 

@@ -3,14 +3,14 @@ package collector
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
 
 // Evolution API servers: GET {api_url}/instance/fetchInstances with the
-// server's global key lists every instance with its connection status, in
-// one call. Each row also holds the instance's own token: it is never
-// read.
+// server's global key lists every instance, in one call. Each row also
+// holds the instance's own token: it is never read.
 
 var evolutionAccounts = &AccountKind{
 	Method: "fetchInstances",
@@ -20,7 +20,7 @@ var evolutionAccounts = &AccountKind{
 	},
 	NewLister:     newEvolutionLister,
 	Instance:      baileysListedInstance("evolution"),
-	CarriesStates: true,
+	StateRequest:  true,
 }
 
 // EvolutionAccountSpec is the configuration of an Evolution API server;
@@ -28,6 +28,7 @@ var evolutionAccounts = &AccountKind{
 type EvolutionAccountSpec struct {
 	baileysAccount `yaml:",inline"`
 	// The webhook credentials of every instance found.
+	webhookPath  `yaml:",inline"`
 	webhookToken `yaml:",inline"`
 	webhookJWT   `yaml:",inline"`
 }
@@ -35,7 +36,7 @@ type EvolutionAccountSpec struct {
 // Fields implements config.AccountSpec.
 func (s *EvolutionAccountSpec) Fields() config.Fields {
 	f := s.baileysAccount.Fields()
-	f.Optional = []config.OptionalSecret{s.webhookToken.field(), s.webhookJWT.field()}
+	f.Optional = []config.OptionalSecret{s.webhookPath.field(), s.webhookToken.field(), s.webhookJWT.field()}
 	return f
 }
 
@@ -47,9 +48,22 @@ func newEvolutionLister(spec config.AccountSpec, api *API) (Lister, error) {
 }
 
 // decodeEvolutionInstances reads version 2's rows ({"name",
-// "connectionStatus", "token", ...}) and version 1's ({"instance":
-// {"instanceName", "status", "apikey"}}). Only the name and the state are
-// decoded: the tokens stay in the body, which no error quotes.
+// "connectionStatus", "token", "disconnectionReasonCode", ...}) and version
+// 1's ({"instance": {"instanceName", "status", "apikey"}}). Only names,
+// states and reasons are decoded: the tokens stay in the body, which no
+// error quotes.
+//
+// Version 1 builds its rows from the instances in memory: their status is
+// the live state, and the listing is their state request. Version 2
+// returns rows of its database, whose connectionStatus is written only
+// when a QR code is shown, on connect and on a close it will not retry: an
+// instance that lost its connection keeps open there while it reconnects,
+// and one whose QR code expired keeps connecting while it is close. Its
+// rows only find instances, which are then called one by one
+// (connectionState). A row of neither shape is called one by one too.
+// disconnectionReasonCode is written with those final closes and never
+// cleared: it is the reason of the instance's close only while the row
+// still says close.
 func decodeEvolutionInstances(r Response) (Listing, error) {
 	if r.Status < 200 || r.Status > 299 {
 		return Listing{}, baileysStatusError(r, "")
@@ -61,8 +75,9 @@ func decodeEvolutionInstances(r Response) (Listing, error) {
 	var l Listing
 	for _, raw := range rows {
 		var row struct {
-			Name     string `json:"name"`
-			Status   string `json:"connectionStatus"`
+			Name     string  `json:"name"`
+			Status   *string `json:"connectionStatus"`
+			Reason   *int    `json:"disconnectionReasonCode"`
 			Instance *struct {
 				Name   string `json:"instanceName"`
 				Status string `json:"status"`
@@ -72,14 +87,24 @@ func decodeEvolutionInstances(r Response) (Listing, error) {
 			l.Malformed++
 			continue
 		}
-		if row.Name == "" && row.Instance != nil {
-			row.Name, row.Status = row.Instance.Name, row.Instance.Status
+		var in Listed
+		switch {
+		case row.Name != "" && row.Status != nil: // version 2
+			in.Name = row.Name
+			if *row.Status == "close" && row.Reason != nil {
+				in.Disconnect = *row.Reason
+			}
+		case row.Name == "" && row.Instance != nil && row.Instance.Name != "": // version 1
+			in.Name, in.State = row.Instance.Name, strings.TrimSpace(row.Instance.Status)
+		default: // a name without a known shape: called one by one
+			in.Name = row.Name
 		}
-		if row.Name == "" {
+		if in.Name == "" {
 			l.Malformed++
 			continue
 		}
-		l.Instances = append(l.Instances, Listed{Name: row.Name, ID: row.Name, State: baileysState(row.Status)})
+		in.ID = in.Name
+		l.Instances = append(l.Instances, in)
 	}
 	return l, nil
 }

@@ -36,6 +36,8 @@ var (
 		"Messages in the instance's outgoing queue at its last successful queue request; at most 500, the first messages GREEN-API's showMessagesQueue returns (see whatsapp_outgoing_queue_capped). Absent while the queue request fails.", "gauge"}
 	cappedFamily = family{"whatsapp_outgoing_queue_capped",
 		"1 when the last queue request returned 500 messages, the most GREEN-API's showMessagesQueue returns, so the queue may be longer; 0 otherwise.", "gauge"}
+	disconnectFamily = family{"whatsapp_instance_disconnect_reason",
+		"Why the instance's connection last closed, while it has not been working since, as its provider told in a notification or an account's listing (Evolution API): 1, with the reason (logged_out, banned, connection_lost, qr_expired, ...). Absent when no reason is known.", "gauge"}
 	notifiedFamily = family{"whatsapp_instance_state_from_notification",
 		"1 when the current whatsapp_instance_state came from a notification the provider pushed, 0 when from a state request.", "gauge"}
 	notificationsFamily = family{"whatsapp_webhook_notifications_total",
@@ -136,6 +138,12 @@ func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 	for _, r := range results {
 		if !r.updated.IsZero() {
 			tw.sample(updatedFamily.name, "", r.t.labels, "", float64(r.updated.UnixMilli())/1e3)
+		}
+	}
+	tw.header(disconnectFamily)
+	for _, r := range results {
+		if r.disconnect != "" && !r.updated.IsZero() && !r.o.working {
+			tw.sample(disconnectFamily.name, "", r.t.labels, `reason="`+escapeLabel(r.disconnect)+`"`, 1)
 		}
 	}
 	tw.header(durationFamily)

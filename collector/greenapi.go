@@ -31,12 +31,29 @@ var greenAPITextStates = []struct{ text, state string }{
 	{"instance in starting process try later", "starting"},
 	{"instance account not authorized", "notAuthorized"},
 	{"instance is starting or not authorized", "starting"},
+	// "Instance account is expired. Renew your instance from personal
+	// area" (GREEN-API's common errors): the plan is not paid.
+	{"instance account is expired", greenAPIExpired},
 }
+
+// States the exporter reads from GREEN-API's other answers than a
+// stateInstance: an instance whose plan is not paid (a 400 text, or
+// isExpired in a partner listing), and one still being created
+// (getStateInstance answers null: GREEN-API's partner guide says to ask
+// again every 5 seconds until a state comes).
+const (
+	greenAPIExpired  = "expired"
+	greenAPICreating = "creating"
+)
+
+// greenAPIStates are getStateInstance's WhatsApp states, then the two above.
+var greenAPIStates = []string{"authorized", "notAuthorized", "blocked", "sleepMode", "starting", "yellowCard", greenAPICreating, greenAPIExpired}
 
 func init() {
 	register(&Provider{
 		Name:    "greenapi",
-		States:  []string{"authorized", "notAuthorized", "blocked", "sleepMode", "starting", "yellowCard"},
+		States:  greenAPIStates,
+		Working: "authorized",
 		Methods: []string{"getStateInstance"},
 		// GREEN-API answers at most the first greenAPIQueueCap messages.
 		QueueMethod: "showMessagesQueue",
@@ -162,8 +179,8 @@ func decodeGreenAPIState(r Response) (string, error) {
 
 	body := bytes.TrimSpace(r.Body)
 	if bytes.Equal(body, []byte("null")) {
-		// Sent while an instance is being created: there is no state yet.
-		return "", newError(ReasonBadResponse, "body is null (instance still being created?)")
+		// Sent while an instance is being created: the call worked.
+		return greenAPICreating, nil
 	}
 	var v struct {
 		StateInstance *string `json:"stateInstance"`

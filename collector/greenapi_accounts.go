@@ -15,7 +15,10 @@ import (
 // GREEN-API partner accounts:
 // GET {api_url}/partner/getInstances/{partnerToken} lists every instance
 // of the partner, deleted ones of the last months included, each with its
-// apiTokenInstance. It does not give the instance's own host.
+// apiTokenInstance and its product (typeInstance: whatsapp, telegram, v3
+// for MAX, instagram). It does not give the instance's own host. It
+// carries no states, but for isExpired (payment overdue), which the
+// exporter shows as the state expired.
 
 const (
 	greenAPIPartnerDefaultURL = "https://api.green-api.com"
@@ -83,6 +86,10 @@ func decodeGreenAPIPartnerInstances(r Response) (Listing, error) {
 	if r.Status < 200 || r.Status > 299 {
 		return Listing{}, statusError(r, snippet(r.Body))
 	}
+	if greenAPICode401(r.Body) {
+		// How the partner methods answer a wrong partner token.
+		return Listing{}, newError(ReasonUnauthorized, "HTTP %d with code 401 in the body: check partner_token", r.Status)
+	}
 	var rows []json.RawMessage
 	if err := json.Unmarshal(r.Body, &rows); err != nil {
 		return Listing{}, newError(ReasonBadResponse, "HTTP %d: the listing is not a JSON array", r.Status)
@@ -93,6 +100,7 @@ func decodeGreenAPIPartnerInstances(r Response) (Listing, error) {
 			IDInstance json.Number `json:"idInstance"`
 			Name       string      `json:"name"`
 			Token      string      `json:"apiTokenInstance"`
+			Type       string      `json:"typeInstance"`
 			Deleted    bool        `json:"deleted"`
 			Expired    bool        `json:"isExpired"`
 		}
@@ -112,9 +120,16 @@ func decodeGreenAPIPartnerInstances(r Response) (Listing, error) {
 		}
 		switch {
 		case row.Deleted:
-			in.Skip = "deleted"
+			in.Skip = skipDeleted
+		case row.Type != "" && row.Type != "whatsapp":
+			// telegram, v3 (MAX), instagram: other products, with
+			// other states and, for MAX, other URLs.
+			in.Skip = skipNotWhatsApp
 		case row.Expired:
-			in.Skip = "expired"
+			// Its plan is not paid: it does not send. Watched, with the
+			// state the listing gives, so that it pages rather than
+			// vanishing.
+			in.State = greenAPIExpired
 		}
 		l.Instances = append(l.Instances, in)
 	}

@@ -20,10 +20,23 @@ import (
 
 var greenAPIWebhook = &Webhook{
 	Decode: decodeGreenAPINotification,
-	Authorized: func(spec config.Spec, h http.Header, _ time.Time) (ok, configured bool) {
+	Authorize: func(spec config.Spec, cred Credentials, _ time.Time) Authorization {
 		w := &spec.(*GreenAPISpec).webhookToken
-		return w.authorizes(h), w.token != ""
+		switch {
+		case w.token == "":
+			return NoCredentials
+		case w.authorizes(cred.Header):
+			return Authorized
+		}
+		return Refused
 	},
+	// GREEN-API keeps each instance's notifications in a queue and sends
+	// the next one only after an HTTP 200 for the current one: any other
+	// answer makes it resend the same notification every minute for 24
+	// hours, holding back every later one of the instance. So every
+	// notification is answered 200, whatever its outcome (in the body
+	// and the metrics); none that is not authenticated changes a state.
+	Status: func(string) int { return http.StatusOK },
 }
 
 func decodeGreenAPINotification(body []byte, _ time.Time) (Notification, error) {

@@ -63,8 +63,9 @@ func (m *memory) recordQueue(logger *slog.Logger, r queueResult, e *Error, retry
 	m.mu.Lock()
 	prevFailing := m.queueFailing
 	m.queue, m.queueFailing = r, e != nil
-	if until := time.Now().Add(retryAfter); retryAfter > 0 && until.After(m.freshTill) {
-		m.freshTill = until
+	if until := time.Now().Add(retryAfter); retryAfter > 0 {
+		m.heldTill = maxTime(m.heldTill, until)
+		m.freshTill = maxTime(m.freshTill, until)
 	}
 	m.mu.Unlock()
 	switch {

@@ -24,6 +24,14 @@ type Provider struct {
 	Name string
 	// States are every state the provider documents, in display order.
 	States []string
+	// Working is the state in which an instance can send.
+	Working string
+	// DisconnectReasons are the named reasons of an instance's last
+	// disconnection the provider can tell (the values of the reason label
+	// of whatsapp_instance_disconnect_reason), DisconnectReason names a
+	// code of the provider's; both nil when it tells none.
+	DisconnectReasons []string
+	DisconnectReason  func(code int) string
 	// Methods are the method label values its client calls.
 	Methods []string
 	// Config describes its configuration to the config package.

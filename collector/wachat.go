@@ -18,6 +18,7 @@ func init() {
 	register(&Provider{
 		Name:      "wachat",
 		States:    baileysStates,
+		Working:   "open",
 		Methods:   []string{"instanceState"},
 		Config:    baileysProviderInfo(func() config.Spec { return &WachatSpec{} }, wachatDefaultURL),
 		NewClient: newWachatClient,

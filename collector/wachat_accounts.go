@@ -8,7 +8,11 @@ import (
 )
 
 // Wachat accounts: GET {api_url}/instance/list with the account's API key
-// lists every instance of the account with its state, in one call.
+// lists every instance of the account with a state, in one call. Nothing
+// says that state is live: Wachat is built on Evolution API, whose version
+// 2 lists the rows of its database, whose states lag behind the
+// connection's. So the list only finds instances, which are called one by
+// one, unless the account sets states_from_listing.
 
 var wachatAccounts = &AccountKind{
 	Method: "listInstances",
@@ -19,22 +23,37 @@ var wachatAccounts = &AccountKind{
 	},
 	NewLister:     newWachatLister,
 	Instance:      baileysListedInstance("wachat"),
-	CarriesStates: true,
+	StateRequest:  true,
 }
 
 // WachatAccountSpec is the configuration of a Wachat account.
 type WachatAccountSpec struct {
 	baileysAccount `yaml:",inline"`
+	// StatesFromListing takes the instances' states from the listing
+	// instead of calling each instance: one call per account instead of
+	// one per instance, with states that may lag behind.
+	StatesFromListing bool `yaml:"states_from_listing,omitempty"`
 }
 
 func newWachatLister(spec config.AccountSpec, api *API) (Lister, error) {
 	a := spec.Account()
 	api.addSecret(a.Secret())
+	decode := decodeWachatList
+	if !spec.(*WachatAccountSpec).StatesFromListing {
+		decode = func(r Response) (Listing, error) {
+			l, err := decodeWachatList(r)
+			for i := range l.Instances {
+				l.Instances[i].State = ""
+			}
+			return l, err
+		}
+	}
 	return &getLister{api: api, method: "listInstances", url: a.APIURL + "/instance/list",
-		header: http.Header{"Authorization": {"Bearer " + a.Secret()}}, decode: decodeWachatList}, nil
+		header: http.Header{"Authorization": {"Bearer " + a.Secret()}}, decode: decode}, nil
 }
 
-// decodeWachatList reads {"success":true,"count":N,"instances":[...]}.
+// decodeWachatList reads {"success":true,"count":N,"instances":[...]},
+// with every instance's state.
 func decodeWachatList(r Response) (Listing, error) {
 	if r.Status < 200 || r.Status > 299 {
 		return Listing{}, baileysStatusError(r, "")

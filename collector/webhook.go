@@ -41,12 +41,18 @@ const (
 	// OutcomeIncomplete is a body that did not arrive in full before the
 	// receiver's timeouts (a slow or vanished sender).
 	OutcomeIncomplete = "incomplete"
+	// OutcomeKeyInHeader is a notification that carries the instance's
+	// JWT key itself in a header (Evolution API 2.2.x sends its webhook's
+	// jwt_key header as it is): refused, since the key is no secret any
+	// more.
+	OutcomeKeyInHeader = "jwt_key_in_header"
 )
 
 // Outcomes lists every outcome, by index in the per-instance counts.
 var Outcomes = [...]string{
 	OutcomeAccepted, OutcomeStale, OutcomeIgnored, OutcomeUnauthorized,
 	OutcomeUnknownInstance, OutcomeMalformed, OutcomeTooLarge, OutcomeIncomplete,
+	OutcomeKeyInHeader,
 }
 
 // MaxNotificationBytes bounds a notification's body. A state notification
@@ -59,11 +65,44 @@ type Webhook struct {
 	// Decode reads a notification's body. It returns an error that does
 	// not quote the body (it may hold secrets) for a malformed one.
 	Decode func(body []byte, received time.Time) (Notification, error)
-	// Authorized reports whether a request's header carries the
-	// notification credentials of an instance of this configuration, at
-	// now; configured is false when the instance has none.
-	Authorized func(spec config.Spec, h http.Header, now time.Time) (ok, configured bool)
+	// Authorize says whether a request carries the notification
+	// credentials of an instance of this configuration, at now.
+	Authorize func(spec config.Spec, cred Credentials, now time.Time) Authorization
+	// Replaces says whether a notified state may replace the current
+	// one; nil when any may.
+	Replaces func(current, notified string) bool
+	// Status is the HTTP status the provider is answered for an outcome:
+	// each provider retries on its own rules.
+	Status func(outcome string) int
 }
+
+// Credentials are what a notification request may authenticate with.
+type Credentials struct {
+	Header http.Header
+	// PathSecret is the first segment of the path after
+	// /webhook/<provider>/, which may be a secret of the webhook's URL.
+	PathSecret string
+}
+
+// Authorization is the result of checking a notification's credentials.
+type Authorization int
+
+const (
+	// Authorized: the request carries the instance's credentials.
+	Authorized Authorization = iota
+	// Refused: it does not.
+	Refused
+	// NoCredentials: the instance has none configured.
+	NoCredentials
+	// KeyInHeader: it carries a signing key itself (see
+	// OutcomeKeyInHeader).
+	KeyInHeader
+)
+
+// callSpacing is the least time between two calls for an instance that a
+// notification may bring forward: GREEN-API allows one request per second
+// per instance.
+const callSpacing = time.Second
 
 // Notification is a decoded notification.
 type Notification struct {
@@ -78,6 +117,9 @@ type Notification struct {
 	// themselves.
 	At       time.Time
 	Absolute bool
+	// Disconnect names why the connection closed, when the notification
+	// tells it.
+	Disconnect string
 }
 
 // webhookToken is the credential notifications carry in their
@@ -145,13 +187,14 @@ func (rc *receiver) logUnknown(logger *slog.Logger, provider, id string) {
 		rc.unknownLogged = map[string]bool{}
 	}
 	rc.unknownLogged[key] = true
-	logger.Warn("Notification for an instance the exporter does not watch; answered 404 (logged once per instance)",
+	logger.Warn("Notification for an instance the exporter does not watch (logged once per instance)",
 		"provider", provider, "id", shorten(id, 100))
 }
 
 // Webhooks returns the notification receiver's handler: POST
-// /webhook/<provider>, whatever follows (Evolution API appends the event's
-// name when its webhook is set by events).
+// /webhook/<provider>, whatever follows (a secret of the webhook's URL,
+// and the event's name Evolution API appends when its webhook is set by
+// events).
 func (c *Collector) Webhooks() http.Handler {
 	mux := http.NewServeMux()
 	for _, p := range providers {
@@ -165,30 +208,38 @@ func (c *Collector) Webhooks() http.Handler {
 	return mux
 }
 
+// pathSecret is the first path segment after /webhook/<provider>/.
+func pathSecret(p *Provider, path string) string {
+	rest, _ := strings.CutPrefix(path, "/webhook/"+p.Name+"/")
+	first, _, _ := strings.Cut(rest, "/")
+	return first
+}
+
 // serveNotification answers a notification. No answer and no log line
-// quotes its body: Evolution API's carries the instance's API token.
+// quotes its body (Evolution API's carries the instance's API token) or
+// its path (which may hold a secret).
 func (c *Collector) serveNotification(p *Provider, w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxNotificationBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			c.answer(w, p, nil, OutcomeTooLarge, http.StatusRequestEntityTooLarge)
+			c.answer(w, p, nil, OutcomeTooLarge)
 			return
 		}
-		c.answer(w, p, nil, OutcomeIncomplete, http.StatusRequestTimeout)
+		c.answer(w, p, nil, OutcomeIncomplete)
 		return
 	}
 	n, err := p.Webhook.Decode(body, now)
 	if err != nil {
 		c.logger.Debug("Malformed notification", "provider", p.Name, "err", err)
-		c.answer(w, p, nil, OutcomeMalformed, http.StatusBadRequest)
+		c.answer(w, p, nil, OutcomeMalformed)
 		return
 	}
 	if n.State == "" {
 		// Not authenticated: counted for the exporter only, so that
 		// anyone cannot add series to an instance.
-		c.answer(w, p, nil, OutcomeIgnored, http.StatusOK)
+		c.answer(w, p, nil, OutcomeIgnored)
 		return
 	}
 	c.mu.RLock()
@@ -196,25 +247,37 @@ func (c *Collector) serveNotification(p *Provider, w http.ResponseWriter, r *htt
 	c.mu.RUnlock()
 	if len(targets) == 0 {
 		c.receiver.logUnknown(c.logger, p.Name, n.ID)
-		c.answer(w, p, nil, OutcomeUnknownInstance, http.StatusNotFound)
+		c.answer(w, p, nil, OutcomeUnknownInstance)
 		return
 	}
+	cred := Credentials{Header: r.Header, PathSecret: pathSecret(p, r.URL.Path)}
 	var authorized []*target
+	keyInHeader := false
 	for _, t := range targets {
-		ok, configured := p.Webhook.Authorized(t.spec, r.Header, now)
-		switch {
-		case ok:
+		switch p.Webhook.Authorize(t.spec, cred, now) {
+		case Authorized:
 			authorized = append(authorized, t)
-		case t.stats.unauthorizedLogged.CompareAndSwap(false, true):
-			if configured {
-				t.logger.Warn("Refused a notification without the instance's webhook credentials (logged once per instance; see whatsapp_webhook_notifications_total)")
-			} else {
+		case KeyInHeader:
+			keyInHeader = true
+			if t.stats.unauthorizedLogged.CompareAndSwap(false, true) {
+				t.logger.Error("Refused a notification that carries the instance's webhook_jwt_key in a header: Evolution API 2.2.x sends its webhook's headers as they are, so the key is no secret any more. Remove jwt_key from the webhook's headers, change the key, and use webhook_path_secret (any version) or Evolution API 2.3.0 or later (logged once per instance)")
+			}
+		case NoCredentials:
+			if t.stats.unauthorizedLogged.CompareAndSwap(false, true) {
 				t.logger.Warn("Refused a notification: the instance has no webhook credentials configured (logged once per instance)")
+			}
+		default:
+			if t.stats.unauthorizedLogged.CompareAndSwap(false, true) {
+				t.logger.Warn("Refused a notification without the instance's webhook credentials (logged once per instance; see whatsapp_webhook_notifications_total)")
 			}
 		}
 	}
+	if keyInHeader {
+		c.answer(w, p, targets, OutcomeKeyInHeader)
+		return
+	}
 	if len(authorized) == 0 {
-		c.answer(w, p, targets, OutcomeUnauthorized, http.StatusUnauthorized)
+		c.answer(w, p, targets, OutcomeUnauthorized)
 		return
 	}
 	// Instances of the same identity share their memory: apply once.
@@ -233,44 +296,62 @@ func (c *Collector) serveNotification(p *Provider, w http.ResponseWriter, r *htt
 	for _, t := range authorized {
 		t.stats.countNotification(applied[t.mem])
 	}
-	c.answer(w, p, nil, outcome, http.StatusOK)
+	c.answer(w, p, nil, outcome)
 }
 
 // answer counts a notification's outcome for the exporter and for targets,
-// and writes a status and the outcome, never anything of the request.
-func (c *Collector) answer(w http.ResponseWriter, p *Provider, targets []*target, outcome string, status int) {
+// and writes the provider's status for it and the outcome, never anything
+// of the request.
+func (c *Collector) answer(w http.ResponseWriter, p *Provider, targets []*target, outcome string) {
 	for _, t := range targets {
 		t.stats.countNotification(outcome)
 	}
 	c.metrics.notification(p.Name, outcome)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(status)
+	w.WriteHeader(p.Webhook.Status(outcome))
 	_, _ = io.WriteString(w, outcome+"\n")
 }
 
 // notify applies a notification received at now to the target's memory
 // and returns OutcomeAccepted or OutcomeStale. A notification is stale
-// when it is older than the last one applied, repeats it, or (on a clock
-// comparable with the exporter's) was sent before the call that brought
-// the current state started.
+// when it is older than the last one applied, repeats it, was sent (on a
+// clock comparable with the exporter's) before the call that brought the
+// current state started, or its provider says it may not replace the
+// current state.
+//
+// An accepted notification is not the last word: its state shows at once,
+// and the instance is due for a call at the next scrape (one second after
+// its last call at the soonest, and not before a Retry-After ends). That
+// call, which started after the notification arrived, replaces it. So a
+// notification speeds up what the next scrape shows, and never hides what
+// a call sees for longer than until that scrape: a provider that pushes
+// reconnection attempts, a delivery retried for minutes, or anyone who
+// holds a webhook credential and streams notifications, cannot keep a
+// state that the provider's state request contradicts.
 func (t *target) notify(n Notification, now time.Time) string {
-	state := t.outcomeOf(n.State, nil).state
+	o := t.outcomeOf(n.State, nil)
+	o.disconnect = n.Disconnect
+	if n.Absolute && n.At.After(now) {
+		// A clock ahead of ours (or a forged time) must not make every
+		// later notification look older.
+		n.At = now
+	}
 	asOf := now
-	if n.Absolute && n.At.Before(now) {
+	if n.Absolute {
 		asOf = n.At
 	}
 	m := t.mem
 	m.mu.Lock()
-	stale := (!m.notifiedAt.IsZero() && (n.At.Before(m.notifiedAt) || n.At.Equal(m.notifiedAt) && m.last.state == state)) ||
+	stale := (!m.notifiedAt.IsZero() && (n.At.Before(m.notifiedAt) || n.At.Equal(m.notifiedAt) && m.last.state == o.state)) ||
 		// Timestamps have seconds: a notification of the second a call
 		// started is the newer one.
-		asOf.Unix() < m.asOf.Unix()
+		asOf.Unix() < m.asOf.Unix() ||
+		(t.provider.Webhook.Replaces != nil && !m.updated.IsZero() && !t.provider.Webhook.Replaces(m.last.state, o.state))
 	if stale {
 		m.mu.Unlock()
 		return OutcomeStale
 	}
 	prev, had := m.last, !m.updated.IsZero()
-	o := outcome{state: state, up: true}
 	if had {
 		// whatsapp_up stays what the last call made it.
 		o.up, o.reason = prev.up, prev.reason
@@ -279,9 +360,13 @@ func (t *target) notify(n Notification, now time.Time) string {
 		m.since = now
 	}
 	m.last, m.updated, m.asOf, m.notified, m.notifiedAt = o, now, asOf, true, n.At
+	m.noteDisconnect(o)
+	if due := maxTime(m.heldTill, m.called.Add(callSpacing)); due.Before(m.freshTill) {
+		m.freshTill = due
+	}
 	m.mu.Unlock()
-	if !had || prev.state != state {
-		t.logger.Info("State changed", "state", state, "via", "notification")
+	if !had || prev.state != o.state {
+		t.logger.Info("State changed", "state", o.state, "via", "notification")
 	}
 	return OutcomeAccepted
 }

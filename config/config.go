@@ -105,6 +105,9 @@ type OptionalSecret struct {
 	File  *string
 	// Resolved receives the credential, or "" when neither is set.
 	Resolved *string
+	// Check, when set, says what is wrong with a credential the provider
+	// cannot use; its error must not quote the credential.
+	Check func(string) error
 }
 
 // optionalSecrets reads every optional credential of f.
@@ -117,6 +120,11 @@ func (r *resolver) optionalSecrets(f Fields) error {
 		s, err := r.secret(o.Field, *o.Value, o.Field+"_file", *o.File)
 		if err != nil {
 			return err
+		}
+		if o.Check != nil {
+			if err := o.Check(s); err != nil {
+				return &FieldError{Field: o.Field, Err: err}
+			}
 		}
 		*o.Resolved = s
 	}
