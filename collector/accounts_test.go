@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +81,10 @@ var listingTargets = map[string]listingTarget{
 var listingCases = map[string][]listingCase{
 	"greenapi": {
 		{fixture: "instances.json", status: 200, want: []string{
-			"shop 1101000001  ", "1101000002 1101000002  ", "old-shop 1101000003 deleted ", "trial 1101000004 expired "}},
+			"shop 1101000001  ", "1101000002 1101000002  ", "old-shop 1101000003 deleted ", "trial 1101000004  expired",
+			"telegram-support 7103000005 not_whatsapp ", "max-news 3100000006 not_whatsapp ", "instagram-shop 1101000007 not_whatsapp ",
+			"older-listing 1101000008  "}},
+		{body: `{"code":401,"description":"Unauthorized"}`, status: 200, wantErr: ReasonUnauthorized},
 		{fixture: "empty.json", status: 200},
 		{fixture: "malformed_row.json", status: 200, want: []string{"shop 1101000001  ", "string-id-ok 1101000006  "}, malformed: 4},
 		{fixture: "not_array.json", status: 200, wantErr: ReasonBadResponse},
@@ -92,12 +96,13 @@ var listingCases = map[string][]listingCase{
 		{body: "[" + strings.Repeat(`{"idInstance":1,"apiTokenInstance":"t"},`, maxListed) + `{"idInstance":1,"apiTokenInstance":"t"}]`, status: 200, wantErr: ReasonBadResponse},
 	},
 	"wachat": {
+		// Not known to be live: the listing only finds the instances.
 		{fixture: "list.json", status: 200, want: []string{
-			"t1_mq9r2jov_jakarta_store t1_mq9r2jov_jakarta_store  open",
-			"t1_mq9r2jov_bandung_cafe t1_mq9r2jov_bandung_cafe  connecting",
-			"t1_mq9r2jov_surabaya_spa t1_mq9r2jov_surabaya_spa  unknown"}},
+			"t1_mq9r2jov_jakarta_store t1_mq9r2jov_jakarta_store  ",
+			"t1_mq9r2jov_bandung_cafe t1_mq9r2jov_bandung_cafe  ",
+			"t1_mq9r2jov_surabaya_spa t1_mq9r2jov_surabaya_spa  "}},
 		{fixture: "empty.json", status: 200},
-		{fixture: "malformed_row.json", status: 200, want: []string{"t1_ok t1_ok  open", "t1_also_ok t1_also_ok  close"}, malformed: 2},
+		{fixture: "malformed_row.json", status: 200, want: []string{"t1_ok t1_ok  ", "t1_also_ok t1_also_ok  "}, malformed: 2},
 		{fixture: "unsuccessful.json", status: 200, wantErr: ReasonBadResponse},
 		{fixture: "unsuccessful.json", status: 401, wantErr: ReasonUnauthorized},
 		{body: `{"success":true}`, status: 200, wantErr: ReasonBadResponse},
@@ -105,11 +110,15 @@ var listingCases = map[string][]listingCase{
 		{body: "{", status: 200, wantErr: ReasonBadResponse},
 	},
 	"evolution": {
+		// Version 2's rows are its database's: they find the instances,
+		// which are then called; a final close gives its reason.
 		{fixture: "fetch_v2.json", status: 200, want: []string{
-			"sales-bot sales-bot  open", "support-bot support-bot  close", "new-bot new-bot  connecting"}},
+			"sales-bot sales-bot  ", "support-bot support-bot  ", "new-bot new-bot  ", "banned-bot banned-bot   403",
+			"relinked-bot relinked-bot  "}},
+		// Version 1's are its live instances: the listing carries states.
 		{fixture: "fetch_v1.json", status: 200, want: []string{"sales-bot sales-bot  open", "support-bot support-bot  close"}},
 		{fixture: "empty.json", status: 200},
-		{fixture: "malformed_row.json", status: 200, want: []string{"sales-bot sales-bot  open", "support-bot support-bot  close"}, malformed: 2},
+		{fixture: "malformed_row.json", status: 200, want: []string{"sales-bot sales-bot  ", "support-bot support-bot  ", "name-only name-only  "}, malformed: 2},
 		{fixture: "error_401.json", status: 401, wantErr: ReasonUnauthorized},
 		{body: `{"status":500,"error":"Internal Server Error","response":{"message":["Connection Closed"]}}`, status: 500, wantErr: ReasonServerError},
 		{body: `{"instances":[]}`, status: 200, wantErr: ReasonBadResponse},
@@ -139,6 +148,27 @@ func newTestLister(t *testing.T, tg listingTarget, apiURL string) (Lister, *test
 	return l, logs
 }
 
+// wachatStatesTarget is a Wachat account that takes the states from its
+// listing (states_from_listing), with its cases.
+var (
+	wachatStatesTarget = listingTarget{
+		provider: "wachat",
+		yaml: func(u string) string {
+			return fmt.Sprintf("  - {name: agency, provider: wachat, api_url: %q, api_key: %q, states_from_listing: true}\n", u, listingSecrets[0])
+		},
+		path:        "/instance/list",
+		checkHeader: func(h http.Header) bool { return h.Get("Authorization") == "Bearer "+listingSecrets[0] },
+	}
+	wachatStatesCases = []listingCase{
+		{fixture: "list.json", status: 200, want: []string{
+			"t1_mq9r2jov_jakarta_store t1_mq9r2jov_jakarta_store  open",
+			"t1_mq9r2jov_bandung_cafe t1_mq9r2jov_bandung_cafe  connecting",
+			"t1_mq9r2jov_surabaya_spa t1_mq9r2jov_surabaya_spa  unknown"}},
+		{fixture: "malformed_row.json", status: 200, want: []string{"t1_ok t1_ok  open", "t1_also_ok t1_also_ok  close"}, malformed: 2},
+		{fixture: "unsuccessful.json", status: 401, wantErr: ReasonUnauthorized},
+	}
+)
+
 func TestListings(t *testing.T) {
 	for _, provider := range config.Providers() {
 		tg, ok := listingTargets[provider]
@@ -146,70 +176,80 @@ func TestListings(t *testing.T) {
 			t.Errorf("provider %s has no listing target in accounts_test.go", provider)
 			continue
 		}
-		for _, tc := range listingCases[provider] {
-			name := tc.fixture
-			if name == "" {
-				name = fmt.Sprintf("%d %.20s (%d bytes)", tc.status, tc.body, len(tc.body))
-			}
-			t.Run(provider+"/"+name, func(t *testing.T) {
-				body := tc.body
-				if tc.fixture != "" {
-					b, err := os.ReadFile(filepath.Join("testdata", provider, "accounts", tc.fixture))
-					if err != nil {
-						t.Fatal(err)
-					}
-					body = string(b)
-					for k, s := range listingSecrets[1:] {
-						body = strings.ReplaceAll(body, fmt.Sprintf("{{TOKEN_%d}}", k+1), s)
-					}
-				}
-				var sawPath string
-				var authOK bool
-				url, _ := startRecordingServer(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
-					sawPath, authOK = r.URL.Path, tg.checkHeader(r.Header)
-					for k := 0; k+1 < len(tc.header); k += 2 {
-						w.Header().Set(tc.header[k], tc.header[k+1])
-					}
-					w.WriteHeader(tc.status)
-					_, _ = w.Write([]byte(body))
-				})
-				l, logs := newTestLister(t, tg, url)
-				ctx, cancel := context.WithTimeout(t.Context(), providerTestSlack)
-				defer cancel()
-				got, err := l.List(ctx)
-				if sawPath != tg.path || !authOK {
-					t.Errorf("request to %q, credentials right %v; want %q", sawPath, authOK, tg.path)
-				}
-				out := logs.String()
-				if tc.wantErr != "" {
-					e := checkReason(t, err, tc.wantErr)
-					if tc.wantErr == ReasonRateLimited && e.RetryAfter != 30*time.Second {
-						t.Errorf("RetryAfter %v, want 30s", e.RetryAfter)
-					}
-					out += e.Error()
-				} else {
-					if err != nil {
-						t.Fatalf("List: %v", err)
-					}
-					var have []string
-					for _, in := range got.Instances {
-						have = append(have, strings.Join([]string{in.Name, in.ID, in.Skip, in.State}, " "))
-						if in.Token != "" && !slices.Contains(listingSecrets, in.Token) {
-							t.Errorf("instance %s: token %q is none of the fixture's", in.Name, in.Token)
-						}
-						if provider != "greenapi" && in.Token != "" {
-							t.Errorf("instance %s: the %s listing passed on a token it does not need", in.Name, provider)
-						}
-					}
-					if !slices.Equal(have, tc.want) || got.Malformed != tc.malformed {
-						t.Errorf("listed %q with %d malformed, want %q with %d", have, got.Malformed, tc.want, tc.malformed)
-					}
-				}
-				for _, s := range listingSecrets {
-					checkNoLeak(t, "error text and logs", out, s)
-				}
-			})
+		runListingCases(t, provider, tg, listingCases[provider])
+	}
+	runListingCases(t, "wachat states_from_listing", wachatStatesTarget, wachatStatesCases)
+}
+
+func runListingCases(t *testing.T, label string, tg listingTarget, cases []listingCase) {
+	provider := tg.provider
+	for _, tc := range cases {
+		name := tc.fixture
+		if name == "" {
+			name = fmt.Sprintf("%d %.20s (%d bytes)", tc.status, tc.body, len(tc.body))
 		}
+		t.Run(label+"/"+name, func(t *testing.T) {
+			body := tc.body
+			if tc.fixture != "" {
+				b, err := os.ReadFile(filepath.Join("testdata", provider, "accounts", tc.fixture))
+				if err != nil {
+					t.Fatal(err)
+				}
+				body = string(b)
+				for k, s := range listingSecrets[1:] {
+					body = strings.ReplaceAll(body, fmt.Sprintf("{{TOKEN_%d}}", k+1), s)
+				}
+			}
+			var sawPath string
+			var authOK bool
+			url, _ := startRecordingServer(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
+				sawPath, authOK = r.URL.Path, tg.checkHeader(r.Header)
+				for k := 0; k+1 < len(tc.header); k += 2 {
+					w.Header().Set(tc.header[k], tc.header[k+1])
+				}
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(body))
+			})
+			l, logs := newTestLister(t, tg, url)
+			ctx, cancel := context.WithTimeout(t.Context(), providerTestSlack)
+			defer cancel()
+			got, err := l.List(ctx)
+			if sawPath != tg.path || !authOK {
+				t.Errorf("request to %q, credentials right %v; want %q", sawPath, authOK, tg.path)
+			}
+			out := logs.String()
+			if tc.wantErr != "" {
+				e := checkReason(t, err, tc.wantErr)
+				if tc.wantErr == ReasonRateLimited && e.RetryAfter != 30*time.Second {
+					t.Errorf("RetryAfter %v, want 30s", e.RetryAfter)
+				}
+				out += e.Error()
+			} else {
+				if err != nil {
+					t.Fatalf("List: %v", err)
+				}
+				var have []string
+				for _, in := range got.Instances {
+					fields := []string{in.Name, in.ID, in.Skip, in.State}
+					if in.Disconnect != 0 {
+						fields = append(fields, strconv.Itoa(in.Disconnect))
+					}
+					have = append(have, strings.Join(fields, " "))
+					if in.Token != "" && !slices.Contains(listingSecrets, in.Token) {
+						t.Errorf("instance %s: token %q is none of the fixture's", in.Name, in.Token)
+					}
+					if provider != "greenapi" && in.Token != "" {
+						t.Errorf("instance %s: the %s listing passed on a token it does not need", in.Name, provider)
+					}
+				}
+				if !slices.Equal(have, tc.want) || got.Malformed != tc.malformed {
+					t.Errorf("listed %q with %d malformed, want %q with %d", have, got.Malformed, tc.want, tc.malformed)
+				}
+			}
+			for _, s := range listingSecrets {
+				checkNoLeak(t, "error text and logs", out, s)
+			}
+		})
 	}
 }
 
@@ -288,26 +328,44 @@ func newAccountEnv(t *testing.T) accountEnv {
 
 // TestAccountFollowsItsListing: an instance that appears in a listing is
 // watched from that refresh on, one that disappears is no longer; deleted
-// and expired GREEN-API instances are never watched.
+// GREEN-API instances and those of its other products are never watched,
+// and an expired one is watched with the state expired, without calls.
 func TestAccountFollowsItsListing(t *testing.T) {
 	env := newAccountEnv(t)
 	env.sim.SetAccount(simulator.GreenAPI, "partner-key",
 		simulator.Member{ID: "1101000000", Name: "shop"}, simulator.Member{ID: "1101000001"},
-		simulator.Member{ID: "1101000002", Name: "gone", Deleted: true}, simulator.Member{ID: "1101000003", Name: "late", Expired: true})
+		simulator.Member{ID: "1101000002", Name: "gone", Deleted: true}, simulator.Member{ID: "1101000003", Name: "late", Expired: true},
+		simulator.Member{ID: "1101000005", Name: "news", Product: "telegram"})
 	if err := env.load(t, "", env.account(simulator.GreenAPI, "partner", "partner-key")); err != nil {
 		t.Fatal(err)
 	}
 	env.list(t)
-	if got := env.watched(); !slices.Equal(got, []string{"partner/1101000001", "partner/shop"}) {
+	if got := env.watched(); !slices.Equal(got, []string{"partner/1101000001", "partner/late", "partner/shop"}) {
 		t.Fatalf("watched %v", got)
 	}
-	env.scrape(t, 0, upHeader+upLine("greenapi", "1101000001", true)+upLine("greenapi", "shop", true), "whatsapp_up")
-	// Their states are called one by one, with the listing's tokens.
+	env.scrape(t, 0, stateHeader+stateLines("greenapi", "1101000001", "authorized", true)+stateLines("greenapi", "late", "expired", true)+
+		stateLines("greenapi", "shop", "authorized", true), "whatsapp_instance_state")
+	// Their states are called one by one, with the listing's tokens; the
+	// expired one's comes with the listing.
 	if env.sim.Calls(simulator.GreenAPI, "1101000000") != 1 || env.sim.Calls(simulator.GreenAPI, "1101000001") != 1 {
 		t.Errorf("GREEN-API instances found by the partner account were not called each")
 	}
+	if n := env.sim.Calls(simulator.GreenAPI, "1101000003"); n != 0 {
+		t.Errorf("the expired instance was called %d times", n)
+	}
+	text := gatherAccountMetrics(t, env.c)
+	for _, want := range []string{
+		`whatsapp_account_skipped_instances{account="partner",provider="greenapi",reason="deleted"} 1`,
+		`whatsapp_account_skipped_instances{account="partner",provider="greenapi",reason="not_whatsapp"} 1`,
+		`whatsapp_account_instances{account="partner",provider="greenapi"} 3`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %s in:\n%s", want, text)
+		}
+	}
 
-	env.sim.SetAccount(simulator.GreenAPI, "partner-key", simulator.Member{ID: "1101000001"}, simulator.Member{ID: "1101000004", Name: "new"})
+	env.sim.SetAccount(simulator.GreenAPI, "partner-key", simulator.Member{ID: "1101000001"}, simulator.Member{ID: "1101000004", Name: "new"},
+		simulator.Member{ID: "1101000002", Name: "gone", Deleted: true})
 	env.list(t)
 	if got := env.watched(); !slices.Equal(got, []string{"partner/1101000001", "partner/new"}) {
 		t.Fatalf("after the listing changed: watched %v", got)
@@ -318,12 +376,13 @@ func TestAccountFollowsItsListing(t *testing.T) {
 	}
 }
 
-// TestAccountListingCarriesStates: a Wachat account's listing is the state
-// request of all its instances: one call per scrape, none per instance.
+// TestAccountListingCarriesStates: the listing of a Wachat account with
+// states_from_listing is the state request of all its instances: one call
+// per scrape, none per instance.
 func TestAccountListingCarriesStates(t *testing.T) {
 	env := newAccountEnv(t)
 	env.sim.SetAccount(simulator.Wachat, "agency-key", simulator.Member{ID: "t1_a"}, simulator.Member{ID: "t1_b"}, simulator.Member{ID: "t1_c"})
-	if err := env.load(t, "", env.account(simulator.Wachat, "agency", "agency-key")); err != nil {
+	if err := env.load(t, "", env.account(simulator.Wachat, "agency", "agency-key", "states_from_listing: true")); err != nil {
 		t.Fatal(err)
 	}
 	// The account lists at once when configured.
@@ -351,7 +410,7 @@ func TestAccountListingFails(t *testing.T) {
 	env := newAccountEnv(t)
 	env.sim.SetAccount(simulator.GreenAPI, "partner-key", simulator.Member{ID: "1101000000", Name: "shop"})
 	env.sim.SetAccount(simulator.Wachat, "agency-key", simulator.Member{ID: "t1_a"})
-	if err := env.load(t, "", env.account(simulator.GreenAPI, "partner", "partner-key")+env.account(simulator.Wachat, "agency", "agency-key")); err != nil {
+	if err := env.load(t, "", env.account(simulator.GreenAPI, "partner", "partner-key")+env.account(simulator.Wachat, "agency", "agency-key", "states_from_listing: true")); err != nil {
 		t.Fatal(err)
 	}
 	env.list(t)

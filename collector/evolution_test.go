@@ -145,10 +145,15 @@ func evolutionCases(t *testing.T) []providerCase {
 			wantText: []string{"HTTP 404", "instance_name", quotedName, "instance does not exist"}},
 		{name: "404 echoing the key", serve: reply(404, "error_404_echo_key.json"), wantReason: ReasonClientError,
 			wantText: []string{"HTTP 404", "instance_name", quotedName, "instance does not exist", "<secret>"}},
+		// Not found: the path is wrong (Evolution API's own 404 handler
+		// answers "Cannot GET /path" in its error shape), or api_url
+		// leads to something else that answers 404.
+		{name: "404 wrong path", serve: reply(404, "error_404_wrong_path.json"), wantReason: ReasonClientError,
+			wantText: []string{"HTTP 404", "check api_url", "Cannot GET"}, wantNotText: []string{"no instance named"}},
 		{name: "404 html", serve: reply(404, "html_404.html"), wantReason: ReasonClientError,
-			wantText: []string{"HTTP 404", quotedName, "Cannot GET"}},
+			wantText: []string{"HTTP 404", "check api_url", "Cannot GET"}, wantNotText: []string{"no instance named"}},
 		{name: "404 empty body", serve: reply(404, "empty.txt"), wantReason: ReasonClientError,
-			wantText: []string{"HTTP 404", quotedName}},
+			wantText: []string{"HTTP 404", "check api_url"}, wantNotText: []string{"no instance named"}},
 
 		// Other 4xx.
 		{name: "400 Evolution body", serve: reply(400, "error_400.json"), wantReason: ReasonClientError,

@@ -105,7 +105,8 @@ func greenAPICases(t *testing.T) []providerCase {
 		{name: "400 not authorized text", serve: reply(400, "text_not_authorized.txt"), wantState: "notAuthorized"},
 		{name: "400 starting or not authorized text", serve: reply(400, "text_starting_or_not_authorized.txt"), wantState: "starting"},
 		// Other 400s.
-		{name: "400 expired", serve: reply(400, "text_expired.txt"), wantReason: ReasonClientError},
+		{name: "400 expired", serve: reply(400, "text_expired.txt"), wantState: "expired"},
+		{name: "400 expired, documented text", serve: reply(400, "text_expired_renew.txt"), wantState: "expired"},
 		{name: "400 deleted", serve: reply(400, "text_deleted.txt"), wantReason: ReasonClientError},
 		{name: "400 validation failed", serve: reply(400, "text_validation.txt"), wantReason: ReasonClientError},
 		{name: "400 bad request data", serve: reply(400, "text_bad_request_data.txt"), wantReason: ReasonClientError},
@@ -150,7 +151,8 @@ func greenAPICases(t *testing.T) []providerCase {
 		{name: "200 empty stateInstance", serve: reply(200, "empty_state.json"), wantReason: ReasonBadResponse},
 		{name: "200 null stateInstance", serve: reply(200, "state_null.json"), wantReason: ReasonBadResponse},
 		{name: "200 numeric stateInstance", serve: reply(200, "state_number.json"), wantReason: ReasonBadResponse},
-		{name: "200 JSON null", serve: reply(200, "null.json"), wantReason: ReasonBadResponse},
+		// The instance is still being created (GREEN-API's partner guide).
+		{name: "200 JSON null", serve: reply(200, "null.json"), wantState: "creating"},
 	}
 	cases = append(cases, bodySizeCases(greenAPIPadded, "authorized")...)
 	return append(cases, transportCases()...)

@@ -59,8 +59,9 @@ type providerCase struct {
 	wantReason string
 	// wantRetryAfter are the inclusive bounds of Error.RetryAfter.
 	wantRetryAfter [2]time.Duration
-	// wantText are pieces the error text must hold.
-	wantText []string
+	// wantText are pieces the error text must hold, wantNotText pieces
+	// it must not.
+	wantText, wantNotText []string
 }
 
 // providerTarget is the instance a provider's table rows run against.
@@ -154,6 +155,11 @@ func runProviderCase(t *testing.T, tc providerCase, tg providerTarget) {
 		for _, want := range tc.wantText {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error text %q does not hold %q", err.Error(), want)
+			}
+		}
+		for _, not := range tc.wantNotText {
+			if strings.Contains(err.Error(), not) {
+				t.Errorf("error text %q holds %q", err.Error(), not)
 			}
 		}
 		if e.RetryAfter < tc.wantRetryAfter[0] || e.RetryAfter > tc.wantRetryAfter[1] {

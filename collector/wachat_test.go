@@ -150,7 +150,7 @@ func wachatCases(t *testing.T) []providerCase {
 		// Not found: the configured instance name is wrong.
 		{name: "404 instance not found", serve: reply(404, "error_not_found.json"), wantReason: ReasonClientError, wantText: notFoundText},
 		{name: "404 html", serve: reply(404, "html_200.html"), wantReason: ReasonClientError,
-			wantText: []string{"HTTP 404", strconv.Quote(wachatTestInstance), "instance_name"}},
+			wantText: []string{"HTTP 404", "check api_url"}, wantNotText: []string{"no instance named"}},
 
 		// Rate limiting.
 		{name: "429 Retry-After seconds", serve: reply(429, "error_rate_limited.json", "Retry-After", "12"),

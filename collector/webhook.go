@@ -99,6 +99,10 @@ const (
 	KeyInHeader
 )
 
+// maxClockAhead is how far ahead of the exporter's clock a provider's
+// timestamp is believed.
+const maxClockAhead = time.Minute
+
 // callSpacing is the least time between two calls for an instance that a
 // notification may bring forward: GREEN-API allows one request per second
 // per instance.
@@ -331,13 +335,13 @@ func (c *Collector) answer(w http.ResponseWriter, p *Provider, targets []*target
 func (t *target) notify(n Notification, now time.Time) string {
 	o := t.outcomeOf(n.State, nil)
 	o.disconnect = n.Disconnect
-	if n.Absolute && n.At.After(now) {
-		// A clock ahead of ours (or a forged time) must not make every
-		// later notification look older.
-		n.At = now
+	if ahead := now.Add(maxClockAhead); n.Absolute && n.At.After(ahead) {
+		// A clock far ahead of ours (or a forged time) must not make
+		// every later notification look older for long.
+		n.At = ahead
 	}
 	asOf := now
-	if n.Absolute {
+	if n.Absolute && n.At.Before(now) {
 		asOf = n.At
 	}
 	m := t.mem

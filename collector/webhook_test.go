@@ -85,6 +85,7 @@ type webhookEnv struct {
 const (
 	testWebhookToken = "WEBHOOK-TOKEN-0123456789"
 	testJWTKey       = "JWT-KEY-0123456789abcdef"
+	testPathSecret   = "PATH-SECRET-0123456789_abc"
 )
 
 func newWebhookEnv(t *testing.T, extraYAML string) *webhookEnv {
@@ -98,8 +99,8 @@ func newWebhookEnv(t *testing.T, extraYAML string) *webhookEnv {
 	yml := fmt.Sprintf(`instances:
   - {name: shop, provider: greenapi, api_url: %[1]q, id_instance: "1101000001", api_token: api-token-1, webhook_token: %[2]q}
   - {name: no-token, provider: greenapi, api_url: %[1]q, id_instance: "1101000002", api_token: api-token-2}
-  - {name: bot, provider: evolution, api_url: %[3]q, instance_name: sales-bot, api_key: EVOLUTION-INSTANCE-TOKEN-0001, webhook_token: %[2]q, webhook_jwt_key: %[4]q}
-`, simSrv.URL, testWebhookToken, simSrv.URL+"/evolution", testJWTKey) + extraYAML
+  - {name: bot, provider: evolution, api_url: %[3]q, instance_name: sales-bot, api_key: EVOLUTION-INSTANCE-TOKEN-0001, webhook_token: %[2]q, webhook_jwt_key: %[4]q, webhook_path_secret: %[5]q}
+`, simSrv.URL, testWebhookToken, simSrv.URL+"/evolution", testJWTKey, testPathSecret) + extraYAML
 	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +137,32 @@ func (e *webhookEnv) scrape(t *testing.T) string {
 // came from a notification.
 func (e *webhookEnv) state(t *testing.T, name string) (string, bool) {
 	t.Helper()
-	text := e.scrape(t)
+	return stateIn(e.scrape(t), name)
+}
+
+// shown is state without a refresh: what the exporter holds, with no
+// call that a notification made due.
+func (e *webhookEnv) shown(t *testing.T, name string) (string, bool) {
+	t.Helper()
+	return stateIn(e.exposed(t), name)
+}
+
+// exposed is what a scrape writes, without refreshing anything.
+func (e *webhookEnv) exposed(t *testing.T) string {
+	t.Helper()
+	e.c.mu.RLock()
+	s := &Scrape{targets: e.c.targets, notifications: true}
+	e.c.mu.RUnlock()
+	var b strings.Builder
+	if _, err := s.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// stateIn reads an instance's state and whether it came from a
+// notification in an exposition.
+func stateIn(text, name string) (string, bool) {
 	state, notified := "", false
 	for _, line := range strings.Split(text, "\n") {
 		if !strings.Contains(line, `name="`+name+`"`) {
@@ -171,16 +197,28 @@ func TestNotificationUpdatesStateAtOnce(t *testing.T) {
 		t.Fatalf("after the first poll: state %q notified %v, want authorized from a poll", got, notified)
 	}
 	callsBefore := e.sim.Calls("greenapi", "1101000001")
+	e.sim.Set("greenapi", "1101000001", "api-token-1", simulator.Behaviour{State: "blocked"})
+	e.sinceLastCall(t, "shop", 2*time.Second)
 	status, answer := e.post(t, "/webhook/greenapi", "Bearer "+testWebhookToken, greenAPIState("1101000001", "blocked", time.Now()))
 	if status != http.StatusOK || answer != "accepted\n" {
 		t.Fatalf("got %d %q, want 200 accepted", status, answer)
 	}
 	// MinInterval is an hour: no poll can have brought it.
-	if got, notified := e.state(t, "shop"); got != "blocked" || !notified {
+	if got, notified := e.shown(t, "shop"); got != "blocked" || !notified {
 		t.Errorf("state %q notified %v, want blocked from the notification", got, notified)
 	}
 	if n := e.sim.Calls("greenapi", "1101000001"); n != callsBefore {
 		t.Errorf("the notification caused %d calls", n-callsBefore)
+	}
+	if got := testutil.ToFloat64(e.c.metrics.notifications.WithLabelValues("greenapi", "accepted")); got != 1 {
+		t.Errorf("whatsapp_exporter_webhook_notifications_total{accepted} = %v, want 1", got)
+	}
+	// The next scrape confirms it with a call, the provider's answer.
+	if got, notified := e.state(t, "shop"); got != "blocked" || notified {
+		t.Errorf("next scrape: state %q notified %v, want blocked from the call", got, notified)
+	}
+	if n := e.sim.Calls("greenapi", "1101000001"); n != callsBefore+1 {
+		t.Errorf("the next scrape made %d calls, want 1", n-callsBefore)
 	}
 	text := e.scrape(t)
 	for _, want := range []string{
@@ -192,28 +230,156 @@ func TestNotificationUpdatesStateAtOnce(t *testing.T) {
 			t.Errorf("scrape lacks %s", want)
 		}
 	}
-	if got := testutil.ToFloat64(e.c.metrics.notifications.WithLabelValues("greenapi", "accepted")); got != 1 {
-		t.Errorf("whatsapp_exporter_webhook_notifications_total{accepted} = %v, want 1", got)
+}
+
+// sinceLastCall moves the named instance's last call d into the past, as
+// if that much time had gone by.
+func (e *webhookEnv) sinceLastCall(t *testing.T, name string, d time.Duration) {
+	t.Helper()
+	e.c.mu.RLock()
+	m := e.c.byName[name].mem
+	e.c.mu.RUnlock()
+	m.mu.Lock()
+	m.called = time.Now().Add(-d)
+	m.mu.Unlock()
+}
+
+// TestNotificationNeverHidesAPoll: a notification that the provider's state
+// request contradicts (sent late, by a server that pushes attempts, or
+// forged by someone who holds the webhook credential) shows until the next
+// scrape, whose call replaces it; a stream of them cannot keep it.
+func TestNotificationNeverHidesAPoll(t *testing.T) {
+	e := newWebhookEnv(t, "")
+	e.sim.Set("greenapi", "1101000001", "api-token-1", simulator.Behaviour{State: "blocked"})
+	e.state(t, "shop")
+	for i := range 5 {
+		e.sinceLastCall(t, "shop", 2*time.Second)
+		if _, answer := e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "authorized", time.Now().Add(2*time.Second))); answer != "accepted\n" {
+			t.Fatalf("notification %d: %q", i, answer)
+		}
+		if got, notified := e.state(t, "shop"); got != "blocked" || notified {
+			t.Fatalf("scrape %d after a notification of authorized: %q (notified %v), want blocked from the call", i, got, notified)
+		}
+	}
+}
+
+// TestNotificationDueCallRespectsLimits: the call a notification makes due
+// waits one second after the last call (GREEN-API's rate limit) and for a
+// Retry-After.
+func TestNotificationDueCallRespectsLimits(t *testing.T) {
+	e := newWebhookEnv(t, "")
+	e.state(t, "shop")
+	calls := e.sim.Calls("greenapi", "1101000001")
+	e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "sleepMode", time.Now().Add(2*time.Second)))
+	if got, _ := e.state(t, "shop"); got != "sleepMode" || e.sim.Calls("greenapi", "1101000001") != calls {
+		t.Errorf("within a second of the last call: state %q and %d calls, want the notification and none", got, e.sim.Calls("greenapi", "1101000001")-calls)
+	}
+	e.c.mu.RLock()
+	m := e.c.byName["shop"].mem
+	e.c.mu.RUnlock()
+	m.hold(time.Now().Add(time.Hour))
+	e.sinceLastCall(t, "shop", 2*time.Second)
+	e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "starting", time.Now().Add(3*time.Second)))
+	if got, _ := e.state(t, "shop"); got != "starting" || e.sim.Calls("greenapi", "1101000001") != calls {
+		t.Errorf("during a Retry-After: state %q and %d calls, want the notification and none", got, e.sim.Calls("greenapi", "1101000001")-calls)
 	}
 }
 
 func TestNextPollReplacesNotifiedState(t *testing.T) {
 	e := newWebhookEnv(t, "")
 	e.state(t, "shop") // first poll
+	e.sinceLastCall(t, "shop", 2*time.Second)
 	if status, _ := e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "yellowCard", time.Now())); status != http.StatusOK {
 		t.Fatalf("status %d", status)
 	}
 	// The poll is the primary signal: once due, its answer wins.
+	if got, notified := e.state(t, "shop"); got != "authorized" || notified {
+		t.Errorf("after the next poll: state %q notified %v, want authorized from the poll", got, notified)
+	}
+}
+
+// TestEvolutionAttemptDoesNotEndClose: Evolution API pushes connecting for
+// every attempt to reconnect while connectionState says close: that does
+// not replace close; open does.
+func TestEvolutionAttemptDoesNotEndClose(t *testing.T) {
+	e := newWebhookEnv(t, "")
+	e.sim.Set("evolution", "sales-bot", "EVOLUTION-INSTANCE-TOKEN-0001", simulator.Behaviour{State: "close"})
+	e.state(t, "bot")
+	now := time.Now()
+	for i, tc := range []struct{ state, outcome, shown string }{
+		{"connecting", OutcomeStale, "close"},
+		{"connecting", OutcomeStale, "close"},
+		{"open", OutcomeAccepted, "open"},
+		{"connecting", OutcomeAccepted, "connecting"},
+	} {
+		_, answer := e.post(t, "/webhook/evolution", testWebhookToken, evolutionEvent(tc.state, now.Add(time.Duration(i+1)*time.Second)))
+		if got, _ := e.shown(t, "bot"); answer != tc.outcome+"\n" || got != tc.shown {
+			t.Errorf("%d: %s answered %q, shows %q; want %s and %s", i, tc.state, answer, got, tc.outcome, tc.shown)
+		}
+	}
+}
+
+// TestFarFutureNotificationDoesNotPoison: a timestamp far ahead of the
+// exporter's clock does not make later notifications stale for longer
+// than a minute.
+func TestFarFutureNotificationDoesNotPoison(t *testing.T) {
+	e := newWebhookEnv(t, "")
+	e.state(t, "shop")
+	now := time.Now()
+	e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "blocked", now.Add(365*24*time.Hour)))
+	if _, answer := e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "authorized", now.Add(2*time.Minute))); answer != "accepted\n" {
+		t.Errorf("a notification two minutes later after one a year ahead: %q, want accepted", answer)
+	}
+}
+
+// TestDisconnectReason: Evolution API's statusReason names why an
+// instance closed, until it works again.
+func TestDisconnectReason(t *testing.T) {
+	e := newWebhookEnv(t, "")
+	e.state(t, "bot")
+	now := time.Now()
+	reason := func() string {
+		t.Helper()
+		for _, line := range strings.Split(exposition(t, e.c), "\n") {
+			if strings.HasPrefix(line, `whatsapp_instance_disconnect_reason{provider="evolution",name="bot",`) {
+				return line
+			}
+		}
+		return ""
+	}
+	for i, tc := range []struct {
+		body []byte
+		want string
+	}{
+		{evolutionEventReason("close", 403, now.Add(time.Second)), `whatsapp_instance_disconnect_reason{provider="evolution",name="bot",reason="banned"} 1`},
+		{evolutionEventReason("open", 200, now.Add(2*time.Second)), ""},
+		{evolutionEventReason("close", 401, now.Add(3*time.Second)), `whatsapp_instance_disconnect_reason{provider="evolution",name="bot",reason="logged_out"} 1`},
+		{evolutionEventReason("connecting", 200, now.Add(4*time.Second)), `whatsapp_instance_disconnect_reason{provider="evolution",name="bot",reason="logged_out"} 1`},
+		{evolutionEventReason("refused", 428, now.Add(5*time.Second)), `whatsapp_instance_disconnect_reason{provider="evolution",name="bot",reason="qr_expired"} 1`},
+		{evolutionEventReason("close", 499, now.Add(6*time.Second)), `whatsapp_instance_disconnect_reason{provider="evolution",name="bot",reason="other"} 1`},
+	} {
+		if _, answer := e.post(t, "/webhook/evolution", testWebhookToken, tc.body); answer != "accepted\n" && answer != "stale\n" {
+			t.Fatalf("%d: %q", i, answer)
+		}
+		if got := reason(); got != tc.want {
+			t.Errorf("%d: %q, want %q", i, got, tc.want)
+		}
+	}
+	// A call that finds it working ends it too.
 	e.c.mu.RLock()
-	m := e.c.byName["shop"].mem
+	m := e.c.byName["bot"].mem
 	e.c.mu.RUnlock()
 	m.mu.Lock()
 	m.freshTill = time.Time{}
 	m.mu.Unlock()
-	time.Sleep(1100 * time.Millisecond) // a poll of a later second
-	if got, notified := e.state(t, "shop"); got != "authorized" || notified {
-		t.Errorf("after the next poll: state %q notified %v, want authorized from the poll", got, notified)
+	e.scrape(t)
+	if got := reason(); got != "" {
+		t.Errorf("after a call found it open: %q", got)
 	}
+}
+
+func evolutionEventReason(state string, code int, at time.Time) []byte {
+	return []byte(strings.Replace(string(evolutionEvent(state, at)), `"statusReason":200`, `"statusReason":`+strconv.Itoa(code), 1))
 }
 
 func TestNotificationAnswers(t *testing.T) {
@@ -235,16 +401,16 @@ func TestNotificationAnswers(t *testing.T) {
 		{"token without Bearer", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
 		{"lower-case bearer", "/webhook/greenapi", "bearer " + testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
 		{"path suffix", "/webhook/greenapi/anything", testWebhookToken, greenAPIState("1101000001", "sleepMode", now), 200, OutcomeAccepted, "shop", "sleepMode"},
-		{"wrong token", "/webhook/greenapi", "Bearer " + testWebhookToken + "x", greenAPIState("1101000001", "blocked", now), 401, OutcomeUnauthorized, "shop", "authorized"},
-		{"token prefix", "/webhook/greenapi", testWebhookToken[:10], greenAPIState("1101000001", "blocked", now), 401, OutcomeUnauthorized, "shop", "authorized"},
-		{"no token", "/webhook/greenapi", "", greenAPIState("1101000001", "blocked", now), 401, OutcomeUnauthorized, "shop", "authorized"},
-		{"instance without webhook_token", "/webhook/greenapi", "", greenAPIState("1101000002", "blocked", now), 401, OutcomeUnauthorized, "no-token", "authorized"},
-		{"another instance's token", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000002", "blocked", now), 401, OutcomeUnauthorized, "no-token", "authorized"},
-		{"unknown instance", "/webhook/greenapi", testWebhookToken, greenAPIState("1101009999", "blocked", now), 404, OutcomeUnknownInstance, "shop", "authorized"},
+		{"wrong token", "/webhook/greenapi", "Bearer " + testWebhookToken + "x", greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
+		{"token prefix", "/webhook/greenapi", testWebhookToken[:10], greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
+		{"no token", "/webhook/greenapi", "", greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
+		{"instance without webhook_token", "/webhook/greenapi", "", greenAPIState("1101000002", "blocked", now), 200, OutcomeUnauthorized, "no-token", "authorized"},
+		{"another instance's token", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000002", "blocked", now), 200, OutcomeUnauthorized, "no-token", "authorized"},
+		{"unknown instance", "/webhook/greenapi", testWebhookToken, greenAPIState("1101009999", "blocked", now), 200, OutcomeUnknownInstance, "shop", "authorized"},
 		{"other typeWebhook, no token", "/webhook/greenapi", "", readFixture(t, "webhook/greenapi", "incoming_message.json"), 200, OutcomeIgnored, "shop", "authorized"},
-		{"malformed", "/webhook/greenapi", testWebhookToken, []byte(`{"typeWebhook":`), 400, OutcomeMalformed, "shop", "authorized"},
-		{"empty body", "/webhook/greenapi", testWebhookToken, nil, 400, OutcomeMalformed, "shop", "authorized"},
-		{"too large", "/webhook/greenapi", testWebhookToken, append(greenAPIState("1101000001", "blocked", now)[:1], []byte(`"pad":"`+strings.Repeat("x", MaxNotificationBytes)+`",`+string(greenAPIState("1101000001", "blocked", now)[1:]))...), 413, OutcomeTooLarge, "shop", "authorized"},
+		{"malformed", "/webhook/greenapi", testWebhookToken, []byte(`{"typeWebhook":`), 200, OutcomeMalformed, "shop", "authorized"},
+		{"empty body", "/webhook/greenapi", testWebhookToken, nil, 200, OutcomeMalformed, "shop", "authorized"},
+		{"too large", "/webhook/greenapi", testWebhookToken, append(greenAPIState("1101000001", "blocked", now)[:1], []byte(`"pad":"`+strings.Repeat("x", MaxNotificationBytes)+`",`+string(greenAPIState("1101000001", "blocked", now)[1:]))...), 200, OutcomeTooLarge, "shop", "authorized"},
 		{"state the exporter does not know", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "pendingPassword", now), 200, OutcomeAccepted, "shop", "unknown"},
 		{"Evolution header token", "/webhook/evolution", "Bearer " + testWebhookToken, evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
 		{"Evolution JWT, by events", "/webhook/evolution/connection-update", jwt(testJWTKey, valid), evolutionEvent("connecting", now), 200, OutcomeAccepted, "bot", "connecting"},
@@ -258,6 +424,19 @@ func TestNotificationAnswers(t *testing.T) {
 		{"Evolution other event", "/webhook/evolution/messages-upsert", "", readFixture(t, "webhook/evolution", "messages_upsert.json"), 200, OutcomeIgnored, "bot", "open"},
 		{"Evolution malformed", "/webhook/evolution", jwt(testJWTKey, valid), readFixture(t, "webhook/evolution", "no_state.json"), 400, OutcomeMalformed, "bot", "open"},
 		{"GREEN-API body at the Evolution path", "/webhook/evolution", testWebhookToken, greenAPIState("1101000001", "blocked", now), 400, OutcomeMalformed, "shop", "authorized"},
+		{"Evolution too large", "/webhook/evolution", testWebhookToken, append([]byte(`{"pad":"`+strings.Repeat("x", MaxNotificationBytes)+`",`), evolutionEvent("close", now)[1:]...), 422, OutcomeTooLarge, "bot", "open"},
+		{"Evolution unknown instance", "/webhook/evolution", testWebhookToken, []byte(strings.ReplaceAll(string(evolutionEvent("close", now)), "sales-bot", "other-bot")), 404, OutcomeUnknownInstance, "bot", "open"},
+		// A secret in the URL's path: the only credential of Evolution
+		// API 1.8 and of every global webhook.
+		{"Evolution path secret", "/webhook/evolution/" + testPathSecret, "", evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
+		{"Evolution path secret, by events", "/webhook/evolution/" + testPathSecret + "/connection-update", "", evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
+		{"Evolution wrong path secret", "/webhook/evolution/" + testPathSecret + "x/connection-update", "", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+		{"Evolution path secret after the event", "/webhook/evolution/connection-update/" + testPathSecret, "", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+		{"Evolution path secret as header", "/webhook/evolution", "Bearer " + testPathSecret, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+		// Evolution API 2.2.x sends the webhook's headers as they are:
+		// its jwt_key travels in the clear.
+		{"Evolution 2.2 jwt_key header", "/webhook/evolution", "jwt_key: " + testJWTKey, evolutionEvent("close", now), 401, OutcomeKeyInHeader, "bot", "open"},
+		{"Evolution 2.2 jwt_key header with a good token", "/webhook/evolution/" + testPathSecret, "jwt_key: " + testJWTKey, evolutionEvent("close", now), 401, OutcomeKeyInHeader, "bot", "open"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newWebhookEnv(t, "")
@@ -266,7 +445,7 @@ func TestNotificationAnswers(t *testing.T) {
 			if status != tc.status || answer != tc.outcome+"\n" {
 				t.Errorf("got %d %q, want %d %q", status, answer, tc.status, tc.outcome)
 			}
-			if got, _ := e.state(t, tc.instance); got != tc.state {
+			if got, _ := e.shown(t, tc.instance); got != tc.state {
 				t.Errorf("%s is %q, want %q", tc.instance, got, tc.state)
 			}
 			provider := strings.Split(tc.path, "/")[2]
@@ -276,6 +455,7 @@ func TestNotificationAnswers(t *testing.T) {
 			checkNoLeak(t, "logs", e.logs.String(), "EVOLUTION-INSTANCE-TOKEN-0001")
 			checkNoLeak(t, "logs", e.logs.String(), testWebhookToken)
 			checkNoLeak(t, "logs", e.logs.String(), testJWTKey)
+			checkNoLeak(t, "logs", e.logs.String(), testPathSecret)
 		})
 	}
 }
@@ -302,11 +482,11 @@ func TestStaleNotificationsChangeNothing(t *testing.T) {
 	if got := send("authorized", now); got != OutcomeStale {
 		t.Errorf("out of order: %s, want stale", got)
 	}
-	if got, _ := e.state(t, "shop"); got != "notAuthorized" {
+	if got, _ := e.shown(t, "shop"); got != "notAuthorized" {
 		t.Errorf("state %q, want notAuthorized", got)
 	}
-	if !strings.Contains(e.scrape(t), `whatsapp_webhook_notifications_total{provider="greenapi",name="shop",outcome="stale"} 3`+"\n") {
-		t.Errorf("stale notifications not counted:\n%s", e.scrape(t))
+	if text := e.exposed(t); !strings.Contains(text, `whatsapp_webhook_notifications_total{provider="greenapi",name="shop",outcome="stale"} 3`+"\n") {
+		t.Errorf("stale notifications not counted:\n%s", text)
 	}
 	// Evolution API's times only order its own events.
 	if _, a := e.post(t, "/webhook/evolution", testWebhookToken, evolutionEvent("close", now.Add(-time.Hour))); strings.TrimSpace(a) != OutcomeAccepted {
@@ -331,16 +511,16 @@ func TestNotificationDuringCallWins(t *testing.T) {
 		t.Fatalf("notify: %s", got)
 	}
 	tg.mem.record(tg.logger, outcome{state: "authorized", up: true}, "", started, time.Now(), time.Hour, "failing")
-	if got, notified := e.state(t, "shop"); got != "blocked" || !notified {
+	if got, notified := e.shown(t, "shop"); got != "blocked" || !notified {
 		t.Errorf("state %q notified %v, want blocked from the notification", got, notified)
 	}
 	// Such a call still says whether the calls work.
 	tg.mem.record(tg.logger, outcome{state: StateUnknown, reason: ReasonUnauthorized}, "", started, time.Now(), time.Hour, "failing")
-	if text := e.scrape(t); !strings.Contains(text, `whatsapp_up{provider="greenapi",name="shop"} 0`+"\n") || !strings.Contains(text, `name="shop",state="blocked"} 1`) {
+	if text := exposition(t, e.c); !strings.Contains(text, `whatsapp_up{provider="greenapi",name="shop"} 0`+"\n") || !strings.Contains(text, `name="shop",state="blocked"} 1`) {
 		t.Errorf("a failing call during the notification: want whatsapp_up 0 and the state kept:\n%s", text)
 	}
 	tg.mem.record(tg.logger, outcome{state: "authorized", up: true}, "", time.Now(), time.Now(), time.Hour, "failing")
-	if got, notified := e.state(t, "shop"); got != "authorized" || notified {
+	if got, notified := e.shown(t, "shop"); got != "authorized" || notified {
 		t.Errorf("after a later call: state %q notified %v, want authorized from the poll", got, notified)
 	}
 }
@@ -404,10 +584,10 @@ func TestAccountInstancesTakeTheAccountsWebhookCredentials(t *testing.T) {
 	if status, _ := e.post(t, "/webhook/evolution", jwt(testJWTKey, map[string]any{"exp": now.Add(time.Minute).Unix()}), body); status != 200 {
 		t.Errorf("found Evolution instance: %d, want 200", status)
 	}
-	if got, _ := e.state(t, "bakery"); got != "blocked" {
+	if got, _ := e.shown(t, "bakery"); got != "blocked" {
 		t.Errorf("bakery is %q, want blocked", got)
 	}
-	if got, _ := e.state(t, "support-bot"); got != "close" {
+	if got, _ := e.shown(t, "support-bot"); got != "close" {
 		t.Errorf("support-bot is %q, want close", got)
 	}
 }
@@ -491,7 +671,7 @@ func FuzzNotification(f *testing.F) {
 		f.Fatal(err)
 	}
 	h := c.Webhooks()
-	allowed := map[int]bool{200: true, 400: true, 401: true, 404: true, 413: true}
+	allowed := map[int]bool{200: true, 400: true, 401: true, 404: true, 422: true}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, path := range []string{"/webhook/greenapi", "/webhook/evolution/connection-update"} {
 			req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(string(body)))

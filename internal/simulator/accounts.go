@@ -20,6 +20,9 @@ type Member struct {
 	Name string
 	// Deleted and Expired are GREEN-API's flags.
 	Deleted, Expired bool
+	// Product is a GREEN-API instance's typeInstance: whatsapp when
+	// empty, or telegram, v3 (MAX), instagram.
+	Product string
 }
 
 // AccountStep is one part of an account's schedule: whom it lists, or the

@@ -109,27 +109,39 @@ func greenAPINotification(id, state, _ string, at time.Time) (string, []byte) {
 	return "/webhook/greenapi", body
 }
 
+// greenAPIUnauthorized is how GREEN-API's partner methods answer a wrong
+// partner token, with HTTP 200 (GREEN-API's partner documentation; its Go
+// SDK checks every 200 answer for this body).
+const greenAPIUnauthorized = `{"code":401,"description":"Unauthorized"}`
+
 // greenAPIPartnerInstances serves GET /partner/getInstances/{partnerToken}:
-// every instance of the partner, deleted ones included.
+// every instance of the partner, deleted ones of the last three months
+// and those of GREEN-API's other products included, with the fields of
+// GREEN-API's "GetInstances" documentation.
 func (s *Simulator) greenAPIPartnerInstances(w http.ResponseWriter, r *http.Request) {
 	step, members, ok := s.listing(GreenAPI, r.PathValue("token"))
 	if !ok {
-		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		// The partner methods answer a wrong partner token with 200.
+		writeJSON(w, http.StatusOK, greenAPIUnauthorized)
 		return
 	}
-	if !wait(r, step.Latency) || listingFault(w, r, step) {
+	if !wait(r, step.Latency) || greenAPIFault(w, r, Behaviour{Fault: step.Fault, RetryAfter: step.RetryAfter}, "getInstances", `{"instances":[]}`) {
 		return
 	}
 	rows := []map[string]any{}
 	for _, m := range members {
 		id, _ := strconv.ParseInt(m.ID, 10, 64)
-		deleted := ""
+		deleted := "0001-01-01T00:00:00"
 		if m.Deleted {
-			deleted = "2025-01-20T10:00:00.000Z"
+			deleted = "2025-01-20T10:00:00"
+		}
+		product := m.Product
+		if product == "" {
+			product = "whatsapp"
 		}
 		rows = append(rows, map[string]any{
-			"idInstance": id, "name": m.Name, "typeInstance": "whatsapp", "typeAccount": "trial",
-			"partnerUserUiid": "00000000-0000-0000-0000-000000000000", "timeCreated": "2025-01-01T10:00:00.000Z",
+			"idInstance": id, "name": m.Name, "typeInstance": product, "typeAccount": "",
+			"partnerUserUiid": "", "timeCreated": "2025-01-01T10:00:00",
 			"timeDeleted": deleted, "apiTokenInstance": m.Secret, "deleted": m.Deleted, "tariff": "DEVELOPER",
 			"isFree": false, "isPartner": true, "expirationDate": "2026-12-31T23:59:59.000Z", "isExpired": m.Expired,
 		})
@@ -205,7 +217,7 @@ func (s *Simulator) greenAPIRequest(w http.ResponseWriter, r *http.Request, queu
 func greenAPIFault(w http.ResponseWriter, r *http.Request, b Behaviour, method, wrongShape string) bool {
 	switch b.Fault {
 	case FaultUnauthorizedOK:
-		writeJSON(w, http.StatusOK, `{"code":401,"description":"Unauthorized"}`)
+		writeJSON(w, http.StatusOK, greenAPIUnauthorized)
 	case FaultQuotaExceeded:
 		writeJSON(w, 466, `{"invokeStatus":{"method":"`+method+`","used":3000,"total":3000,"status":"QUOTE_EXCEEDED","description":"Monthly quota has been exceeded. Upgrade your tariff."},"correspondentsStatus":{"status":"QUOTE_EXCEEDED"}}`)
 	case FaultClientError:

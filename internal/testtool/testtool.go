@@ -100,7 +100,11 @@ func Notify(t testing.TB, client *http.Client, url, auth string, body []byte) (s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if auth != "" {
+	// auth is the Authorization header's value, or a whole header
+	// "Name: value".
+	if name, value, ok := strings.Cut(auth, ": "); ok {
+		req.Header.Set(name, value)
+	} else if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
 	if client == nil {
