@@ -20,7 +20,7 @@ func init() {
 		// Notifications and v2 listings tell why an instance closed.
 		DisconnectReasons: baileysDisconnectReasons,
 		DisconnectReason:  baileysDisconnectReason,
-		Methods: []string{"connectionState"},
+		Methods:           []string{"connectionState"},
 		// Evolution API is self-hosted: api_url has no default.
 		Config:    baileysProviderInfo(func() config.Spec { return &EvolutionSpec{} }, ""),
 		NewClient: newEvolutionClient,

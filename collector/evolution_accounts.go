@@ -18,9 +18,9 @@ var evolutionAccounts = &AccountKind{
 		NewSpec:     func() config.AccountSpec { return &EvolutionAccountSpec{} },
 		SecretField: "api_key",
 	},
-	NewLister:     newEvolutionLister,
-	Instance:      baileysListedInstance("evolution"),
-	StateRequest:  true,
+	NewLister:    newEvolutionLister,
+	Instance:     baileysListedInstance("evolution"),
+	StateRequest: true,
 }
 
 // EvolutionAccountSpec is the configuration of an Evolution API server;

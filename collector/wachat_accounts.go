@@ -21,9 +21,9 @@ var wachatAccounts = &AccountKind{
 		SecretField: "api_key",
 		DefaultURL:  wachatDefaultURL,
 	},
-	NewLister:     newWachatLister,
-	Instance:      baileysListedInstance("wachat"),
-	StateRequest:  true,
+	NewLister:    newWachatLister,
+	Instance:     baileysListedInstance("wachat"),
+	StateRequest: true,
 }
 
 // WachatAccountSpec is the configuration of a Wachat account.
