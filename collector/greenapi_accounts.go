@@ -110,7 +110,8 @@ func decodeGreenAPIPartnerInstances(r Response) (Listing, error) {
 		if d.Decode(&row) == nil {
 			id = row.IDInstance.String()
 		}
-		if _, err := strconv.ParseUint(id, 10, 64); err != nil || len(id) > 19 || row.Token == "" {
+		other := row.Type != "" && row.Type != "whatsapp"
+		if _, err := strconv.ParseUint(id, 10, 64); err != nil || len(id) > 19 || (row.Token == "" && !other) {
 			l.Malformed++
 			continue
 		}
@@ -121,10 +122,10 @@ func decodeGreenAPIPartnerInstances(r Response) (Listing, error) {
 		switch {
 		case row.Deleted:
 			in.Skip = skipDeleted
-		case row.Type != "" && row.Type != "whatsapp":
+		case other:
 			// telegram, v3 (MAX), instagram: other products, with
 			// other states and, for MAX, other URLs.
-			in.Skip = skipNotWhatsApp
+			in.Skip, in.Token = skipNotWhatsApp, ""
 		case row.Expired:
 			// Its plan is not paid: it does not send. Watched, with the
 			// state the listing gives, so that it pages rather than

@@ -69,10 +69,11 @@ func (s *Simulator) ListCalls(provider, key string) int64 {
 	return 0
 }
 
-// listed is a member with what the listing shows of its instance.
+// listed is a member with its instance's secret and current behaviour.
 type listed struct {
 	Member
-	State, Secret string
+	Behaviour
+	Secret string
 }
 
 // listing counts a listing call and returns the account's current step
@@ -90,7 +91,7 @@ func (s *Simulator) listing(provider, key string) (step AccountStep, members []l
 		l := listed{Member: m}
 		if in, ok := s.instances[provider+"/"+m.ID]; ok {
 			l.Secret = in.secret
-			l.State = current(in.schedule, time.Since(s.start)).State
+			l.Behaviour = current(in.schedule, time.Since(s.start))
 		}
 		members = append(members, l)
 	}

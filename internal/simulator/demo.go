@@ -16,6 +16,12 @@ func queued(st Step, n int, rate float64) Step {
 	return st
 }
 
+// closed gives a step the code of the disconnection behind it.
+func closed(st Step, reason int) Step {
+	st.Reason = reason
+	return st
+}
+
 func failing(f Fault, latency, d time.Duration) Step {
 	return Step{Behaviour: Behaviour{Fault: f, Latency: latency, RetryAfter: 5 * time.Second}, For: d}
 }

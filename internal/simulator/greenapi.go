@@ -22,7 +22,10 @@ const (
 func init() {
 	register(&Provider{
 		Name:   GreenAPI,
-		States: []string{"authorized", "notAuthorized", "blocked", "sleepMode", "starting", "yellowCard"},
+		// creating and expired are not stateInstance values: the
+		// simulator answers them as GREEN-API does (null, and a 400
+		// text), and the exporter reads them as these states.
+		States: []string{"authorized", "notAuthorized", "blocked", "sleepMode", "starting", "yellowCard", GreenAPICreating, GreenAPIExpired},
 		Specials: []Special{
 			{State: GreenAPITextStarting, Reads: "starting", Up: true},
 			{State: GreenAPITextNotAuthorized, Reads: "notAuthorized", Up: true},
@@ -32,6 +35,7 @@ func init() {
 			return fmt.Sprintf("name: %q, provider: greenapi, api_url: %q, id_instance: %q, api_token: %q", name, apiURL, id, secret)
 		},
 		Notification: greenAPINotification,
+		deliverer:    func(*Simulator) deliverer { return greenAPIDelivery{} },
 		Demo: []DemoInstance{
 			// Authorized while its queue grows: messages are not going
 			// out (whatsapp_outgoing_queue_messages).
@@ -56,6 +60,13 @@ func init() {
 				state("authorized", 100*time.Millisecond, 90*time.Second),
 				state("blocked", 100*time.Millisecond, 30*time.Second),
 			}},
+			// Created, linked, then its plan runs out.
+			{Name: "demo-new", ID: "1101000006", Secret: "demo-token-new", Steps: []Step{
+				state(GreenAPICreating, 60*time.Millisecond, 40*time.Second),
+				state("notAuthorized", 60*time.Millisecond, 40*time.Second),
+				state("authorized", 60*time.Millisecond, 100*time.Second),
+				state(GreenAPIExpired, 60*time.Millisecond, 60*time.Second),
+			}},
 			{Name: "demo-flaky", ID: "1101000005", Secret: "demo-token-flaky", Timeout: 2 * time.Second, Steps: []Step{
 				state("authorized", 300*time.Millisecond, 40*time.Second),
 				failing(FaultRateLimited, 50*time.Millisecond, 20*time.Second),
@@ -78,17 +89,21 @@ func init() {
 						state("authorized", 70*time.Millisecond, 100*time.Second),
 						state("notAuthorized", 70*time.Millisecond, 80*time.Second),
 					}},
-					{ID: "1102000003", Secret: "demo-token-cafe", Steps: []Step{state("starting", 70*time.Millisecond, time.Hour)}},
+					{ID: "1102000003", Secret: "demo-token-cafe", Steps: []Step{
+						state(GreenAPICreating, 70*time.Millisecond, 30*time.Second),
+						state("starting", 70*time.Millisecond, time.Hour),
+					}},
 					{ID: "1102000004", Secret: "demo-token-old", Steps: []Step{state("authorized", 0, time.Hour)}},
 					{ID: "1102000005", Secret: "demo-token-trial", Steps: []Step{state("authorized", 0, time.Hour)}},
 				},
-				// The cafe is created after a minute and the florist
-				// deleted after two; a deleted and an expired instance
-				// are never watched.
+				// The cafe is created after a minute (null until its
+				// first state) and the florist deleted after two; a
+				// deleted instance and the partner's Telegram one are
+				// never watched, the expired one is, as expired.
 				Steps: []AccountStep{
-					{For: 60 * time.Second, Members: []Member{{ID: "1102000001", Name: "bakery"}, {ID: "1102000002", Name: "florist"}, {ID: "1102000004", Name: "old", Deleted: true}, {ID: "1102000005", Name: "trial", Expired: true}}},
-					{For: 60 * time.Second, Members: []Member{{ID: "1102000001", Name: "bakery"}, {ID: "1102000002", Name: "florist"}, {ID: "1102000003", Name: "cafe"}, {ID: "1102000004", Name: "old", Deleted: true}, {ID: "1102000005", Name: "trial", Expired: true}}},
-					{For: 60 * time.Second, Members: []Member{{ID: "1102000001", Name: "bakery"}, {ID: "1102000002", Name: "florist", Deleted: true}, {ID: "1102000003", Name: "cafe"}, {ID: "1102000004", Name: "old", Deleted: true}, {ID: "1102000005", Name: "trial", Expired: true}}},
+					{For: 60 * time.Second, Members: []Member{{ID: "1102000001", Name: "bakery"}, {ID: "1102000002", Name: "florist"}, {ID: "1102000004", Name: "old", Deleted: true}, {ID: "1102000005", Name: "trial", Expired: true}, {ID: "7103000006", Name: "news", Product: "telegram"}}},
+					{For: 60 * time.Second, Members: []Member{{ID: "1102000001", Name: "bakery"}, {ID: "1102000002", Name: "florist"}, {ID: "1102000003", Name: "cafe"}, {ID: "1102000004", Name: "old", Deleted: true}, {ID: "1102000005", Name: "trial", Expired: true}, {ID: "7103000006", Name: "news", Product: "telegram"}}},
+					{For: 60 * time.Second, Members: []Member{{ID: "1102000001", Name: "bakery"}, {ID: "1102000002", Name: "florist", Deleted: true}, {ID: "1102000003", Name: "cafe"}, {ID: "1102000004", Name: "old", Deleted: true}, {ID: "1102000005", Name: "trial", Expired: true}, {ID: "7103000006", Name: "news", Product: "telegram"}}},
 				},
 			},
 		},
@@ -97,16 +112,51 @@ func init() {
 		route{"GET", "/partner/getInstances/{token}", (*Simulator).greenAPIPartnerInstances})
 }
 
-// greenAPINotification is GREEN-API's stateInstanceChanged notification.
-func greenAPINotification(id, state, _ string, at time.Time) (string, []byte) {
+// GreenAPI's answers that are no stateInstance, given as a State.
+const (
+	// GreenAPICreating: getStateInstance answers null while an instance
+	// is being created.
+	GreenAPICreating = "creating"
+	// GreenAPIExpired: the instance's plan is not paid; getStateInstance
+	// answers 400 "Instance account is expired. Renew your instance
+	// from personal area" (GREEN-API's common errors).
+	GreenAPIExpired = "expired"
+)
+
+// greenAPINotification is GREEN-API's stateInstanceChanged notification
+// (GREEN-API's documentation, "StateInstanceChanged"). It is sent for the
+// documented states only: not while an instance is created, nor for a
+// plan that expired.
+func greenAPINotification(_ *Simulator, id string, b Behaviour, _ string, at time.Time) (Notification, bool) {
+	if b.State == GreenAPICreating || b.State == GreenAPIExpired || strings.HasPrefix(b.State, "text:") {
+		return Notification{}, false
+	}
 	n, _ := strconv.ParseInt(id, 10, 64)
 	body, _ := json.Marshal(map[string]any{
 		"typeWebhook":   "stateInstanceChanged",
 		"instanceData":  map[string]any{"idInstance": n, "wid": "79876543210@c.us", "typeInstance": "whatsapp"},
 		"timestamp":     at.Unix(),
-		"stateInstance": state,
+		"stateInstance": b.State,
 	})
-	return "/webhook/greenapi", body
+	return Notification{Body: body, State: b.State}, true
+}
+
+// greenAPIDelivery is how GREEN-API delivers notifications: each
+// instance's are a queue, whose head is resent every minute, for 24
+// hours, until it is answered HTTP 200; the later ones wait behind it
+// (GREEN-API's documentation, "Working with incoming webhooks").
+type greenAPIDelivery struct{}
+
+func (greenAPIDelivery) queued() bool { return true }
+
+func (greenAPIDelivery) header(h http.Header, auth WebhookAuth, _ time.Time) {
+	if auth.Token != "" {
+		h.Set("Authorization", "Bearer "+auth.Token)
+	}
+}
+
+func (greenAPIDelivery) retry(attempt, _ int, unit time.Duration) (time.Duration, bool) {
+	return 60 * unit, attempt < 24*60
 }
 
 // greenAPIUnauthorized is how GREEN-API's partner methods answer a wrong
@@ -178,8 +228,15 @@ func (s *Simulator) greenAPIState(w http.ResponseWriter, r *http.Request) {
 	if !ok || greenAPIFault(w, r, b, "getStateInstance", `{"statusInstance":"online"}`) {
 		return
 	}
-	if text, ok := strings.CutPrefix(b.State, "text:"); ok {
+	switch text, isText := strings.CutPrefix(b.State, "text:"); {
+	case isText:
 		http.Error(w, text, http.StatusBadRequest)
+		return
+	case b.State == GreenAPICreating:
+		writeJSON(w, http.StatusOK, "null")
+		return
+	case b.State == GreenAPIExpired:
+		http.Error(w, "Instance account is expired. Renew your instance from personal area", http.StatusBadRequest)
 		return
 	}
 	body, _ := json.Marshal(map[string]string{"stateInstance": b.State})

@@ -36,6 +36,9 @@ type Provider struct {
 	// Notification writes the provider's state notification; nil when
 	// it sends none the exporter receives.
 	Notification NotificationFunc
+	// deliverer is how the provider delivers its notifications, on the
+	// simulator's version of it.
+	deliverer func(*Simulator) deliverer
 
 	routes []route
 }

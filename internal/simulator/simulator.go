@@ -38,11 +38,12 @@ const (
 )
 
 // CommonFaults are the faults every provider produces; a provider's own
-// are in its description.
+// are in its description. (GREEN-API's null is a state: the instance is
+// being created.)
 var CommonFaults = []Fault{
 	FaultUnauthorized, FaultForbidden, FaultRateLimited, FaultServerError,
 	FaultBadGateway, FaultClientError, FaultHTML, FaultNotJSON, FaultWrongShape,
-	FaultNull, FaultHuge, FaultHang, FaultCloseConnection, FaultNotFound,
+	FaultHuge, FaultHang, FaultCloseConnection, FaultNotFound,
 }
 
 // Behaviour is what an instance does when asked for its state.
@@ -54,6 +55,15 @@ type Behaviour struct {
 	Latency time.Duration
 	// RetryAfter goes with FaultRateLimited; zero sends no header.
 	RetryAfter time.Duration
+	// Reason is the Baileys code of the disconnection behind a state
+	// that is not open (Evolution API, Wachat): 401 logged out, 403
+	// forbidden (banned), 408 connection lost, ..., ReasonQRExpired;
+	// 0 for none.
+	Reason int
+	// Listed is what Evolution API 2's database row (and so its listing)
+	// says of the instance, when it is not what Evolution API would have
+	// written (see evolutionRow); empty to let the simulator derive it.
+	Listed string
 	// Queue is how many outgoing messages the instance holds when the
 	// behaviour begins, QueueRate how many more (or, negative, fewer)
 	// each second after, never fewer than none (GREEN-API's
@@ -84,6 +94,7 @@ type instance struct {
 	// state requests' count and spacing stay theirs.
 	queueCalls atomic.Int64
 	webhook    *WebhookAuth // nil: sends no notifications
+	deliveries []Delivery
 
 	spacingMu sync.Mutex
 	spacing   Spacing
@@ -111,6 +122,10 @@ type Simulator struct {
 	instances map[string]*instance // by provider + "/" + id
 	accounts  map[string]*account  // by provider + "/" + key
 	rateLimit time.Duration
+	// evolution is the version of Evolution API served.
+	evolution EvolutionVersion
+	// retryUnit is what the providers' retry delays count as a second.
+	retryUnit time.Duration
 }
 
 // SetRateLimit makes the simulator count, in Spacing.Under, the calls to an
@@ -137,10 +152,15 @@ func (s *Simulator) Spacing(provider, id string) Spacing {
 
 // New returns a simulator without instances.
 func New() *Simulator {
-	s := &Simulator{start: time.Now(), mux: http.NewServeMux(), instances: map[string]*instance{}, accounts: map[string]*account{}}
+	s := &Simulator{start: time.Now(), mux: http.NewServeMux(), instances: map[string]*instance{}, accounts: map[string]*account{},
+		evolution: Evolution23, retryUnit: time.Second}
 	for _, p := range Providers() {
 		for _, r := range p.routes {
-			s.mux.HandleFunc(r.method+" "+p.Path+r.path, func(w http.ResponseWriter, req *http.Request) { r.handle(s, w, req) })
+			pattern := p.Path + r.path
+			if r.method != "" {
+				pattern = r.method + " " + pattern
+			}
+			s.mux.HandleFunc(pattern, func(w http.ResponseWriter, req *http.Request) { r.handle(s, w, req) })
 		}
 	}
 	return s

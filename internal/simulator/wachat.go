@@ -17,7 +17,7 @@ func init() {
 		Name:   Wachat,
 		Path:   "/wachat/api/v1",
 		States: baileysStates,
-		Faults: []Fault{FaultUnsuccessful},
+		Faults: []Fault{FaultUnsuccessful, FaultNull},
 		Instance: func(name, apiURL, id, secret string) string {
 			return fmt.Sprintf("name: %q, provider: wachat, api_url: %q, instance_name: %q, api_key: %q", name, apiURL, id, secret)
 		},
@@ -58,7 +58,10 @@ func init() {
 }
 
 // wachatList serves GET /instance/list with Authorization: Bearer KEY:
-// every instance of the account, with its state.
+// every instance of the account, with a state. Whether Wachat reads it
+// from a database like Evolution API 2, on which it is built, is not
+// known: the simulator assumes so, and lists the state Evolution API 2's
+// row would hold (evolutionRow), which lags behind the connection's.
 func (s *Simulator) wachatList(w http.ResponseWriter, r *http.Request) {
 	key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	step, members, ok := s.listing(Wachat, key)
@@ -71,9 +74,10 @@ func (s *Simulator) wachatList(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := []map[string]any{}
 	for _, m := range members {
+		state, _ := evolutionRow(m.Behaviour)
 		rows = append(rows, map[string]any{
-			"apiInstanceName": m.ID, "displayName": strings.TrimPrefix(m.ID, "t1_"), "state": m.State,
-			"isConnected": m.State == "open", "profileName": nil, "number": nil,
+			"apiInstanceName": m.ID, "displayName": strings.TrimPrefix(m.ID, "t1_"), "state": state,
+			"isConnected": state == "open", "profileName": nil, "number": nil,
 		})
 	}
 	body, _ := json.Marshal(map[string]any{"success": true, "count": len(rows), "instances": rows})

@@ -10,23 +10,31 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
 
 // The simulator can push an instance's state changes to the exporter's
 // notification receiver, as the providers do: each provider's
-// description says how its notification looks (Notification) and how it
-// is authenticated (WebhookAuth).
+// description says how its notification looks (Notification), and its
+// deliverer how it is authenticated and retried (GREEN-API: one queue per
+// instance, the head resent every minute until answered 200; Evolution
+// API: per notification, by its version's rules).
 
 // WebhookAuth is how an instance's notifications are authenticated.
 type WebhookAuth struct {
 	// Token is sent as the Authorization header: GREEN-API's
-	// webhookUrlToken, or a header set on an Evolution API webhook.
+	// webhookUrlToken, or a header set on an Evolution API webhook
+	// (2.2.0 and later).
 	Token string
-	// JWTKey makes Evolution API send Authorization: Bearer <HS256 JWT
-	// signed with it> instead.
+	// JWTKey is a jwt_key header on an Evolution API webhook: 2.3.0 and
+	// later send Authorization: Bearer <HS256 JWT signed with it>
+	// instead, 2.2.x send the header as it is, 1.8 no header at all.
 	JWTKey string
+	// PathSecret is a segment of the webhook's URL after the receiver's
+	// /webhook/<provider>/: what every Evolution API version sends.
+	PathSecret string
 }
 
 // Config is the fields of the exporter's configuration that match: to
@@ -39,19 +47,10 @@ func (a WebhookAuth) Config() []string {
 	if a.JWTKey != "" {
 		f = append(f, fmt.Sprintf("webhook_jwt_key: %q", a.JWTKey))
 	}
-	return f
-}
-
-// header sets the Authorization header of a notification sent at now.
-func (a WebhookAuth) header(h http.Header, now time.Time) {
-	switch {
-	case a.JWTKey != "":
-		h.Set("Authorization", "Bearer "+SignJWT(a.JWTKey, map[string]any{
-			"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "app": "evolution", "action": "webhook",
-		}))
-	case a.Token != "":
-		h.Set("Authorization", "Bearer "+a.Token)
+	if a.PathSecret != "" {
+		f = append(f, fmt.Sprintf("webhook_path_secret: %q", a.PathSecret))
 	}
+	return f
 }
 
 // SignJWT returns an HS256 JSON Web Token of claims signed with key, as
@@ -67,9 +66,63 @@ func SignJWT(key string, claims map[string]any) string {
 	return signed + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// NotificationFunc writes a provider's state notification for an
-// instance: the path below the receiver's URL and the body.
-type NotificationFunc func(id, state, secret string, at time.Time) (path string, body []byte)
+// Notification is one notification a provider pushes.
+type Notification struct {
+	// Path is below the receiver's /webhook/<provider>, where the
+	// provider appends it (Evolution API's event name when set by
+	// events).
+	Path string
+	Body []byte
+	// State is the state it reports, for the tests' reading.
+	State string
+}
+
+// NotificationFunc writes the notification a provider pushes when an
+// instance starts behaving as b, on the simulator's version of it; false
+// when it pushes none for that change.
+type NotificationFunc func(s *Simulator, id string, b Behaviour, secret string, at time.Time) (Notification, bool)
+
+// deliverer is how a provider delivers its notifications: the headers it
+// sends and how it retries.
+type deliverer interface {
+	// header sets the request's headers for auth at now.
+	header(h http.Header, auth WebhookAuth, now time.Time)
+	// retry says, after the attempt-th delivery failed with status (0
+	// for no answer), how long to wait before the next; false to give
+	// up. unit is the simulator's second (see SetRetryUnit).
+	retry(attempt, status int, unit time.Duration) (time.Duration, bool)
+	// queued says a failed notification holds back the instance's later
+	// ones.
+	queued() bool
+}
+
+// SetRetryUnit sets what the providers' retry delays count as a second,
+// so that tests see minutes of retries in milliseconds; time.Second by
+// default.
+func (s *Simulator) SetRetryUnit(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retryUnit = d
+}
+
+// Delivery is one attempt to deliver a notification.
+type Delivery struct {
+	State   string
+	Attempt int
+	// Status is the receiver's answer; 0 when there was none.
+	Status int
+}
+
+// Deliveries lists the attempts to deliver an instance's notifications,
+// in order.
+func (s *Simulator) Deliveries(provider, id string) []Delivery {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if in, ok := s.instances[provider+"/"+id]; ok {
+		return slices.Clone(in.deliveries)
+	}
+	return nil
+}
 
 // SetWebhook makes an instance's notifications carry auth; an instance
 // without one sends none.
@@ -82,7 +135,7 @@ func (s *Simulator) SetWebhook(provider, id string, auth WebhookAuth) {
 }
 
 // Notify sends the instance's current state to the receiver at baseURL
-// now, and returns the receiver's status.
+// now, once, and returns the receiver's status.
 func (s *Simulator) Notify(ctx context.Context, client *http.Client, baseURL, provider, id string) (int, error) {
 	p := ProviderOf(provider)
 	s.mu.RLock()
@@ -97,27 +150,31 @@ func (s *Simulator) Notify(ctx context.Context, client *http.Client, baseURL, pr
 		}
 	}
 	s.mu.RUnlock()
-	state, up := p.Reads(b)
 	switch {
 	case !ok:
 		return 0, fmt.Errorf("simulator: no %s instance %q", provider, id)
 	case p.Notification == nil:
 		return 0, fmt.Errorf("simulator: %s sends no notifications", provider)
-	case !up || state == "unknown":
+	}
+	now := time.Now()
+	n, push := p.Notification(s, id, b, secret, now)
+	if !push {
 		return 0, fmt.Errorf("simulator: %s instance %q has no state to notify", provider, id)
 	}
-	return send(ctx, client, baseURL, p, id, state, secret, auth)
+	return send(ctx, &http.Client{Timeout: 5 * time.Second}, baseURL, p, p.deliverer(s), n, auth, now)
 }
 
-func send(ctx context.Context, client *http.Client, baseURL string, p *Provider, id, state, secret string, auth WebhookAuth) (int, error) {
-	now := time.Now()
-	path, body := p.Notification(id, state, secret, now)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(baseURL, "/")+path, bytes.NewReader(body))
+func send(ctx context.Context, client *http.Client, baseURL string, p *Provider, d deliverer, n Notification, auth WebhookAuth, now time.Time) (int, error) {
+	url := strings.TrimSuffix(baseURL, "/") + "/webhook/" + p.Name
+	if auth.PathSecret != "" {
+		url += "/" + auth.PathSecret
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+n.Path, bytes.NewReader(n.Body))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	auth.header(req.Header, now)
+	d.header(req.Header, auth, now)
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
@@ -127,51 +184,111 @@ func send(ctx context.Context, client *http.Client, baseURL string, p *Provider,
 	return resp.StatusCode, nil
 }
 
-// SendNotifications watches the instances that have a webhook and sends
-// each change of their state to the receiver at baseURL, until ctx ends.
-// Failures are passed to report, which may be nil.
+// pending is a notification waiting for its next delivery.
+type pending struct {
+	Notification
+	auth    WebhookAuth
+	attempt int
+	next    time.Time
+}
+
+// SendNotifications watches the instances that have a webhook and pushes
+// their changes to the receiver at baseURL as their providers do, with
+// their retries, until ctx ends. A delivery that is not answered 200 is
+// passed to report, which may be nil.
 func (s *Simulator) SendNotifications(ctx context.Context, baseURL string, report func(error)) {
 	client := &http.Client{Timeout: 5 * time.Second}
-	last := map[string]string{}
-	tick := time.NewTicker(100 * time.Millisecond)
+	last := map[string]Behaviour{}
+	queues := map[string][]*pending{}
+	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		now := time.Now()
+		s.mu.RLock()
+		unit := s.retryUnit
 		type change struct {
-			p                      *Provider
-			key, id, state, secret string
-			auth                   WebhookAuth
+			key, id, secret string
+			b               Behaviour
+			auth            WebhookAuth
 		}
 		var changes []change
-		s.mu.RLock()
 		for key, in := range s.instances {
 			if in.webhook == nil {
 				continue
 			}
-			provider, id, _ := strings.Cut(key, "/")
-			p := ProviderOf(provider)
-			state, up := p.Reads(current(in.schedule, time.Since(s.start)))
-			if !up || state == "unknown" || p.Notification == nil {
-				continue // a failure or no state: nothing the provider would push
+			b := current(in.schedule, time.Since(s.start))
+			if prev, seen := last[key]; seen && (prev.State != b.State || prev.Fault != b.Fault || prev.Reason != b.Reason) {
+				_, id, _ := strings.Cut(key, "/")
+				changes = append(changes, change{key, id, in.secret, b, *in.webhook})
 			}
-			if prev, seen := last[key]; seen && prev != state {
-				changes = append(changes, change{p, key, id, state, in.secret, *in.webhook})
-			}
-			last[key] = state
+			last[key] = b
 		}
 		s.mu.RUnlock()
 		for _, c := range changes {
-			status, err := send(ctx, client, baseURL, c.p, c.id, c.state, c.secret, c.auth)
-			if err == nil && status != http.StatusOK {
-				err = fmt.Errorf("notification for %s instance %q: HTTP %d", c.p.Name, c.id, status)
+			p := ProviderOf(strings.SplitN(c.key, "/", 2)[0])
+			if p.Notification == nil || c.b.Fault != FaultNone {
+				continue // a failure of the API is nothing the provider pushes
 			}
-			if err != nil && report != nil && ctx.Err() == nil {
-				report(err)
+			if n, push := p.Notification(s, c.id, c.b, c.secret, now); push {
+				queues[c.key] = append(queues[c.key], &pending{Notification: n, auth: c.auth, next: now})
 			}
+		}
+		for key, q := range queues {
+			p := ProviderOf(strings.SplitN(key, "/", 2)[0])
+			d := p.deliverer(s)
+			_, id, _ := strings.Cut(key, "/")
+			var keep []*pending
+			for i, n := range q {
+				if d.queued() && i > 0 {
+					keep = append(keep, q[i:]...) // behind the head
+					break
+				}
+				if n.next.After(now) {
+					keep = append(keep, n)
+					continue
+				}
+				n.attempt++
+				status, err := send(ctx, client, baseURL, p, d, n.Notification, n.auth, time.Now())
+				s.recordDelivery(key, Delivery{State: n.State, Attempt: n.attempt, Status: status})
+				if err == nil && status == http.StatusOK {
+					if d.queued() {
+						keep = append(keep, q[i+1:]...)
+						break
+					}
+					continue
+				}
+				if err == nil {
+					err = fmt.Errorf("notification for %s instance %q: HTTP %d", p.Name, id, status)
+				}
+				if report != nil && ctx.Err() == nil {
+					report(err)
+				}
+				if wait, again := d.retry(n.attempt, status, unit); again {
+					n.next = time.Now().Add(wait)
+					keep = append(keep, n)
+					if d.queued() {
+						keep = append(keep, q[i+1:]...)
+						break
+					}
+				} else if d.queued() {
+					keep = append(keep, q[i+1:]...)
+					break
+				}
+			}
+			queues[key] = keep
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+func (s *Simulator) recordDelivery(key string, d Delivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in, ok := s.instances[key]; ok {
+		in.deliveries = append(in.deliveries, d)
 	}
 }
