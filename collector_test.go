@@ -445,8 +445,10 @@ func TestTokenNeverLeaks(t *testing.T) {
 	const token = "LeakCheck-9f2c/7e+a=" // escapes differently in paths and queries
 	// The tokens of the instances an account's listing returns.
 	const listedToken = "ListedLeak-4d1e/9b+c="
+	// A secret of Evolution API webhooks' URL path: one path segment.
+	const pathSecret = "PathLeak-7c3a90d1e5"
 	forms := []string{token, url.PathEscape(token), url.QueryEscape(token), "LeakCheck-9f2c",
-		listedToken, url.PathEscape(listedToken), url.QueryEscape(listedToken), "ListedLeak-4d1e"}
+		listedToken, url.PathEscape(listedToken), url.QueryEscape(listedToken), "ListedLeak-4d1e", pathSecret}
 
 	cfg, _ := faultSimulator(t, token)
 	// Transport failures whose Go errors quote the URL.
@@ -511,7 +513,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 		}
 		extra := []string{fmt.Sprintf("webhook_token: %q", token)}
 		if p.Name == simulator.Evolution {
-			extra = append(extra, fmt.Sprintf("webhook_jwt_key: %q", token))
+			extra = append(extra, fmt.Sprintf("webhook_jwt_key: %q", token), fmt.Sprintf("webhook_path_secret: %q", pathSecret))
 		}
 		cfg += p.Config(closedURL, p.Name+"-webhook", "1103000001", token, extra...)
 	}
@@ -542,20 +544,29 @@ func TestTokenNeverLeaks(t *testing.T) {
 		fmt.Fprintf(&seen, "%d %s %s\n", status, header, answer)
 	}
 	accepted := 0
+	sim := simulator.New()
 	for _, p := range simulator.Providers() {
 		if p.Notification == nil {
 			continue
 		}
 		jwt := "Bearer " + simulator.SignJWT(token, map[string]any{"exp": time.Now().Add(time.Minute).Unix()})
-		for k, auth := range []string{"Bearer " + token, token, jwt, "Bearer wrong", ""} {
-			path, body := p.Notification("1103000001", p.States[k%len(p.States)], token, time.Now().Add(time.Duration(k+1)*time.Second))
-			notify(path, auth, body)
+		base := "/webhook/" + p.Name
+		for k, auth := range []string{"Bearer " + token, token, jwt, "Bearer wrong", "", "jwt_key: " + token} {
+			n, _ := sim.NotificationOf(p.Name, "1103000001", simulator.Behaviour{State: p.States[k%2]}, token, time.Now().Add(time.Duration(k+1)*time.Second))
+			notify(base+n.Path, auth, n.Body)
 		}
-		path, body := p.Notification("1103009999", p.States[0], token, time.Now())
-		notify(path, token, body)                                                              // unknown instance
-		notify(path, token, append(body[:len(body)-1:len(body)-1], []byte(`,"x":"`+token)...)) // malformed
-		notify(path, token, append(body[:len(body)-1:len(body)-1], []byte(`,"x":"`+strings.Repeat(token, 5000)+`"}`)...))
+		n, _ := sim.NotificationOf(p.Name, "1103009999", simulator.Behaviour{State: p.States[0]}, token, time.Now())
+		body := n.Body
+		notify(base+n.Path, token, body)                                                              // unknown instance
+		notify(base+n.Path, token, append(body[:len(body)-1:len(body)-1], []byte(`,"x":"`+token)...)) // malformed
+		notify(base+n.Path, token, append(body[:len(body)-1:len(body)-1], []byte(`,"x":"`+strings.Repeat(token, 5000)+`"}`)...))
+		notify(base+"/"+pathSecret+"x"+n.Path, "", body) // a wrong secret in the path
 		accepted += 2
+		if p.Name == simulator.Evolution {
+			n, _ := sim.NotificationOf(p.Name, "1103000001", simulator.Behaviour{State: "open"}, token, time.Now().Add(time.Minute))
+			notify(base+"/"+pathSecret+n.Path, "", n.Body)
+			accepted++
+		}
 	}
 	if n := strings.Count(seen.String(), "200 "); n < accepted {
 		t.Errorf("%d notifications accepted, want at least %d:\n%s", n, accepted, seen.String())

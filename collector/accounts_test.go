@@ -528,3 +528,167 @@ func TestAccountRetryAfter(t *testing.T) {
 		t.Errorf("%d calls of a partner listing within its refresh interval, want 1", n)
 	}
 }
+
+// reasonLine is the whatsapp_instance_disconnect_reason line of an
+// instance in an exposition, "" when it has none.
+func reasonLine(text, provider, name string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, `whatsapp_instance_disconnect_reason{provider="`+provider+`",name="`+name+`",`) {
+			return line
+		}
+	}
+	return ""
+}
+
+// TestEvolution2ListingOnlyFinds: version 2's listing is its database,
+// whose connectionStatus lags behind the connection: the instances it
+// finds are called one by one and show their live state; a row closed for
+// good gives the reason.
+func TestEvolution2ListingOnlyFinds(t *testing.T) {
+	env := newAccountEnv(t)
+	env.sim.Set(simulator.Evolution, "lost-bot", "t-lost", simulator.Behaviour{State: "close", Reason: 408})
+	env.sim.Set(simulator.Evolution, "qr-bot", "t-qr", simulator.Behaviour{State: "close", Reason: simulator.ReasonQRExpired})
+	env.sim.Set(simulator.Evolution, "banned-bot", "t-banned", simulator.Behaviour{State: "close", Reason: 403})
+	env.sim.Set(simulator.Evolution, "relinked-bot", "t-relinked", simulator.Behaviour{State: "connecting", Reason: 428, Listed: "close"})
+	env.sim.SetAccount(simulator.Evolution, "global-key", simulator.Member{ID: "lost-bot"}, simulator.Member{ID: "qr-bot"},
+		simulator.Member{ID: "banned-bot"}, simulator.Member{ID: "relinked-bot"})
+	if err := env.load(t, "", env.account(simulator.Evolution, "server", "global-key")); err != nil {
+		t.Fatal(err)
+	}
+	env.list(t)
+	env.scrape(t, 0, stateHeader+stateLines("evolution", "banned-bot", "close", true)+stateLines("evolution", "lost-bot", "close", true)+
+		stateLines("evolution", "qr-bot", "close", true)+stateLines("evolution", "relinked-bot", "connecting", true), "whatsapp_instance_state")
+	for _, id := range []string{"lost-bot", "qr-bot", "banned-bot"} {
+		if env.sim.Calls(simulator.Evolution, id) == 0 {
+			t.Errorf("%s was not called: its state came from the database row", id)
+		}
+	}
+	text := exposition(t, env.c)
+	if got := reasonLine(text, "evolution", "banned-bot"); got != `whatsapp_instance_disconnect_reason{provider="evolution",name="banned-bot",reason="banned"} 1` {
+		t.Errorf("banned-bot: %q, want reason banned", got)
+	}
+	for _, name := range []string{"lost-bot", "qr-bot"} {
+		if got := reasonLine(text, "evolution", name); got != "" {
+			t.Errorf("%s: %q, want no reason (its row does not say close)", name, got)
+		}
+	}
+	if text := exposition(t, env.c); !strings.Contains(text, `whatsapp_api_request_duration_seconds_count{provider="evolution",name="lost-bot",method="connectionState"} 1`) {
+		t.Errorf("lost-bot's calls are not its own connectionState:\n%s", text)
+	}
+}
+
+// TestEvolution18ListingCarriesStates: version 1.8 lists its instances in
+// memory with their live state: the listing is their state request.
+func TestEvolution18ListingCarriesStates(t *testing.T) {
+	env := newAccountEnv(t)
+	env.sim.SetEvolutionVersion(simulator.Evolution18)
+	env.sim.Set(simulator.Evolution, "lost-bot", "t-lost", simulator.Behaviour{State: "close", Reason: 408})
+	env.sim.Set(simulator.Evolution, "ok-bot", "t-ok", simulator.Behaviour{State: "open"})
+	env.sim.SetAccount(simulator.Evolution, "global-key", simulator.Member{ID: "lost-bot"}, simulator.Member{ID: "ok-bot"})
+	if err := env.load(t, "", env.account(simulator.Evolution, "server", "global-key")); err != nil {
+		t.Fatal(err)
+	}
+	env.list(t)
+	env.scrape(t, 0, stateHeader+stateLines("evolution", "lost-bot", "close", true)+stateLines("evolution", "ok-bot", "open", true), "whatsapp_instance_state")
+	for _, id := range []string{"lost-bot", "ok-bot"} {
+		if n := env.sim.Calls(simulator.Evolution, id); n != 0 {
+			t.Errorf("%s called %d times on its own", id, n)
+		}
+	}
+}
+
+// TestWachatListingPolledByDefault: nothing says Wachat's listing is live:
+// its instances are called one by one unless the account opts in.
+func TestWachatListingPolledByDefault(t *testing.T) {
+	env := newAccountEnv(t)
+	env.sim.Set(simulator.Wachat, "t1_a", "agency-key", simulator.Behaviour{State: "connecting", Reason: 408})
+	env.sim.SetAccount(simulator.Wachat, "agency-key", simulator.Member{ID: "t1_a"})
+	if err := env.load(t, "", env.account(simulator.Wachat, "agency", "agency-key")); err != nil {
+		t.Fatal(err)
+	}
+	env.list(t)
+	// The listing says open (the simulator lags it as Evolution API 2's
+	// database would); the call tells the truth.
+	env.scrape(t, 0, stateHeader+stateLines("wachat", "t1_a", "connecting", true), "whatsapp_instance_state")
+	if env.sim.Calls(simulator.Wachat, "t1_a") != 1 {
+		t.Errorf("t1_a called %d times, want once", env.sim.Calls(simulator.Wachat, "t1_a"))
+	}
+}
+
+// TestListingThatShrinksIsConfirmed: a listing that loses most of its
+// instances (Evolution API 1.8 lists none for seconds after a restart) is
+// held until the next listing confirms it.
+func TestListingThatShrinksIsConfirmed(t *testing.T) {
+	env := newAccountEnv(t)
+	members := []simulator.Member{{ID: "t1_a"}, {ID: "t1_b"}, {ID: "t1_c"}}
+	env.sim.SetAccount(simulator.Wachat, "agency-key", members...)
+	if err := env.load(t, "", env.account(simulator.Wachat, "agency", "agency-key")); err != nil {
+		t.Fatal(err)
+	}
+	env.list(t)
+	all := []string{"agency/t1_a", "agency/t1_b", "agency/t1_c"}
+	held := func() string {
+		for _, line := range strings.Split(gatherAccountMetrics(t, env.c), "\n") {
+			if strings.HasPrefix(line, "whatsapp_account_listings_held_total{") {
+				return line[strings.LastIndex(line, " ")+1:]
+			}
+		}
+		return ""
+	}
+	// Empty, then whole again: never believed.
+	env.sim.SetAccount(simulator.Wachat, "agency-key")
+	env.list(t)
+	if got := env.watched(); !slices.Equal(got, all) {
+		t.Errorf("after an empty listing: watched %v, want the last good list", got)
+	}
+	env.sim.SetAccount(simulator.Wachat, "agency-key", members...)
+	env.list(t)
+	if got := env.watched(); !slices.Equal(got, all) || held() != "1" {
+		t.Errorf("after the whole listing again: watched %v, held %s; want all and 1", got, held())
+	}
+	// One of three left, twice: believed the second time.
+	env.sim.SetAccount(simulator.Wachat, "agency-key", members[0])
+	env.list(t)
+	if got := env.watched(); !slices.Equal(got, all) {
+		t.Errorf("after a listing of one: watched %v, want the last good list", got)
+	}
+	env.list(t)
+	if got := env.watched(); !slices.Equal(got, all[:1]) || held() != "2" {
+		t.Errorf("after it was confirmed: watched %v, held %s; want %v and 2", got, held(), all[:1])
+	}
+	// Losing one of three is no reason to wait.
+	env.sim.SetAccount(simulator.Wachat, "agency-key", members...)
+	env.list(t)
+	env.sim.SetAccount(simulator.Wachat, "agency-key", members[:2]...)
+	env.list(t)
+	if got := env.watched(); !slices.Equal(got, all[:2]) || held() != "2" {
+		t.Errorf("after losing one of three: watched %v, held %s; want %v and 2", got, held(), all[:2])
+	}
+}
+
+// TestConfiguredInstanceNotTakenByAccount: an instance configured by hand
+// that an account also lists is called as configured, under its own
+// name; the account skips it.
+func TestConfiguredInstanceNotTakenByAccount(t *testing.T) {
+	env := newAccountEnv(t)
+	env.sim.SetEvolutionVersion(simulator.Evolution18) // a listing that carries states
+	env.sim.Set(simulator.Evolution, "sales-bot", "t-sales", simulator.Behaviour{State: "open"})
+	env.sim.Set(simulator.Evolution, "other-bot", "t-other", simulator.Behaviour{State: "open"})
+	env.sim.SetAccount(simulator.Evolution, "global-key", simulator.Member{ID: "sales-bot"}, simulator.Member{ID: "other-bot"})
+	own := simulator.ProviderOf(simulator.Evolution).Config(env.srv.URL, "my-sales", "sales-bot", "t-sales")
+	if err := env.load(t, own, env.account(simulator.Evolution, "server", "global-key")); err != nil {
+		t.Fatal(err)
+	}
+	env.list(t)
+	if got := env.watched(); !slices.Equal(got, []string{"/my-sales", "server/other-bot"}) {
+		t.Fatalf("watched %v", got)
+	}
+	before := env.sim.Calls(simulator.Evolution, "sales-bot")
+	env.scrape(t, 0, upHeader+upLine("evolution", "my-sales", true)+upLine("evolution", "other-bot", true), "whatsapp_up")
+	if env.sim.Calls(simulator.Evolution, "sales-bot") != before+1 {
+		t.Errorf("the configured instance was not called")
+	}
+	if text := gatherAccountMetrics(t, env.c); !strings.Contains(text, `whatsapp_account_skipped_instances{account="server",provider="evolution",reason="configured"} 1`) {
+		t.Errorf("the listed copy is not counted as configured:\n%s", text)
+	}
+}

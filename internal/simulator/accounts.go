@@ -69,6 +69,14 @@ func (s *Simulator) ListCalls(provider, key string) int64 {
 	return 0
 }
 
+// hasAccount reports whether key is an account's key.
+func (s *Simulator) hasAccount(provider, key string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.accounts[provider+"/"+key]
+	return ok
+}
+
 // listed is a member with its instance's secret and current behaviour.
 type listed struct {
 	Member

@@ -144,14 +144,7 @@ func init() {
 			},
 		},
 	}, route{"GET", "/instance/connectionState/{name}", (*Simulator).evolutionState},
-		route{"GET", "/instance/fetchInstances", (*Simulator).evolutionFetchInstances},
-		route{"", "/", (*Simulator).evolutionNoRoute})
-}
-
-// evolutionNoRoute answers a path Evolution API does not serve as its own
-// 404 handler does (src/main.ts).
-func (s *Simulator) evolutionNoRoute(w http.ResponseWriter, r *http.Request) {
-	evolutionError(w, http.StatusNotFound, "Not Found", "Cannot "+r.Method+" "+r.URL.Path)
+		route{"GET", "/instance/fetchInstances", (*Simulator).evolutionFetchInstances})
 }
 
 // evolutionNotification is Evolution API's connection.update event for an
@@ -286,7 +279,8 @@ func (s *Simulator) evolutionState(w http.ResponseWriter, r *http.Request) {
 	if !wait(r, b.Latency) {
 		return
 	}
-	if r.Header.Get("apikey") != secret {
+	// The instance's token, or the server's global key (auth.guard.ts).
+	if key := r.Header.Get("apikey"); key != secret && !s.hasAccount(Evolution, key) {
 		evolutionError(w, http.StatusUnauthorized, "Unauthorized", "Unauthorized")
 		return
 	}

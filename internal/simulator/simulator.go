@@ -156,11 +156,7 @@ func New() *Simulator {
 		evolution: Evolution23, retryUnit: time.Second}
 	for _, p := range Providers() {
 		for _, r := range p.routes {
-			pattern := p.Path + r.path
-			if r.method != "" {
-				pattern = r.method + " " + pattern
-			}
-			s.mux.HandleFunc(pattern, func(w http.ResponseWriter, req *http.Request) { r.handle(s, w, req) })
+			s.mux.HandleFunc(r.method+" "+p.Path+r.path, func(w http.ResponseWriter, req *http.Request) { r.handle(s, w, req) })
 		}
 	}
 	return s

@@ -134,6 +134,16 @@ func (s *Simulator) SetWebhook(provider, id string, auth WebhookAuth) {
 	}
 }
 
+// NotificationOf is the notification the provider pushes when an
+// instance starts behaving as b; false when it pushes none.
+func (s *Simulator) NotificationOf(provider, id string, b Behaviour, secret string, at time.Time) (Notification, bool) {
+	p := ProviderOf(provider)
+	if p.Notification == nil {
+		return Notification{}, false
+	}
+	return p.Notification(s, id, b, secret, at)
+}
+
 // Notify sends the instance's current state to the receiver at baseURL
 // now, once, and returns the receiver's status.
 func (s *Simulator) Notify(ctx context.Context, client *http.Client, baseURL, provider, id string) (int, error) {
