@@ -34,9 +34,15 @@ var greenAPIWebhook = &Webhook{
 	// the next one only after an HTTP 200 for the current one: any other
 	// answer makes it resend the same notification every minute for 24
 	// hours, holding back every later one of the instance. So every
-	// notification is answered 200, whatever its outcome (in the body
-	// and the metrics); none that is not authenticated changes a state.
-	Status: func(string) int { return http.StatusOK },
+	// notification it sent whole is answered 200, whatever its outcome
+	// (in the body and the metrics); none that is not authenticated
+	// changes a state. One that did not arrive whole is asked again.
+	Status: func(outcome string) int {
+		if outcome == OutcomeIncomplete {
+			return http.StatusRequestTimeout
+		}
+		return http.StatusOK
+	},
 }
 
 func decodeGreenAPINotification(body []byte, _ time.Time) (Notification, error) {

@@ -21,7 +21,7 @@ const (
 
 func init() {
 	register(&Provider{
-		Name:   GreenAPI,
+		Name: GreenAPI,
 		// creating and expired are not stateInstance values: the
 		// simulator answers them as GREEN-API does (null, and a 400
 		// text), and the exporter reads them as these states.
