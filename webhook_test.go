@@ -258,8 +258,8 @@ func TestBinaryWebhookReceiverTLS(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	if text := scrape(t, base, nil); !strings.Contains(text, `whatsapp_instance_state_from_notification{provider="greenapi",name="demo-shop"} 1`) {
-		t.Errorf("the demo's state is not from the notification:\n%s\n%s", grepLines(text, "demo-shop"), logs)
+	if text := scrape(t, base, nil); !strings.Contains(text, `whatsapp_webhook_notifications_total{provider="greenapi",name="demo-shop",outcome="accepted"} 1`) {
+		t.Errorf("the notification was not accepted:\n%s\n%s", grepLines(text, "demo-shop"), logs)
 	}
 }
 
@@ -288,5 +288,132 @@ func writeSelfSignedCert(t *testing.T, certFile, keyFile string) {
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// receiverFor serves e's notification receiver and has the simulator push
+// its instances' changes to it until the test ends.
+func receiverFor(t *testing.T, e *testExporter, sim *simulator.Simulator) {
+	t.Helper()
+	receiver := httptest.NewServer(e.webhookServer(defaultWebhookTimeouts).Handler)
+	t.Cleanup(receiver.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		sim.SendNotifications(ctx, receiver.URL, nil)
+	}()
+}
+
+// deliveredOnce waits until the simulator has delivered n notifications
+// of an instance and reports whether each took one attempt.
+func deliveredOnce(t *testing.T, sim *simulator.Simulator, provider, id string, n int) []simulator.Delivery {
+	t.Helper()
+	var d []simulator.Delivery
+	waitFor(t, fmt.Sprintf("%d deliveries for %s", n, id), func() bool {
+		d = sim.Deliveries(provider, id)
+		return len(d) >= n
+	})
+	return d
+}
+
+// TestGreenAPINotificationQueueNeverStalls: GREEN-API resends an
+// instance's notification until it gets HTTP 200, and the later ones wait
+// behind it. The receiver answers every notification it read whole with
+// 200, even one it refuses, so the next one arrives at once.
+func TestGreenAPINotificationQueueNeverStalls(t *testing.T) {
+	sim := simulator.New()
+	sim.SetRetryUnit(time.Hour) // a resend would come an hour later: never within the test
+	sim.Set(simulator.GreenAPI, "1101000001", "token", simulator.Behaviour{State: "authorized"})
+	sim.SetWebhook(simulator.GreenAPI, "1101000001", simulator.WebhookAuth{Token: "not-the-webhook-token"})
+	simURL := startSimulator(t, sim)
+	cfg := "instances:\n" + simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "shop", "1101000001", "token", `webhook_token: "wh-token"`)
+	e := startExporterWith(t, configSource{inline: []byte(cfg)}, collector.Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
+	receiverFor(t, e, sim)
+	scrape(t, e.url, nil)
+
+	// Refused: a webhookUrlToken that is not the one configured.
+	sim.Set(simulator.GreenAPI, "1101000001", "token", simulator.Behaviour{State: "blocked"})
+	deliveredOnce(t, sim, simulator.GreenAPI, "1101000001", 1)
+	// The next notifications, with the right token, follow at once.
+	sim.SetWebhook(simulator.GreenAPI, "1101000001", simulator.WebhookAuth{Token: "wh-token"})
+	sim.Set(simulator.GreenAPI, "1101000001", "token", simulator.Behaviour{State: "notAuthorized"})
+	deliveredOnce(t, sim, simulator.GreenAPI, "1101000001", 2)
+	sim.Set(simulator.GreenAPI, "1101000001", "token", simulator.Behaviour{State: "yellowCard"})
+	d := deliveredOnce(t, sim, simulator.GreenAPI, "1101000001", 3)
+	for k, want := range []simulator.Delivery{{State: "blocked", Attempt: 1, Status: 200}, {State: "notAuthorized", Attempt: 1, Status: 200}, {State: "yellowCard", Attempt: 1, Status: 200}} {
+		if d[k] != want {
+			t.Errorf("delivery %d: %+v, want %+v", k, d[k], want)
+		}
+	}
+	text := scrape(t, e.url, nil)
+	for _, want := range []string{
+		`whatsapp_webhook_notifications_total{provider="greenapi",name="shop",outcome="unauthorized"} 1`,
+		`whatsapp_webhook_notifications_total{provider="greenapi",name="shop",outcome="accepted"} 2`,
+		`whatsapp_instance_state{provider="greenapi",name="shop",state="yellowCard"} 1`,
+	} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("no %s in:\n%s", want, grepLines(text, `name="shop"`))
+		}
+	}
+}
+
+// TestEvolutionWebhookVersions: what each Evolution API version can send
+// (1.8: no header; 2.2: its headers as they are, a jwt_key too; 2.3: a
+// JWT) meets the credentials the exporter offers for it, and every
+// version's retries end.
+func TestEvolutionWebhookVersions(t *testing.T) {
+	const pathSecret = "evo-path-secret-0123456789"
+	for _, tc := range []struct {
+		name    string
+		version simulator.EvolutionVersion
+		auth    simulator.WebhookAuth
+		want    string // the outcome of each delivery
+		status  int
+		// attempts the refused notification takes
+		attempts int
+	}{
+		{"1.8 path secret", simulator.Evolution18, simulator.WebhookAuth{PathSecret: pathSecret}, collector.OutcomeAccepted, 200, 1},
+		{"1.8 sends no header", simulator.Evolution18, simulator.WebhookAuth{Token: "evo-token"}, collector.OutcomeUnauthorized, 401, 1},
+		{"2.2 header token", simulator.Evolution22, simulator.WebhookAuth{Token: "evo-token"}, collector.OutcomeAccepted, 200, 1},
+		{"2.2 jwt_key sent as it is", simulator.Evolution22, simulator.WebhookAuth{JWTKey: "evo-jwt-key", PathSecret: pathSecret}, collector.OutcomeKeyInHeader, 401, 11},
+		{"2.3 JWT", simulator.Evolution23, simulator.WebhookAuth{JWTKey: "evo-jwt-key"}, collector.OutcomeAccepted, 200, 1},
+		{"2.3 path secret", simulator.Evolution23, simulator.WebhookAuth{PathSecret: pathSecret}, collector.OutcomeAccepted, 200, 1},
+		{"2.3 wrong path secret, not retried", simulator.Evolution23, simulator.WebhookAuth{PathSecret: pathSecret + "x"}, collector.OutcomeUnauthorized, 401, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sim := simulator.New()
+			sim.SetEvolutionVersion(tc.version)
+			sim.SetRetryUnit(time.Millisecond)
+			sim.Set(simulator.Evolution, "bot", "evo-instance-key", simulator.Behaviour{State: "open"})
+			sim.SetWebhook(simulator.Evolution, "bot", tc.auth)
+			simURL := startSimulator(t, sim)
+			cfg := "instances:\n" + simulator.ProviderOf(simulator.Evolution).Config(simURL, "bot", "bot", "evo-instance-key",
+				`webhook_token: "evo-token"`, `webhook_jwt_key: "evo-jwt-key"`, `webhook_path_secret: "`+pathSecret+`"`)
+			e := startExporterWith(t, configSource{inline: []byte(cfg)}, collector.Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
+			receiverFor(t, e, sim)
+			scrape(t, e.url, nil)
+			sim.Set(simulator.Evolution, "bot", "evo-instance-key", simulator.Behaviour{State: "close", Reason: 401})
+			d := deliveredOnce(t, sim, simulator.Evolution, "bot", tc.attempts)
+			time.Sleep(50 * time.Millisecond) // room for a retry that should not come
+			if d = sim.Deliveries(simulator.Evolution, "bot"); len(d) != tc.attempts {
+				t.Errorf("%d deliveries, want %d: %+v", len(d), tc.attempts, d)
+			}
+			for _, dl := range d {
+				if dl.Status != tc.status {
+					t.Errorf("delivery %+v, want HTTP %d", dl, tc.status)
+				}
+			}
+			text := scrape(t, e.url, nil)
+			want := fmt.Sprintf(`whatsapp_webhook_notifications_total{provider="evolution",name="bot",outcome=%q} %d`, tc.want, tc.attempts)
+			if !strings.Contains(text, want+"\n") {
+				t.Errorf("no %s in:\n%s", want, grepLines(text, "notifications"))
+			}
+			if strings.Contains(text, "evo-jwt-key") || strings.Contains(text, pathSecret) || strings.Contains(e.logs.String(), "evo-jwt-key") || strings.Contains(e.logs.String(), pathSecret) {
+				t.Errorf("a webhook credential reached the metrics or logs")
+			}
+		})
 	}
 }

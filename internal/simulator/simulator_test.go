@@ -1,8 +1,12 @@
 package simulator
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -91,5 +95,64 @@ func TestDemoAccountsChange(t *testing.T) {
 		if len(sets) < 2 {
 			t.Errorf("%s: the demo account lists %d different sets of instances within %v, want instances coming and going", p.Name, len(sets), window)
 		}
+	}
+}
+
+// TestGreenAPIQueueStallsOnAnythingBut200: GREEN-API resends an instance's
+// notification every minute until it is answered 200, and sends none of
+// the later ones meanwhile; Evolution API 2.3 retries each on its own,
+// but not a 401.
+func TestGreenAPIQueueStallsOnAnythingBut200(t *testing.T) {
+	var mu sync.Mutex
+	answers := map[string]int{}
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(answers[r.URL.Path])
+	}))
+	defer receiver.Close()
+	s := New()
+	s.SetRetryUnit(time.Millisecond)
+	s.Set(GreenAPI, "1101000001", "t", Behaviour{State: "authorized"})
+	s.SetWebhook(GreenAPI, "1101000001", WebhookAuth{Token: "wh"})
+	s.Set(Evolution, "bot", "k", Behaviour{State: "open"})
+	s.SetWebhook(Evolution, "bot", WebhookAuth{JWTKey: "key"})
+	mu.Lock()
+	answers["/webhook/greenapi"] = http.StatusUnauthorized
+	answers["/webhook/evolution/connection-update"] = http.StatusUnauthorized
+	mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.SendNotifications(ctx, receiver.URL, nil) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	time.Sleep(60 * time.Millisecond) // let the sender see the first states
+	s.Set(GreenAPI, "1101000001", "t", Behaviour{State: "blocked"})
+	s.Set(Evolution, "bot", "k", Behaviour{State: "close", Reason: 401})
+	waitFor("the head resent", func() bool { return len(s.Deliveries(GreenAPI, "1101000001")) >= 3 })
+	s.Set(GreenAPI, "1101000001", "t", Behaviour{State: "notAuthorized"})
+	time.Sleep(200 * time.Millisecond)
+	for _, d := range s.Deliveries(GreenAPI, "1101000001") {
+		if d.State != "blocked" || d.Status != http.StatusUnauthorized {
+			t.Fatalf("delivery %+v while the head is refused", d)
+		}
+	}
+	mu.Lock()
+	answers["/webhook/greenapi"] = http.StatusOK
+	mu.Unlock()
+	waitFor("the later notification", func() bool {
+		d := s.Deliveries(GreenAPI, "1101000001")
+		return d[len(d)-1].State == "notAuthorized"
+	})
+	if d := s.Deliveries(Evolution, "bot"); len(d) != 1 || d[0].Status != http.StatusUnauthorized {
+		t.Errorf("Evolution API 2.3 deliveries %+v, want one 401, not retried", d)
 	}
 }
