@@ -96,3 +96,62 @@ func sdTargets(t *testing.T, base string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestBinaryDemoShowsProvidersAsTheyAre: --demo shows what the providers'
+// own code does: an Evolution API 2 server whose listing says open for an
+// instance that is not, and the exporter showing its live state; a banned
+// instance with its reason; a partner listing's Telegram instance
+// skipped; an instance being created.
+func TestBinaryDemoShowsProvidersAsTheyAre(t *testing.T) {
+	_, base, logs := startBinary(t, "--demo")
+	var text string
+	waitFor(t, "the demo's accounts to find their instances", func() bool {
+		text = scrape(t, base, nil)
+		return strings.Contains(text, `name="banned-bot"`) && strings.Contains(text, `account="demo-partner",provider="greenapi",reason="not_whatsapp"} 1`)
+	})
+	states := checkOneHot(t, parse(t, text))
+	if states["lost-bot"] == "open" || states["lost-bot"] == "" {
+		t.Errorf("lost-bot shows %q, want its live state (connecting or close)", states["lost-bot"])
+	}
+	if states["demo-new"] != "creating" {
+		t.Errorf("demo-new shows %q at start, want creating", states["demo-new"])
+	}
+	for _, want := range []string{
+		`whatsapp_instance_disconnect_reason{provider="evolution",name="banned-bot",reason="banned"} 1`,
+		`whatsapp_instance_state{provider="evolution",name="banned-bot",state="close"} 1`,
+		`whatsapp_up{provider="greenapi",name="demo-new"} 1`,
+	} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("no %s in the demo's metrics", want)
+		}
+	}
+	// The demo server's own listing says open for lost-bot.
+	_, cfg := get(t, base+"/config", nil)
+	var apiURL string
+	for _, line := range strings.Split(cfg, "\n") {
+		if strings.Contains(line, "/evolution") && strings.Contains(line, "api_url:") {
+			apiURL = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "api_url:"))
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, apiURL+"/instance/fetchInstances", nil)
+	req.Header.Set("apikey", "demo-global-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("the demo's Evolution API listing at %q: %v\n%s", apiURL, err, logs)
+	}
+	defer resp.Body.Close()
+	var rows []struct {
+		Name   string `json:"name"`
+		Status string `json:"connectionStatus"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rows); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]string{}
+	for _, r := range rows {
+		listed[r.Name] = r.Status
+	}
+	if listed["lost-bot"] != "open" {
+		t.Errorf("the demo's listing says %q for lost-bot, want open (the database column lags)", listed["lost-bot"])
+	}
+}
