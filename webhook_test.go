@@ -306,8 +306,8 @@ func receiverFor(t *testing.T, e *testExporter, sim *simulator.Simulator) {
 	}()
 }
 
-// deliveredOnce waits until the simulator has delivered n notifications
-// of an instance and reports whether each took one attempt.
+// deliveredOnce waits until the simulator has made n deliveries of an
+// instance's notifications, and returns them.
 func deliveredOnce(t *testing.T, sim *simulator.Simulator, provider, id string, n int) []simulator.Delivery {
 	t.Helper()
 	var d []simulator.Delivery
@@ -396,9 +396,10 @@ func TestEvolutionWebhookVersions(t *testing.T) {
 			receiverFor(t, e, sim)
 			scrape(t, e.url, nil)
 			sim.Set(simulator.Evolution, "bot", "evo-instance-key", simulator.Behaviour{State: "close", Reason: 401})
-			d := deliveredOnce(t, sim, simulator.Evolution, "bot", tc.attempts)
+			deliveredOnce(t, sim, simulator.Evolution, "bot", tc.attempts)
 			time.Sleep(50 * time.Millisecond) // room for a retry that should not come
-			if d = sim.Deliveries(simulator.Evolution, "bot"); len(d) != tc.attempts {
+			d := sim.Deliveries(simulator.Evolution, "bot")
+			if len(d) != tc.attempts {
 				t.Errorf("%d deliveries, want %d: %+v", len(d), tc.attempts, d)
 			}
 			for _, dl := range d {
