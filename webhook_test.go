@@ -306,9 +306,9 @@ func receiverFor(t *testing.T, e *testExporter, sim *simulator.Simulator) {
 	}()
 }
 
-// deliveredOnce waits until the simulator has made n deliveries of an
+// waitDeliveries waits until the simulator has made n deliveries of an
 // instance's notifications, and returns them.
-func deliveredOnce(t *testing.T, sim *simulator.Simulator, provider, id string, n int) []simulator.Delivery {
+func waitDeliveries(t *testing.T, sim *simulator.Simulator, provider, id string, n int) []simulator.Delivery {
 	t.Helper()
 	var d []simulator.Delivery
 	waitFor(t, fmt.Sprintf("%d deliveries for %s", n, id), func() bool {
@@ -335,13 +335,13 @@ func TestGreenAPINotificationQueueNeverStalls(t *testing.T) {
 
 	// Refused: a webhookUrlToken that is not the one configured.
 	sim.Set(simulator.GreenAPI, "1101000001", "token", simulator.Behaviour{State: "blocked"})
-	deliveredOnce(t, sim, simulator.GreenAPI, "1101000001", 1)
+	waitDeliveries(t, sim, simulator.GreenAPI, "1101000001", 1)
 	// The next notifications, with the right token, follow at once.
 	sim.SetWebhook(simulator.GreenAPI, "1101000001", simulator.WebhookAuth{Token: "wh-token"})
 	sim.Set(simulator.GreenAPI, "1101000001", "token", simulator.Behaviour{State: "notAuthorized"})
-	deliveredOnce(t, sim, simulator.GreenAPI, "1101000001", 2)
+	waitDeliveries(t, sim, simulator.GreenAPI, "1101000001", 2)
 	sim.Set(simulator.GreenAPI, "1101000001", "token", simulator.Behaviour{State: "yellowCard"})
-	d := deliveredOnce(t, sim, simulator.GreenAPI, "1101000001", 3)
+	d := waitDeliveries(t, sim, simulator.GreenAPI, "1101000001", 3)
 	for k, want := range []simulator.Delivery{{State: "blocked", Attempt: 1, Status: 200}, {State: "notAuthorized", Attempt: 1, Status: 200}, {State: "yellowCard", Attempt: 1, Status: 200}} {
 		if d[k] != want {
 			t.Errorf("delivery %d: %+v, want %+v", k, d[k], want)
@@ -396,7 +396,7 @@ func TestEvolutionWebhookVersions(t *testing.T) {
 			receiverFor(t, e, sim)
 			scrape(t, e.url, nil)
 			sim.Set(simulator.Evolution, "bot", "evo-instance-key", simulator.Behaviour{State: "close", Reason: 401})
-			deliveredOnce(t, sim, simulator.Evolution, "bot", tc.attempts)
+			waitDeliveries(t, sim, simulator.Evolution, "bot", tc.attempts)
 			time.Sleep(50 * time.Millisecond) // room for a retry that should not come
 			d := sim.Deliveries(simulator.Evolution, "bot")
 			if len(d) != tc.attempts {
