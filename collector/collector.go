@@ -170,9 +170,9 @@ type memory struct {
 	asOf       time.Time
 	notified   bool
 	notifiedAt time.Time
-	// queue is the outgoing queue's last result (queue.go).
-	queue        queueResult
-	queueFailing bool
+	// queue is what the instance remembers of its outgoing queue
+	// (queue.go).
+	queue queueMemory
 
 	// Owned by the scheduler, under its lock.
 	done     chan struct{} // closed when the queued or running call ends
@@ -207,7 +207,7 @@ type result struct {
 func (m *memory) result() result {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return result{o: m.last, updated: m.updated, since: m.since, notified: m.notified, queue: m.queue}
+	return result{o: m.last, updated: m.updated, since: m.since, notified: m.notified, queue: m.queue.result()}
 }
 
 // Update replaces the configuration. An instance whose configuration did

@@ -97,7 +97,6 @@ func init() {
 			},
 		},
 	}, route{"GET", "/{instance}/getStateInstance/{token}", (*Simulator).greenAPIState},
-		route{"GET", "/{instance}/showMessagesQueue/{token}", (*Simulator).greenAPIMessagesQueue},
 		route{"GET", "/{instance}/getMessagesCount/{token}", (*Simulator).greenAPIMessagesCount},
 		route{"GET", "/partner/getInstances/{token}", (*Simulator).greenAPIPartnerInstances})
 }
@@ -140,28 +139,6 @@ func (s *Simulator) greenAPIPartnerInstances(w http.ResponseWriter, r *http.Requ
 		})
 	}
 	body, _ := json.Marshal(rows)
-	writeJSON(w, http.StatusOK, string(body))
-}
-
-// GreenAPIQueueCap is the most messages showMessagesQueue returns.
-const GreenAPIQueueCap = 500
-
-// greenAPIMessagesQueue serves GET /waInstance{id}/showMessagesQueue/{token}:
-// the first 500 queued messages.
-func (s *Simulator) greenAPIMessagesQueue(w http.ResponseWriter, r *http.Request) {
-	b, since, ok := s.greenAPIRequest(w, r, true)
-	if !ok || greenAPIFault(w, r, Behaviour{Fault: b.QueueFault, RetryAfter: b.RetryAfter}, "showMessagesQueue", `{"messages":[]}`) {
-		return
-	}
-	n := min(b.QueueAt(since), GreenAPIQueueCap)
-	msgs := make([]map[string]any, n)
-	for k := range msgs {
-		msgs[k] = map[string]any{
-			"messageID": fmt.Sprintf("BAE5%012X", k), "messagesIDs": []string{fmt.Sprintf("BAE5%012X", k)},
-			"type": "sendMessage", "body": map[string]any{"chatId": "79001234567@c.us", "message": "queued message " + strconv.Itoa(k)},
-		}
-	}
-	body, _ := json.Marshal(msgs)
 	writeJSON(w, http.StatusOK, string(body))
 }
 
