@@ -48,7 +48,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (f *flags, code int, do
 	app.Flag("web.max-requests", "Scrapes (of the metrics path or /probe) served at once at most; more get HTTP 503. 0 means no limit.").Default("40").IntVar(&f.maxRequests)
 	app.Flag("api.concurrency", "Provider API calls in flight at most, across all scrapes.").Default("64").IntVar(&f.concurrency)
 	app.Flag("api.min-interval", "How long an instance's result is reused by later scrapes; GREEN-API allows one state request per second per instance.").Default("1s").DurationVar(&f.minInterval)
-	app.Flag("greenapi.messages-queue", "Read every GREEN-API instance's outgoing queue (showMessagesQueue) after its state, unless its messages_queue says otherwise. Each read is one more request per instance and scrape.").BoolVar(&f.messagesQueue)
+	app.Flag("greenapi.messages-queue", "Read every GREEN-API instance's outgoing queue (getMessagesCount: how many messages wait, no cap) after its state, unless its messages_queue says otherwise. Each read is one more request per instance and scrape.").BoolVar(&f.messagesQueue)
 	app.Flag("webhook.listen-address", "Address on which to receive the providers' state notifications (webhooks), e.g. :10041; off when empty. A listener of its own, since providers call it from the internet.").Default("").StringVar(&f.webhookAddress)
 	app.Flag("webhook.config.file", "Path to an exporter-toolkit web configuration file for the notification receiver: TLS (providers send their credentials in the Authorization header, so basic auth cannot be used).").Default("").StringVar(&f.webhookConfigFile)
 	f.web = kingpinflag.AddFlags(app, ":10040")

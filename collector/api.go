@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -147,82 +146,25 @@ func (a *API) finish(ctx context.Context, method, rawURL string, start time.Time
 	return nil
 }
 
-// maxCountBytes bounds an array that Count reads: 500 queued messages of
-// the longest text GREEN-API sends take about 10 MB. A variable so that
-// tests reach it without sending 64 MiB.
-var maxCountBytes int64 = 64 << 20
-
-// Count calls rawURL for a JSON array and returns its length, reading
-// one element at a time: a queue of long messages can take megabytes,
-// and its content (messages) is never kept or quoted. decodeError turns
-// an answer that is not a 2xx array (read whole, at most maxBodyBytes,
-// redacted) into an *Error.
-func (a *API) Count(ctx context.Context, method, rawURL string, header http.Header, decodeError func(Response) error) (int, error) {
+// GetCount calls rawURL for a count and passes the response to decode,
+// which returns it, errQueueWithheld (queue.go) or an *Error. A withheld
+// count is recorded as a call that worked: the provider answered, only
+// without a count, as it does for an instance that cannot tell one.
+func (a *API) GetCount(ctx context.Context, method, rawURL string, header http.Header, decode func(Response) (int, error)) (int, error) {
 	start := time.Now()
-	n, err := a.count(ctx, rawURL, header, decodeError)
-	if e := a.finish(ctx, method, rawURL, start, err, "elements", n); e != nil {
+	resp, err := a.do(ctx, rawURL, header, maxBodyBytes)
+	var n int
+	if err == nil {
+		n, err = decode(resp)
+	}
+	if errors.Is(err, errQueueWithheld) {
+		a.finish(ctx, method, rawURL, start, nil, "count", "withheld: "+err.Error())
+		return 0, err
+	}
+	if e := a.finish(ctx, method, rawURL, start, err, "count", n); e != nil {
 		return 0, e
 	}
 	return n, nil
-}
-
-func (a *API) count(ctx context.Context, rawURL string, header http.Header, decodeError func(Response) error) (int, error) {
-	resp, err := a.send(ctx, rawURL, header)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(io.LimitReader(resp.Body, maxCountBytes+1))
-	first, _ := peekNonSpace(br)
-	if resp.StatusCode < 200 || resp.StatusCode > 299 || first != '[' {
-		r, err := a.read(ctx, resp, br, maxBodyBytes)
-		if err != nil {
-			return 0, err
-		}
-		return 0, decodeError(r)
-	}
-	dec := json.NewDecoder(br)
-	_, _ = dec.Token() // '['
-	n := 0
-	for dec.More() {
-		var element json.RawMessage
-		if err := dec.Decode(&element); err != nil {
-			return 0, countError(ctx, resp.StatusCode, err)
-		}
-		n++
-	}
-	if _, err := dec.Token(); err != nil {
-		return 0, countError(ctx, resp.StatusCode, err)
-	}
-	return n, nil
-}
-
-// countError classifies a failure to read an array: the connection's, or
-// the array's (never quoted: it holds messages).
-func countError(ctx context.Context, status int, err error) *Error {
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return newError(ReasonBadResponse, "HTTP %d: the answer is not a whole JSON array (or is larger than %d bytes)", status, maxCountBytes)
-	}
-	return transportError(ctx, err)
-}
-
-// peekNonSpace returns the first byte of br that is not white space,
-// leaving it unread.
-func peekNonSpace(br *bufio.Reader) (byte, error) {
-	for {
-		b, err := br.Peek(1)
-		if err != nil {
-			return 0, err
-		}
-		switch b[0] {
-		case ' ', '\t', '\r', '\n':
-			_, _ = br.ReadByte()
-		default:
-			return b[0], nil
-		}
-	}
 }
 
 // send makes a GET request.
@@ -253,12 +195,7 @@ func (a *API) do(ctx context.Context, rawURL string, header http.Header, limit i
 		return Response{}, err
 	}
 	defer resp.Body.Close()
-	return a.read(ctx, resp, resp.Body, limit)
-}
-
-// read reads at most limit bytes of an answer's body from r, redacted.
-func (a *API) read(ctx context.Context, resp *http.Response, r io.Reader, limit int64) (Response, error) {
-	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return Response{}, transportError(ctx, err)
 	}

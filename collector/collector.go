@@ -178,9 +178,9 @@ type memory struct {
 	asOf       time.Time
 	notified   bool
 	notifiedAt time.Time
-	// queue is the outgoing queue's last result (queue.go).
-	queue        queueResult
-	queueFailing bool
+	// queue is what the instance remembers of its outgoing queue
+	// (queue.go).
+	queue queueMemory
 
 	// Owned by the scheduler, under its lock.
 	done     chan struct{} // closed when the queued or running call ends
@@ -223,7 +223,7 @@ type result struct {
 func (m *memory) result() result {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return result{o: m.last, updated: m.updated, since: m.since, notified: m.notified, queue: m.queue, disconnect: m.disconnect}
+	return result{o: m.last, updated: m.updated, since: m.since, notified: m.notified, queue: m.queue.result(), disconnect: m.disconnect}
 }
 
 // noteDisconnect takes what an outcome says of the last disconnection.

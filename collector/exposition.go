@@ -33,9 +33,7 @@ var (
 	errorsFamily = family{"whatsapp_api_request_errors_total",
 		"Calls to the provider API for the instance that failed, by reason; a reason appears with its first failure.", "counter"}
 	queueFamily = family{"whatsapp_outgoing_queue_messages",
-		"Messages in the instance's outgoing queue at its last successful queue request; at most 500, the first messages GREEN-API's showMessagesQueue returns (see whatsapp_outgoing_queue_capped). Absent while the queue request fails.", "gauge"}
-	cappedFamily = family{"whatsapp_outgoing_queue_capped",
-		"1 when the last queue request returned 500 messages, the most GREEN-API's showMessagesQueue returns, so the queue may be longer; 0 otherwise.", "gauge"}
+		"Messages in the instance's outgoing queue (GREEN-API getMessagesCount, which the provider updates every 10 seconds) at its last queue request that read a count. While the provider withholds the count because the instance is starting or not authorized, the last count read: nothing is sent then, so the queue holds at least that many. Absent before the first count and while the queue request fails.", "gauge"}
 	disconnectFamily = family{"whatsapp_instance_disconnect_reason",
 		"Why the instance's connection last closed, while it has not been working since, as its provider told in a notification or an account's listing (Evolution API): 1, with the reason (logged_out, banned, connection_lost, qr_expired, ...). Absent when no reason is known.", "gauge"}
 	notifiedFamily = family{"whatsapp_instance_state_from_notification",
@@ -171,12 +169,6 @@ func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 	for _, r := range results {
 		if r.t.queue != nil && r.queue.known {
 			tw.sample(queueFamily.name, "", r.t.labels, "", float64(r.queue.messages))
-		}
-	}
-	tw.header(cappedFamily)
-	for _, r := range results {
-		if r.t.queue != nil && r.queue.known {
-			tw.sample(cappedFamily.name, "", r.t.labels, "", boolValue(r.queue.messages >= GreenAPIQueueCap))
 		}
 	}
 	if s.notifications {

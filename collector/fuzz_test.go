@@ -67,9 +67,11 @@ func secretForms() []string {
 	return []string{fuzzSecret, url.PathEscape(fuzzSecret), url.QueryEscape(fuzzSecret), string(quoted[1 : len(quoted)-1])}
 }
 
-// FuzzProviderAnswer feeds any answer to every provider's client: it must
-// not panic, must classify every failure, and no secret may reach the
-// state, the error text or the logs, whatever the body echoes.
+// FuzzProviderAnswer feeds any answer to every provider's client, to its
+// state call and, for a client that reads its outgoing queue, its queue
+// call: neither may panic, every failure must be classified, a count must
+// be within [0, maxQueueCount], and no secret may reach the state, the
+// error text or the logs, whatever the body echoes.
 func FuzzProviderAnswer(f *testing.F) {
 	specs := fuzzSpecs(f)
 	var escaped strings.Builder
@@ -84,10 +86,13 @@ func FuzzProviderAnswer(f *testing.F) {
 		`{"status":404,"error":"Not Found","response":{"message":["` + escaped.String() + `"]}}`,
 		`{"success":false,"error":"` + escaped.String() + `"}`,
 		`null`, `{"code":401,"description":"Unauthorized"}`, `<html>` + fuzzSecret + `</html>`,
-		`instance in starting process try later`,
+		`instance in starting process try later`, `instance is starting or not authorized`,
+		`{"count":3}`, "{\"\u0441ount\":3}", `{"count":-1}`, `{"count":1e3}`, `{"count":100000001}`,
 	} {
 		for _, status := range []int{200, 400, 404, 429, 466, 502} {
-			f.Add(uint8(0), status, "", []byte(body))
+			for which := range specs {
+				f.Add(uint8(which), status, "", []byte(body))
+			}
 		}
 	}
 	f.Add(uint8(1), 429, "9300000000", []byte(`{}`))
@@ -98,6 +103,9 @@ func FuzzProviderAnswer(f *testing.F) {
 		spec := specs[int(which)%len(specs)]
 		logger, logs := testlog.New()
 		p := providers[spec.Base().Provider]
+		if p.withQueue != nil {
+			p = p.withQueue
+		}
 		api := &API{
 			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{"Retry-After": {retry}}, body: body}},
 			logger:  logger,
@@ -108,23 +116,42 @@ func FuzzProviderAnswer(f *testing.F) {
 			t.Fatal(err)
 		}
 		state, err := client.State(t.Context())
-		var e *Error
-		out := state + "\n" + logs.String()
-		if err != nil {
-			if !errors.As(err, &e) || !strings.HasPrefix(err.Error(), e.Reason+": ") {
-				t.Fatalf("error %T %q is not a classified *Error", err, err)
+		out := state + "\n" + fuzzCheckError(t, err)
+		if q, ok := client.(queueReader); ok {
+			n, err := q.MessagesQueue(t.Context())
+			if n < 0 || n > maxQueueCount || (err != nil && n != 0) {
+				t.Fatalf("queue count %d with error %v", n, err)
 			}
-			if e.RetryAfter < 0 || e.RetryAfter > maxRetryAfter {
-				t.Fatalf("RetryAfter %v out of [0, %v]", e.RetryAfter, maxRetryAfter)
+			if !errors.Is(err, errQueueWithheld) {
+				out += "\n" + fuzzCheckError(t, err)
+			} else if status != http.StatusBadRequest {
+				t.Fatalf("count withheld for HTTP %d", status)
 			}
-			out += "\n" + err.Error()
 		}
+		out += "\n" + logs.String()
 		for _, form := range secretForms() {
 			if strings.Contains(out, form) {
 				t.Fatalf("the secret (%q) reached an output:\n%s", form, out)
 			}
 		}
 	})
+}
+
+// fuzzCheckError fails the test unless err is nil or a classified *Error
+// with a Retry-After within bounds, and returns its text.
+func fuzzCheckError(t *testing.T, err error) string {
+	t.Helper()
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if !errors.As(err, &e) || !strings.HasPrefix(err.Error(), e.Reason+": ") {
+		t.Fatalf("error %T %q is not a classified *Error", err, err)
+	}
+	if e.RetryAfter < 0 || e.RetryAfter > maxRetryAfter {
+		t.Fatalf("RetryAfter %v out of [0, %v]", e.RetryAfter, maxRetryAfter)
+	}
+	return err.Error()
 }
 
 // FuzzConfigLoadAndReload loads two configurations into one collector as

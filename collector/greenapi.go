@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	promcfg "github.com/prometheus/common/config"
@@ -51,12 +52,11 @@ var greenAPIStates = []string{"authorized", "notAuthorized", "blocked", "sleepMo
 
 func init() {
 	register(&Provider{
-		Name:    "greenapi",
-		States:  greenAPIStates,
-		Working: "authorized",
-		Methods: []string{"getStateInstance"},
-		// GREEN-API answers at most the first greenAPIQueueCap messages.
-		QueueMethod: "showMessagesQueue",
+		Name:        "greenapi",
+		States:      greenAPIStates,
+		Working:     "authorized",
+		Methods:     []string{"getStateInstance"},
+		QueueMethod: "getMessagesCount",
 		Config: config.ProviderInfo{
 			NewSpec:       func() config.Spec { return &GreenAPISpec{} },
 			IdentityField: "id_instance",
@@ -78,7 +78,7 @@ type GreenAPISpec struct {
 	// The instance's webhookUrlToken, which its notifications carry.
 	webhookToken `yaml:",inline"`
 	// MessagesQueue makes the instance read its outgoing queue
-	// (showMessagesQueue) after each state request; unset, the
+	// (getMessagesCount) after each state request; unset, the
 	// --greenapi.messages-queue default applies.
 	MessagesQueue *bool `yaml:"messages_queue,omitempty"`
 }
@@ -116,27 +116,71 @@ func newGreenAPIClient(spec config.Spec, api *API) (Client, error) {
 	return &greenAPIClient{
 		api:      api,
 		url:      b.APIURL + "/waInstance" + b.ID() + "/getStateInstance/" + url.PathEscape(b.Secret()),
-		queueURL: b.APIURL + "/waInstance" + b.ID() + "/showMessagesQueue/" + url.PathEscape(b.Secret()),
+		queueURL: b.APIURL + "/waInstance" + b.ID() + "/getMessagesCount/" + url.PathEscape(b.Secret()),
 	}, nil
 }
 
-// GreenAPIQueueCap is the most messages showMessagesQueue returns: a
-// longer queue reads as this many.
-const GreenAPIQueueCap = 500
-
-// MessagesQueue calls GET {apiUrl}/waInstance{id}/showMessagesQueue/{token},
-// an array of the queued messages, and counts them. Its errors are those
-// of getStateInstance, and a 400 is an error, not a state.
+// MessagesQueue calls GET {apiUrl}/waInstance{id}/getMessagesCount/{token},
+// {"count": N}: the number of messages in the outgoing queue, without
+// their contents and without a cap, updated by the provider every 10
+// seconds and limited to one request per second per instance like
+// getStateInstance (GREEN-API documentation, "GetMessagesCount",
+// https://green-api.com/en/docs/api/queues/GetMessagesCount/; API-FACTS.md,
+// "Checked against the providers' own code"). showMessagesQueue, which
+// lists the first 500 queued messages with their recipients and texts,
+// would hand the exporter personal data only to be counted, and cannot
+// count past 500.
 func (c *greenAPIClient) MessagesQueue(ctx context.Context) (int, error) {
-	return c.api.Count(ctx, "showMessagesQueue", c.queueURL, nil, func(r Response) error {
-		if e := greenAPIStatusError(r); e != nil {
-			return e
+	return c.api.GetCount(ctx, "getMessagesCount", c.queueURL, nil, decodeGreenAPIMessagesCount)
+}
+
+// greenAPICountKeys are the keys the count may come under: GREEN-API's
+// English and Russian documentation pages print it with a Cyrillic "с"
+// (U+0441), its other products' pages with a Latin "c", and which of the
+// two the servers send is not known.
+var greenAPICountKeys = [...]string{"count", "\u0441ount"}
+
+// maxQueueCount bounds a count: a hundred million messages would be over
+// a thousand a second for the whole 24 hours GREEN-API keeps a queued
+// message. A larger number is a broken answer, not a queue.
+const maxQueueCount = 100_000_000
+
+// decodeGreenAPIMessagesCount reads getMessagesCount's answer. Its errors
+// are those of getStateInstance, but for the 400 texts that report a
+// state (an instance starting, not authorized, or whose plan expired: none
+// sends): that answer withholds the count without failing
+// (errQueueWithheld).
+func decodeGreenAPIMessagesCount(r Response) (int, error) {
+	if r.Status == http.StatusBadRequest {
+		if _, ok := greenAPITextState(r.Body); ok {
+			return 0, errQueueWithheld
 		}
-		if greenAPICode401(r.Body) {
-			return newError(ReasonUnauthorized, "HTTP %d with code 401 in the body", r.Status)
+	}
+	if e := greenAPIStatusError(r); e != nil {
+		return 0, e
+	}
+	// A map, not a struct: encoding/json matches a struct's keys without
+	// regard to case, and the count's two spellings are the only ones
+	// documented.
+	var v map[string]json.RawMessage
+	if err := json.Unmarshal(r.Body, &v); err != nil || v == nil {
+		return 0, newError(ReasonBadResponse, "HTTP %d: body is not a JSON object: %s", r.Status, snippet(r.Body))
+	}
+	if greenAPICode401(r.Body) {
+		return 0, newError(ReasonUnauthorized, "HTTP %d with code 401 in the body", r.Status)
+	}
+	for _, key := range greenAPICountKeys {
+		raw, ok := v[key]
+		if !ok {
+			continue
 		}
-		return newError(ReasonBadResponse, "HTTP %d: not a JSON array: %s", r.Status, snippet(r.Body))
-	})
+		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil || n < 0 || n > maxQueueCount {
+			return 0, newError(ReasonBadResponse, "HTTP %d: the count is not a whole number from 0 to %d: %s", r.Status, maxQueueCount, snippet(raw))
+		}
+		return int(n), nil
+	}
+	return 0, newError(ReasonBadResponse, "HTTP %d: no count in %s", r.Status, snippet(r.Body))
 }
 
 // greenAPIStatusError classifies an answer that is not a 2xx, nil for one
@@ -164,13 +208,22 @@ func (c *greenAPIClient) State(ctx context.Context) (string, error) {
 	return c.api.Get(ctx, "getStateInstance", c.url, nil, decodeGreenAPIState)
 }
 
+// greenAPITextState reads the state a 400's text reports, if it reports
+// one.
+func greenAPITextState(body []byte) (string, bool) {
+	text := strings.ToLower(string(body))
+	for _, ts := range greenAPITextStates {
+		if strings.Contains(text, ts.text) {
+			return ts.state, true
+		}
+	}
+	return "", false
+}
+
 func decodeGreenAPIState(r Response) (string, error) {
 	if r.Status == http.StatusBadRequest {
-		text := strings.ToLower(string(r.Body))
-		for _, ts := range greenAPITextStates {
-			if strings.Contains(text, ts.text) {
-				return ts.state, nil
-			}
+		if state, ok := greenAPITextState(r.Body); ok {
+			return state, nil
 		}
 	}
 	if e := greenAPIStatusError(r); e != nil {

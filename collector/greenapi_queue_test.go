@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,50 +12,67 @@ import (
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 )
 
 const queueTestToken = "Queue-Token/0123456789+abc="
 
-// TestGreenAPIMessagesQueue reads every fixture and failure through the
-// client, as the collector does.
+// withheld stands for errQueueWithheld as a test row's wantReason.
+const withheld = "withheld"
+
+// TestGreenAPIMessagesQueue reads every answer of getMessagesCount
+// through the client, as the collector does. The fixtures and their
+// sources are in testdata/greenapi/queue/README.md; the 400 texts are the
+// state's.
 func TestGreenAPIMessagesQueue(t *testing.T) {
-	// The bound, not its size, is under test: 64 MiB of JSON takes
-	// seconds to read with the race detector on.
-	limit := maxCountBytes
-	maxCountBytes = 4 << 20
-	t.Cleanup(func() { maxCountBytes = limit })
-	huge := func(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte("["))
-		element := []byte(`{"type":"sendMessage","body":{"message":"` + strings.Repeat("x", 1<<20) + `"}},`)
-		for range maxCountBytes/int64(len(element)) + 2 {
-			if _, err := w.Write(element); err != nil {
-				return
-			}
-		}
+	queue := func(status int, fixture string, header ...string) providerServe {
+		return replyFixture(t, "greenapi/queue", status, fixture, noPlaceholders, header...)
+	}
+	state := func(status int, fixture string, header ...string) providerServe {
+		return replyFixture(t, "greenapi", status, fixture, noPlaceholders, header...)
 	}
 	for _, tc := range []struct {
 		name       string
 		serve      providerServe
 		deadline   time.Duration
 		want       int
-		wantReason string
+		wantReason string // a Reason, withheld, or empty for want
 	}{
-		{"empty", replyFixture(t, "greenapi/queue", 200, "empty.json", noPlaceholders), 0, 0, ""},
-		{"a few", replyFixture(t, "greenapi/queue", 200, "few.json", noPlaceholders), 0, 3, ""},
-		{"499", replyFixture(t, "greenapi/queue", 200, "499.json", noPlaceholders), 0, 499, ""},
-		{"exactly 500, the cap", replyFixture(t, "greenapi/queue", 200, "cap.json", noPlaceholders), 0, 500, ""},
-		{"401", replyFixture(t, "greenapi", 401, "empty.txt", noPlaceholders), 0, 0, ReasonUnauthorized},
-		{"200 with code 401", replyFixture(t, "greenapi/queue", 200, "code401.json", noPlaceholders), 0, 0, ReasonUnauthorized},
-		{"429", replyFixture(t, "greenapi", 429, "empty.txt", noPlaceholders, "Retry-After", "7"), 0, 0, ReasonRateLimited},
-		{"466 quota", replyFixture(t, "greenapi", 466, "quota_466.json", noPlaceholders), 0, 0, ReasonQuotaExceeded},
-		{"400 state text is an error here", replyFixture(t, "greenapi", 400, "text_400_echo_decoded.txt", noPlaceholders), 0, 0, ReasonClientError},
-		{"502 page", replyFixture(t, "greenapi", 502, "html_502.html", noPlaceholders), 0, 0, ReasonServerError},
-		{"200 HTML", replyFixture(t, "greenapi", 200, "html_200.html", noPlaceholders), 0, 0, ReasonBadResponse},
-		{"object", replyFixture(t, "greenapi/queue", 200, "object.json", noPlaceholders), 0, 0, ReasonBadResponse},
-		{"null", replyFixture(t, "greenapi/queue", 200, "null.json", noPlaceholders), 0, 0, ReasonBadResponse},
-		{"truncated", replyFixture(t, "greenapi/queue", 200, "truncated.json", noPlaceholders), 0, 0, ReasonBadResponse},
-		{"endless", huge, 0, 0, ReasonBadResponse},
+		{"0, the documented example", queue(200, "count_0.json"), 0, 0, ""},
+		{"3", queue(200, "count_3.json"), 0, 3, ""},
+		{"3 under the Cyrillic key", queue(200, "count_3_cyrillic.json"), 0, 3, ""},
+		{"a million: no cap", queue(200, "count_1000000.json"), 0, 1_000_000, ""},
+		{"the bound", queue(200, "count_bound.json"), 0, maxQueueCount, ""},
+		{"a count of exactly 64 KiB", replyBytes(200, paddedBody(`{"count":3}`, maxBodyBytes)), 0, 3, ""},
+
+		// The instance is starting or not authorized: no count, no failure.
+		{"400 starting or not authorized", state(400, "text_starting_or_not_authorized.txt"), 0, 0, withheld},
+		{"400 starting", state(400, "text_starting.txt"), 0, 0, withheld},
+		{"400 starting, capitalized", state(400, "text_starting_capitalized.txt"), 0, 0, withheld},
+		{"400 not authorized", state(400, "text_not_authorized.txt"), 0, 0, withheld},
+		// The texts say so only in a 400.
+		{"200 with the starting text", state(200, "text_starting_or_not_authorized.txt"), 0, 0, ReasonBadResponse},
+		{"400 another text", state(400, "text_validation.txt"), 0, 0, ReasonClientError},
+
+		{"401", state(401, "empty.txt"), 0, 0, ReasonUnauthorized},
+		{"200 with code 401", queue(200, "code401.json"), 0, 0, ReasonUnauthorized},
+		{"429", state(429, "text_too_many_requests.txt", "Retry-After", "7"), 0, 0, ReasonRateLimited},
+		{"466 quota", state(466, "quota_466.json"), 0, 0, ReasonQuotaExceeded},
+		{"502 page", state(502, "html_502.html"), 0, 0, ReasonServerError},
+		{"200 HTML", state(200, "html_200.html"), 0, 0, ReasonBadResponse},
+
+		// Not a count.
+		{"null", queue(200, "null.json"), 0, 0, ReasonBadResponse},
+		{"{}", queue(200, "empty_object.json"), 0, 0, ReasonBadResponse},
+		{"array", queue(200, "array.json"), 0, 0, ReasonBadResponse},
+		{"negative", queue(200, "count_negative.json"), 0, 0, ReasonBadResponse},
+		{"float", queue(200, "count_float.json"), 0, 0, ReasonBadResponse},
+		{"string", queue(200, "count_string.json"), 0, 0, ReasonBadResponse},
+		{"count null", queue(200, "count_null.json"), 0, 0, ReasonBadResponse},
+		{"Count capitalized", queue(200, "count_capitalized.json"), 0, 0, ReasonBadResponse},
+		{"absurd", queue(200, "count_absurd.json"), 0, 0, ReasonBadResponse},
+		{"a count over 64 KiB", replyBytes(200, paddedBody(`{"count":3}`, maxBodyBytes+1)), 0, 0, ReasonBadResponse},
+
 		{"hang", serveHang, 200 * time.Millisecond, 0, ReasonTimeout},
 		{"hang in body", serveHangInBody, 200 * time.Millisecond, 0, ReasonTimeout},
 	} {
@@ -69,29 +87,46 @@ func TestGreenAPIMessagesQueue(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), deadline)
 			defer cancel()
 			n, err := c.Client.(queueReader).MessagesQueue(ctx)
-			if tc.wantReason == "" {
+			switch tc.wantReason {
+			case "":
 				if err != nil || n != tc.want {
 					t.Fatalf("got %d, %v; want %d", n, err, tc.want)
 				}
-			} else {
+			case withheld:
+				if !errors.Is(err, errQueueWithheld) {
+					t.Fatalf("got %d, %v; want the count withheld", n, err)
+				}
+			default:
 				e := checkReason(t, err, tc.wantReason)
 				checkNoLeak(t, "error", e.Error(), queueTestToken)
-				if strings.Contains(e.Error(), "Order 1 is ready") {
-					t.Errorf("the error quotes queued messages: %v", e)
-				}
 				if tc.wantReason == ReasonRateLimited && e.RetryAfter != 7*time.Second {
 					t.Errorf("Retry-After %s, want 7s", e.RetryAfter)
 				}
 			}
-			if r := rec.requests(); len(r) != 1 || r[0].path != "/waInstance1101000001/showMessagesQueue/"+queueTestToken {
-				t.Errorf("requests %+v, want one to showMessagesQueue", r)
+			if r := rec.requests(); len(r) != 1 || r[0].path != "/waInstance1101000001/getMessagesCount/"+queueTestToken {
+				t.Errorf("requests %+v, want one to getMessagesCount", r)
 			}
-			checkNoLeak(t, "logs", c.logs.String(), queueTestToken)
-			if got := c.metrics.stats.methods; len(got) != 2 || got[1] != "showMessagesQueue" {
+			logs := c.logs.String()
+			checkNoLeak(t, "logs", logs, queueTestToken)
+			if got := c.metrics.stats.methods; len(got) != 2 || got[1] != "getMessagesCount" {
 				t.Fatalf("methods %v", got)
 			}
-			if n := c.metrics.stats.calls[1].count.Load(); n != 1 {
-				t.Errorf("showMessagesQueue calls counted %d, want 1", n)
+			// Every call is counted; only failures are errors.
+			calls := &c.metrics.stats.calls[1]
+			if n := calls.count.Load(); n != 1 {
+				t.Errorf("getMessagesCount calls counted %d, want 1", n)
+			}
+			for k, r := range Reasons {
+				want := uint64(0)
+				if r == tc.wantReason {
+					want = 1
+				}
+				if got := calls.errors[k].Load(); got != want {
+					t.Errorf("errors with reason %s: %d, want %d", r, got, want)
+				}
+			}
+			if failed := strings.Contains(logs, "Call failed"); failed != (tc.wantReason != "" && tc.wantReason != withheld) {
+				t.Errorf("logged as failing: %v, want %v:\n%s", failed, !failed, logs)
 			}
 		})
 	}
@@ -102,28 +137,33 @@ func noPlaceholders(*http.Request) []string { return nil }
 // queueEnv is a collector whose GREEN-API instance "shop" reads its queue
 // from a simulator.
 type queueEnv struct {
-	c   *Collector
-	sim *simulator.Simulator
+	c    *Collector
+	sim  *simulator.Simulator
+	logs *testlog.Buffer
 }
 
-func newQueueEnv(t *testing.T, def bool, instanceExtra string) *queueEnv {
+func newQueueEnv(t *testing.T, def bool, instanceExtra string, b simulator.Behaviour) *queueEnv {
 	t.Helper()
 	sim := simulator.New()
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	sim.Set("greenapi", "1101000001", "tok", simulator.Behaviour{State: "authorized", Queue: 12})
+	sim.Set("greenapi", "1101000001", "tok", b)
 	yml := fmt.Sprintf("instances:\n  - {name: shop, provider: greenapi, api_url: %q, id_instance: \"1101000001\", api_token: tok%s}\n", srv.URL, instanceExtra)
 	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(nil, Options{Concurrency: 2, MessagesQueue: def})
+	logger, logs := testlog.New()
+	c := New(logger, Options{Concurrency: 2, MessagesQueue: def})
 	t.Cleanup(c.Close)
 	if err := c.Update(cfg); err != nil {
 		t.Fatal(err)
 	}
-	return &queueEnv{c: c, sim: sim}
+	return &queueEnv{c: c, sim: sim, logs: logs}
 }
+
+// set gives the instance a behaviour.
+func (e *queueEnv) set(b simulator.Behaviour) { e.sim.Set("greenapi", "1101000001", "tok", b) }
 
 func (e *queueEnv) scrape(t *testing.T) string {
 	t.Helper()
@@ -132,6 +172,27 @@ func (e *queueEnv) scrape(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// queueSample is the sample of the instance's queue.
+func queueSample(n int) string {
+	return fmt.Sprintf(`whatsapp_outgoing_queue_messages{provider="greenapi",name="shop"} %d`, n)
+}
+
+// checkScrape fails the test unless the scrape holds every line of want
+// (the sample and its value) and no sample of the names in absent.
+func checkScrape(t *testing.T, text string, want []string, absent ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(text, w+"\n") {
+			t.Errorf("scrape lacks %s:\n%s", w, text)
+		}
+	}
+	for _, a := range absent {
+		if strings.Contains(text, "\n"+a+"{") {
+			t.Errorf("scrape holds %s:\n%s", a, text)
+		}
+	}
 }
 
 func TestQueueIsOptIn(t *testing.T) {
@@ -147,68 +208,109 @@ func TestQueueIsOptIn(t *testing.T) {
 		{"instance off over default on", true, ", messages_queue: false", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newQueueEnv(t, tc.def, tc.extra)
+			e := newQueueEnv(t, tc.def, tc.extra, simulator.Behaviour{State: "authorized", Queue: 12})
 			text := e.scrape(t)
-			got := strings.Contains(text, `whatsapp_outgoing_queue_messages{provider="greenapi",name="shop"} 12`+"\n")
+			got := strings.Contains(text, queueSample(12)+"\n")
 			if got != tc.want || (e.sim.QueueCalls("greenapi", "1101000001") > 0) != tc.want {
 				t.Errorf("queue exposed %v, %d queue calls; want watching %v", got, e.sim.QueueCalls("greenapi", "1101000001"), tc.want)
 			}
 			// Without the queue, no series of its method.
-			if strings.Contains(text, `method="showMessagesQueue"`) != tc.want {
-				t.Errorf("showMessagesQueue series present: %v, want %v", !tc.want, tc.want)
+			if strings.Contains(text, `method="getMessagesCount"`) != tc.want {
+				t.Errorf("getMessagesCount series present: %v, want %v", !tc.want, tc.want)
 			}
 		})
 	}
 }
 
-func TestQueueCappedAndFailing(t *testing.T) {
-	e := newQueueEnv(t, true, "")
-	e.sim.Set("greenapi", "1101000001", "tok", simulator.Behaviour{State: "authorized", Queue: 900})
+// TestQueueCountWithheldAndFailing follows an instance's queue through
+// counts, failures and the answers that withhold the count while the
+// instance is starting or not authorized.
+func TestQueueCountWithheldAndFailing(t *testing.T) {
+	const (
+		calls = `whatsapp_api_request_duration_seconds_count{provider="greenapi",name="shop",method="getMessagesCount"} `
+		errs  = `whatsapp_api_request_errors_total{provider="greenapi",name="shop",method="getMessagesCount",reason=`
+	)
+	e := newQueueEnv(t, true, "", simulator.Behaviour{State: "authorized", Queue: 900})
+	// No cap, and no series of one.
+	checkScrape(t, e.scrape(t), []string{queueSample(900)}, "whatsapp_outgoing_queue_capped")
+
+	e.set(simulator.Behaviour{State: "yellowCard", Queue: 7, QueueCountKey: simulator.GreenAPICyrillicCountKey})
+	checkScrape(t, e.scrape(t), []string{queueSample(7)})
+
+	// Not authorized: the provider withholds the count, which is no
+	// failure, and the last count read stays.
+	e.set(simulator.Behaviour{State: "notAuthorized", Queue: 30})
 	text := e.scrape(t)
-	for _, want := range []string{
-		`whatsapp_outgoing_queue_messages{provider="greenapi",name="shop"} 500`,
-		`whatsapp_outgoing_queue_capped{provider="greenapi",name="shop"} 1`,
-	} {
-		if !strings.Contains(text, want+"\n") {
-			t.Errorf("scrape lacks %s", want)
-		}
-	}
+	checkScrape(t, text, []string{
+		`whatsapp_instance_state{provider="greenapi",name="shop",state="notAuthorized"} 1`,
+		queueSample(7),
+		calls + "3",
+	}, "whatsapp_api_request_errors_total")
+	checkScrape(t, e.scrape(t), []string{queueSample(7), calls + "4"}, "whatsapp_api_request_errors_total")
+
 	// A failing queue request leaves the state alone and hides the queue.
-	e.sim.Set("greenapi", "1101000001", "tok", simulator.Behaviour{State: "authorized", Queue: 3, QueueFault: simulator.FaultServerError})
-	text = e.scrape(t)
-	for _, want := range []string{
+	e.set(simulator.Behaviour{State: "authorized", Queue: 3, QueueFault: simulator.FaultServerError})
+	checkScrape(t, e.scrape(t), []string{
 		`whatsapp_instance_state{provider="greenapi",name="shop",state="authorized"} 1`,
 		`whatsapp_up{provider="greenapi",name="shop"} 1`,
-		`whatsapp_api_request_errors_total{provider="greenapi",name="shop",method="showMessagesQueue",reason="server_error"} 1`,
-	} {
-		if !strings.Contains(text, want+"\n") {
-			t.Errorf("scrape lacks %s:\n%s", want, text)
-		}
-	}
-	if strings.Contains(text, "whatsapp_outgoing_queue_messages{") {
-		t.Errorf("a failed queue request still shows a queue")
-	}
+		errs + `"server_error"} 1`,
+	}, "whatsapp_outgoing_queue_messages")
+
+	// Starting after the failure: the count withheld again brings back
+	// the last one read.
+	e.set(simulator.Behaviour{State: "starting", Queue: 50})
+	checkScrape(t, e.scrape(t), []string{queueSample(7), errs + `"server_error"} 1`})
+
 	// A failing state request makes no queue request.
-	e.sim.Set("greenapi", "1101000001", "tok", simulator.Behaviour{Fault: simulator.FaultServerError, Queue: 3})
+	e.set(simulator.Behaviour{Fault: simulator.FaultServerError, Queue: 3})
 	before := e.sim.QueueCalls("greenapi", "1101000001")
-	text = e.scrape(t)
+	checkScrape(t, e.scrape(t), nil, "whatsapp_outgoing_queue_messages")
 	if n := e.sim.QueueCalls("greenapi", "1101000001") - before; n != 0 {
 		t.Errorf("%d queue requests after a failed state request", n)
 	}
-	if strings.Contains(text, "whatsapp_outgoing_queue_messages{") {
-		t.Errorf("queue shown though unknown")
+
+	e.set(simulator.Behaviour{State: "authorized", Queue: 3})
+	checkScrape(t, e.scrape(t), []string{queueSample(3)})
+
+	// One failure logged, as one; its recovery too.
+	logs := e.logs.String()
+	if n := strings.Count(logs, "Queue request failing"); n != 1 {
+		t.Errorf("%d queue failures logged, want 1:\n%s", n, logs)
 	}
-	e.sim.Set("greenapi", "1101000001", "tok", simulator.Behaviour{State: "authorized", Queue: 3})
-	if text = e.scrape(t); !strings.Contains(text, `whatsapp_outgoing_queue_messages{provider="greenapi",name="shop"} 3`+"\n") {
-		t.Errorf("queue not back")
+	if n := strings.Count(logs, "Queue request recovered"); n != 1 {
+		t.Errorf("%d queue recoveries logged, want 1:\n%s", n, logs)
+	}
+}
+
+// An instance starting or not authorized from the start has no count to
+// show until it gives one.
+func TestQueueWithheldBeforeAnyCount(t *testing.T) {
+	for _, state := range []string{"starting", "notAuthorized", simulator.GreenAPITextStarting} {
+		t.Run(state, func(t *testing.T) {
+			e := newQueueEnv(t, true, "", simulator.Behaviour{State: state, Queue: 5})
+			checkScrape(t, e.scrape(t), []string{
+				`whatsapp_up{provider="greenapi",name="shop"} 1`,
+				`whatsapp_api_request_duration_seconds_count{provider="greenapi",name="shop",method="getMessagesCount"} 1`,
+			}, "whatsapp_outgoing_queue_messages", "whatsapp_api_request_errors_total")
+			if n := e.sim.QueueCalls("greenapi", "1101000001"); n != 1 {
+				t.Errorf("%d queue calls, want 1", n)
+			}
+			e.set(simulator.Behaviour{State: "authorized", Queue: 5})
+			checkScrape(t, e.scrape(t), []string{queueSample(5)})
+			if logs := e.logs.String(); strings.Contains(logs, "Queue request") {
+				t.Errorf("the withheld count was logged:\n%s", logs)
+			}
+		})
 	}
 }
 
 func TestQueueRetryAfterHoldsTheInstance(t *testing.T) {
-	e := newQueueEnv(t, true, "")
-	e.sim.Set("greenapi", "1101000001", "tok", simulator.Behaviour{State: "authorized", QueueFault: simulator.FaultRateLimited, RetryAfter: time.Hour})
+	e := newQueueEnv(t, true, "", simulator.Behaviour{State: "authorized", QueueFault: simulator.FaultRateLimited, RetryAfter: time.Hour})
 	e.scrape(t)
 	calls, queueCalls := e.sim.Calls("greenapi", "1101000001"), e.sim.QueueCalls("greenapi", "1101000001")
+	if calls != 1 || queueCalls != 1 {
+		t.Fatalf("%d state and %d queue calls, want one of each", calls, queueCalls)
+	}
 	e.scrape(t)
 	if e.sim.Calls("greenapi", "1101000001") != calls || e.sim.QueueCalls("greenapi", "1101000001") != queueCalls {
 		t.Errorf("the instance was called again within the queue's Retry-After")

@@ -16,10 +16,15 @@ import (
 
 // queueReader is a client that reads its instance's outgoing queue.
 type queueReader interface {
-	// MessagesQueue returns how many messages the queue holds, at most
-	// the provider's cap, or an *Error.
+	// MessagesQueue returns how many messages the queue holds,
+	// errQueueWithheld, or an *Error.
 	MessagesQueue(ctx context.Context) (int, error)
 }
+
+// errQueueWithheld is an answer without a count that is no failure:
+// GREEN-API answers HTTP 400 "instance is starting or not authorized" to
+// its methods other than getStateInstance while the instance is so.
+var errQueueWithheld = errors.New("no count while the instance is starting or not authorized")
 
 // queueSpec is an instance configuration that may watch the queue.
 type queueSpec interface {
@@ -28,11 +33,38 @@ type queueSpec interface {
 	watchesQueue(def bool) bool
 }
 
-// queueResult is the last queue call's result.
+// queueResult is what a scrape exposes of the queue.
 type queueResult struct {
 	messages int
-	known    bool // false before the first call that worked, and after a failed one
+	known    bool // false: no queue series
 }
+
+// queueMemory is what an instance remembers of its queue.
+type queueMemory struct {
+	// last is the last count read, kept through failures for the answers
+	// that withhold the count; counted is set once a count was read.
+	last    int
+	counted bool
+	// shown says whether scrapes expose last: after a count, or an answer
+	// that withholds it, and not after a failed or skipped call.
+	shown bool
+	// failing is set while the queue calls fail, to log the transitions.
+	failing bool
+}
+
+func (q *queueMemory) result() queueResult {
+	return queueResult{messages: q.last, known: q.shown && q.counted}
+}
+
+// queueAnswer is how a queue call ended.
+type queueAnswer int
+
+const (
+	queueSkipped  queueAnswer = iota // not made: the state call failed
+	queueCounted                     // a count
+	queueWithheld                    // errQueueWithheld
+	queueFailed                      // an *Error
+)
 
 // readQueue makes the queue call of t after a state call that ended as
 // stateErr, and records it in m. A state call that failed leaves the
@@ -40,38 +72,58 @@ type queueResult struct {
 // to wait.
 func readQueue(t *target, m *memory, stateErr error) {
 	if stateErr != nil {
-		m.recordQueue(t.logger, queueResult{}, nil, 0)
+		m.recordQueue(t.logger, queueSkipped, 0, nil)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
 	defer cancel()
 	n, err := t.queue.MessagesQueue(ctx)
-	var e *Error
-	if err != nil && !errors.As(err, &e) {
-		e = newError(ReasonBadResponse, "%s", err)
+	switch {
+	case err == nil:
+		m.recordQueue(t.logger, queueCounted, n, nil)
+	case errors.Is(err, errQueueWithheld):
+		m.recordQueue(t.logger, queueWithheld, 0, nil)
+	default:
+		var e *Error
+		if !errors.As(err, &e) {
+			e = newError(ReasonBadResponse, "%s", err)
+		}
+		m.recordQueue(t.logger, queueFailed, 0, e)
 	}
-	if e != nil {
-		m.recordQueue(t.logger, queueResult{}, e, e.RetryAfter)
-		return
-	}
-	m.recordQueue(t.logger, queueResult{messages: n, known: true}, nil, 0)
 }
 
-// recordQueue stores a queue result, holds the instance's calls for a
-// Retry-After, and logs when the queue calls start or stop failing.
-func (m *memory) recordQueue(logger *slog.Logger, r queueResult, e *Error, retryAfter time.Duration) {
+// recordQueue stores how a queue call ended (n the count, e the failure),
+// holds the instance's calls for a Retry-After, and logs when the queue
+// calls start or stop failing.
+func (m *memory) recordQueue(logger *slog.Logger, a queueAnswer, n int, e *Error) {
 	m.mu.Lock()
-	prevFailing := m.queueFailing
-	m.queue, m.queueFailing = r, e != nil
-	if until := time.Now().Add(retryAfter); retryAfter > 0 {
+	q := &m.queue
+	wasFailing := q.failing
+	q.failing = a == queueFailed
+	switch a {
+	case queueCounted:
+		q.last, q.counted, q.shown = n, true, true
+	case queueWithheld:
+		// The instance sends nothing while it is starting or not
+		// authorized, when messages pile up: the queue holds at least
+		// the last count read (but for messages past the 24 hours the
+		// provider keeps them), and hiding it would hide the queue
+		// exactly when it matters. Before any count, there is nothing to
+		// show.
+		q.shown = true
+	default:
+		q.shown = false
+	}
+	if e != nil && e.RetryAfter > 0 {
+		until := time.Now().Add(e.RetryAfter)
 		m.heldTill = maxTime(m.heldTill, until)
 		m.freshTill = maxTime(m.freshTill, until)
 	}
 	m.mu.Unlock()
 	switch {
-	case e != nil && !prevFailing:
+	case a == queueFailed && !wasFailing:
 		logger.Warn("Queue request failing; the state is not affected", "reason", e.Reason, "err", e.Error())
-	case e == nil && prevFailing && r.known:
+	case wasFailing && (a == queueCounted || a == queueWithheld):
 		logger.Info("Queue request recovered")
 	}
 }

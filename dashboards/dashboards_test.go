@@ -445,10 +445,13 @@ func TestProvisioning(t *testing.T) {
 	}
 }
 
-// TestQueuePanelsShowTheCap checks every panel of the outgoing queues says
-// that GREEN-API lists at most 500 messages: its description tells, and a
-// graph of queue lengths draws the cap as a threshold line.
-func TestQueuePanelsShowTheCap(t *testing.T) {
+// TestQueuePanelsClaimNoCap checks no panel of the outgoing queues speaks
+// of a cap: getMessagesCount counts every message, and the 500 that
+// showMessagesQueue listed at most is gone with it, as is
+// whatsapp_outgoing_queue_capped. Each panel says what the queue shows
+// while the provider withholds the count, but the count of growing
+// queues, which needs the instance authorized.
+func TestQueuePanelsClaimNoCap(t *testing.T) {
 	checked := 0
 	for _, d := range testtool.LoadDashboards(t, ".") {
 		testtool.Walk(d.Raw, filepath.Base(d.File), func(path string, obj map[string]any) {
@@ -464,14 +467,12 @@ func TestQueuePanelsShowTheCap(t *testing.T) {
 			}
 			checked++
 			var p struct {
-				Title, Type, Description string
-				FieldConfig              struct {
+				Title, Description string
+				Targets            []struct{ Expr string }
+				FieldConfig        struct {
 					Defaults struct {
 						Thresholds struct {
 							Steps []struct{ Value *float64 }
-						}
-						Custom struct {
-							ThresholdsStyle struct{ Mode string }
 						}
 					}
 				}
@@ -479,18 +480,26 @@ func TestQueuePanelsShowTheCap(t *testing.T) {
 			if err := json.Unmarshal(raw, &p); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(p.Description, "500") {
-				t.Errorf("%s %q: the description does not tell of the provider's 500-message cap", path, p.Title)
+			for _, word := range []string{"500", "cap", "showMessagesQueue", "lower bound", "may be longer"} {
+				if strings.Contains(p.Description, word) {
+					t.Errorf("%s %q: the description speaks of the old cap (%q): %s", path, p.Title, word, p.Description)
+				}
 			}
-			if p.Type != "timeseries" {
-				return
+			for _, tg := range p.Targets {
+				if strings.Contains(tg.Expr, "whatsapp_outgoing_queue_capped") {
+					t.Errorf("%s %q: uses whatsapp_outgoing_queue_capped, which is gone", path, p.Title)
+				}
 			}
-			atCap := false
 			for _, s := range p.FieldConfig.Defaults.Thresholds.Steps {
-				atCap = atCap || (s.Value != nil && *s.Value == 500)
+				if s.Value != nil && *s.Value == 500 {
+					t.Errorf("%s %q: a threshold at the old 500-message cap", path, p.Title)
+				}
 			}
-			if mode := p.FieldConfig.Defaults.Custom.ThresholdsStyle.Mode; !atCap || mode == "" || mode == "off" {
-				t.Errorf("%s %q: no threshold line at the 500-message cap (steps %+v, style %q)", path, p.Title, p.FieldConfig.Defaults.Thresholds.Steps, mode)
+			if strings.Contains(string(raw), `"500+"`) {
+				t.Errorf("%s %q: shows 500 as 500+", path, p.Title)
+			}
+			if !strings.Contains(p.Title, "Growing") && !strings.Contains(p.Description, "starting or not authorized") {
+				t.Errorf("%s %q: the description does not say what the queue shows while the instance is starting or not authorized", path, p.Title)
 			}
 		})
 	}

@@ -67,11 +67,14 @@ type Behaviour struct {
 	// Queue is how many outgoing messages the instance holds when the
 	// behaviour begins, QueueRate how many more (or, negative, fewer)
 	// each second after, never fewer than none (GREEN-API's
-	// showMessagesQueue). QueueFault is what the queue request shows
-	// instead.
-	Queue      int
-	QueueRate  float64
-	QueueFault Fault
+	// getMessagesCount). QueueFault is what the queue request shows
+	// instead. QueueCountKey is the key the count is sent under, "count"
+	// when empty: GreenAPICyrillicCountKey answers as the provider's
+	// documentation prints it.
+	Queue         int
+	QueueRate     float64
+	QueueFault    Fault
+	QueueCountKey string
 }
 
 // QueueAt is the queue a behaviour holds d after it began.

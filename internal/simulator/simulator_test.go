@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -154,5 +155,61 @@ func TestGreenAPIQueueStallsOnAnythingBut200(t *testing.T) {
 	})
 	if d := s.Deliveries(Evolution, "bot"); len(d) != 1 || d[0].Status != http.StatusUnauthorized {
 		t.Errorf("Evolution API 2.3 deliveries %+v, want one 401, not retried", d)
+	}
+}
+
+// getMessagesCount answers the whole queue under either key, and HTTP 400
+// while the instance is starting or not authorized.
+func TestGreenAPIMessagesCount(t *testing.T) {
+	s := New()
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	get := func(t *testing.T) (int, string, http.Header) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/waInstance1101000001/getMessagesCount/tok")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(body), resp.Header
+	}
+	for _, tc := range []struct {
+		name       string
+		b          Behaviour
+		wantStatus int
+		wantBody   string
+	}{
+		{"empty", Behaviour{State: "authorized"}, 200, `{"count":0}`},
+		{"past 500, no cap", Behaviour{State: "authorized", Queue: 1200}, 200, `{"count":1200}`},
+		{"Cyrillic key", Behaviour{State: "yellowCard", Queue: 3, QueueCountKey: GreenAPICyrillicCountKey}, 200, "{\"\u0441ount\":3}"},
+		{"starting", Behaviour{State: "starting", Queue: 3}, 400, "instance is starting or not authorized\n"},
+		{"not authorized", Behaviour{State: "notAuthorized", Queue: 3}, 400, "instance is starting or not authorized\n"},
+		{"starting, as text", Behaviour{State: GreenAPITextStarting, Queue: 3}, 400, "instance is starting or not authorized\n"},
+		{"the state's fault is not the queue's", Behaviour{State: "authorized", Fault: FaultServerError, Queue: 3}, 200, `{"count":3}`},
+		{"queue fault", Behaviour{State: "authorized", QueueFault: FaultQuotaExceeded}, 466, ""},
+		{"queue fault first", Behaviour{State: "starting", QueueFault: FaultServerError}, 500, "Internal Server Error\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s.Set(GreenAPI, "1101000001", "tok", tc.b)
+			before := s.QueueCalls(GreenAPI, "1101000001")
+			status, body, _ := get(t)
+			if status != tc.wantStatus || (tc.wantBody != "" && body != tc.wantBody) {
+				t.Errorf("HTTP %d %q, want %d %q", status, body, tc.wantStatus, tc.wantBody)
+			}
+			if n := s.QueueCalls(GreenAPI, "1101000001") - before; n != 1 {
+				t.Errorf("%d queue calls counted, want 1", n)
+			}
+		})
+	}
+	if n := s.Calls(GreenAPI, "1101000001"); n != 0 {
+		t.Errorf("queue calls counted as %d state calls", n)
+	}
+	s.Set(GreenAPI, "1101000001", "tok", Behaviour{State: "authorized", QueueFault: FaultRateLimited, RetryAfter: 7 * time.Second})
+	if status, _, h := get(t); status != http.StatusTooManyRequests || h.Get("Retry-After") != "7" {
+		t.Errorf("HTTP %d, Retry-After %q; want 429, 7", status, h.Get("Retry-After"))
 	}
 }
