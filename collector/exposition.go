@@ -140,8 +140,8 @@ func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 	}
 	tw.header(disconnectFamily)
 	for _, r := range results {
-		if r.disconnect != "" && !r.updated.IsZero() && !r.o.working {
-			tw.sample(disconnectFamily.name, "", r.t.labels, `reason="`+escapeLabel(r.disconnect)+`"`, 1)
+		if label, ok := r.t.provider.disconnectLabels[r.disconnect]; ok && !r.updated.IsZero() && !r.o.working {
+			tw.sample(disconnectFamily.name, "", r.t.labels, label, 1)
 		}
 	}
 	tw.header(durationFamily)

@@ -52,8 +52,10 @@ type Provider struct {
 
 	// stateLabels are the state label pairs of States and then of
 	// StateUnknown, methodLabels the method label pairs of Methods,
-	// escaped, for the exposition.
+	// escaped, for the exposition; disconnectLabels the reason label
+	// pairs of DisconnectReasons.
 	stateLabels, methodLabels []string
+	disconnectLabels          map[string]string
 }
 
 var providers = map[string]*Provider{}
@@ -65,6 +67,10 @@ func register(p *Provider) {
 	}
 	for _, m := range p.Methods {
 		p.methodLabels = append(p.methodLabels, `method="`+escapeLabel(m)+`"`)
+	}
+	p.disconnectLabels = map[string]string{}
+	for _, r := range p.DisconnectReasons {
+		p.disconnectLabels[r] = `reason="` + escapeLabel(r) + `"`
 	}
 	providers[p.Name] = p
 	if p.QueueMethod != "" {
