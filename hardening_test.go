@@ -65,11 +65,7 @@ func TestBinaryBadNameReloadKeepsRunning(t *testing.T) {
 // waitFor polls cond until it holds, failing after a generous limit.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s", what)
-		}
-	}
+	testtool.WaitFor(t, what, cond)
 }
 
 // TestBinaryConfigCheckBuildsWhatStartBuilds: a missing CA file passed

@@ -16,6 +16,7 @@ import (
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
 // testEnv is a simulator behind a loopback server and a collector pointed at
@@ -302,11 +303,7 @@ func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
 // waitUntil polls cond, failing after a limit far above any expected wait.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s", what)
-		}
-	}
+	testtool.WaitFor(t, what, cond)
 }
 
 func TestCollectorBoundsConcurrency(t *testing.T) {

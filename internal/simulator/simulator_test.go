@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
 func TestScheduleCycles(t *testing.T) {
@@ -129,11 +131,7 @@ func TestGreenAPIQueueStallsOnAnythingBut200(t *testing.T) {
 
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
+		testtool.WaitFor(t, what, cond)
 	}
 	time.Sleep(60 * time.Millisecond) // let the sender see the first states
 	s.Set(GreenAPI, "1101000001", "t", Behaviour{State: "blocked"})

@@ -118,3 +118,14 @@ func Notify(t testing.TB, client *http.Client, url, auth string, body []byte) (s
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, string(b)
 }
+
+// WaitFor polls cond until it holds, failing after a limit far above any
+// expected wait: the machines that run the tests are shared and slow.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
