@@ -213,22 +213,14 @@ func (c *Collector) listAccount(a *account) {
 	start := time.Now()
 	l, err := a.lister.List(ctx)
 	now := time.Now()
-	// The partner methods' limits are not documented: never more often
-	// than the refresh interval. A listing that carries live states is
-	// their state request, shared as one.
-	hold := time.Duration(a.spec.Account().RefreshInterval)
-	a.mu.Lock()
-	live := a.kind.StateRequest && a.last != nil && carriesStates(a.last.Instances)
-	a.mu.Unlock()
-	if live {
-		hold = c.opts.MinInterval
-	}
 	var e *Error
 	if err != nil {
 		if !errors.As(err, &e) {
 			e = newError(ReasonBadResponse, "%s", err)
 		}
-		hold = max(hold, e.RetryAfter)
+		a.mu.Lock()
+		hold := max(c.listingHold(a, a.last), e.RetryAfter)
+		a.mu.Unlock()
 		// The last good list stays; the states it carried are no longer
 		// known.
 		a.mem.record(a.logger, outcome{reason: e.Reason}, e.Error(), start, now, hold, "Listing failing; keeping the last good list")
@@ -248,9 +240,7 @@ func (c *Collector) listAccount(a *account) {
 		return
 	}
 	a.holding = false
-	if a.kind.StateRequest && carriesStates(l.Instances) {
-		hold = c.opts.MinInterval
-	}
+	hold := c.listingHold(a, &l)
 	changed := a.last == nil || !sameInstances(a.last.Instances, l.Instances)
 	a.last, a.refreshed = &l, now
 	a.mu.Unlock()
@@ -261,9 +251,15 @@ func (c *Collector) listAccount(a *account) {
 	c.recordListed(a, l.Instances, nil, now.Sub(start), now)
 }
 
-// carriesStates reports whether a listing gives any instance's state.
-func carriesStates(l []Listed) bool {
-	return slices.ContainsFunc(l, func(in Listed) bool { return in.State != "" })
+// listingHold is how long a listing's result stands: the refresh
+// interval (the partner methods' limits are not documented), or, when the
+// listing is the state request of the instances whose live states it
+// carries, as long as a state request's.
+func (c *Collector) listingHold(a *account, l *Listing) time.Duration {
+	if a.kind.StateRequest && l != nil && slices.ContainsFunc(l.Instances, func(in Listed) bool { return in.State != "" }) {
+		return c.opts.MinInterval
+	}
+	return time.Duration(a.spec.Account().RefreshInterval)
 }
 
 // sameInstances reports whether two listings hold the same instances
