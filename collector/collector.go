@@ -251,7 +251,7 @@ func (m *memory) disconnected(reason string) {
 func (m *memory) hold(until time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.heldTill = until
+	m.heldTill = maxTime(m.heldTill, until)
 	m.freshTill = maxTime(m.freshTill, until)
 }
 
