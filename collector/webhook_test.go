@@ -604,6 +604,14 @@ func TestWebhookConfig(t *testing.T) {
 		{instanceYAML("greenapi", "id_instance", "1", "api_token", "t", "webhook_jwt_key", "k"), `field webhook_jwt_key not found`},
 		{instanceYAML("wachat", "instance_name", "x", "api_key", "k", "webhook_token", "a"), `field webhook_token not found`},
 		{instanceYAML("evolution", "api_url", "http://e", "instance_name", "x", "api_key", "k", "webhook_jwt_key_file", "/dev/zero"), `field webhook_jwt_key_file:`},
+		{instanceYAML("evolution", "api_url", "http://e", "instance_name", "x", "api_key", "k", "webhook_path_secret", testPathSecret), ""},
+		{instanceYAML("evolution", "api_url", "http://e", "instance_name", "x", "api_key", "k", "webhook_path_secret", "short-secret"), `field webhook_path_secret: must be at least 16 characters`},
+		{instanceYAML("evolution", "api_url", "http://e", "instance_name", "x", "api_key", "k", "webhook_path_secret", "has/a/slash-0123456789"), `field webhook_path_secret: may hold only`},
+		{instanceYAML("evolution", "api_url", "http://e", "instance_name", "x", "api_key", "k", "webhook_path_secret", "ünïcödé-0123456789"), `field webhook_path_secret: may hold only`},
+		{instanceYAML("greenapi", "id_instance", "1", "api_token", "t", "webhook_path_secret", testPathSecret), `field webhook_path_secret not found`},
+		{"accounts:\n  - {name: a, provider: wachat, api_key: k, states_from_listing: true}\n", ""},
+		{"accounts:\n  - {name: a, provider: wachat, api_key: k, states_from_listing: maybe}\n", `account "a": line 2: cannot unmarshal`},
+		{"accounts:\n  - {name: a, provider: evolution, api_url: \"http://e\", api_key: k, webhook_path_secret: short}\n", `field webhook_path_secret: must be at least 16 characters`},
 	} {
 		_, err := config.Load([]byte(tc.yml), dir, config.Options{})
 		switch {
