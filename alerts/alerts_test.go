@@ -45,8 +45,8 @@ func TestAlertRulesAnnotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	alerts := regexp.MustCompile(`(?m)^      - alert: (\w+)\n((?:        .*\n?)+)`).FindAllStringSubmatch(string(content), -1)
-	if len(alerts) != 14 {
-		t.Fatalf("found %d alerts in %s, want 14", len(alerts), rulesFile)
+	if len(alerts) != 18 {
+		t.Fatalf("found %d alerts in %s, want 18", len(alerts), rulesFile)
 	}
 	for _, a := range alerts {
 		name, body := a[1], a[2]
@@ -84,6 +84,10 @@ func TestAlertmanagerRoutes(t *testing.T) {
 		receiver string
 	}{
 		{[]string{"alertname=WhatsAppInstanceBlocked", "severity=critical", "provider=greenapi", "name=shop"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceBanned", "severity=critical", "provider=evolution", "name=bot", "reason=banned"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceNotWorking", "severity=critical", "provider=evolution", "name=bot"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceExpired", "severity=critical", "provider=greenapi", "name=trial", "state=expired"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceCreatingTooLong", "severity=warning", "provider=greenapi", "name=new", "state=creating"}, "whatsapp-chat"},
 		{[]string{"alertname=WhatsAppExporterDown", "severity=critical", "job=whatsapp"}, "whatsapp-pager"},
 		{[]string{"alertname=WhatsAppInstanceSleepMode", "severity=warning", "provider=greenapi", "name=shop"}, "whatsapp-chat"},
 		{[]string{"alertname=WhatsAppApiSlow", "severity=warning", "provider=wachat", "name=store"}, "whatsapp-chat"},
