@@ -141,6 +141,27 @@ func TestAlertmanagerInhibitions(t *testing.T) {
 		{Labels: l("alertname", "WhatsAppInstanceQueueGrowing", "job", "other", "provider", "greenapi", "name", "e", "severity", "critical")},
 		{Labels: l("alertname", "WhatsAppInstanceQueueNotDraining", "job", "other", "provider", "greenapi", "name", "e", "severity", "warning"), inhibits: true},
 		{Labels: l("alertname", "WhatsAppInstanceQueueNotDraining", "job", "other", "provider", "greenapi", "name", "f", "severity", "warning")},
+		// A ban (Evolution API's 403) silences the close it explains,
+		// and NotWorking, of the same instance only.
+		{Labels: l("alertname", "WhatsAppInstanceBanned", "job", "other", "provider", "evolution", "name", "g", "reason", "banned", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppInstanceNotAuthorized", "job", "other", "provider", "evolution", "name", "g", "state", "close", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "evolution", "name", "g", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceNotAuthorized", "job", "other", "provider", "wachat", "name", "g", "state", "close", "severity", "critical")},
+		// A steady state keeps its own alert: NotWorking is silenced
+		// while one fires for the same instance, whatever its severity.
+		{Labels: l("alertname", "WhatsAppInstanceNotAuthorized", "job", "other", "provider", "evolution", "name", "h", "state", "close", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "evolution", "name", "h", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceStartingTooLong", "job", "other", "provider", "wachat", "name", "h", "state", "connecting", "severity", "warning")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "wachat", "name", "h", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceExpired", "job", "other", "provider", "greenapi", "name", "h", "state", "expired", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "greenapi", "name", "h", "severity", "critical"), inhibits: true},
+		// An instance that moves between states fires no state alert:
+		// NotWorking pages. NotWorking silences nothing.
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "evolution", "name", "i", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppApiSlow", "job", "other", "provider", "evolution", "name", "i", "severity", "warning")},
+		// No state known is said by StateUnknown, not NotWorking.
+		{Labels: l("alertname", "WhatsAppInstanceStateUnknown", "job", "other", "provider", "evolution", "name", "j", "severity", "warning")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "evolution", "name", "j", "severity", "critical"), inhibits: true},
 	}
 	for i := range alerts {
 		alerts[i].EndsAt = time.Now().Add(time.Hour)
@@ -155,7 +176,9 @@ func TestAlertmanagerInhibitions(t *testing.T) {
 		t.Fatalf("posting alerts: HTTP %d\n%s", resp.StatusCode, logs)
 	}
 
-	key := func(m map[string]string) string { return m["alertname"] + "/" + m["job"] + "/" + m["name"] }
+	key := func(m map[string]string) string {
+		return m["alertname"] + "/" + m["job"] + "/" + m["provider"] + "/" + m["name"]
+	}
 	// The inhibitor learns of source alerts asynchronously: poll until the
 	// expected state holds or time is up.
 	var problems []string
