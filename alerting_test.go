@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -139,4 +142,67 @@ func TestQueueAlertEndToEnd(t *testing.T) {
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
 	pipe.wait(t, 120*time.Second, "resolved WhatsAppInstanceQueueGrowing", alert("WhatsAppInstanceQueueGrowing", "resolved", "whatsapp-pager"))
 	pipe.onlyAlerts(t, func(name string) bool { return strings.HasPrefix(name, "WhatsAppInstanceQueue") })
+}
+
+// TestNotWorkingAlertEndToEnd runs the exporter's binary against an
+// Evolution API 1.8 instance that cannot reach WhatsApp: it goes
+// connecting, close (Baileys' 408, connection lost), connecting, ... for
+// ever, and the server pushes each close with its code. No state lasts
+// for the `for` of its own alert, so NotAuthorized and StartingTooLong
+// never fire; WhatsAppInstanceNotWorking reaches the pager, its
+// description naming the states and the reason, and resolves once the
+// instance is open again.
+func TestNotWorkingAlertEndToEnd(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts Prometheus and Alertmanager")
+	}
+	const id, key = "e2e-bot", "e2e-key"
+	auth := simulator.WebhookAuth{PathSecret: "e2e-path-secret-0123456789"}
+	sim := simulator.New()
+	sim.SetEvolutionVersion(simulator.Evolution18) // pushes every close, with its code
+	sim.Set(simulator.Evolution, id, key, simulator.Behaviour{State: "open"})
+	sim.SetWebhook(simulator.Evolution, id, auth)
+	simURL := startSimulator(t, sim)
+	cfg := filepath.Join(t.TempDir(), "whatsapp_exporter.yml")
+	testtool.WriteFiles(t, filepath.Dir(cfg), map[string]string{filepath.Base(cfg): "instances:\n" +
+		simulator.ProviderOf(simulator.Evolution).Config(simURL, id, id, key, auth.Config()...)})
+	receiver := testtool.FreeAddr(t)
+	_, base, logs := startBinary(t, "--config.file="+cfg, "--webhook.listen-address="+receiver)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go sim.SendNotifications(ctx, "http://"+receiver, func(err error) { t.Errorf("notification: %v\n%s", err, logs) })
+	pipe := startAlertPipeline(t, base)
+	pipe.prom.waitQuery(t, 30*time.Second, `whatsapp_instance_state{name="e2e-bot", state="open"} == 1`, func(s []sample) bool { return len(s) == 1 })
+
+	// The durations are shortened to 2 s a minute: NotAuthorized's 3m
+	// is 6 s, StartingTooLong's 5m 10 s, NotWorking's 10m 20 s. Each
+	// state lasts less than its alert's `for`, and longer than a scrape
+	// (1 s), so Prometheus sees both, as a real instance retrying every
+	// ten seconds or so is seen by scrapes a minute apart.
+	sim.Schedule(simulator.Evolution, id, key,
+		simulator.Step{Behaviour: simulator.Behaviour{State: "connecting", Reason: 408}, For: 2 * time.Second},
+		simulator.Step{Behaviour: simulator.Behaviour{State: "close", Reason: 408}, For: 3 * time.Second})
+	a := pipe.wait(t, 60*time.Second, "firing WhatsAppInstanceNotWorking at whatsapp-pager", alert("WhatsAppInstanceNotWorking", "firing", "whatsapp-pager"))
+	for k, want := range map[string]string{"severity": "critical", "provider": "evolution", "name": id, "job": "whatsapp"} {
+		if a.Labels[k] != want {
+			t.Errorf("label %s = %q, want %q (labels %v)", k, a.Labels[k], want, a.Labels)
+		}
+	}
+	if _, ok := a.Labels["state"]; ok {
+		t.Errorf("NotWorking has a state label, which would restart its `for` at each change: %v", a.Labels)
+	}
+	desc := a.Annotations["description"]
+	if !regexp.MustCompile(`^evolution instance e2e-bot has been in no working state for 10 minutes \(seen: close, connecting\) and is (close|connecting) now \(last disconnection: connection_lost\)\.`).MatchString(desc) ||
+		!strings.Contains(a.Annotations["runbook_url"], "RUNBOOK.md#whatsappinstancenotworking") {
+		t.Errorf("annotations %v", a.Annotations)
+	}
+	t.Logf("description: %s", desc)
+
+	// Open again: resolved.
+	sim.Set(simulator.Evolution, id, key, simulator.Behaviour{State: "open"})
+	pipe.wait(t, 30*time.Second, "resolved WhatsAppInstanceNotWorking", alert("WhatsAppInstanceNotWorking", "resolved", "whatsapp-pager"))
+
+	// Neither state lasted for its own alert.
+	pipe.onlyAlerts(t, func(name string) bool { return name == "WhatsAppInstanceNotWorking" })
 }

@@ -32,6 +32,7 @@ func TestDashboardsFleet(t *testing.T) {
 	}{
 		"greenapi-7":   {"notAuthorized", "1"},
 		"greenapi-42":  {"yellowCard", "1"},
+		"greenapi-77":  {"blocked", "1"},
 		"wachat-100":   {"close", "1"},
 		"evolution-50": {"connecting", "1"},
 		"greenapi-300": {"unknown", "0"}, // answers HTTP 500
@@ -73,10 +74,13 @@ func TestDashboardsFleet(t *testing.T) {
 	at := time.Now()
 	sel := selection{"whatsapp", ".*", "greenapi-7"}
 	runs := runDashboards(t, prom, sel, grafana.DataSource{ScrapeInterval: 5 * time.Second}, at.Add(-time.Hour), at, true)
-	// No alerting rules, no accounts; greenapi-7's calls work.
+	// No alerting rules, no accounts, no disconnect reasons (Evolution
+	// API tells them in notifications and listings; the fleet is polled);
+	// greenapi-7's calls work.
 	checkPanels(t, prom, sel, runs, at, func(expr string) bool {
 		failures := strings.Contains(expr, "errors_total") && !strings.Contains(expr, "duration")
 		return strings.Contains(expr, "ALERTS") || strings.Contains(expr, "whatsapp_account_") || (failures && strings.Contains(expr, "name=~")) ||
+			strings.Contains(expr, "whatsapp_instance_disconnect_reason") ||
 			queueMayBeEmpty(sel, expr, nil) // the fleet reads no queue; the demo does
 	})
 
@@ -103,6 +107,9 @@ func TestDashboardsFleet(t *testing.T) {
 	}
 	if got := value(panel("whatsapp-overview", "State requests failing")[0]); got != "1" {
 		t.Errorf("State requests failing shows %s, want 1", got)
+	}
+	if got := value(panel("whatsapp-overview", "Banned numbers")[0]); got != "1" {
+		t.Errorf("Banned numbers shows %s, want 1 (greenapi-77, blocked)", got)
 	}
 	if got := value(panel("whatsapp-overview", "Instances")[0]); got != strconv.Itoa(fleet) {
 		t.Errorf("Instances shows %s, want %d", got, fleet)

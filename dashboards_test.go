@@ -84,6 +84,7 @@ func TestDashboardsLive(t *testing.T) {
 				// TestDashboardsHistory.
 				runs := runDashboards(t, prom, sel, grafana.DataSource{}, to.Add(-time.Hour), to, true)
 				checkPanels(t, prom, sel, runs, to, demoMayBeEmpty(sel))
+				checkDemoReasons(t, sel, runs)
 			}
 		})
 	}
@@ -120,25 +121,84 @@ func (s selection) instances(d *testtool.Dashboard) string {
 	return m
 }
 
-// demoSelections are All (the instance dashboard showing demo-sales) and,
-// for each provider, its first demo instance.
+// demoSelections are All (the instance dashboard showing demo-sales),
+// for each provider its first demo instance, and the demo's banned number.
 func demoSelections() []selection {
 	sels := []selection{{".*", ".*", "demo-sales"}}
 	for _, p := range simulator.Providers() {
 		sels = append(sels, selection{"whatsapp", p.Name, p.Demo[0].Name})
 	}
-	return sels
+	return append(sels, selection{"whatsapp", simulator.Evolution, demoBanned()})
+}
+
+// demoBanned is the demo's instance with a disconnect reason: an instance
+// of the Evolution API server's account, closed with Baileys' 403, which
+// the server's listing (version 2) gives as its disconnectionReasonCode.
+func demoBanned() string {
+	for _, d := range simulator.ProviderOf(simulator.Evolution).Account.Demo.Instances {
+		if d.Steps[0].Reason == 403 {
+			return d.ID
+		}
+	}
+	panic("the Evolution API demo has no banned instance")
 }
 
 // demoMayBeEmpty tells the panels that may rightly show nothing in the
 // demo: the failures and the instances not working, which come and go,
-// and, but for All, the alerts and accounts.
+// but for All, the alerts and accounts, and the disconnect reasons of a
+// selection without the banned instance.
 func demoMayBeEmpty(sel selection) func(expr string) bool {
 	return func(expr string) bool {
 		failures := strings.Contains(expr, "errors_total") && !strings.Contains(expr, "duration")
 		notWorking := strings.Contains(expr, `state!~"authorized|open"`)
 		other := strings.Contains(expr, "ALERTS") || strings.Contains(expr, "whatsapp_account_")
-		return failures || notWorking || (other && !sel.all()) || queueMayBeEmpty(sel, expr, demoQueueWatchers())
+		reasons := strings.Contains(expr, "whatsapp_instance_disconnect_reason") &&
+			(!selects(sel.provider, simulator.Evolution) || (strings.Contains(expr, "name=~") && !selects(sel.name, demoBanned())))
+		return failures || notWorking || reasons || (other && !sel.all()) || queueMayBeEmpty(sel, expr, demoQueueWatchers())
+	}
+}
+
+// checkDemoReasons checks the panels of disconnect reasons show the demo's
+// banned number wherever the selection holds it.
+func checkDemoReasons(t *testing.T, sel selection, runs []panelRun) {
+	t.Helper()
+	if !selects(sel.provider, simulator.Evolution) {
+		return
+	}
+	banned := demoBanned()
+	want := map[string]string{ // panel title: the label set it must show
+		"Banned numbers":                 "",
+		"Disconnect reasons":             "provider=evolution,reason=banned",
+		"Instances by disconnect reason": "name=" + banned + ",provider=evolution,reason=banned",
+	}
+	if selects(sel.name, banned) {
+		want["Last disconnection"] = "reason=banned"
+	}
+	for _, r := range runs {
+		if r.q.Panel == nil {
+			continue
+		}
+		key, ok := want[r.q.Panel.Title]
+		if !ok {
+			continue
+		}
+		delete(want, r.q.Panel.Title)
+		if key == "" { // a count
+			if len(r.vector) != 1 || r.vector[0].Value[1] == "0" {
+				t.Errorf("%s with %s: %v, want a count of 1 or more", r.q.Name, sel, r.vector)
+			}
+			continue
+		}
+		var labels []string
+		for l := range strings.SplitSeq(key, ",") {
+			labels = append(labels, strings.Split(l, "=")[0])
+		}
+		if got := keys(r.vector, labels...); !slices.Contains(got, key) {
+			t.Errorf("%s with %s: %v, want %s among them", r.q.Name, sel, got, key)
+		}
+	}
+	for title := range want {
+		t.Errorf("no panel %q", title)
 	}
 }
 
@@ -163,7 +223,6 @@ func queueMayBeEmpty(sel selection, expr string, watchers []string) bool {
 	if strings.Contains(expr, "> 0") {
 		return true
 	}
-	selects := func(re, v string) bool { return regexp.MustCompile("^(?:" + re + ")$").MatchString(v) }
 	if !selects(sel.provider, "greenapi") {
 		return true
 	}
@@ -172,6 +231,10 @@ func queueMayBeEmpty(sel selection, expr string, watchers []string) bool {
 	}
 	return len(watchers) == 0
 }
+
+// selects reports whether a variable's regular expression, as Grafana
+// puts it in a query, selects v.
+func selects(re, v string) bool { return regexp.MustCompile("^(?:" + re + ")$").MatchString(v) }
 
 // panelRun is a dashboard query as Grafana sends it, and its result.
 type panelRun struct {

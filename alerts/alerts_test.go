@@ -45,8 +45,8 @@ func TestAlertRulesAnnotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	alerts := regexp.MustCompile(`(?m)^      - alert: (\w+)\n((?:        .*\n?)+)`).FindAllStringSubmatch(string(content), -1)
-	if len(alerts) != 14 {
-		t.Fatalf("found %d alerts in %s, want 14", len(alerts), rulesFile)
+	if len(alerts) != 18 {
+		t.Fatalf("found %d alerts in %s, want 18", len(alerts), rulesFile)
 	}
 	for _, a := range alerts {
 		name, body := a[1], a[2]
@@ -84,6 +84,10 @@ func TestAlertmanagerRoutes(t *testing.T) {
 		receiver string
 	}{
 		{[]string{"alertname=WhatsAppInstanceBlocked", "severity=critical", "provider=greenapi", "name=shop"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceBanned", "severity=critical", "provider=evolution", "name=bot", "reason=banned"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceNotWorking", "severity=critical", "provider=evolution", "name=bot"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceExpired", "severity=critical", "provider=greenapi", "name=trial", "state=expired"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceCreatingTooLong", "severity=warning", "provider=greenapi", "name=new", "state=creating"}, "whatsapp-chat"},
 		{[]string{"alertname=WhatsAppExporterDown", "severity=critical", "job=whatsapp"}, "whatsapp-pager"},
 		{[]string{"alertname=WhatsAppInstanceSleepMode", "severity=warning", "provider=greenapi", "name=shop"}, "whatsapp-chat"},
 		{[]string{"alertname=WhatsAppApiSlow", "severity=warning", "provider=wachat", "name=store"}, "whatsapp-chat"},
@@ -137,6 +141,27 @@ func TestAlertmanagerInhibitions(t *testing.T) {
 		{Labels: l("alertname", "WhatsAppInstanceQueueGrowing", "job", "other", "provider", "greenapi", "name", "e", "severity", "critical")},
 		{Labels: l("alertname", "WhatsAppInstanceQueueNotDraining", "job", "other", "provider", "greenapi", "name", "e", "severity", "warning"), inhibits: true},
 		{Labels: l("alertname", "WhatsAppInstanceQueueNotDraining", "job", "other", "provider", "greenapi", "name", "f", "severity", "warning")},
+		// A ban (Evolution API's 403) silences the close it explains,
+		// and NotWorking, of the same instance only.
+		{Labels: l("alertname", "WhatsAppInstanceBanned", "job", "other", "provider", "evolution", "name", "g", "reason", "banned", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppInstanceNotAuthorized", "job", "other", "provider", "evolution", "name", "g", "state", "close", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "evolution", "name", "g", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceNotAuthorized", "job", "other", "provider", "wachat", "name", "g", "state", "close", "severity", "critical")},
+		// A steady state keeps its own alert: NotWorking is silenced
+		// while one fires for the same instance, whatever its severity.
+		{Labels: l("alertname", "WhatsAppInstanceNotAuthorized", "job", "other", "provider", "evolution", "name", "h", "state", "close", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "evolution", "name", "h", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceStartingTooLong", "job", "other", "provider", "wachat", "name", "h", "state", "connecting", "severity", "warning")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "wachat", "name", "h", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceExpired", "job", "other", "provider", "greenapi", "name", "h", "state", "expired", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "greenapi", "name", "h", "severity", "critical"), inhibits: true},
+		// An instance that moves between states fires no state alert:
+		// NotWorking pages. NotWorking silences nothing.
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "evolution", "name", "i", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppApiSlow", "job", "other", "provider", "evolution", "name", "i", "severity", "warning")},
+		// No state known is said by StateUnknown, not NotWorking.
+		{Labels: l("alertname", "WhatsAppInstanceStateUnknown", "job", "other", "provider", "evolution", "name", "j", "severity", "warning")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "evolution", "name", "j", "severity", "critical"), inhibits: true},
 	}
 	for i := range alerts {
 		alerts[i].EndsAt = time.Now().Add(time.Hour)
@@ -151,7 +176,9 @@ func TestAlertmanagerInhibitions(t *testing.T) {
 		t.Fatalf("posting alerts: HTTP %d\n%s", resp.StatusCode, logs)
 	}
 
-	key := func(m map[string]string) string { return m["alertname"] + "/" + m["job"] + "/" + m["name"] }
+	key := func(m map[string]string) string {
+		return m["alertname"] + "/" + m["job"] + "/" + m["provider"] + "/" + m["name"]
+	}
 	// The inhibitor learns of source alerts asynchronously: poll until the
 	// expected state holds or time is up.
 	var problems []string

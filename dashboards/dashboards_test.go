@@ -174,8 +174,10 @@ func stateColour(state string) string {
 		return "green"
 	case "starting", "connecting", "sleepMode":
 		return "orange"
-	case "notAuthorized", "close", "blocked", "yellowCard":
+	case "notAuthorized", "close", "blocked", "yellowCard", "expired":
 		return "red"
+	case "creating": // GREEN-API, up to 5 minutes: no problem yet
+		return "blue"
 	case collector.StateUnknown:
 		return "#8e8e8e"
 	}
@@ -247,6 +249,42 @@ func TestDashboardsColourEveryState(t *testing.T) {
 	}
 	if checked < 6 {
 		t.Errorf("only %d panels colour states; the tables, counts, timeline and current state should", checked)
+	}
+}
+
+// TestStateSourcesAreTold checks each dashboard tells, in the description
+// of a panel that shows states, where each provider's states come from
+// and how fresh they are, and that every panel of disconnect reasons says
+// which provider gives them.
+func TestStateSourcesAreTold(t *testing.T) {
+	states := everyState()
+	for _, d := range testtool.LoadDashboards(t, ".") {
+		told := 0
+		for _, p := range d.AllPanels() {
+			showsStates := false
+			for _, m := range mappings(t, p) {
+				for _, o := range m.Options {
+					showsStates = showsStates || slices.Contains(states, o.Text)
+				}
+			}
+			missing := []string{}
+			for _, s := range []string{"GREEN-API", "Wachat", "states_from_listing", "Evolution API 1.8", "Evolution API 2", "notification", "refresh_interval"} {
+				if !strings.Contains(p.Description, s) {
+					missing = append(missing, s)
+				}
+			}
+			if showsStates && len(missing) == 0 {
+				told++
+			}
+			for _, tg := range p.Targets {
+				if strings.Contains(tg.Expr, "whatsapp_instance_disconnect_reason") && !strings.Contains(p.Description, "Evolution API") {
+					t.Errorf("%s %q: shows disconnect reasons and does not say they are Evolution API's", d.File, p.Title)
+				}
+			}
+		}
+		if told == 0 {
+			t.Errorf("%s: no panel showing states tells where each provider's states come from", d.File)
+		}
 	}
 }
 

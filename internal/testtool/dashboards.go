@@ -50,10 +50,11 @@ type Variable struct {
 
 // Panel is a panel of a Dashboard; a row holds its panels when collapsed.
 type Panel struct {
-	ID      int    `json:"id"`
-	Title   string `json:"title"`
-	Type    string `json:"type"`
-	GridPos struct {
+	ID          int    `json:"id"`
+	Title       string `json:"title"`
+	Type        string `json:"type"`
+	Description string `json:"description"`
+	GridPos     struct {
 		X, Y, W, H int
 	} `json:"gridPos"`
 	Targets         []Target        `json:"targets"`
