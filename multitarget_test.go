@@ -242,6 +242,9 @@ func TestMultiTargetModeEndToEnd(t *testing.T) {
 		"alertname=WhatsAppApiUnauthorized,provider=greenapi,name=rejected,state=",
 		"alertname=WhatsAppInstanceBlocked,provider=greenapi,name=shop,state=blocked",
 		"alertname=WhatsAppInstanceNotAuthorized,provider=wachat,name=store,state=close",
+		// Alertmanager silences these while the two above fire.
+		"alertname=WhatsAppInstanceNotWorking,provider=greenapi,name=shop,state=",
+		"alertname=WhatsAppInstanceNotWorking,provider=wachat,name=store,state=",
 		"alertname=WhatsAppInstanceStateUnknown,provider=greenapi,name=rejected,state=",
 	}
 	results := map[scrapeMode]map[string][]string{}
