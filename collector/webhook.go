@@ -263,7 +263,7 @@ func (c *Collector) serveNotification(p *Provider, w http.ResponseWriter, r *htt
 			authorized = append(authorized, t)
 		case KeyInHeader:
 			keyInHeader = true
-			if t.stats.unauthorizedLogged.CompareAndSwap(false, true) {
+			if t.stats.keyInHeaderLogged.CompareAndSwap(false, true) {
 				t.logger.Error("Refused a notification that carries the instance's webhook_jwt_key in a header: Evolution API 2.2.x sends its webhook's headers as they are, so the key is no secret any more. Remove jwt_key from the webhook's headers, change the key, and use webhook_path_secret (any version) or Evolution API 2.3.0 or later (logged once per instance)")
 			}
 		case NoCredentials:
@@ -378,8 +378,9 @@ func (t *target) notify(n Notification, now time.Time) string {
 // notificationCounts are an instance's notifications by outcome.
 type notificationCounts struct {
 	byOutcome [len(Outcomes)]atomic.Uint64
-	// unauthorizedLogged is set once a refused notification was logged.
-	unauthorizedLogged atomic.Bool
+	// unauthorizedLogged is set once a refused notification was logged,
+	// keyInHeaderLogged once one that carried the JWT key was.
+	unauthorizedLogged, keyInHeaderLogged atomic.Bool
 }
 
 func (s *notificationCounts) countNotification(outcome string) {
