@@ -733,3 +733,21 @@ func BenchmarkNotification(b *testing.B) {
 		}
 	}
 }
+
+// TestJWTKeyInHeaderLoggedOnce: Evolution API 2.2.x's jwt_key header is
+// refused, and said once what to do, without the key, even after other
+// refused notifications of the instance were logged.
+func TestJWTKeyInHeaderLoggedOnce(t *testing.T) {
+	e := newWebhookEnv(t, "")
+	e.scrape(t)
+	e.post(t, "/webhook/evolution", "Bearer wrong", evolutionEvent("close", time.Now()))
+	for range 3 {
+		if status, answer := e.post(t, "/webhook/evolution", "jwt_key: "+testJWTKey, evolutionEvent("close", time.Now())); status != 401 || answer != OutcomeKeyInHeader+"\n" {
+			t.Errorf("got %d %q", status, answer)
+		}
+	}
+	if n := strings.Count(e.logs.String(), "carries the instance's webhook_jwt_key in a header"); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, e.logs)
+	}
+	checkNoLeak(t, "logs", e.logs.String(), testJWTKey)
+}
