@@ -251,6 +251,11 @@ func (m *memory) disconnected(reason string) {
 func (m *memory) hold(until time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.holdLocked(until)
+}
+
+// holdLocked is hold under m.mu.
+func (m *memory) holdLocked(until time.Time) {
 	m.heldTill = maxTime(m.heldTill, until)
 	m.freshTill = maxTime(m.freshTill, until)
 }

@@ -23,8 +23,9 @@ type queueReader interface {
 
 // errQueueWithheld is an answer without a count that is no failure:
 // GREEN-API answers HTTP 400 "instance is starting or not authorized" to
-// its methods other than getStateInstance while the instance is so.
-var errQueueWithheld = errors.New("no count while the instance is starting or not authorized")
+// its methods other than getStateInstance while the instance is so (and
+// "Instance account is expired" while its plan is not paid).
+var errQueueWithheld = errors.New("no count while the instance is starting, not authorized or expired")
 
 // queueSpec is an instance configuration that may watch the queue.
 type queueSpec interface {
@@ -115,9 +116,7 @@ func (m *memory) recordQueue(logger *slog.Logger, a queueAnswer, n int, e *Error
 		q.shown = false
 	}
 	if e != nil && e.RetryAfter > 0 {
-		until := time.Now().Add(e.RetryAfter)
-		m.heldTill = maxTime(m.heldTill, until)
-		m.freshTill = maxTime(m.freshTill, until)
+		m.holdLocked(time.Now().Add(e.RetryAfter))
 	}
 	m.mu.Unlock()
 	switch {

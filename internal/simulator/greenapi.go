@@ -132,7 +132,8 @@ const (
 // documented states only: not while an instance is created, nor for a
 // plan that expired.
 func greenAPINotification(_ *Simulator, id string, b Behaviour, _ string, at time.Time) (Notification, bool) {
-	if b.State == GreenAPICreating || b.State == GreenAPIExpired || strings.HasPrefix(b.State, "text:") {
+	state, up := ProviderOf(GreenAPI).Reads(b) // a state sent as a 400 text is still that state
+	if !up || state == "unknown" || state == GreenAPICreating || state == GreenAPIExpired {
 		return Notification{}, false
 	}
 	n, _ := strconv.ParseInt(id, 10, 64)
@@ -140,9 +141,9 @@ func greenAPINotification(_ *Simulator, id string, b Behaviour, _ string, at tim
 		"typeWebhook":   "stateInstanceChanged",
 		"instanceData":  map[string]any{"idInstance": n, "wid": "79876543210@c.us", "typeInstance": "whatsapp"},
 		"timestamp":     at.Unix(),
-		"stateInstance": b.State,
+		"stateInstance": state,
 	})
-	return Notification{Body: body, State: b.State}, true
+	return Notification{Body: body, State: state}, true
 }
 
 // greenAPIDelivery is how GREEN-API delivers notifications: each

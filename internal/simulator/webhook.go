@@ -247,12 +247,13 @@ func (s *Simulator) SendNotifications(ctx context.Context, baseURL string, repor
 			p := ProviderOf(strings.SplitN(key, "/", 2)[0])
 			d := p.deliverer(s)
 			_, id, _ := strings.Cut(key, "/")
+			// A queued provider tries its head only; the rest wait.
+			due := q
+			if d.queued() {
+				due = q[:min(1, len(q))]
+			}
 			var keep []*pending
-			for i, n := range q {
-				if d.queued() && i > 0 {
-					keep = append(keep, q[i:]...) // behind the head
-					break
-				}
+			for _, n := range due {
 				if n.next.After(now) {
 					keep = append(keep, n)
 					continue
@@ -261,10 +262,6 @@ func (s *Simulator) SendNotifications(ctx context.Context, baseURL string, repor
 				status, err := send(ctx, client, baseURL, p, d, n.Notification, n.auth, time.Now())
 				s.recordDelivery(key, Delivery{State: n.State, Attempt: n.attempt, Status: status})
 				if err == nil && status == http.StatusOK {
-					if d.queued() {
-						keep = append(keep, q[i+1:]...)
-						break
-					}
 					continue
 				}
 				if err == nil {
@@ -276,16 +273,9 @@ func (s *Simulator) SendNotifications(ctx context.Context, baseURL string, repor
 				if wait, again := d.retry(n.attempt, status, unit); again {
 					n.next = time.Now().Add(wait)
 					keep = append(keep, n)
-					if d.queued() {
-						keep = append(keep, q[i+1:]...)
-						break
-					}
-				} else if d.queued() {
-					keep = append(keep, q[i+1:]...)
-					break
 				}
 			}
-			queues[key] = keep
+			queues[key] = append(keep, q[len(due):]...)
 		}
 		select {
 		case <-ctx.Done():
