@@ -121,44 +121,54 @@ func shrinks(prev *Listing, n int) bool {
 	return prev != nil && 2*n < len(prev.Instances)
 }
 
-// account is a configured account and what the exporter knows of it.
+// account is a configured account: immutable, replaced whole by a reload
+// that changes it. What its listings bring is in its state, which the
+// account of the same key in the next configuration takes over.
 type account struct {
 	provider *Provider
 	kind     *AccountKind
 	name     string
 	spec     config.AccountSpec
+	key      string // accountKey
 	lister   Lister
-	mem      *memory // the listing calls' memory, as an instance's
 	http     *http.Client
 	logger   *slog.Logger
-	stats    *instanceStats // of the listing calls
-	// callsAs is what the calls of its instances count as when the
-	// listing carries their states: the listing's method.
-	callsAs *Provider
-	stop    context.CancelFunc
+	// methods are the listing's: what the calls of its instances count
+	// as when the listing carries their states.
+	methods *methodSet
+	state   *accountState
+	// resolved are the configurations of the instances of the last
+	// listing planned, by row: a listing that changed re-resolves only
+	// its new rows. Under the collector's applyMu.
+	resolved map[Listed]config.Spec
+}
+
+// accountState is what the exporter knows of an account between
+// listings.
+type accountState struct {
+	mem   *memory        // the listing calls' memory, as an instance's
+	stats *instanceStats // of the listing calls
 	// held counts the listings that were held for confirmation.
 	held atomic.Uint64
 
 	mu        sync.Mutex
 	last      *Listing  // the last good listing; nil before the first
 	refreshed time.Time // when it came
-	skipped   map[string]int
 	// holding is set while a listing that shrank waits for its
 	// confirmation.
 	holding bool
 }
 
-// accountProvider is what a provider's accounts count as for the call
-// metrics: their own method.
-func accountProvider(p *Provider) *Provider {
-	ap := &Provider{Name: p.Name, Methods: []string{p.Account.Method}}
-	ap.methodLabels = []string{`method="` + escapeLabel(p.Account.Method) + `"`}
-	return ap
+// accountKey is the key of an account's state: the account at its
+// provider and the credential of its listing.
+func accountKey(spec config.AccountSpec) string {
+	a := spec.Account()
+	return a.Identity() + "\x00" + credential(&a.Common)
 }
 
-// newAccount builds an account from its configuration, keeping the last
-// listing of old when it is the same account.
-func (c *Collector) newAccount(acct config.Account, old *account, pool *clientPoolUpdate) (*account, error) {
+// newAccount builds an account from its configuration, with state, the
+// state of the current account of its key, or a new one.
+func (c *Collector) newAccount(acct config.Account, key string, state *accountState, pool *clientPoolUpdate) (*account, error) {
 	spec := acct.Spec.Account()
 	p, ok := providers[spec.Provider]
 	if !ok || p.Account == nil {
@@ -168,35 +178,30 @@ func (c *Collector) newAccount(acct config.Account, old *account, pool *clientPo
 	if err != nil {
 		return nil, err
 	}
-	a := &account{provider: p, kind: p.Account, name: spec.Name, spec: acct.Spec, mem: &memory{}, http: hc}
+	a := &account{provider: p, kind: p.Account, name: spec.Name, spec: acct.Spec, key: key, http: hc,
+		methods: newMethodSet(p.Account.Method)}
 	a.logger = c.logger.With("provider", p.Name, "account", spec.Name)
-	a.callsAs = accountProvider(p)
-	a.stats = newInstanceStats(a.callsAs)
-	api := &API{client: hc, userAgent: c.opts.UserAgent, logger: a.logger, metrics: c.metrics.observer(p.Name, a.stats)}
+	if state == nil {
+		state = &accountState{mem: newMemory(key, nil), stats: newInstanceStats(a.methods)}
+	}
+	a.state = state
+	api := &API{client: hc, userAgent: c.opts.UserAgent, logger: a.logger, metrics: c.metrics.observer(p.Name, state.stats)}
 	if a.lister, err = p.Account.NewLister(acct.Spec, api); err != nil {
 		return nil, err
 	}
-	if old != nil {
-		a.mem, a.stats = old.mem, old.stats
-		old.mu.Lock()
-		a.last, a.refreshed = old.last, old.refreshed
-		old.mu.Unlock()
-	}
-	a.mem.account.Store(a)
 	return a, nil
 }
 
-// start refreshes the account now and then every refresh_interval, until
-// stop.
-func (c *Collector) startAccount(a *account) {
+// refreshLoop asks for a's listing now and then every refresh_interval,
+// until the returned function is called.
+func (c *Collector) refreshLoop(a *account) context.CancelFunc {
 	ctx, stop := context.WithCancel(context.Background())
-	a.stop = stop
 	every := time.Duration(a.spec.Account().RefreshInterval)
 	go func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			c.sched.request(a.mem, time.Now())
+			c.sched.request(a.state.mem, time.Now())
 			select {
 			case <-ctx.Done():
 				return
@@ -204,10 +209,13 @@ func (c *Collector) startAccount(a *account) {
 			}
 		}
 	}()
+	return stop
 }
 
-// listAccount makes one listing call for a and applies what it found.
-func (c *Collector) listAccount(a *account) {
+// list makes one listing call for a and has the planner apply what it
+// found when the instances changed.
+func (c *Collector) list(a *account) {
+	st := a.state
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(a.spec.Account().Timeout))
 	defer cancel()
 	start := time.Now()
@@ -218,35 +226,35 @@ func (c *Collector) listAccount(a *account) {
 		if !errors.As(err, &e) {
 			e = newError(ReasonBadResponse, "%s", err)
 		}
-		a.mu.Lock()
-		hold := max(c.listingHold(a, a.last), e.RetryAfter)
-		a.mu.Unlock()
+		st.mu.Lock()
+		hold := max(c.listingHold(a, st.last), e.RetryAfter)
+		st.mu.Unlock()
 		// The last good list stays; the states it carried are no longer
 		// known.
-		a.mem.record(a.logger, outcome{reason: e.Reason}, e.Error(), start, now, hold, "Listing failing; keeping the last good list")
+		st.mem.record(a.logger, outcome{reason: e.Reason}, e.Error(), start, now, hold, "Listing failing; keeping the last good list")
 		c.recordListed(a, nil, e, now.Sub(start), now)
 		return
 	}
-	a.mu.Lock()
-	if shrinks(a.last, len(l.Instances)) && !a.holding {
-		a.holding = true
-		prev := len(a.last.Instances)
-		a.mu.Unlock()
-		a.held.Add(1)
+	st.mu.Lock()
+	if shrinks(st.last, len(l.Instances)) && !st.holding {
+		st.holding = true
+		prev := len(st.last.Instances)
+		st.mu.Unlock()
+		st.held.Add(1)
 		a.logger.Warn("Listing lost more than half of its instances; keeping the last good list until a second listing confirms it",
 			"instances", len(l.Instances), "last_good", prev, "confirm_in", confirmDelay)
-		a.mem.record(a.logger, outcome{up: true}, "", start, now, confirmDelay, "")
-		time.AfterFunc(confirmDelay, func() { c.sched.request(a.mem, time.Now()) })
+		st.mem.record(a.logger, outcome{up: true}, "", start, now, confirmDelay, "")
+		time.AfterFunc(confirmDelay, func() { c.sched.request(st.mem, time.Now()) })
 		return
 	}
-	a.holding = false
+	st.holding = false
 	hold := c.listingHold(a, &l)
-	changed := a.last == nil || !sameInstances(a.last.Instances, l.Instances)
-	a.last, a.refreshed = &l, now
-	a.mu.Unlock()
-	a.mem.record(a.logger, outcome{up: true}, "", start, now, hold, "")
+	changed := st.last == nil || !sameInstances(st.last.Instances, l.Instances)
+	st.last, st.refreshed = &l, now
+	st.mu.Unlock()
+	st.mem.record(a.logger, outcome{up: true}, "", start, now, hold, "")
 	if changed {
-		c.rebuild()
+		c.replan()
 	}
 	c.recordListed(a, l.Instances, nil, now.Sub(start), now)
 }
@@ -271,21 +279,20 @@ func sameInstances(a, b []Listed) bool {
 	})
 }
 
-// recordListed stores what a listing says of the instances it found: the
-// state of each whose state it carries, as the result of its state
-// request (or the listing's failure e for all of them), and the
-// disconnection reason of the others. An instance whose state it carries
-// counts the listing as its call.
+// recordListed stores what a listing says of the instances it found, in
+// the current snapshot: the state of each whose state it carries, as the
+// result of its state request (or the listing's failure e for all of
+// them), and the disconnection reason of the others. An instance whose
+// state it carries counts the listing as its call. The instances of
+// another account of the same key (a reload between the call and now)
+// are the same instances.
 func (c *Collector) recordListed(a *account, listed []Listed, e *Error, took time.Duration, now time.Time) {
 	rows := make(map[string]Listed, len(listed))
 	for _, in := range listed {
 		rows[a.spec.Account().NamePrefix+in.Name] = in
 	}
-	c.mu.RLock()
-	targets := c.targets
-	c.mu.RUnlock()
-	for _, t := range targets {
-		if t.foundBy != a {
+	for _, t := range c.current().targets {
+		if t.foundBy == nil || t.foundBy.key != a.key {
 			continue
 		}
 		row, ok := rows[t.name]
@@ -303,7 +310,7 @@ func (c *Collector) recordListed(a *account, listed []Listed, e *Error, took tim
 		case ok && row.State != "":
 			o = t.outcomeOf(row.State, nil)
 		default:
-			continue // gone from the listing, or polled from now on: the rebuild follows
+			continue // gone from the listing, or polled from now on
 		}
 		if ok && row.Disconnect != 0 && t.provider.DisconnectReason != nil {
 			o.disconnect = t.provider.DisconnectReason(row.Disconnect)
@@ -323,67 +330,85 @@ type found struct {
 	listed bool
 }
 
-// discovered turns the accounts' last listings into instances, leaving out
-// what their filters and the provider skip, the upstream instances of
-// configuredIDs (watched as configured) and names already taken; it counts
-// what it left out per account and reason.
-func (c *Collector) discovered(accounts []*account, taken, configuredIDs map[string]bool) ([]config.Instance, map[string]found) {
+// discovered turns the last listings of next's accounts into instances,
+// leaving out what their filters and the provider skip, the upstream
+// instances of configuredIDs (watched as configured) and names already
+// taken; it records in next what each account found and left out.
+func (c *Collector) discovered(next *snapshot, taken, configuredIDs map[string]bool) ([]config.Instance, map[string]found) {
 	var instances []config.Instance
 	foundBy := map[string]found{}
-	for _, a := range accounts {
-		a.mu.Lock()
-		last := a.last
-		a.mu.Unlock()
-		skipped := map[string]int{}
+	for _, a := range next.accounts {
+		a.state.mu.Lock()
+		last := a.state.last
+		a.state.mu.Unlock()
+		af := accountFound{skipped: map[string]int{}}
+		resolved := make(map[Listed]config.Spec, len(a.resolved))
 		if last != nil {
-			skipped[skipMalformed] = last.Malformed
+			af.skipped[skipMalformed] = last.Malformed
 			spec := a.spec.Account()
 			for _, in := range last.Instances {
 				name := spec.NamePrefix + in.Name
 				switch {
 				case in.Skip != "":
-					skipped[in.Skip]++
+					af.skipped[in.Skip]++
 				case !spec.Keeps(in.Name):
-					skipped[skipFiltered]++
+					af.skipped[skipFiltered]++
 				case taken[name]:
-					skipped[skipConflict]++
+					af.skipped[skipConflict]++
 					a.logger.Error("Instance found by the account has the name of another instance; not watched. Rename one, or set name_prefix or a filter on the account", "instance", name)
 				default:
-					s := a.kind.Instance(a.spec, in, name)
-					if err := config.ResolveInstance(s); err != nil {
-						skipped[skipMalformed]++
+					s, err := a.resolve(in, name, resolved)
+					if err != nil {
+						af.skipped[skipMalformed]++
 						a.logger.Warn("Instance found by the account cannot be watched", "instance", name, "err", err)
 						continue
 					}
 					if configuredIDs[s.Base().Identity()] {
 						// Configured by hand: it is called as configured,
 						// under its own name, not twice.
-						skipped[skipConfigured]++
+						af.skipped[skipConfigured]++
 						continue
 					}
 					taken[name] = true
+					af.instances++
 					instances = append(instances, config.Instance{Spec: s})
 					foundBy[name] = found{account: a, listed: in.State != ""}
 				}
 			}
 		}
-		a.mu.Lock()
-		a.skipped = skipped
-		a.mu.Unlock()
+		a.resolved = resolved
+		next.found[a] = af
 	}
 	return instances, foundBy
+}
+
+// resolve returns the configuration of a listed instance, from the last
+// plan when its row has not changed, and records it in resolved.
+func (a *account) resolve(in Listed, name string, resolved map[Listed]config.Spec) (config.Spec, error) {
+	row := in
+	row.State, row.Disconnect = "", 0 // change at every listing; not in the configuration
+	if s, ok := a.resolved[row]; ok {
+		resolved[row] = s
+		return s, nil
+	}
+	s := a.kind.Instance(a.spec, in, name)
+	if err := config.ResolveListed(s); err != nil {
+		return nil, err
+	}
+	resolved[row] = s
+	return s, nil
 }
 
 // takes returns the name of an instance of a's last listing that it would
 // watch under a name already taken, or "".
 func (a *account) takes(taken map[string]bool) string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.last == nil {
+	a.state.mu.Lock()
+	defer a.state.mu.Unlock()
+	if a.state.last == nil {
 		return ""
 	}
 	spec := a.spec.Account()
-	for _, in := range a.last.Instances {
+	for _, in := range a.state.last.Instances {
 		if in.Skip == "" && spec.Keeps(in.Name) && taken[spec.NamePrefix+in.Name] {
 			return spec.NamePrefix + in.Name
 		}
@@ -422,29 +447,22 @@ func (m accountMetrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (m accountMetrics) Collect(ch chan<- prometheus.Metric) {
-	m.c.mu.RLock()
-	accounts := m.c.accounts
-	counts := map[*account]int{}
-	for _, t := range m.c.targets {
-		if t.foundBy != nil {
-			counts[t.foundBy]++
-		}
-	}
-	m.c.mu.RUnlock()
-	for _, a := range accounts {
-		a.mu.Lock()
-		refreshed, skipped := a.refreshed, a.skipped
-		a.mu.Unlock()
-		ch <- prometheus.MustNewConstMetric(accountInstancesDesc, prometheus.GaugeValue, float64(counts[a]), a.provider.Name, a.name)
+	snap := m.c.current()
+	for _, a := range snap.accounts {
+		found := snap.found[a]
+		a.state.mu.Lock()
+		refreshed := a.state.refreshed
+		a.state.mu.Unlock()
+		ch <- prometheus.MustNewConstMetric(accountInstancesDesc, prometheus.GaugeValue, float64(found.instances), a.provider.Name, a.name)
 		for _, r := range skipReasons {
-			ch <- prometheus.MustNewConstMetric(accountSkippedDesc, prometheus.GaugeValue, float64(skipped[r]), a.provider.Name, a.name, r)
+			ch <- prometheus.MustNewConstMetric(accountSkippedDesc, prometheus.GaugeValue, float64(found.skipped[r]), a.provider.Name, a.name, r)
 		}
-		ch <- prometheus.MustNewConstMetric(accountHeldDesc, prometheus.CounterValue, float64(a.held.Load()), a.provider.Name, a.name)
+		ch <- prometheus.MustNewConstMetric(accountHeldDesc, prometheus.CounterValue, float64(a.state.held.Load()), a.provider.Name, a.name)
 		ch <- prometheus.MustNewConstMetric(accountIntervalDesc, prometheus.GaugeValue, time.Duration(a.spec.Account().RefreshInterval).Seconds(), a.provider.Name, a.name)
 		if !refreshed.IsZero() {
 			ch <- prometheus.MustNewConstMetric(accountRefreshedDesc, prometheus.GaugeValue, float64(refreshed.UnixMilli())/1e3, a.provider.Name, a.name)
 		}
-		calls := &a.stats.calls[0]
+		calls := &a.state.stats.calls[0]
 		method := a.kind.Method
 		ch <- prometheus.MustNewConstSummary(accountDurationDesc, calls.count.Load(), math.Float64frombits(calls.sumBits.Load()), nil, a.provider.Name, a.name, method)
 		for k, r := range Reasons {

@@ -140,7 +140,7 @@ func newTestLister(t *testing.T, tg listingTarget, apiURL string) (Lister, *test
 		t.Fatal(err)
 	}
 	logger, logs := testlog.New()
-	api := &API{client: hc, logger: logger, metrics: newProviderMetrics().observer(p.Name, newInstanceStats(accountProvider(p)))}
+	api := &API{client: hc, logger: logger, metrics: newProviderMetrics().observer(p.Name, newInstanceStats(newMethodSet(p.Account.Method)))}
 	l, err := p.Account.NewLister(spec, api)
 	if err != nil {
 		t.Fatal(err)
@@ -283,25 +283,17 @@ func (env accountEnv) load(t *testing.T, instances, accounts string) error {
 // list makes every account list now, as its refresh would.
 func (env accountEnv) list(t *testing.T) {
 	t.Helper()
-	env.c.mu.RLock()
-	accounts := env.c.accounts
-	env.c.mu.RUnlock()
-	for _, a := range accounts {
+	for _, a := range accountsOf(env.c) {
 		// The account's own first listing, run by the scheduler when it
 		// was configured, may still be in flight: let it end first, or
 		// its result could land after this one's (the scheduler never
 		// runs two calls of one account at once; this helper would).
-		waitUntil(t, "the scheduled listing to end", func() bool {
-			a.mem.mu.Lock()
-			listed := !a.mem.updated.IsZero()
-			a.mem.mu.Unlock()
-			return listed && !env.c.sched.pending(a.mem)
-		})
-		env.c.listAccount(a)
+		waitUntil(t, "the scheduled listing to end", func() bool { return listingDone(env.c, a) })
+		listNow(env.c, a)
 	}
 	// The scheduled listing may also come after this one: apply the
 	// list, whichever came last.
-	env.c.rebuild()
+	replanNow(env.c)
 }
 
 // watched is the instances the collector watches, "account/name".
@@ -512,12 +504,10 @@ func TestAccountRetryAfter(t *testing.T) {
 	waitUntil(t, "the first listings", func() bool {
 		return env.sim.ListCalls(simulator.Wachat, "agency-key") == 1 && env.sim.ListCalls(simulator.GreenAPI, "partner-key") == 1
 	})
-	env.c.mu.RLock()
-	accounts := env.c.accounts
-	env.c.mu.RUnlock()
+	accounts := accountsOf(env.c)
 	for range 3 {
 		for _, a := range accounts {
-			env.c.sched.request(a.mem, time.Now())
+			requestListing(env.c, a)
 		}
 		scrapeOnce(t, env.c)
 	}

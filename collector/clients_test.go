@@ -48,7 +48,7 @@ func TestClientPoolIsLinear(t *testing.T) {
 		t.Errorf("%d comparisons of HTTP settings for %d instances and a reload, want about one per instance", got, n)
 	}
 	byName := map[string]*http.Client{}
-	for _, tg := range c.targets {
+	for _, tg := range targetsOf(c) {
 		byName[tg.name] = tg.http
 	}
 	if byName["s1"] != byName["s2"] {
@@ -57,7 +57,7 @@ func TestClientPoolIsLinear(t *testing.T) {
 	if byName["b1"] == byName["b2"] || byName["i1"] == byName["i2"] {
 		t.Error("instances with different settings share a client")
 	}
-	if got := len(c.clients); got < n {
+	if got := len(c.current().clients); got < n {
 		t.Errorf("%d settings keys for %d distinct settings", got, n)
 	}
 }

@@ -343,9 +343,7 @@ func TestCollectorUpdate(t *testing.T) {
 // exposition is what a scrape writes, without refreshing anything.
 func exposition(t *testing.T, c *Collector) string {
 	t.Helper()
-	c.mu.RLock()
-	s := &Scrape{targets: c.targets}
-	c.mu.RUnlock()
+	s := exposedScrape(c, false)
 	var b strings.Builder
 	if _, err := s.WriteTo(&b); err != nil {
 		t.Fatal(err)
@@ -454,8 +452,8 @@ func TestCallKeepsItsOwnTimeout(t *testing.T) {
 	c := New(discardLogger(), Options{Concurrency: 1})
 	defer c.Close()
 	rec := deadlineClient{deadline: make(chan time.Time, 1)}
-	tg := &target{provider: providers["greenapi"], name: "x", timeout: time.Minute, client: rec, logger: discardLogger(), mem: &memory{}, stats: newInstanceStats(providers["greenapi"])}
-	tg.mem.current.Store(tg)
+	tg := &target{provider: providers["greenapi"], name: "x", timeout: time.Minute, client: rec, logger: discardLogger(), stats: newInstanceStats(providers["greenapi"].methods)}
+	installTargets(c, tg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	start := time.Now()

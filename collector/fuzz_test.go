@@ -103,13 +103,14 @@ func FuzzProviderAnswer(f *testing.F) {
 		spec := specs[int(which)%len(specs)]
 		logger, logs := testlog.New()
 		p := providers[spec.Base().Provider]
-		if p.withQueue != nil {
-			p = p.withQueue
+		methods := p.methods
+		if p.QueueMethod != "" {
+			methods = methods.with(p.QueueMethod)
 		}
 		api := &API{
 			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{"Retry-After": {retry}}, body: body}},
 			logger:  logger,
-			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(p)),
+			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(methods)),
 		}
 		client, err := p.NewClient(spec, api)
 		if err != nil {
@@ -276,7 +277,7 @@ func FuzzListing(f *testing.F) {
 		api := &API{
 			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{}, body: body}},
 			logger:  logger,
-			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(accountProvider(p))),
+			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(newMethodSet(p.Account.Method))),
 		}
 		l, err := p.Account.NewLister(acct.Spec, api)
 		if err != nil {

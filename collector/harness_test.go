@@ -529,11 +529,12 @@ func clientFromConfig(t *testing.T, cfg *config.Config) *testClient {
 		t.Fatalf("HTTP client: %v", err)
 	}
 	t.Cleanup(hc.CloseIdleConnections)
+	methods := p.methods
 	if qs, ok := spec.(queueSpec); ok && qs.watchesQueue(false) {
-		p = p.withQueue
+		methods = methods.with(p.QueueMethod)
 	}
 	logger, logs := testlog.New()
-	m := testCallMetrics{stats: newInstanceStats(p), provider: newProviderMetrics()}
+	m := testCallMetrics{stats: newInstanceStats(methods), provider: newProviderMetrics()}
 	api := &API{
 		client:  hc,
 		logger:  logger.With("provider", p.Name, "name", base.Name),
@@ -763,9 +764,7 @@ func scrapeOnce(t *testing.T, c *Collector) {
 // errorCount is the named instance's failures of a method by reason.
 func errorCount(t *testing.T, c *Collector, name, method, reason string) uint64 {
 	t.Helper()
-	c.mu.RLock()
-	tg := c.byName[name]
-	c.mu.RUnlock()
+	tg := targetNamed(c, name)
 	if tg == nil {
 		t.Fatalf("no instance %q", name)
 	}

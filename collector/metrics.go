@@ -34,8 +34,29 @@ type methodStats struct {
 	errors  [len(Reasons)]atomic.Uint64 // by index in Reasons
 }
 
-func newInstanceStats(p *Provider) *instanceStats {
-	return &instanceStats{methods: p.Methods, methodLabels: p.methodLabels, calls: make([]methodStats, len(p.Methods))}
+func newInstanceStats(ms *methodSet) *instanceStats {
+	return &instanceStats{methods: ms.names, methodLabels: ms.labels, calls: make([]methodStats, len(ms.names))}
+}
+
+// methodSet is the methods whose calls an instance counts: its provider's
+// state request, or the listing that carries its state, and then the
+// queue request when it watches its queue.
+type methodSet struct {
+	names  []string
+	labels []string // method="…", escaped
+}
+
+func newMethodSet(names ...string) *methodSet {
+	ms := &methodSet{names: names}
+	for _, n := range names {
+		ms.labels = append(ms.labels, `method="`+escapeLabel(n)+`"`)
+	}
+	return ms
+}
+
+// with returns the set with one method more.
+func (ms *methodSet) with(name string) *methodSet {
+	return newMethodSet(append(slices.Clone(ms.names), name)...)
 }
 
 // observe counts a call of the i-th method.

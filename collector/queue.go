@@ -115,10 +115,10 @@ func (m *memory) recordQueue(logger *slog.Logger, a queueAnswer, n int, e *Error
 	default:
 		q.shown = false
 	}
-	if e != nil && e.RetryAfter > 0 {
-		m.holdLocked(time.Now().Add(e.RetryAfter))
-	}
 	m.mu.Unlock()
+	if e != nil && e.RetryAfter > 0 {
+		m.hold(time.Now().Add(e.RetryAfter))
+	}
 	switch {
 	case a == queueFailed && !wasFailing:
 		logger.Warn("Queue request failing; the state is not affected", "reason", e.Reason, "err", e.Error())

@@ -45,17 +45,16 @@ type Provider struct {
 	// exporter does not receive them.
 	Webhook *Webhook
 	// QueueMethod is the method label of the outgoing queue call, when
-	// the provider's clients can read it (queue.go); withQueue is the
-	// provider with that method, for the instances that watch it.
+	// the provider's clients can read it (queue.go).
 	QueueMethod string
-	withQueue   *Provider
 
-	// stateLabels are the state label pairs of States and then of
-	// StateUnknown, methodLabels the method label pairs of Methods,
-	// escaped, for the exposition; disconnectLabels the reason label
-	// pairs of DisconnectReasons.
-	stateLabels, methodLabels []string
-	disconnectLabels          map[string]string
+	// methods are Methods with their labels. stateLabels are the state
+	// label pairs of States and then of StateUnknown, escaped, for the
+	// exposition; disconnectLabels the reason label pairs of
+	// DisconnectReasons.
+	methods          *methodSet
+	stateLabels      []string
+	disconnectLabels map[string]string
 }
 
 var providers = map[string]*Provider{}
@@ -65,20 +64,12 @@ func register(p *Provider) {
 	for _, st := range append(slices.Clone(p.States), StateUnknown) {
 		p.stateLabels = append(p.stateLabels, `state="`+escapeLabel(st)+`"`)
 	}
-	for _, m := range p.Methods {
-		p.methodLabels = append(p.methodLabels, `method="`+escapeLabel(m)+`"`)
-	}
+	p.methods = newMethodSet(p.Methods...)
 	p.disconnectLabels = map[string]string{}
 	for _, r := range p.DisconnectReasons {
 		p.disconnectLabels[r] = `reason="` + escapeLabel(r) + `"`
 	}
 	providers[p.Name] = p
-	if p.QueueMethod != "" {
-		q := *p
-		q.Methods = append(slices.Clone(p.Methods), p.QueueMethod)
-		q.methodLabels = append(slices.Clone(p.methodLabels), `method="`+escapeLabel(p.QueueMethod)+`"`)
-		p.withQueue = &q
-	}
 	if p.Account != nil {
 		p.Config.Account = &p.Account.Config
 	}

@@ -246,9 +246,7 @@ func (c *Collector) serveNotification(p *Provider, w http.ResponseWriter, r *htt
 		c.answer(w, p, nil, OutcomeIgnored)
 		return
 	}
-	c.mu.RLock()
-	targets := c.byID[p.Name+"\x00"+n.ID]
-	c.mu.RUnlock()
+	targets := c.current().byID[p.Name+"\x00"+n.ID]
 	if len(targets) == 0 {
 		c.receiver.logUnknown(c.logger, p.Name, n.ID)
 		c.answer(w, p, nil, OutcomeUnknownInstance)
@@ -365,7 +363,7 @@ func (t *target) notify(n Notification, now time.Time) string {
 	}
 	m.last, m.updated, m.asOf, m.notified, m.notifiedAt = o, now, asOf, true, n.At
 	m.noteDisconnect(o)
-	if due := maxTime(m.heldTill, m.called.Add(callSpacing)); due.Before(m.freshTill) {
+	if due := maxTime(m.limit.till(), m.called.Add(callSpacing)); due.Before(m.freshTill) {
 		m.freshTill = due
 	}
 	m.mu.Unlock()

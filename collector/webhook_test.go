@@ -150,9 +150,7 @@ func (e *webhookEnv) shown(t *testing.T, name string) (string, bool) {
 // exposed is what a scrape writes, without refreshing anything.
 func (e *webhookEnv) exposed(t *testing.T) string {
 	t.Helper()
-	e.c.mu.RLock()
-	s := &Scrape{targets: e.c.targets, notifications: true}
-	e.c.mu.RUnlock()
+	s := exposedScrape(e.c, true)
 	var b strings.Builder
 	if _, err := s.WriteTo(&b); err != nil {
 		t.Fatal(err)
@@ -236,9 +234,7 @@ func TestNotificationUpdatesStateAtOnce(t *testing.T) {
 // if that much time had gone by.
 func (e *webhookEnv) sinceLastCall(t *testing.T, name string, d time.Duration) {
 	t.Helper()
-	e.c.mu.RLock()
-	m := e.c.byName[name].mem
-	e.c.mu.RUnlock()
+	m := memOf(e.c, name)
 	m.mu.Lock()
 	m.called = time.Now().Add(-d)
 	m.mu.Unlock()
@@ -274,9 +270,7 @@ func TestNotificationDueCallRespectsLimits(t *testing.T) {
 	if got, _ := e.state(t, "shop"); got != "sleepMode" || e.sim.Calls("greenapi", "1101000001") != calls {
 		t.Errorf("within a second of the last call: state %q and %d calls, want the notification and none", got, e.sim.Calls("greenapi", "1101000001")-calls)
 	}
-	e.c.mu.RLock()
-	m := e.c.byName["shop"].mem
-	e.c.mu.RUnlock()
+	m := memOf(e.c, "shop")
 	m.hold(time.Now().Add(time.Hour))
 	e.sinceLastCall(t, "shop", 2*time.Second)
 	e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "starting", time.Now().Add(3*time.Second)))
@@ -366,9 +360,7 @@ func TestDisconnectReason(t *testing.T) {
 		}
 	}
 	// A call that finds it working ends it too.
-	e.c.mu.RLock()
-	m := e.c.byName["bot"].mem
-	e.c.mu.RUnlock()
+	m := memOf(e.c, "bot")
 	m.mu.Lock()
 	m.freshTill = time.Time{}
 	m.mu.Unlock()
@@ -502,9 +494,7 @@ func TestNotificationDuringCallWins(t *testing.T) {
 	// state from before the change: it must not undo the notification.
 	e := newWebhookEnv(t, "")
 	e.scrape(t)
-	e.c.mu.RLock()
-	tg := e.c.byName["shop"]
-	e.c.mu.RUnlock()
+	tg := targetNamed(e.c, "shop")
 	started := time.Now()
 	time.Sleep(1100 * time.Millisecond)
 	if got := tg.notify(Notification{ID: "1101000001", State: "blocked", At: time.Now(), Absolute: true}, time.Now()); got != OutcomeAccepted {

@@ -409,18 +409,22 @@ func resolveEndpoint(b *Common, defaultURL string, r *resolver) error {
 	if err := b.HTTPClientConfig.Validate(); err != nil {
 		return &FieldError{Field: "HTTP client settings", Err: err}
 	}
+	if r.checkedFiles {
+		return nil
+	}
 	b.HTTPClientConfig.SetDirectory(r.dir)
 	return checkHTTPFiles(b.HTTPClientConfig)
 }
 
-// ResolveInstance takes an instance built by the program rather than read
-// from a file (one found in an account's listing) through the loader's
-// steps, without environment expansion.
-func ResolveInstance(s Spec) error {
+// ResolveListed takes an instance found in an account's listing through
+// the loader's steps, without environment expansion. Its HTTP settings
+// are the account's: their files were checked when the account was
+// loaded, and are not opened again for each instance of each listing.
+func ResolveListed(s Spec) error {
 	if _, ok := provider(s.Base().Provider); !ok {
 		return fmt.Errorf("unknown provider %q", s.Base().Provider)
 	}
-	return resolve(s, &resolver{})
+	return resolve(s, &resolver{checkedFiles: true})
 }
 
 // checkLabelValue accepts what can be a label value and a log field: valid
@@ -451,6 +455,9 @@ func (e *FieldError) Unwrap() error { return e.Err }
 type resolver struct {
 	dir  string
 	opts Options
+	// checkedFiles: the HTTP settings come from a loaded account, whose
+	// files were checked and whose paths are absolute already.
+	checkedFiles bool
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)

@@ -1,0 +1,366 @@
+package collector
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+)
+
+// snapshot is what the collector watches: immutable once published, and
+// replaced whole. It points at memories and at the accounts' states,
+// which change between scrapes, but nothing it holds points back at it.
+type snapshot struct {
+	// configured are the configuration's instances, accounts its
+	// accounts, in its order.
+	configured []config.Instance
+	accounts   []*account
+	// targets are the configured instances, then those the accounts
+	// found.
+	targets []*target
+	byName  map[string]*target
+	byID    map[string][]*target // by provider and ID, for notifications
+	// work is the call each memory key stands for: the *target of the
+	// first instance of that key, or the *account of a listing.
+	work map[string]any
+	// memories are the instances' memories by key, and those of
+	// instances no longer watched that still hold a result or a queued
+	// call (an instance removed and added again is still the same
+	// upstream instance); limits the rate limits by upstream instance.
+	memories map[string]*memory
+	limits   map[string]*limit
+	// found says what each account's last listing gave.
+	found   map[*account]accountFound
+	clients clientPool
+}
+
+// accountFound is what a listing gave: the instances watched and those
+// left out, by reason.
+type accountFound struct {
+	instances int
+	skipped   map[string]int
+}
+
+func emptySnapshot() *snapshot {
+	return &snapshot{byName: map[string]*target{}, byID: map[string][]*target{}, work: map[string]any{},
+		memories: map[string]*memory{}, limits: map[string]*limit{}, found: map[*account]accountFound{}}
+}
+
+// target is one instance, configured or found by an account. Immutable.
+type target struct {
+	provider *Provider
+	name     string
+	labels   string // provider="…",name="…", escaped for the text format
+	timeout  time.Duration
+	spec     config.Spec
+	client   Client
+	http     *http.Client // shared with the instances of the same settings
+	logger   *slog.Logger
+	mem      *memory
+	stats    *instanceStats // kept across reloads by provider and name
+	// queue reads the instance's outgoing queue; nil when it does not
+	// watch it.
+	queue queueReader
+	// foundBy is the account whose listing found this instance; nil for
+	// a configured one. listed is set when that listing carries the
+	// instance's live state: the listing is then its state request.
+	foundBy *account
+	listed  bool
+}
+
+// instanceKey is the key of an instance's memory: the upstream instance
+// (config.Common.Identity) and the credential its calls carry.
+func instanceKey(b *config.Common) string {
+	return b.Identity() + "\x00" + credential(b)
+}
+
+// credential is a digest of what authenticates an instance's or an
+// account's calls: its secret and the secrets of its HTTP settings. Two
+// configurations that differ in it may get different answers.
+func credential(b *config.Common) string {
+	h := sha256.New()
+	write := func(s string) {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	write(b.Secret())
+	hc := b.HTTPClientConfig
+	if ba := hc.BasicAuth; ba != nil {
+		write(ba.Username + "\x00" + string(ba.Password) + "\x00" + ba.PasswordFile)
+	}
+	if au := hc.Authorization; au != nil {
+		write(au.Type + "\x00" + string(au.Credentials) + "\x00" + au.CredentialsFile)
+	}
+	if o := hc.OAuth2; o != nil {
+		write(o.ClientID + "\x00" + string(o.ClientSecret) + "\x00" + o.ClientSecretFile)
+	}
+	write(string(hc.BearerToken) + "\x00" + hc.BearerTokenFile)
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// Update replaces the configuration: the new snapshot is planned from the
+// current one and published only when the whole of it is valid, so that a
+// configuration that fails changes nothing. An instance whose
+// configuration did not change keeps its client; every instance keeps the
+// memory of its key (result, queued call), the Retry-After of its upstream
+// instance and the call counts of its name; an account keeps its last
+// listing. An instance an account's last listing holds under the name of
+// a configured one makes the configuration fail.
+func (c *Collector) Update(cfg *config.Config) error {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	if c.closed {
+		return fmt.Errorf("collector closed")
+	}
+	cur := c.current()
+	pool := cur.clients.renew()
+	accounts, err := c.planAccounts(cur, cfg.Accounts, pool)
+	if err != nil {
+		pool.discard()
+		return err
+	}
+	next, err := c.plan(cur, cfg.Instances, accounts, pool, true)
+	if err != nil {
+		pool.discard()
+		return err
+	}
+	c.commit(next, pool)
+	return nil
+}
+
+// planner applies the accounts' new listings, one at a time, on request.
+func (c *Collector) planner() {
+	for {
+		select {
+		case <-c.stopped:
+			return
+		case done := <-c.replans:
+			c.applyMu.Lock()
+			if !c.closed {
+				cur := c.current()
+				pool := cur.clients.renew()
+				if next, err := c.plan(cur, cur.configured, cur.accounts, pool, false); err != nil {
+					pool.discard()
+					c.logger.Error("Cannot watch the instances the accounts list", "err", err)
+				} else {
+					c.commit(next, pool)
+				}
+			}
+			c.applyMu.Unlock()
+			close(done)
+		}
+	}
+}
+
+// replan asks the planner to apply the accounts' listings, and returns
+// once it has.
+func (c *Collector) replan() {
+	done := make(chan struct{})
+	select {
+	case c.replans <- done:
+		<-done
+	case <-c.stopped:
+	}
+}
+
+// planAccounts returns the accounts of a configuration: those of cur that
+// did not change, and new ones, which take the state (last listing,
+// counts) of cur's account of the same key. It changes nothing cur holds.
+func (c *Collector) planAccounts(cur *snapshot, cfg []config.Account, pool *clientPoolUpdate) ([]*account, error) {
+	byKey := make(map[string]*account, len(cur.accounts))
+	for _, a := range cur.accounts {
+		byKey[a.key] = a
+	}
+	accounts := make([]*account, 0, len(cfg))
+	for _, acct := range cfg {
+		key := accountKey(acct.Spec)
+		old := byKey[key]
+		if old != nil && reflect.DeepEqual(old.spec, acct.Spec) {
+			pool.keep(old.spec.Account().HTTPClientConfig, old.http)
+			accounts = append(accounts, old)
+			continue
+		}
+		var state *accountState
+		if old != nil {
+			state = old.state
+		}
+		a, err := c.newAccount(acct, key, state, pool)
+		if err != nil {
+			return nil, fmt.Errorf("account %q: %w", acct.Name(), err)
+		}
+		accounts = append(accounts, a)
+	}
+	return accounts, nil
+}
+
+// plan builds the snapshot of the configured instances and of those the
+// accounts' last listings hold, from cur, which it does not change.
+// strict makes an account's instance with the name of a configured one an
+// error rather than a skipped instance.
+func (c *Collector) plan(cur *snapshot, configured []config.Instance, accounts []*account, pool *clientPoolUpdate, strict bool) (*snapshot, error) {
+	taken := make(map[string]bool, len(configured))
+	for _, inst := range configured {
+		taken[inst.Name()] = true
+	}
+	if strict {
+		for _, a := range accounts {
+			if name := a.takes(taken); name != "" {
+				return nil, fmt.Errorf("instance %q: account %q lists an instance of that name; names must be unique (set name_prefix or a filter on the account)", name, a.name)
+			}
+		}
+	}
+	configuredIDs := make(map[string]bool, len(configured))
+	for _, inst := range configured {
+		configuredIDs[inst.Spec.Base().Identity()] = true
+	}
+	next := emptySnapshot()
+	next.configured, next.accounts = configured, accounts
+	discovered, foundBy := c.discovered(next, taken, configuredIDs)
+	instances := append(slices.Clip(configured), discovered...)
+
+	next.targets = make([]*target, 0, len(instances))
+	next.byName = make(map[string]*target, len(instances))
+	for _, inst := range instances {
+		mem := next.memory(cur, instanceKey(inst.Spec.Base()), inst.Spec.Base().Identity())
+		prev := cur.byName[inst.Name()]
+		f := foundBy[inst.Name()]
+		var t *target
+		if prev != nil && prev.mem == mem && prev.foundBy == f.account && prev.listed == f.listed && reflect.DeepEqual(prev.spec, inst.Spec) {
+			pool.keep(prev.spec.Base().HTTPClientConfig, prev.http)
+			t = prev
+		} else {
+			var err error
+			if t, err = c.newTarget(inst, mem, prev, f, pool); err != nil {
+				return nil, fmt.Errorf("instance %q: %w", inst.Name(), err)
+			}
+		}
+		next.targets = append(next.targets, t)
+		next.byName[t.name] = t
+		key := t.provider.Name + "\x00" + t.spec.Base().ID()
+		next.byID[key] = append(next.byID[key], t)
+		if _, ok := next.work[mem.key]; !ok {
+			next.work[mem.key] = t
+		}
+	}
+	for _, a := range accounts {
+		next.work[a.key] = a
+	}
+	// Keep the memories no longer watched that still hold a result or a
+	// call.
+	now := time.Now()
+	for key, m := range cur.memories {
+		if _, ok := next.memories[key]; ok {
+			continue
+		}
+		if _, fresh := m.freshness(now); fresh || c.sched.pending(m) {
+			next.memories[key] = m
+			next.limits[identityOf(key)] = m.limit
+		}
+	}
+	return next, nil
+}
+
+// memory returns the memory of key in next: cur's, or a new one that
+// shares the rate limit of its upstream instance identity.
+func (next *snapshot) memory(cur *snapshot, key, identity string) *memory {
+	if m, ok := next.memories[key]; ok {
+		return m
+	}
+	m, ok := cur.memories[key]
+	if !ok {
+		l := next.limits[identity]
+		if l == nil {
+			l = cur.limits[identity]
+		}
+		m = newMemory(key, l)
+	}
+	next.memories[key] = m
+	next.limits[identity] = m.limit
+	return m
+}
+
+// identityOf is the upstream instance identity of a memory key.
+func identityOf(key string) string {
+	if i := len(key) - 2*12 - 1; i >= 0 {
+		return key[:i]
+	}
+	return key
+}
+
+// newTarget builds the target of an instance, keeping the call counts of
+// prev, the target of its name in the current snapshot, when they count
+// the same methods.
+func (c *Collector) newTarget(inst config.Instance, mem *memory, prev *target, f found, pool *clientPoolUpdate) (*target, error) {
+	base := inst.Spec.Base()
+	p, ok := providers[base.Provider]
+	if !ok {
+		return nil, fmt.Errorf("unknown provider %q", base.Provider)
+	}
+	// An instance whose state comes with its account's listing counts
+	// that listing as its call, under the listing's method.
+	methods := p.methods
+	if f.listed {
+		methods = f.account.methods
+	}
+	qs, ok := inst.Spec.(queueSpec)
+	watchesQueue := ok && p.QueueMethod != "" && qs.watchesQueue(c.opts.MessagesQueue)
+	if watchesQueue {
+		methods = methods.with(p.QueueMethod)
+	}
+	stats := newInstanceStats(methods)
+	if prev != nil && prev.provider == p && slices.Equal(prev.stats.methods, methods.names) {
+		stats = prev.stats
+	}
+	hc, err := pool.get(base.HTTPClientConfig)
+	if err != nil {
+		return nil, err
+	}
+	logger := c.logger.With("provider", p.Name, "name", base.Name)
+	api := &API{client: hc, userAgent: c.opts.UserAgent, logger: logger, metrics: c.metrics.observer(p.Name, stats)}
+	client, err := p.NewClient(inst.Spec, api)
+	if err != nil {
+		return nil, err
+	}
+	t := &target{
+		provider: p,
+		name:     base.Name,
+		labels:   `provider="` + escapeLabel(p.Name) + `",name="` + escapeLabel(base.Name) + `"`,
+		timeout:  time.Duration(base.Timeout),
+		spec:     inst.Spec,
+		client:   client,
+		http:     hc,
+		logger:   logger,
+		mem:      mem,
+		stats:    stats,
+		foundBy:  f.account,
+		listed:   f.listed,
+	}
+	if watchesQueue {
+		t.queue, _ = client.(queueReader)
+	}
+	return t, nil
+}
+
+// commit publishes next, built by plan from the current snapshot, and
+// starts and stops the accounts' refreshes to match. Under applyMu.
+func (c *Collector) commit(next *snapshot, pool *clientPoolUpdate) {
+	next.clients = pool.commit()
+	c.snap.Store(next)
+	for a, stop := range c.loops {
+		if !slices.Contains(next.accounts, a) {
+			stop()
+			delete(c.loops, a)
+		}
+	}
+	for _, a := range next.accounts {
+		if _, ok := c.loops[a]; !ok {
+			c.loops[a] = c.refreshLoop(a)
+		}
+	}
+}
