@@ -1,0 +1,68 @@
+package collector
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
+)
+
+// TestFailedReloadKeepsTheRunningAccount: a reload that changes an
+// account and then fails (here: a configured instance takes the name of
+// one the account lists) changes nothing. The account that keeps serving
+// is the running one, entirely: its listings still bring states and new
+// instances. (A new account used to take over the running account's
+// memory before the reload was known to succeed: after the failure, every
+// listing ran the discarded account, and its instances froze in their
+// last state with whatsapp_up 1.)
+func TestFailedReloadKeepsTheRunningAccount(t *testing.T) {
+	env := accountEnv{newTestEnv(t, Options{})} // every scrape lists
+	env.sim.SetEvolutionVersion(simulator.Evolution18)
+	env.sim.Set(simulator.Evolution, "bot", "t-bot", simulator.Behaviour{State: "open"})
+	env.sim.SetAccount(simulator.Evolution, "global-key", simulator.Member{ID: "bot"})
+	account := env.account(simulator.Evolution, "server", "global-key")
+	if err := env.load(t, "", account); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the first listing", func() bool { return slices.Equal(env.watched(), []string{"server/bot"}) })
+	env.scrape(t, 0, stateHeader+stateLines("evolution", "bot", "open", true), "whatsapp_instance_state")
+
+	changed := strings.Replace(account, "refresh_interval: 1h", "refresh_interval: 2h", 1)
+	if changed == account {
+		t.Fatal("the account's configuration has no refresh_interval to change")
+	}
+	clash := simulator.ProviderOf(simulator.Evolution).Config(env.srv.URL, "bot", "other", "t-other")
+	if err := env.load(t, clash, changed); err == nil || !strings.Contains(err.Error(), `instance "bot"`) {
+		t.Fatalf("reload with a name clash: %v, want it refused", err)
+	}
+
+	env.sim.Set(simulator.Evolution, "bot", "t-bot", simulator.Behaviour{State: "close"})
+	env.sim.Set(simulator.Evolution, "late", "t-late", simulator.Behaviour{State: "connecting"})
+	env.sim.SetAccount(simulator.Evolution, "global-key", simulator.Member{ID: "bot"}, simulator.Member{ID: "late"})
+	env.scrape(t, 0, stateHeader+stateLines("evolution", "bot", "close", true), "whatsapp_instance_state")
+	waitUntil(t, "the new instance", func() bool {
+		return slices.Equal(env.watched(), []string{"server/bot", "server/late"})
+	})
+	env.scrape(t, 0, stateHeader+stateLines("evolution", "bot", "close", true)+stateLines("evolution", "late", "connecting", true), "whatsapp_instance_state")
+}
+
+// TestSameInstanceOtherCredentials: one upstream instance configured twice
+// with different credentials (a rotation under way, a copy-paste) gives
+// each configuration its own answer: the one with the right token is not
+// shown unauthorized because the other's call came last.
+func TestSameInstanceOtherCredentials(t *testing.T) {
+	env := newTestEnv(t, Options{})
+	right := env.add(simulator.GreenAPI, "right", "1101000001", simulator.Behaviour{State: "authorized"})
+	wrong := simulator.ProviderOf(simulator.GreenAPI).Config(env.srv.URL, "wrong", "1101000001", "not-the-token", "timeout: 2s")
+	for range 2 { // either order of the calls
+		env.load(t, right, wrong)
+		for range 3 {
+			env.scrape(t, 0, upHeader+upLine("greenapi", "right", true)+upLine("greenapi", "wrong", false), "whatsapp_up")
+		}
+		right, wrong = wrong, right
+	}
+	if n := errorCount(t, env.c, "right", "getStateInstance", ReasonUnauthorized); n != 0 {
+		t.Errorf("the instance with the right token counts %d unauthorized calls", n)
+	}
+}
