@@ -367,7 +367,7 @@ func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
 	}
 	env.load(t, keep) // while the call of "gone" is in flight
 	<-done
-	waitUntil(t, "the end of the removed instance's call", func() bool { q, f := env.c.sched.counts(); return q+f == 0 })
+	waitUntil(t, "the end of the removed instance's call", func() bool { return callsIdle(env.c) })
 	if text := exposition(t, env.c); strings.Contains(text, `name="gone"`) {
 		t.Errorf("the removed instance came back:\n%s", text)
 	}

@@ -191,4 +191,3 @@ func (m *memory) record(logger *slog.Logger, o outcome, detail string, started, 
 		logger.Info("State changed", "state", o.state)
 	}
 }
-

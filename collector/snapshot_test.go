@@ -1,9 +1,13 @@
 package collector
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 )
@@ -64,5 +68,65 @@ func TestSameInstanceOtherCredentials(t *testing.T) {
 	}
 	if n := errorCount(t, env.c, "right", "getStateInstance", ReasonUnauthorized); n != 0 {
 		t.Errorf("the instance with the right token counts %d unauthorized calls", n)
+	}
+}
+
+// TestFailedReloadChangesNothing: a reload that fails at any step, after
+// changing an instance and an account, leaves every answer of the
+// collector as it was: the metrics of a scrape, the instances it lists,
+// the metrics of the accounts. A listing that fails publishes nothing
+// either: the last good list stays.
+func TestFailedReloadChangesNothing(t *testing.T) {
+	env := accountEnv{newTestEnv(t, Options{MinInterval: time.Hour})}
+	env.sim.SetEvolutionVersion(simulator.Evolution18)
+	env.sim.Set(simulator.Evolution, "bot", "t-bot", simulator.Behaviour{State: "open"})
+	env.sim.SetAccount(simulator.Evolution, "global-key", simulator.Member{ID: "bot"})
+	shop := env.add(simulator.GreenAPI, "shop", "1101000001", simulator.Behaviour{State: "authorized"})
+	account := env.account(simulator.Evolution, "server", "global-key")
+	if err := env.load(t, shop, account); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the first listing", func() bool { return len(env.watched()) == 2 })
+	scrapeOnce(t, env.c)
+	answers := func() string {
+		var b strings.Builder
+		if _, err := exposedScrape(env.c, false).WriteTo(&b); err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range env.c.Instances() {
+			fmt.Fprintf(&b, "%s %s %s %v\n", in.Provider, in.Account, in.Name, in.Spec.Base().Timeout)
+		}
+		return b.String() + gatherAccountMetrics(t, env.c)
+	}
+	before := answers()
+
+	badCA := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(badCA, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	changedShop := strings.Replace(shop, "timeout: 2s", "timeout: 3s", 1)
+	changedAccount := strings.Replace(account, "refresh_interval: 1h", "refresh_interval: 2h", 1)
+	for name, instances := range map[string]string{
+		"name clash": changedShop + simulator.ProviderOf(simulator.Evolution).Config(env.srv.URL, "bot", "other", "t-other"),
+		"unusable HTTP settings": changedShop + simulator.ProviderOf(simulator.GreenAPI).Config(env.srv.URL, "new", "1101000002", "secret",
+			"tls_config: {ca_file: "+badCA+"}"),
+	} {
+		if err := env.load(t, instances, changedAccount); err == nil {
+			t.Fatalf("%s: reload accepted", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+		if got := answers(); got != before {
+			t.Errorf("%s: answers after the failed reload:\n%s\nwant as before:\n%s", name, got, before)
+		}
+	}
+
+	env.sim.ScheduleAccount(simulator.Evolution, "global-key", simulator.AccountStep{Fault: simulator.FaultServerError})
+	listNow(env.c, accountsOf(env.c)[0])
+	if !strings.Contains(gatherAccountMetrics(t, env.c), `reason="server_error"`) {
+		t.Fatal("the listing did not fail")
+	}
+	if got, want := env.watched(), []string{"/shop", "server/bot"}; !slices.Equal(got, want) {
+		t.Errorf("after a failing listing: watched %v, want %v", got, want)
 	}
 }

@@ -282,7 +282,7 @@ func (c *Collector) serveNotification(p *Provider, w http.ResponseWriter, r *htt
 		c.answer(w, p, targets, OutcomeUnauthorized)
 		return
 	}
-	// Instances of the same identity share their memory: apply once.
+	// Instances of the same key share their memory: apply once.
 	outcome := OutcomeStale
 	applied := map[*memory]string{}
 	for _, t := range authorized {
