@@ -170,7 +170,7 @@ func accountKey(spec config.AccountSpec) string {
 // state of the current account of its key, or a new one.
 func (c *Collector) newAccount(acct config.Account, key string, state *accountState, pool *clientPoolUpdate) (*account, error) {
 	spec := acct.Spec.Account()
-	p, ok := providers[spec.Provider]
+	p, ok := lookup(spec.Provider)
 	if !ok || p.Account == nil {
 		return nil, fmt.Errorf("provider %q has no accounts", spec.Provider)
 	}

@@ -134,7 +134,7 @@ func newTestLister(t *testing.T, tg listingTarget, apiURL string) (Lister, *test
 		t.Fatal(err)
 	}
 	spec := cfg.Accounts[0].Spec
-	p := providers[tg.provider]
+	p := mustLookup(tg.provider)
 	hc, err := clientPool{}.renew().get(spec.Account().HTTPClientConfig)
 	if err != nil {
 		t.Fatal(err)

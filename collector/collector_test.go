@@ -452,7 +452,7 @@ func TestCallKeepsItsOwnTimeout(t *testing.T) {
 	c := New(discardLogger(), Options{Concurrency: 1})
 	defer c.Close()
 	rec := deadlineClient{deadline: make(chan time.Time, 1)}
-	tg := &target{provider: providers["greenapi"], name: "x", timeout: time.Minute, client: rec, logger: discardLogger(), stats: newInstanceStats(providers["greenapi"].methods)}
+	tg := &target{provider: mustLookup("greenapi"), name: "x", timeout: time.Minute, client: rec, logger: discardLogger(), stats: newInstanceStats(mustLookup("greenapi").methods)}
 	installTargets(c, tg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()

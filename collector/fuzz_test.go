@@ -102,7 +102,7 @@ func FuzzProviderAnswer(f *testing.F) {
 		}
 		spec := specs[int(which)%len(specs)]
 		logger, logs := testlog.New()
-		p := providers[spec.Base().Provider]
+		p := mustLookup(spec.Base().Provider)
 		methods := p.methods
 		if p.QueueMethod != "" {
 			methods = methods.with(p.QueueMethod)
@@ -272,7 +272,7 @@ func FuzzListing(f *testing.F) {
 			status = 200 + (status%400+400)%400
 		}
 		acct := cfg.Accounts[int(which)%len(cfg.Accounts)]
-		p := providers[acct.Provider()]
+		p := mustLookup(acct.Provider())
 		logger, logs := testlog.New()
 		api := &API{
 			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{}, body: body}},

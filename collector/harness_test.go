@@ -517,7 +517,7 @@ func clientFromConfig(t *testing.T, cfg *config.Config) *testClient {
 	t.Helper()
 	spec := cfg.Instances[0].Spec
 	base := spec.Base()
-	p, ok := providers[base.Provider]
+	p, ok := lookup(base.Provider)
 	if !ok {
 		t.Fatalf("provider %q is not registered", base.Provider)
 	}

@@ -59,3 +59,9 @@ func installTargets(c *Collector, targets ...*target) {
 	}
 	c.snap.Store(snap)
 }
+
+// mustLookup is the registered provider of that name, or nil.
+func mustLookup(name string) *Provider {
+	p, _ := lookup(name)
+	return p
+}

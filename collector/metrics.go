@@ -97,7 +97,7 @@ func newProviderMetrics() *providerMetrics {
 		}, []string{"provider", "outcome"}),
 		observers: map[string][]prometheus.Observer{},
 	}
-	for _, p := range providers {
+	for _, p := range registered() {
 		if p.Webhook != nil {
 			for _, o := range Outcomes {
 				m.notifications.WithLabelValues(p.Name, o)

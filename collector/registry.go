@@ -3,7 +3,6 @@ package collector
 import (
 	"context"
 	"slices"
-	"sort"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
@@ -57,9 +56,11 @@ type Provider struct {
 	disconnectLabels map[string]string
 }
 
-var providers = map[string]*Provider{}
+// Loader implements config.Provider.
+func (p *Provider) Loader() *config.ProviderInfo { return &p.Config }
 
-// register is called from each provider file's init.
+// register makes a provider known to the loader and the collector; each
+// provider's file calls it from its init.
 func register(p *Provider) {
 	for _, st := range append(slices.Clone(p.States), StateUnknown) {
 		p.stateLabels = append(p.stateLabels, `state="`+escapeLabel(st)+`"`)
@@ -69,21 +70,42 @@ func register(p *Provider) {
 	for _, r := range p.DisconnectReasons {
 		p.disconnectLabels[r] = `reason="` + escapeLabel(r) + `"`
 	}
-	providers[p.Name] = p
+	p.Config.Name = p.Name
 	if p.Account != nil {
 		p.Config.Account = &p.Account.Config
 	}
-	config.RegisterProvider(p.Name, p.Config)
+	config.Register(p)
+}
+
+// lookup returns the registered provider of that name.
+func lookup(name string) (*Provider, bool) {
+	cp, ok := config.Lookup(name)
+	if !ok {
+		return nil, false
+	}
+	p, ok := cp.(*Provider)
+	return p, ok
+}
+
+// registered are the registered providers, by name.
+func registered() []*Provider {
+	var ps []*Provider
+	for _, name := range config.Providers() {
+		if p, ok := lookup(name); ok {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }
 
 // ProviderStates returns the states of a provider, sorted, for tests and
 // tooling; nil for an unknown provider.
 func ProviderStates(name string) []string {
-	p, ok := providers[name]
+	p, ok := lookup(name)
 	if !ok {
 		return nil
 	}
-	s := append([]string(nil), p.States...)
-	sort.Strings(s)
+	s := slices.Clone(p.States)
+	slices.Sort(s)
 	return s
 }

@@ -298,7 +298,7 @@ func identityOf(key string) string {
 // the same methods.
 func (c *Collector) newTarget(inst config.Instance, mem *memory, prev *target, f found, pool *clientPoolUpdate) (*target, error) {
 	base := inst.Spec.Base()
-	p, ok := providers[base.Provider]
+	p, ok := lookup(base.Provider)
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q", base.Provider)
 	}

@@ -353,7 +353,7 @@ func TestWachatViaCollector(t *testing.T) {
 
 // TestWachatProvider checks the registration: states, method, config.
 func TestWachatProvider(t *testing.T) {
-	p, ok := providers["wachat"]
+	p, ok := lookup("wachat")
 	if !ok {
 		t.Fatal("provider wachat is not registered")
 	}

@@ -201,7 +201,7 @@ func (rc *receiver) logUnknown(logger *slog.Logger, provider, id string) {
 // events).
 func (c *Collector) Webhooks() http.Handler {
 	mux := http.NewServeMux()
-	for _, p := range providers {
+	for _, p := range registered() {
 		if p.Webhook == nil {
 			continue
 		}

@@ -53,7 +53,7 @@ func TestDecodeNotifications(t *testing.T) {
 	} {
 		t.Run(tc.provider+"/"+tc.fixture, func(t *testing.T) {
 			body := readFixture(t, filepath.Join("webhook", tc.provider), tc.fixture)
-			got, err := providers[tc.provider].Webhook.Decode(body, received)
+			got, err := mustLookup(tc.provider).Webhook.Decode(body, received)
 			if tc.malformed {
 				if err == nil {
 					t.Fatalf("decoded %+v, want an error", got)

@@ -17,10 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -129,71 +126,6 @@ func (r *resolver) optionalSecrets(f Fields) error {
 		*o.Resolved = s
 	}
 	return nil
-}
-
-// ProviderInfo describes a provider to the loader.
-type ProviderInfo struct {
-	// NewSpec returns an empty Spec; the loader fills Common with defaults.
-	NewSpec func() Spec
-	// IdentityField is the YAML key of Fields.ID. It also names an instance
-	// without a name in error messages.
-	IdentityField string
-	// SecretField is the YAML key of Fields.Secret; SecretField + "_file"
-	// is that of Fields.SecretFile.
-	SecretField string
-	// DefaultURL is the api_url of an instance that sets none; empty makes
-	// api_url required.
-	DefaultURL string
-
-	// Account describes the provider's accounts, when it can list an
-	// account's instances; nil otherwise.
-	Account *AccountInfo
-}
-
-var (
-	providersMu sync.RWMutex
-	providers   = map[string]ProviderInfo{}
-)
-
-// RegisterProvider makes a provider known to the loader. It panics on a
-// duplicate name, which is a programming error.
-func RegisterProvider(name string, info ProviderInfo) {
-	providersMu.Lock()
-	defer providersMu.Unlock()
-	if _, dup := providers[name]; dup {
-		panic("config: provider registered twice: " + name)
-	}
-	providers[name] = info
-}
-
-// Providers lists the registered provider names, sorted.
-func Providers() []string {
-	providersMu.RLock()
-	defer providersMu.RUnlock()
-	names := make([]string, 0, len(providers))
-	for n := range providers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-func identityFields() []string {
-	var fields []string
-	for _, n := range Providers() {
-		p, _ := provider(n)
-		if p.IdentityField != "" && !slices.Contains(fields, p.IdentityField) {
-			fields = append(fields, p.IdentityField)
-		}
-	}
-	return fields
-}
-
-func provider(name string) (ProviderInfo, bool) {
-	providersMu.RLock()
-	defer providersMu.RUnlock()
-	p, ok := providers[name]
-	return p, ok
 }
 
 // Instance is one monitored WhatsApp instance.

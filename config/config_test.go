@@ -57,17 +57,24 @@ func (s *fakeAccountSpec) Fields() config.Fields {
 
 func (s *fakeAccountSpec) Validate() error { return nil }
 
+// testProvider is a provider known to the loader only.
+type testProvider struct{ info config.ProviderInfo }
+
+func (p *testProvider) Loader() *config.ProviderInfo { return &p.info }
+
 func init() {
-	config.RegisterProvider("fake", config.ProviderInfo{
+	config.Register(&testProvider{config.ProviderInfo{
+		Name:    "fake",
 		NewSpec: func() config.Spec { return &fakeSpec{} }, IdentityField: "ref", SecretField: "password",
 		DefaultURL: "https://fake.example/api",
 		Account: &config.AccountInfo{
 			NewSpec: func() config.AccountSpec { return &fakeAccountSpec{} }, SecretField: "key", DefaultURL: "https://fake.example/accounts",
 		},
-	})
-	config.RegisterProvider("selfhosted", config.ProviderInfo{
+	}})
+	config.Register(&testProvider{config.ProviderInfo{
+		Name:    "selfhosted",
 		NewSpec: func() config.Spec { return &fakeSpec{} }, IdentityField: "ref", SecretField: "password",
-	})
+	}})
 }
 
 // secretValue is the password of every instance in the error cases: no
