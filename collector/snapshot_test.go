@@ -130,3 +130,30 @@ func TestFailedReloadChangesNothing(t *testing.T) {
 		t.Errorf("after a failing listing: watched %v, want %v", got, want)
 	}
 }
+
+// TestListingThatGrowsKeepsTheOthers: a listing that finds one instance
+// more builds that one only: the instances it already held keep their
+// target (configuration, client, memory, counts), the very same object.
+func TestListingThatGrowsKeepsTheOthers(t *testing.T) {
+	env := newAccountEnv(t)
+	members := []simulator.Member{{ID: "t1_a"}, {ID: "t1_b"}}
+	env.sim.SetAccount(simulator.Wachat, "agency-key", members...)
+	if err := env.load(t, "", env.account(simulator.Wachat, "agency", "agency-key")); err != nil {
+		t.Fatal(err)
+	}
+	env.list(t)
+	before := map[string]*target{}
+	for _, tg := range targetsOf(env.c) {
+		before[tg.name] = tg
+	}
+	env.sim.SetAccount(simulator.Wachat, "agency-key", append(members, simulator.Member{ID: "t1_c"})...)
+	env.list(t)
+	if got := env.watched(); !slices.Equal(got, []string{"agency/t1_a", "agency/t1_b", "agency/t1_c"}) {
+		t.Fatalf("watched %v", got)
+	}
+	for _, name := range []string{"t1_a", "t1_b"} {
+		if targetNamed(env.c, name) != before[name] {
+			t.Errorf("%s was rebuilt by a listing that did not change it", name)
+		}
+	}
+}
