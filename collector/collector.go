@@ -228,7 +228,7 @@ func (c *Collector) refresh(ctx context.Context, targets []*target) *Scrape {
 // instance of m's key, bounded by that instance's timeout alone. A
 // memory the snapshot no longer holds was removed while queued.
 func (c *Collector) call(m *memory) {
-	switch w := c.current().work[m.key].(type) {
+	switch w := c.current().entries[m.key].work.(type) {
 	case *account:
 		if w.state.mem == m {
 			c.list(w)

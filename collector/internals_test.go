@@ -54,8 +54,7 @@ func installTargets(c *Collector, targets ...*target) {
 		t.mem = newMemory(fmt.Sprint("test\x00", i), nil)
 		snap.targets = append(snap.targets, t)
 		snap.byName[t.name] = t
-		snap.work[t.mem.key] = t
-		snap.memories[t.mem.key] = t.mem
+		snap.entries[t.mem.key] = entry{mem: t.mem, work: t}
 	}
 	c.snap.Store(snap)
 }

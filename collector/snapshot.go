@@ -26,18 +26,21 @@ type snapshot struct {
 	targets []*target
 	byName  map[string]*target
 	byID    map[string][]*target // by provider and ID, for notifications
-	// work is the call each memory key stands for: the *target of the
-	// first instance of that key, or the *account of a listing.
-	work map[string]any
-	// memories are the instances' memories by key, and those of
-	// instances no longer watched that still hold a result or a queued
-	// call (an instance removed and added again is still the same
-	// upstream instance); limits the rate limits by upstream instance.
-	memories map[string]*memory
-	limits   map[string]*limit
+	// entries are the memories by key, with the call each stands for.
+	entries map[string]entry
 	// found says what each account's last listing gave.
 	found   map[*account]accountFound
 	clients clientPool
+}
+
+// entry is a memory and the call it stands for: the *target of the first
+// instance of its key, or the *account of a listing; nil for the memory of
+// an instance no longer watched that still holds a result or a queued
+// call (an instance removed and added again is still the same upstream
+// instance).
+type entry struct {
+	mem  *memory
+	work any
 }
 
 // accountFound is what a listing gave: the instances watched and those
@@ -48,8 +51,8 @@ type accountFound struct {
 }
 
 func emptySnapshot() *snapshot {
-	return &snapshot{byName: map[string]*target{}, byID: map[string][]*target{}, work: map[string]any{},
-		memories: map[string]*memory{}, limits: map[string]*limit{}, found: map[*account]accountFound{}}
+	return &snapshot{byName: map[string]*target{}, byID: map[string][]*target{}, entries: map[string]entry{},
+		found: map[*account]accountFound{}}
 }
 
 // target is one instance, configured or found by an account. Immutable.
@@ -101,8 +104,12 @@ func credential(b *config.Common) string {
 		write(o.ClientID + "\x00" + string(o.ClientSecret) + "\x00" + o.ClientSecretFile)
 	}
 	write(string(hc.BearerToken) + "\x00" + hc.BearerTokenFile)
-	return hex.EncodeToString(h.Sum(nil)[:12])
+	return hex.EncodeToString(h.Sum(nil)[:credentialLen/2])
 }
+
+// credentialLen is the length of a credential digest: 64 bits tell apart
+// the few credentials one instance is configured with.
+const credentialLen = 16
 
 // Update replaces the configuration: the new snapshot is planned from the
 // current one and published only when the whole of it is valid, so that a
@@ -226,8 +233,23 @@ func (c *Collector) plan(cur *snapshot, configured []config.Instance, accounts [
 
 	next.targets = make([]*target, 0, len(instances))
 	next.byName = make(map[string]*target, len(instances))
+	next.entries = make(map[string]entry, len(instances)+len(accounts))
+	var limits map[string]*limit // by identity, when a new memory needs them
 	for _, inst := range instances {
-		mem := next.memory(cur, instanceKey(inst.Spec.Base()), inst.Spec.Base().Identity())
+		key := instanceKey(inst.Spec.Base())
+		e, ok := next.entries[key]
+		if !ok {
+			if e, ok = cur.entries[key]; !ok {
+				if limits == nil {
+					limits = cur.limits()
+				}
+				id := inst.Spec.Base().Identity()
+				e.mem = newMemory(key, limits[id])
+				limits[id] = e.mem.limit
+			}
+			e.work = nil
+		}
+		mem := e.mem
 		prev := cur.byName[inst.Name()]
 		f := foundBy[inst.Name()]
 		var t *target
@@ -242,55 +264,48 @@ func (c *Collector) plan(cur *snapshot, configured []config.Instance, accounts [
 		}
 		next.targets = append(next.targets, t)
 		next.byName[t.name] = t
-		key := t.provider.Name + "\x00" + t.spec.Base().ID()
-		next.byID[key] = append(next.byID[key], t)
-		if _, ok := next.work[mem.key]; !ok {
-			next.work[mem.key] = t
+		byID := t.provider.Name + "\x00" + t.spec.Base().ID()
+		next.byID[byID] = append(next.byID[byID], t)
+		if e.work == nil {
+			e.work = t
 		}
+		next.entries[key] = e
 	}
 	for _, a := range accounts {
-		next.work[a.key] = a
+		next.entries[a.key] = entry{mem: a.state.mem, work: a}
 	}
 	// Keep the memories no longer watched that still hold a result or a
 	// call.
 	now := time.Now()
-	for key, m := range cur.memories {
-		if _, ok := next.memories[key]; ok {
+	for key, e := range cur.entries {
+		if _, ok := next.entries[key]; ok {
 			continue
 		}
-		if _, fresh := m.freshness(now); fresh || c.sched.pending(m) {
-			next.memories[key] = m
-			next.limits[identityOf(key)] = m.limit
+		if _, isAccount := e.work.(*account); isAccount {
+			continue
+		}
+		if _, fresh := e.mem.freshness(now); fresh || c.sched.pending(e.mem) {
+			next.entries[key] = entry{mem: e.mem}
 		}
 	}
 	return next, nil
 }
 
-// memory returns the memory of key in next: cur's, or a new one that
-// shares the rate limit of its upstream instance identity.
-func (next *snapshot) memory(cur *snapshot, key, identity string) *memory {
-	if m, ok := next.memories[key]; ok {
-		return m
-	}
-	m, ok := cur.memories[key]
-	if !ok {
-		l := next.limits[identity]
-		if l == nil {
-			l = cur.limits[identity]
+// limits are the rate limits of the upstream instances of s's memories,
+// by identity.
+func (s *snapshot) limits() map[string]*limit {
+	limits := make(map[string]*limit, len(s.entries))
+	for key, e := range s.entries {
+		if _, isAccount := e.work.(*account); !isAccount {
+			limits[identityOf(key)] = e.mem.limit
 		}
-		m = newMemory(key, l)
 	}
-	next.memories[key] = m
-	next.limits[identity] = m.limit
-	return m
+	return limits
 }
 
 // identityOf is the upstream instance identity of a memory key.
 func identityOf(key string) string {
-	if i := len(key) - 2*12 - 1; i >= 0 {
-		return key[:i]
-	}
-	return key
+	return key[:max(len(key)-credentialLen-1, 0)]
 }
 
 // newTarget builds the target of an instance, keeping the call counts of
