@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // The per-instance metrics are written in the text exposition format
@@ -166,13 +167,32 @@ func (tw *textWriter) header(f family) {
 	tw.buf = append(tw.buf[:0], "# HELP "...)
 	tw.buf = append(tw.buf, f.name...)
 	tw.buf = append(tw.buf, ' ')
-	tw.buf = append(tw.buf, f.help...)
+	tw.buf = appendEscapedHelp(tw.buf, f.help)
 	tw.buf = append(tw.buf, "\n# TYPE "...)
 	tw.buf = append(tw.buf, f.name...)
 	tw.buf = append(tw.buf, ' ')
 	tw.buf = append(tw.buf, f.typ...)
 	tw.buf = append(tw.buf, '\n')
 	_, _ = tw.w.Write(tw.buf)
+}
+
+// appendEscapedHelp appends a HELP text escaped as expfmt does: a
+// backslash as \\, a newline as \n.
+func appendEscapedHelp(b []byte, help string) []byte {
+	if !strings.ContainsAny(help, "\\\n") {
+		return append(b, help...)
+	}
+	for i := 0; i < len(help); i++ {
+		switch c := help[i]; c {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\n':
+			b = append(b, '\\', 'n')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
 }
 
 // sample writes a sample of the family: its name with suffix, the label
@@ -199,14 +219,15 @@ func (tw *textWriter) sample(suffix string, v float64, labels ...string) {
 	_, _ = tw.w.Write(b)
 }
 
+// appendFloat formats v as expfmt does (writeFloat): the shortest 'g'
+// form, so 1e+06 and 1.76e+09 rather than 1000000 and 1760000000, NaN,
+// +Inf and -Inf, and 0 for -0.
 func appendFloat(b []byte, v float64) []byte {
-	switch {
-	case math.IsInf(v, 1):
-		return append(b, "+Inf"...)
-	case math.IsInf(v, -1):
-		return append(b, "-Inf"...)
-	case v == math.Trunc(v) && math.Abs(v) < 1<<53:
-		return strconv.AppendInt(b, int64(v), 10)
+	switch v {
+	case 0:
+		return append(b, '0')
+	case 1:
+		return append(b, '1')
 	}
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
