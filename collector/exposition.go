@@ -14,8 +14,9 @@ import (
 // objects per scrape and holds them until they are encoded: most of the
 // exporter's CPU and tens of megabytes per scrape in flight. Written
 // here, a scrape streams its answer and allocates next to nothing
-// (kube-state-metrics renders its metrics for the same reason). The
-// tests parse the output with expfmt and check it with promtool.
+// (kube-state-metrics renders its metrics for the same reason). It
+// writes each family as expfmt's MetricFamilyToText would, byte for byte
+// (exposition_golden_test.go checks it, and promtool).
 
 // family is a metric family's header.
 type family struct{ name, help, typ string }
