@@ -1,10 +1,7 @@
 package collector
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	jwtv5 "github.com/golang-jwt/jwt/v5"
 	promcfg "github.com/prometheus/common/config"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
@@ -204,14 +202,17 @@ func (w *webhookJWT) field() config.OptionalSecret {
 	return config.OptionalSecret{Field: "webhook_jwt_key", Value: &w.WebhookJWTKey, File: &w.WebhookJWTKeyFile, Resolved: &w.key}
 }
 
-// jwtLeeway allows for clocks a little apart.
+// jwtLeeway allows for clocks a little apart: a token is taken until a
+// minute after its exp, and from a minute before its nbf.
 const jwtLeeway = time.Minute
 
 // authorizes checks an HS256 JWT in the Authorization header: its
-// signature with the key, and that it has not expired. Evolution API
-// signs {"iat","exp","app","action"} with exp ten minutes after iat. The
-// token does not sign the body: a token seen by someone else is good for
-// any body until it expires.
+// signature with the key, that it has an exp and has not expired, and,
+// when it has an nbf, that it is valid already; iat is not checked.
+// Evolution API signs {"iat","exp","app","action"} with exp ten minutes
+// after iat (jsonwebtoken's sign, once per event: its retries carry the
+// same token). The token does not sign the body: a token seen by someone
+// else is good for any body until it expires.
 func (w *webhookJWT) authorizes(h http.Header, now time.Time) bool {
 	if w.key == "" {
 		return false
@@ -220,51 +221,31 @@ func (w *webhookJWT) authorizes(h http.Header, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return false
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return false
-	}
-	mac := hmac.New(sha256.New, []byte(w.key))
-	mac.Write([]byte(parts[0] + "." + parts[1]))
-	if !hmac.Equal(sig, mac.Sum(nil)) {
-		return false
-	}
-	// Signed by the key's holder; still refuse another algorithm, which
-	// the signature could not have been made with anyway.
-	var header struct {
-		Alg string `json:"alg"`
-	}
-	var claims struct {
-		Exp *json.Number `json:"exp"`
-		Nbf *json.Number `json:"nbf"`
-	}
-	if decodeJWTPart(parts[0], &header) != nil || header.Alg != "HS256" || decodeJWTPart(parts[1], &claims) != nil {
-		return false
-	}
-	if claims.Exp == nil {
-		return false // a token that never expires could be replayed forever
-	}
-	exp, err := claims.Exp.Float64()
-	if err != nil || now.After(time.Unix(int64(exp), 0).Add(jwtLeeway)) {
-		return false
-	}
-	if claims.Nbf != nil {
-		nbf, err := claims.Nbf.Float64()
-		if err != nil || now.Add(jwtLeeway).Before(time.Unix(int64(nbf), 0)) {
-			return false
-		}
-	}
-	return true
+	_, err := jwtv5.NewParser(
+		// Another algorithm is refused before the key is used: none, an
+		// asymmetric one whose public key would be this secret, HS384.
+		jwtv5.WithValidMethods([]string{jwtv5.SigningMethodHS256.Alg()}),
+		// A token that never expires could be replayed forever.
+		jwtv5.WithExpirationRequired(),
+		jwtv5.WithLeeway(jwtLeeway),
+		jwtv5.WithTimeFunc(func() time.Time { return now }),
+	).ParseWithClaims(token, &jwtClaims{}, func(*jwtv5.Token) (any, error) {
+		return []byte(w.key), nil
+	})
+	return err == nil
 }
 
-func decodeJWTPart(part string, v any) error {
-	b, err := base64.RawURLEncoding.DecodeString(part)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
+// jwtClaims are the claims authorizes reads: exp and nbf, as NumericDate
+// (a JSON number, or a string holding one). Whatever else the token
+// holds (iat, app, action) is not decoded, so it cannot refuse it.
+type jwtClaims struct {
+	Exp *jwtv5.NumericDate `json:"exp"`
+	Nbf *jwtv5.NumericDate `json:"nbf"`
 }
+
+func (c *jwtClaims) GetExpirationTime() (*jwtv5.NumericDate, error) { return c.Exp, nil }
+func (c *jwtClaims) GetNotBefore() (*jwtv5.NumericDate, error)      { return c.Nbf, nil }
+func (c *jwtClaims) GetIssuedAt() (*jwtv5.NumericDate, error)       { return nil, nil }
+func (c *jwtClaims) GetIssuer() (string, error)                     { return "", nil }
+func (c *jwtClaims) GetSubject() (string, error)                    { return "", nil }
+func (c *jwtClaims) GetAudience() (jwtv5.ClaimStrings, error)       { return nil, nil }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // The per-instance metrics are written in the text exposition format
@@ -13,8 +14,9 @@ import (
 // objects per scrape and holds them until they are encoded: most of the
 // exporter's CPU and tens of megabytes per scrape in flight. Written
 // here, a scrape streams its answer and allocates next to nothing
-// (kube-state-metrics renders its metrics for the same reason). The
-// tests parse the output with expfmt and check it with promtool.
+// (kube-state-metrics renders its metrics for the same reason). It
+// writes each family as expfmt's MetricFamilyToText would, byte for byte
+// (exposition_golden_test.go checks it, and promtool).
 
 // family is a metric family's header.
 type family struct{ name, help, typ string }
@@ -44,17 +46,129 @@ var (
 		"Instances this scrape could not refresh before its deadline: exposed with their previous result (see whatsapp_last_update_timestamp_seconds), or not at all before their first.", "gauge"}
 )
 
-// textWriter writes samples; the first error sticks.
-type textWriter struct {
-	w   *bufio.Writer
-	buf []byte
+// familyWriter is an entry of the exposition's table: a per-instance
+// family and how it writes the samples of a scrape's results.
+type familyWriter struct {
+	family
+	// notifications is set for the families written only when the
+	// notification receiver serves.
+	notifications bool
+	write         func(tw *textWriter, results []instanceResult)
 }
 
+// instanceFamilies are the per-instance families, in the order WriteTo
+// writes them; whatsapp_exporter_scrape_unrefreshed_instances follows.
+// Each sample is written from strings made once per target or provider:
+// no allocation per sample.
+var instanceFamilies = []familyWriter{
+	{family: stateFamily, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			r := &results[i]
+			if r.updated.IsZero() {
+				continue // no result yet: nothing to say
+			}
+			p := r.t.provider
+			for j, st := range p.States {
+				tw.sample("", boolValue(r.o.state == st), r.t.labels, p.stateLabels[j])
+			}
+			tw.sample("", boolValue(r.o.state == StateUnknown), r.t.labels, p.stateLabels[len(p.States)])
+		}
+	}},
+	{family: upFamily, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			if r := &results[i]; !r.updated.IsZero() {
+				tw.sample("", boolValue(r.o.up), r.t.labels)
+			}
+		}
+	}},
+	{family: sinceFamily, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			if r := &results[i]; !r.updated.IsZero() {
+				tw.sample("", float64(r.since.UnixMilli())/1e3, r.t.labels)
+			}
+		}
+	}},
+	{family: updatedFamily, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			if r := &results[i]; !r.updated.IsZero() {
+				tw.sample("", float64(r.updated.UnixMilli())/1e3, r.t.labels)
+			}
+		}
+	}},
+	{family: disconnectFamily, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			r := &results[i]
+			if label, ok := r.t.provider.disconnectLabels[r.disconnect]; ok && !r.updated.IsZero() && !r.o.working {
+				tw.sample("", 1, r.t.labels, label)
+			}
+		}
+	}},
+	{family: durationFamily, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			r := &results[i]
+			st := r.t.stats
+			for j := range st.calls {
+				m := &st.calls[j]
+				tw.sample("_sum", math.Float64frombits(m.sumBits.Load()), r.t.labels, st.methodLabels[j])
+				tw.sample("_count", float64(m.count.Load()), r.t.labels, st.methodLabels[j])
+			}
+		}
+	}},
+	{family: errorsFamily, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			r := &results[i]
+			st := r.t.stats
+			for j := range st.calls {
+				m := &st.calls[j]
+				for k := range Reasons {
+					if n := m.errors[k].Load(); n > 0 {
+						tw.sample("", float64(n), r.t.labels, st.methodLabels[j], reasonLabels[k])
+					}
+				}
+			}
+		}
+	}},
+	{family: queueFamily, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			if r := &results[i]; r.t.queue != nil && r.queue.known {
+				tw.sample("", float64(r.queue.messages), r.t.labels)
+			}
+		}
+	}},
+	{family: notifiedFamily, notifications: true, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			if r := &results[i]; !r.updated.IsZero() && r.t.provider.Webhook != nil {
+				tw.sample("", boolValue(r.notified), r.t.labels)
+			}
+		}
+	}},
+	{family: notificationsFamily, notifications: true, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			r := &results[i]
+			for k := range Outcomes {
+				if n := r.t.stats.byOutcome[k].Load(); n > 0 {
+					tw.sample("", float64(n), r.t.labels, outcomeLabels[k])
+				}
+			}
+		}
+	}},
+}
+
+// textWriter writes the families' headers and samples; the first error
+// sticks in w.
+type textWriter struct {
+	w    *bufio.Writer
+	buf  []byte
+	name string // of the family whose header was written last
+}
+
+// header writes a family's HELP and TYPE lines; its samples follow.
 func (tw *textWriter) header(f family) {
+	tw.name = f.name
 	tw.buf = append(tw.buf[:0], "# HELP "...)
 	tw.buf = append(tw.buf, f.name...)
 	tw.buf = append(tw.buf, ' ')
-	tw.buf = append(tw.buf, f.help...)
+	tw.buf = appendEscapedHelp(tw.buf, f.help)
 	tw.buf = append(tw.buf, "\n# TYPE "...)
 	tw.buf = append(tw.buf, f.name...)
 	tw.buf = append(tw.buf, ' ')
@@ -63,32 +177,58 @@ func (tw *textWriter) header(f family) {
 	_, _ = tw.w.Write(tw.buf)
 }
 
-// sample writes name{labels,extra} value; labels and extra are escaped
-// label pairs, extra may be empty.
-func (tw *textWriter) sample(name, suffix, labels, extra string, v float64) {
-	b := append(tw.buf[:0], name...)
-	b = append(b, suffix...)
-	b = append(b, '{')
-	b = append(b, labels...)
-	if extra != "" {
-		b = append(b, ',')
-		b = append(b, extra...)
+// appendEscapedHelp appends a HELP text escaped as expfmt does: a
+// backslash as \\, a newline as \n.
+func appendEscapedHelp(b []byte, help string) []byte {
+	if !strings.ContainsAny(help, "\\\n") {
+		return append(b, help...)
 	}
-	b = append(b, '}', ' ')
+	for i := 0; i < len(help); i++ {
+		switch c := help[i]; c {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\n':
+			b = append(b, '\\', 'n')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// sample writes a sample of the family: its name with suffix, the label
+// pairs (escaped, each "name=\"value\"") in braces unless there are none,
+// and v.
+func (tw *textWriter) sample(suffix string, v float64, labels ...string) {
+	b := append(tw.buf[:0], tw.name...)
+	b = append(b, suffix...)
+	for i, l := range labels {
+		if i == 0 {
+			b = append(b, '{')
+		} else {
+			b = append(b, ',')
+		}
+		b = append(b, l...)
+	}
+	if len(labels) > 0 {
+		b = append(b, '}')
+	}
+	b = append(b, ' ')
 	b = appendFloat(b, v)
 	b = append(b, '\n')
 	tw.buf = b
 	_, _ = tw.w.Write(b)
 }
 
+// appendFloat formats v as expfmt does (writeFloat): the shortest 'g'
+// form, so 1e+06 and 1.76e+09 rather than 1000000 and 1760000000, NaN,
+// +Inf and -Inf, and 0 for -0.
 func appendFloat(b []byte, v float64) []byte {
-	switch {
-	case math.IsInf(v, 1):
-		return append(b, "+Inf"...)
-	case math.IsInf(v, -1):
-		return append(b, "-Inf"...)
-	case v == math.Trunc(v) && math.Abs(v) < 1<<53:
-		return strconv.AppendInt(b, int64(v), 10)
+	switch v {
+	case 0:
+		return append(b, '0')
+	case 1:
+		return append(b, '1')
 	}
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
@@ -100,7 +240,8 @@ type instanceResult struct {
 }
 
 // WriteTo writes the scrape's instances' metrics in the text exposition
-// format (version 0.0.4).
+// format (version 0.0.4): the families of instanceFamilies, then
+// whatsapp_exporter_scrape_unrefreshed_instances.
 func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 	cw := &countingWriter{w: w}
 	tw := &textWriter{w: bufio.NewWriterSize(cw, 64<<10)}
@@ -108,91 +249,16 @@ func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 	for _, t := range s.targets {
 		results = append(results, instanceResult{t, t.mem.result()})
 	}
-
-	tw.header(stateFamily)
-	for _, r := range results {
-		if r.updated.IsZero() {
-			continue // no result yet: nothing to say
+	for i := range instanceFamilies {
+		f := &instanceFamilies[i]
+		if f.notifications && !s.notifications {
+			continue
 		}
-		p := r.t.provider
-		for i, st := range p.States {
-			tw.sample(stateFamily.name, "", r.t.labels, p.stateLabels[i], boolValue(r.o.state == st))
-		}
-		tw.sample(stateFamily.name, "", r.t.labels, p.stateLabels[len(p.States)], boolValue(r.o.state == StateUnknown))
-	}
-	tw.header(upFamily)
-	for _, r := range results {
-		if !r.updated.IsZero() {
-			tw.sample(upFamily.name, "", r.t.labels, "", boolValue(r.o.up))
-		}
-	}
-	tw.header(sinceFamily)
-	for _, r := range results {
-		if !r.updated.IsZero() {
-			tw.sample(sinceFamily.name, "", r.t.labels, "", float64(r.since.UnixMilli())/1e3)
-		}
-	}
-	tw.header(updatedFamily)
-	for _, r := range results {
-		if !r.updated.IsZero() {
-			tw.sample(updatedFamily.name, "", r.t.labels, "", float64(r.updated.UnixMilli())/1e3)
-		}
-	}
-	tw.header(disconnectFamily)
-	for _, r := range results {
-		if label, ok := r.t.provider.disconnectLabels[r.disconnect]; ok && !r.updated.IsZero() && !r.o.working {
-			tw.sample(disconnectFamily.name, "", r.t.labels, label, 1)
-		}
-	}
-	tw.header(durationFamily)
-	for _, r := range results {
-		st := r.t.stats
-		for i := range st.calls {
-			m := &st.calls[i]
-			tw.sample(durationFamily.name, "_sum", r.t.labels, st.methodLabels[i], math.Float64frombits(m.sumBits.Load()))
-			tw.sample(durationFamily.name, "_count", r.t.labels, st.methodLabels[i], float64(m.count.Load()))
-		}
-	}
-	tw.header(errorsFamily)
-	for _, r := range results {
-		st := r.t.stats
-		for i := range st.calls {
-			m := &st.calls[i]
-			for k := range Reasons {
-				if n := m.errors[k].Load(); n > 0 {
-					tw.sample(errorsFamily.name, "", r.t.labels, st.methodLabels[i]+`,`+reasonLabels[k], float64(n))
-				}
-			}
-		}
-	}
-	tw.header(queueFamily)
-	for _, r := range results {
-		if r.t.queue != nil && r.queue.known {
-			tw.sample(queueFamily.name, "", r.t.labels, "", float64(r.queue.messages))
-		}
-	}
-	if s.notifications {
-		tw.header(notifiedFamily)
-		for _, r := range results {
-			if !r.updated.IsZero() && r.t.provider.Webhook != nil {
-				tw.sample(notifiedFamily.name, "", r.t.labels, "", boolValue(r.notified))
-			}
-		}
-		tw.header(notificationsFamily)
-		for _, r := range results {
-			for k := range Outcomes {
-				if n := r.t.stats.byOutcome[k].Load(); n > 0 {
-					tw.sample(notificationsFamily.name, "", r.t.labels, outcomeLabels[k], float64(n))
-				}
-			}
-		}
+		tw.header(f.family)
+		f.write(tw, results)
 	}
 	tw.header(unrefreshedFamily)
-	tw.buf = append(tw.buf[:0], unrefreshedFamily.name...)
-	tw.buf = append(tw.buf, ' ')
-	tw.buf = strconv.AppendInt(tw.buf, int64(s.Unrefreshed), 10)
-	tw.buf = append(tw.buf, '\n')
-	_, _ = tw.w.Write(tw.buf)
+	tw.sample("", float64(s.Unrefreshed))
 
 	err := tw.w.Flush()
 	return cw.n, err

@@ -3,16 +3,14 @@ package simulator
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // The simulator can push an instance's state changes to the exporter's
@@ -54,16 +52,14 @@ func (a WebhookAuth) Config() []string {
 }
 
 // SignJWT returns an HS256 JSON Web Token of claims signed with key, as
-// Evolution API makes them.
+// Evolution API makes them (jsonwebtoken's sign): signed by the library
+// golang-jwt, so that the exporter's check meets a signer it did not write.
 func SignJWT(key string, claims map[string]any) string {
-	enc := func(v any) string {
-		b, _ := json.Marshal(v)
-		return base64.RawURLEncoding.EncodeToString(b)
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(claims)).SignedString([]byte(key))
+	if err != nil {
+		panic("simulator: signing a JWT: " + err.Error()) // claims that JSON cannot encode
 	}
-	signed := enc(map[string]string{"alg": "HS256", "typ": "JWT"}) + "." + enc(claims)
-	mac := hmac.New(sha256.New, []byte(key))
-	mac.Write([]byte(signed))
-	return signed + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	return s
 }
 
 // Notification is one notification a provider pushes.
