@@ -159,9 +159,9 @@ func expositionFleet(tb testing.TB, copies int) *Scrape {
 	if err := c.Update(cfg); err != nil {
 		tb.Fatal(err)
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return &Scrape{targets: c.targets, notifications: true, Unrefreshed: 1}
+	s := exposedScrape(c, true)
+	s.Unrefreshed = 1
+	return s
 }
 
 // parseFamilies parses the text format with expfmt.
