@@ -26,6 +26,7 @@ import (
 type exporter struct {
 	cmd     *exec.Cmd
 	base    string // http://host:port
+	hook    string // http://host:port of the notification receiver; empty when off
 	logPath string
 	done    chan struct{}
 	waitErr error // valid once done is closed
@@ -36,12 +37,26 @@ var exporterSeq atomic.Int32
 // startExporter runs the binary on a free loopback port and waits until it
 // answers /-/healthy.
 func (e *env) startExporter(configPath string) (*exporter, error) {
+	return e.startExporterWith(configPath, false)
+}
+
+// startExporterWith is startExporter that, with webhooks, also starts the
+// notification receiver (--webhook.listen-address) on a port of its own
+// and waits until it accepts connections.
+func (e *env) startExporterWith(configPath string, webhooks bool) (*exporter, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	extra := strings.Fields(e.exporterArgs)
 	args := []string{"--config.file=" + configPath, "--web.listen-address=" + addr}
+	hookAddr := ""
+	if webhooks {
+		if hookAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		args = append(args, "--webhook.listen-address="+hookAddr)
+	}
 	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--log.level") }) {
 		args = append(args, "--log.level=warn")
 	}
@@ -68,14 +83,17 @@ func (e *env) startExporter(configPath string) (*exporter, error) {
 		}
 		if resp, err := http.Get(x.base + "/-/healthy"); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK && listening(hookAddr) {
+				if hookAddr != "" {
+					x.hook = "http://" + hookAddr
+				}
 				return x, nil
 			}
 		}
 		if time.Now().After(deadline) || e.ctx.Err() != nil {
 			_ = x.cmd.Process.Kill()
 			<-x.done
-			return nil, fmt.Errorf("the exporter did not answer /-/healthy within 30s; its log:\n%s", tail(x.logPath, 30))
+			return nil, fmt.Errorf("the exporter did not answer /-/healthy (or accept notifications) within 30s; its log:\n%s", tail(x.logPath, 30))
 		}
 	}
 }
@@ -87,6 +105,18 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// listening reports whether addr accepts connections; true for "".
+func listening(addr string) bool {
+	if addr == "" {
+		return true
+	}
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
 }
 
 func (x *exporter) alive() bool {
