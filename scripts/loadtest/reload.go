@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -195,6 +196,8 @@ func runReloadStorm(e *env) error {
 	stopSampling := sample(x, 500*time.Millisecond)
 	stats := newScrapeStats(e.timeout)
 	var partial, sawFailed atomic.Int64
+	var partialMu sync.Mutex
+	partialCounts := map[int]bool{} // the counts of those partial scrapes
 	var listedSeen listedRange
 	end := time.Now().Add(e.duration)
 	var wg sync.WaitGroup
@@ -209,6 +212,9 @@ func runReloadStorm(e *env) error {
 					n, listed := census(r)
 					if n != full && n != reduced {
 						partial.Add(1)
+						partialMu.Lock()
+						partialCounts[n] = true
+						partialMu.Unlock()
 					}
 					listedSeen.add(listed)
 					if r.reloadOK == 0 {
@@ -285,7 +291,15 @@ func runReloadStorm(e *env) error {
 	}
 	t.row("-- scrapes during the storm", "")
 	stats.rows(t)
-	t.row("whatsapp_up count neither config's", "%d scrapes (want %d or %d configured instances)", partial.Load(), full, reduced)
+	seen := ""
+	if len(partialCounts) > 0 {
+		var counts []string
+		for _, n := range slices.Sorted(maps.Keys(partialCounts))[:min(5, len(partialCounts))] {
+			counts = append(counts, strconv.Itoa(n))
+		}
+		seen = "; seen " + strings.Join(counts, ", ") + ": an instance has none before its first result"
+	}
+	t.row("whatsapp_up count neither config's", "%d scrapes (want %d or %d configured instances%s)", partial.Load(), full, reduced, seen)
 	t.row("scrapes showing a failed reload", "%d", sawFailed.Load())
 	t.flush()
 
