@@ -26,6 +26,7 @@ import (
 type exporter struct {
 	cmd     *exec.Cmd
 	base    string // http://host:port
+	hook    string // http://host:port of the notification receiver; empty when off
 	logPath string
 	done    chan struct{}
 	waitErr error // valid once done is closed
@@ -36,12 +37,26 @@ var exporterSeq atomic.Int32
 // startExporter runs the binary on a free loopback port and waits until it
 // answers /-/healthy.
 func (e *env) startExporter(configPath string) (*exporter, error) {
+	return e.startExporterWith(configPath, false)
+}
+
+// startExporterWith is startExporter that, with webhooks, also starts the
+// notification receiver (--webhook.listen-address) on a port of its own
+// and waits until it accepts connections.
+func (e *env) startExporterWith(configPath string, webhooks bool) (*exporter, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	extra := strings.Fields(e.exporterArgs)
 	args := []string{"--config.file=" + configPath, "--web.listen-address=" + addr}
+	hookAddr := ""
+	if webhooks {
+		if hookAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		args = append(args, "--webhook.listen-address="+hookAddr)
+	}
 	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--log.level") }) {
 		args = append(args, "--log.level=warn")
 	}
@@ -68,14 +83,17 @@ func (e *env) startExporter(configPath string) (*exporter, error) {
 		}
 		if resp, err := http.Get(x.base + "/-/healthy"); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK && listening(hookAddr) {
+				if hookAddr != "" {
+					x.hook = "http://" + hookAddr
+				}
 				return x, nil
 			}
 		}
 		if time.Now().After(deadline) || e.ctx.Err() != nil {
 			_ = x.cmd.Process.Kill()
 			<-x.done
-			return nil, fmt.Errorf("the exporter did not answer /-/healthy within 30s; its log:\n%s", tail(x.logPath, 30))
+			return nil, fmt.Errorf("the exporter did not answer /-/healthy (or accept notifications) within 30s; its log:\n%s", tail(x.logPath, 30))
 		}
 	}
 }
@@ -87,6 +105,18 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// listening reports whether addr accepts connections; true for "".
+func listening(addr string) bool {
+	if addr == "" {
+		return true
+	}
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
 }
 
 func (x *exporter) alive() bool {
@@ -111,6 +141,10 @@ func (x *exporter) postReload() (int, string, error) {
 	return resp.StatusCode, string(body), err
 }
 
+// raceExitCode is the exit status of a program built with -race that
+// reported a race (GORACE exitcode, 66 by default).
+const raceExitCode = 66
+
 // finish stops the exporter and checks that it was alive, stops cleanly
 // and logged no secret, panic or data race. It prints a summary of the log.
 func (e *env) finish(x *exporter) {
@@ -128,7 +162,11 @@ func (e *env) finish(x *exporter) {
 		x.signal(syscall.SIGTERM)
 		select {
 		case <-x.done:
-			if x.waitErr != nil {
+			var exit *exec.ExitError
+			switch {
+			case e.race && errors.As(x.waitErr, &exit) && exit.ExitCode() == raceExitCode:
+				e.fail("the exporter exited %d on SIGTERM: the race detector's status, for the races it reported", raceExitCode)
+			case x.waitErr != nil:
 				e.fail("the exporter did not shut down cleanly on SIGTERM: %v", x.waitErr)
 			}
 		case <-time.After(15 * time.Second):
@@ -147,6 +185,10 @@ func (e *env) finish(x *exporter) {
 	}
 	for _, l := range ls.fatal {
 		e.fail("the exporter log reports: %s", l)
+	}
+	for _, r := range ls.races {
+		e.fail("DATA RACE: %s", r.summary())
+		fmt.Printf("\n  the exporter's race report:\n%s\n", indent(strings.Join(r.lines, "\n")))
 	}
 	fmt.Printf("  exporter log: %d lines, %s", ls.lines, sizeOf(ls.bytes))
 	for i, m := range ls.top(3) {
@@ -247,7 +289,38 @@ type logSummary struct {
 	lines int
 	msgs  map[string]int // by logfmt msg
 	leaks []string       // lines with a token
-	fatal []string       // panics, fatal errors, data races
+	fatal []string       // panics, fatal errors
+	races []raceReport   // the first few data races
+}
+
+// raceReport is one report of the race detector, from its WARNING line to
+// the line of = that ends it.
+type raceReport struct{ lines []string }
+
+// maxRaceLines bounds a race report kept; its first frames say where.
+const maxRaceLines = 60
+
+// summary names the first frame of each access: "Read at ... by
+// goroutine 98: main.run.func1() main.go:96; Previous write ...".
+func (r raceReport) summary() string {
+	var parts []string
+	for i, l := range r.lines {
+		t := strings.TrimSpace(l)
+		if !strings.Contains(t, " at 0x") && !strings.HasPrefix(t, "Previous ") {
+			continue
+		}
+		access, _, _ := strings.Cut(t, " at 0x")
+		if i+2 < len(r.lines) {
+			fn := strings.TrimSpace(r.lines[i+1])
+			file, _, _ := strings.Cut(strings.TrimSpace(r.lines[i+2]), " +0x")
+			access += ": " + fn + " " + filepath.Base(file)
+		}
+		parts = append(parts, access)
+	}
+	if len(parts) == 0 {
+		return "(no stack)"
+	}
+	return strings.Join(parts, "; ")
 }
 
 var msgRE = regexp.MustCompile(`\bmsg=("(?:[^"\\]|\\.)*"|\S+)`)
@@ -260,6 +333,7 @@ func scanLog(path string) (logSummary, error) {
 	}
 	defer f.Close()
 	r := bufio.NewReader(f)
+	var race *raceReport // being read
 	for {
 		line, err := r.ReadString('\n')
 		if line != "" {
@@ -269,10 +343,22 @@ func scanLog(path string) (logSummary, error) {
 			if strings.Contains(line, secretMarker) && len(ls.leaks) < 5 {
 				ls.leaks = append(ls.leaks, shorten(line, 300))
 			}
-			for _, bad := range []string{"panic:", "fatal error:", "WARNING: DATA RACE"} {
+			for _, bad := range []string{"panic:", "fatal error:"} {
 				if strings.Contains(line, bad) && len(ls.fatal) < 5 {
 					ls.fatal = append(ls.fatal, shorten(line, 300))
 				}
+			}
+			switch {
+			case strings.Contains(line, "WARNING: DATA RACE"):
+				ls.races = append(ls.races, raceReport{})
+				race = &ls.races[len(ls.races)-1]
+			case race != nil && strings.HasPrefix(line, "=================="):
+				race = nil
+			case race != nil && len(race.lines) < maxRaceLines:
+				race.lines = append(race.lines, line)
+			}
+			if len(ls.races) > 5 {
+				ls.races, race = ls.races[:5], nil
 			}
 			if m := msgRE.FindStringSubmatch(line); m != nil {
 				msg := m[1]

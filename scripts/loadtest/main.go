@@ -53,8 +53,8 @@ var scenarios = map[string]scenario{
 		runFlap,
 	},
 	"reload-storm": {
-		"config rewrites with SIGHUP or POST /-/reload at -rate per second while -scrapers scrape every second",
-		map[string]string{"instances": "1000", "latency": "100ms", "duration": "20s", "scrapers": "4", "rate": "50"},
+		"config rewrites with SIGHUP or POST /-/reload at -rate per second while -scrapers scrape every second, -notify notifications a second arrive and a partner account lists -listed instances",
+		map[string]string{"instances": "1000", "latency": "100ms", "duration": "20s", "scrapers": "4", "rate": "50", "notify": "200", "listed": "100"},
 		runReloadStorm,
 	},
 	"soak": {
@@ -84,6 +84,8 @@ type settings struct {
 	timeout      time.Duration
 	interval     time.Duration
 	rate         float64
+	notify       float64
+	listed       int
 	sizes        string
 	scrapes      int
 	exporterArgs string
@@ -106,6 +108,8 @@ func run(args []string) int {
 	fs.DurationVar(&s.timeout, "timeout", 10*time.Second, "scrape timeout announced in X-Prometheus-Scrape-Timeout-Seconds")
 	fs.DurationVar(&s.interval, "interval", time.Second, "time between scrapes (flap, soak, sizing)")
 	fs.Float64Var(&s.rate, "rate", 50, "reloads per second (reload-storm)")
+	fs.Float64Var(&s.notify, "notify", 200, "webhook notifications per second; 0 for none (reload-storm)")
+	fs.IntVar(&s.listed, "listed", 100, "instances a GREEN-API partner account lists; 0 for no account (reload-storm)")
 	fs.StringVar(&s.sizes, "sizes", "100,1000,10000", "instance counts (sizing)")
 	fs.StringVar(&s.jsonExporter, "json_exporter", "", "path of a json_exporter binary (compare)")
 	fs.IntVar(&s.scrapes, "scrapes", 4, "scrapes per size (sizing)")
@@ -148,8 +152,8 @@ func run(args []string) int {
 		}
 	}
 
-	if s.instances < 1 || s.scrapers < 1 || s.scrapes < 1 || s.rate <= 0 || s.timeout <= 0 || s.duration <= 0 || s.interval < 0 {
-		fmt.Fprintln(os.Stderr, "loadtest: -instances, -scrapers, -scrapes, -rate, -timeout and -duration must be positive, -interval not negative")
+	if s.instances < 1 || s.scrapers < 1 || s.scrapes < 1 || s.rate <= 0 || s.timeout <= 0 || s.duration <= 0 || s.interval < 0 || s.notify < 0 || s.listed < 0 {
+		fmt.Fprintln(os.Stderr, "loadtest: -instances, -scrapers, -scrapes, -rate, -timeout and -duration must be positive, -interval, -notify and -listed not negative")
 		return exitCannotRun
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

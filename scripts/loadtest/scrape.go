@@ -50,6 +50,7 @@ type scrapeResult struct {
 	goroutines  float64            // go_goroutines; -1 when absent
 	heap, stack float64            // go_memstats_{heap,stack}_inuse_bytes
 	reloadOK    float64            // whatsapp_exporter_config_last_reload_successful; -1 when absent
+	notified    map[string]float64 // whatsapp_exporter_webhook_notifications_total by outcome
 	leak        string             // a line holding a token
 }
 
@@ -73,7 +74,7 @@ func (r scrapeResult) overLimit() bool { return r.status == http.StatusServiceUn
 func (s *scraper) scrape(ctx context.Context) scrapeResult {
 	r := scrapeResult{
 		up: map[string]float64{}, names: map[string]bool{}, reasons: map[string]float64{},
-		goroutines: -1, reloadOK: -1,
+		notified: map[string]float64{}, goroutines: -1, reloadOK: -1,
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
@@ -134,6 +135,8 @@ func (r *scrapeResult) parse(body io.Reader) error {
 			r.up[labelValue(labels, "name")] = value
 		case "whatsapp_api_request_errors_total":
 			r.reasons[labelValue(labels, "reason")] += value
+		case "whatsapp_exporter_webhook_notifications_total":
+			r.notified[labelValue(labels, "outcome")] += value
 		}
 		if n := labelValue(labels, "name"); n != "" {
 			r.names[n] = true

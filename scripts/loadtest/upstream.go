@@ -23,6 +23,23 @@ func instanceID(i int) string    { return strconv.Itoa(1101000000 + i) }
 func instanceName(i int) string  { return fmt.Sprintf("inst-%05d", i) }
 func instanceToken(i int) string { return secretMarker + strconv.Itoa(i) }
 
+// webhookToken is a configured instance's webhook_token, which its
+// notifications carry.
+func webhookToken(i int) string { return secretMarker + "wh-" + strconv.Itoa(i) }
+
+// The partner account: its instances have ids, names and tokens of their
+// own, apart from the configured ones, and share the account's
+// webhook_token.
+const (
+	partnerToken        = secretMarker + "partner"
+	accountWebhookToken = secretMarker + "wh-account"
+	listedPrefix        = "acct-" // of the names in the listing, before name_prefix
+)
+
+func listedID(j int) string    { return strconv.Itoa(1102000000 + j) }
+func listedName(j int) string  { return fmt.Sprintf("%s%04d", listedPrefix, j) }
+func listedToken(j int) string { return secretMarker + "l" + strconv.Itoa(j) }
+
 // upstream serves the simulator on a loopback port and can be stopped and
 // started again on the same port.
 type upstream struct {
@@ -30,6 +47,9 @@ type upstream struct {
 	n    int
 	addr string
 	srv  *http.Server
+	// listed is the number of instances of the partner account (see
+	// addPartnerAccount), members of its listings or not; 0 without one.
+	listed int
 }
 
 // newUpstream serves n authorized GREEN-API instances answering after
@@ -80,19 +100,25 @@ type callStats struct {
 	violators         []string // names of the instances with intervals under 1 s
 }
 
-func (u *upstream) stats() callStats {
+// stats are the calls of the configured instances.
+func (u *upstream) stats() callStats { return u.statsOf(u.n, instanceID, instanceName) }
+
+// listedStats are the calls of the partner account's instances.
+func (u *upstream) listedStats() callStats { return u.statsOf(u.listed, listedID, listedName) }
+
+func (u *upstream) statsOf(n int, id, name func(int) string) callStats {
 	var cs callStats
-	calls := make([]int64, u.n)
-	for i := range u.n {
-		sp := u.sim.Spacing(simulator.GreenAPI, instanceID(i))
-		calls[i] = u.sim.Calls(simulator.GreenAPI, instanceID(i))
+	calls := make([]int64, n)
+	for i := range n {
+		sp := u.sim.Spacing(simulator.GreenAPI, id(i))
+		calls[i] = u.sim.Calls(simulator.GreenAPI, id(i))
 		cs.total += calls[i]
 		if calls[i] == 0 {
-			cs.never = append(cs.never, instanceName(i))
+			cs.never = append(cs.never, name(i))
 		}
 		cs.under += sp.Under
 		if sp.Under > 0 {
-			cs.violators = append(cs.violators, instanceName(i))
+			cs.violators = append(cs.violators, name(i))
 		}
 		if sp.Calls >= 2 {
 			if cs.instancesWithGaps == 0 || sp.MinGap < cs.minGap {
@@ -102,11 +128,55 @@ func (u *upstream) stats() callStats {
 		}
 	}
 	slices.Sort(calls)
-	if u.n > 0 {
-		cs.min, cs.median, cs.max = calls[0], calls[u.n/2], calls[u.n-1]
+	if n > 0 {
+		cs.min, cs.median, cs.max = calls[0], calls[n/2], calls[n-1]
 	}
 	return cs
 }
+
+// accountStep is how long each listing of the partner account lasts.
+const accountStep = 3 * time.Second
+
+// addPartnerAccount serves a GREEN-API partner account (GET
+// /partner/getInstances/{partnerToken}) whose listing changes every
+// accountStep, cycling through four listings of about n instances, all
+// answering getStateInstance as the configured ones do: all n; a quarter
+// gone, a tenth expired and a Telegram instance; all back, a tenth
+// deleted; another quarter gone and n/4 new ones. No listing loses half of
+// the previous one's rows, which the exporter would hold for 15 s.
+func (u *upstream) addPartnerAccount(n int, latency time.Duration) {
+	u.listed = n + n/4
+	for j := range u.listed {
+		u.sim.Set(simulator.GreenAPI, listedID(j), listedToken(j), simulator.Behaviour{State: "authorized", Latency: latency})
+	}
+	members := func(keep func(j int) bool, flag func(m *simulator.Member, j int)) []simulator.Member {
+		var ms []simulator.Member
+		for j := range u.listed {
+			if !keep(j) {
+				continue
+			}
+			m := simulator.Member{ID: listedID(j), Name: listedName(j)}
+			if flag != nil {
+				flag(&m, j)
+			}
+			ms = append(ms, m)
+		}
+		return ms
+	}
+	all := func(j int) bool { return j < n }
+	steps := []simulator.AccountStep{
+		{For: accountStep, Latency: latency, Members: members(all, nil)},
+		{For: accountStep, Latency: latency, Members: append(members(func(j int) bool { return all(j) && j%4 != 0 },
+			func(m *simulator.Member, j int) { m.Expired = j%10 == 5 }),
+			simulator.Member{ID: "7103000000", Name: "news", Product: "telegram"})},
+		{For: accountStep, Latency: latency, Members: members(all, func(m *simulator.Member, j int) { m.Deleted = j%10 == 3 })},
+		{For: accountStep, Latency: latency, Members: members(func(j int) bool { return j >= n || j%4 != 2 }, nil)},
+	}
+	u.sim.ScheduleAccount(simulator.GreenAPI, partnerToken, steps...)
+}
+
+// listingCalls is how many listing requests the partner account received.
+func (u *upstream) listingCalls() int64 { return u.sim.ListCalls(simulator.GreenAPI, partnerToken) }
 
 // configSpec describes an exporter configuration of the upstream's
 // instances.
@@ -114,6 +184,16 @@ type configSpec struct {
 	leaveOut func(i int) bool // instances not in the file; nil keeps all
 	timeout  time.Duration    // per instance; 0 leaves the default
 	invalid  bool             // adds an unknown field to the first instance
+	webhooks bool             // gives every instance its webhook_token
+	account  *accountConfig   // the partner account's entry; nil for none
+}
+
+// accountConfig is the entry of the partner account (see
+// addPartnerAccount).
+type accountConfig struct {
+	name    string   // the account's name: another one is another account, listed anew
+	prefix  string   // name_prefix
+	include []string // regular expressions of the names watched; none for all
 }
 
 // writeConfig writes the configuration atomically (rename) and returns the
@@ -137,8 +217,25 @@ func (u *upstream) writeConfig(path string, c configSpec) (map[string]bool, erro
 		if c.timeout > 0 {
 			fmt.Fprintf(w, "    timeout: %s\n", c.timeout)
 		}
+		if c.webhooks {
+			fmt.Fprintf(w, "    webhook_token: %s\n", webhookToken(i))
+		}
 		if c.invalid && len(names) == 1 {
 			fmt.Fprintln(w, "    colour: blue")
+		}
+	}
+	if a := c.account; a != nil {
+		fmt.Fprintf(w, "accounts:\n  - name: %s\n    provider: greenapi\n    api_url: %s\n    partner_token: %s\n    instance_api_url: %s\n",
+			a.name, u.url(), partnerToken, u.url())
+		fmt.Fprintf(w, "    refresh_interval: 10s\n    name_prefix: %s\n    webhook_token: %s\n", a.prefix, accountWebhookToken)
+		if c.timeout > 0 {
+			fmt.Fprintf(w, "    timeout: %s\n", c.timeout)
+		}
+		if len(a.include) > 0 {
+			fmt.Fprintln(w, "    include:")
+			for _, re := range a.include {
+				fmt.Fprintf(w, "      - '%s'\n", re)
+			}
 		}
 	}
 	if err := w.Flush(); err != nil {
