@@ -91,9 +91,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	stopHUP := e.reloadOnSIGHUP()
 	defer stopHUP()
 
-	servers := []*http.Server{{Handler: handler, ReadHeaderTimeout: 10 * time.Second}}
+	main := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	servers := []*http.Server{main}
 	served := make(chan error, 2)
-	go func() { served <- web.ListenAndServe(servers[0], f.web, logger) }()
+	go func() { served <- web.ListenAndServe(main, f.web, logger) }()
 	if f.webhookAddress != "" {
 		wh := e.webhookServer(defaultWebhookTimeouts)
 		servers = append(servers, wh)
