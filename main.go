@@ -91,10 +91,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	stopHUP := e.reloadOnSIGHUP()
 	defer stopHUP()
 
-	main := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	servers := []*http.Server{main}
+	metricsServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	servers := []*http.Server{metricsServer}
 	served := make(chan error, 2)
-	go func() { served <- web.ListenAndServe(main, f.web, logger) }()
+	go func() { served <- web.ListenAndServe(metricsServer, f.web, logger) }()
 	if f.webhookAddress != "" {
 		wh := e.webhookServer(defaultWebhookTimeouts)
 		servers = append(servers, wh)
