@@ -30,7 +30,7 @@ const (
 
 var scrapeModes = []scrapeMode{singleEndpoint, multiTarget}
 
-// scrapeConfig is the scrape configuration of the README for a mode: job
+// scrapeConfig is the scrape configuration of docs/fleets.md for a mode: job
 // whatsapp, and in the multi-target mode job whatsapp-exporter for the
 // exporter's own metrics.
 func scrapeConfig(mode scrapeMode, exporter string) string {

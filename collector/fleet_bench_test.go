@@ -18,7 +18,7 @@ import (
 // BenchmarkFleet measures a scrape of a fleet of GREEN-API instances that
 // answer at once, calls and exposition together, in one process with the
 // simulator: run with -cpuprofile or -memprofile to see where the
-// exporter's share goes. The sizing figures of the README come from
+// exporter's share goes. The sizing figures of docs/fleets.md come from
 // scripts/loadtest, which runs the exporter in a process of its own.
 func BenchmarkFleet(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
