@@ -157,3 +157,24 @@ func TestListingThatGrowsKeepsTheOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestListedStateAndQueue: an instance whose state comes with its
+// account's listing (an expired GREEN-API instance) and that watches its
+// queue counts both under their own methods. (The listing's method set
+// once had no queue variant: such an instance crashed the exporter.)
+func TestListedStateAndQueue(t *testing.T) {
+	env := newAccountEnv(t)
+	env.sim.SetAccount(simulator.GreenAPI, "partner-key",
+		simulator.Member{ID: "1101000000", Name: "shop"}, simulator.Member{ID: "1101000003", Name: "late", Expired: true})
+	if err := env.load(t, "", env.account(simulator.GreenAPI, "partner", "partner-key", "messages_queue: true")); err != nil {
+		t.Fatal(err)
+	}
+	env.list(t)
+	if got := env.watched(); !slices.Equal(got, []string{"partner/late", "partner/shop"}) {
+		t.Fatalf("watched %v", got)
+	}
+	late := targetNamed(env.c, "late")
+	if !late.listed || late.queue == nil || !slices.Equal(late.stats.methods, []string{"getInstances", "getMessagesCount"}) {
+		t.Errorf("late: listed %v, queue %v, methods %v; want the listing's method and the queue's", late.listed, late.queue != nil, late.stats.methods)
+	}
+}
