@@ -87,7 +87,6 @@ func TestProbe(t *testing.T) {
 		t.Errorf("/exporter-metrics shows or calls instances")
 	}
 	exportertest.PromtoolCheckMetrics(t, body)
-	exportertest.PromtoolCheckMetrics(t, body)
 	if n := sim.Calls(simulator.GreenAPI, "1101000001"); n != 0 {
 		t.Errorf("probing one instance called another %d times", n)
 	}

@@ -48,7 +48,7 @@ func TestAnswerWithin(t *testing.T) {
 
 // FuzzAnswerWithin: for any header, the exporter answers within the
 // announced timeout, never at or after it. Run longer with
-// go test -run '^$' -fuzz '^FuzzAnswerWithin$' -fuzztime 5m .
+// go test -run '^$' -fuzz '^FuzzAnswerWithin$' -fuzztime 5m ./internal/server
 func FuzzAnswerWithin(f *testing.F) {
 	for _, s := range []string{"10", "0.6", "0.4", "1e300", "NaN", "-0", "0x1p-2", "Inf"} {
 		f.Add(s, int64(500*time.Millisecond))
