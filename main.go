@@ -2,27 +2,33 @@
 // (GREEN-API, Wachat, Evolution API and any provider the collector
 // package registers) as Prometheus metrics.
 //
-// This file wires the parts together; the command line is in flags.go,
-// the HTTP surface in http.go, configuration loading and reloads in
-// reload.go.
+// This file parses the command line and wires the parts together: the
+// collector (package collector) behind the HTTP surface (internal/server),
+// its listeners, and the signals (SIGHUP reloads, SIGINT and SIGTERM shut
+// down).
 package main
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
-	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/server"
 )
 
 const program = "whatsapp_exporter"
@@ -33,6 +39,63 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// flags are the command line.
+type flags struct {
+	configFile    string
+	configCheck   bool
+	expandEnv     bool
+	demo          bool
+	metricsPath   string
+	timeoutOffset time.Duration
+	maxRequests   int
+	concurrency   int
+	minInterval   time.Duration
+	web           *web.FlagConfig
+	log           *promslog.Config
+	// webhookAddress is where the notification receiver listens; empty
+	// leaves it off.
+	webhookAddress    string
+	webhookConfigFile string
+	messagesQueue     bool
+}
+
+// parseFlags parses the command line. done is true when the program is to
+// end with code, having printed help, the version or an error.
+func parseFlags(args []string, stdout, stderr io.Writer) (f *flags, code int, done bool) {
+	f = &flags{log: &promslog.Config{Writer: stderr}}
+	app := kingpin.New(program, "Prometheus exporter for the state of WhatsApp API instances.")
+	app.Flag("config.file", "Path to the configuration file.").Default("whatsapp_exporter.yml").StringVar(&f.configFile)
+	app.Flag("config.check", "Validate the configuration file and exit.").BoolVar(&f.configCheck)
+	app.Flag("config.expand-environment-variables", "Replace ${VAR} in the fields that allow it with the environment variable VAR.").BoolVar(&f.expandEnv)
+	app.Flag("demo", "Run against a built-in simulator of the provider APIs instead of --config.file; no account needed.").BoolVar(&f.demo)
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.metricsPath)
+	app.Flag("web.timeout-offset", "Subtracted from Prometheus' scrape timeout so that the scrape answers in time.").Default("500ms").DurationVar(&f.timeoutOffset)
+	app.Flag("web.max-requests", "Scrapes (of the metrics path or /probe) served at once at most; more get HTTP 503. 0 means no limit.").Default("40").IntVar(&f.maxRequests)
+	app.Flag("api.concurrency", "Provider API calls in flight at most, across all scrapes.").Default("64").IntVar(&f.concurrency)
+	app.Flag("api.min-interval", "How long an instance's result is reused by later scrapes; GREEN-API allows one state request per second per instance.").Default("1s").DurationVar(&f.minInterval)
+	app.Flag("greenapi.messages-queue", "Read every GREEN-API instance's outgoing queue (getMessagesCount: how many messages wait, no cap) after its state, unless its messages_queue says otherwise. Each read is one more request per instance and scrape.").BoolVar(&f.messagesQueue)
+	app.Flag("webhook.listen-address", "Address on which to receive the providers' state notifications (webhooks), e.g. :10041; off when empty. A listener of its own, since providers call it from the internet.").Default("").StringVar(&f.webhookAddress)
+	app.Flag("webhook.config.file", "Path to an exporter-toolkit web configuration file for the notification receiver: TLS (providers send their credentials in the Authorization header, so basic auth cannot be used).").Default("").StringVar(&f.webhookConfigFile)
+	f.web = kingpinflag.AddFlags(app, ":10040")
+	promslogflag.AddFlags(app, f.log)
+	app.Version(version.Print(program))
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	app.HelpFlag.Short('h')
+	// --help and --version print and end the program here, not in kingpin.
+	terminated := false
+	app.Terminate(func(int) { terminated = true })
+	_, err := app.Parse(args)
+	switch {
+	case terminated:
+		return nil, 0, true
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %s\n", program, err)
+		return nil, 2, true
+	}
+	return f, 0, false
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f, code, done := parseFlags(args, stdout, stderr)
 	if done {
@@ -40,7 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	logger := promslog.New(f.log)
 
-	src := configSource{file: f.configFile, opts: config.Options{ExpandEnv: f.expandEnv}}
+	src := server.ConfigSource{File: f.configFile, Options: config.Options{ExpandEnv: f.expandEnv}}
 	collectorOpts := collector.Options{
 		Concurrency:   f.concurrency,
 		MinInterval:   f.minInterval,
@@ -49,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		MessagesQueue: f.messagesQueue,
 	}
 	if f.configCheck {
-		n, err := checkConfig(logger, src, collectorOpts)
+		n, err := server.CheckConfig(logger, src, collectorOpts)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
@@ -61,34 +124,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger.Info("Starting "+program, "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
 
-	var sim *demoSimulator
+	var demo *server.Demo
 	if f.demo {
 		var err error
-		if sim, err = startDemo(logger); err != nil {
+		if demo, err = server.StartDemo(logger); err != nil {
 			logger.Error("Cannot start the demo simulator", "err", err)
 			return 1
 		}
-		defer sim.stop()
-		src = configSource{inline: []byte(simulator.DemoConfig(sim.url))}
-		logger.Info("Demo mode: using the built-in simulator instead of --config.file", "simulator", sim.url)
+		defer demo.Stop()
+		src = demo.Config()
+		logger.Info("Demo mode: using the built-in simulator instead of --config.file", "simulator", demo.URL)
 	}
 
-	e := newExporter(logger, src, exporterOptions{
-		timeoutOffset: f.timeoutOffset,
-		maxRequests:   f.maxRequests,
-		collector:     collectorOpts,
+	e := server.New(logger, src, server.Options{
+		TimeoutOffset: f.timeoutOffset,
+		MaxRequests:   f.maxRequests,
+		Collector:     collectorOpts,
 	})
-	defer e.collector.Close()
-	handler, err := e.handler(f.metricsPath)
+	defer e.Close()
+	handler, err := e.Handler(f.metricsPath)
 	if err != nil {
 		logger.Error("Cannot build the HTTP handler", "err", err)
 		return 1
 	}
-	if err := e.reload(); err != nil {
+	if err := e.Reload(); err != nil {
 		logger.Error("Cannot load the configuration", "err", err)
 		return 1
 	}
-	stopHUP := e.reloadOnSIGHUP()
+	stopHUP := reloadOnSIGHUP(logger, e)
 	defer stopHUP()
 
 	metricsServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
@@ -96,15 +159,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	served := make(chan error, 2)
 	go func() { served <- web.ListenAndServe(metricsServer, f.web, logger) }()
 	if f.webhookAddress != "" {
-		wh := e.webhookServer(defaultWebhookTimeouts)
+		wh := e.Receiver(server.DefaultReceiverTimeouts)
 		servers = append(servers, wh)
 		noSystemd := false
 		whFlags := &web.FlagConfig{WebListenAddresses: &[]string{f.webhookAddress}, WebSystemdSocket: &noSystemd, WebConfigFile: &f.webhookConfigFile}
 		go func() {
 			served <- fmt.Errorf("notification receiver: %w", web.ListenAndServe(wh, whFlags, logger.With("listener", "webhook")))
 		}()
-		if sim != nil {
-			go sim.notify(ctx, f.webhookAddress, logger)
+		if demo != nil {
+			go demo.Notify(ctx, f.webhookAddress, logger)
 		}
 	}
 	select {
@@ -124,4 +187,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return exit
+}
+
+// reloadOnSIGHUP reloads at every SIGHUP until the returned function is
+// called.
+func reloadOnSIGHUP(logger *slog.Logger, e *server.Exporter) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if err := e.Reload(); err != nil {
+				logger.Error("Reload on SIGHUP failed; keeping the previous configuration", "err", err)
+			}
+		}
+	}()
+	return func() { signal.Stop(hup); close(hup) }
 }

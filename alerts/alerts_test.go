@@ -16,8 +16,8 @@ import (
 )
 
 // Tests of the rules and the Alertmanager configuration with the real
-// promtool, amtool and alertmanager; the end-to-end test with the exporter
-// running is alerting_test.go at the top level.
+// promtool, amtool and alertmanager; the end-to-end tests with the exporter
+// running are e2e/alerting_test.go.
 
 const (
 	rulesFile        = "whatsapp.rules.yml"

@@ -24,7 +24,7 @@ import (
 
 // Tests of the dashboards' JSON; the tests that run their queries against a
 // Prometheus scraping the exporter, and through Grafana's own code, are
-// dashboards_test.go at the top level.
+// e2e/dashboards*_test.go.
 
 func TestDashboardsAreImportable(t *testing.T) {
 	uids := map[string]bool{}

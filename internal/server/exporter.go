@@ -1,13 +1,15 @@
-package main
+// Package server is the exporter's HTTP surface: the metrics endpoints
+// (/metrics, /probe, /exporter-metrics), service discovery (/sd), the
+// configuration (/config), reloads (/-/reload), the landing page, the
+// notification receiver's server and the --demo simulator. Package main
+// parses the command line and wires it to listeners and signals.
+package server
 
 import (
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -18,34 +20,41 @@ import (
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
 
-// configSource is where configurations come from: the file, or content
+// program names the exporter's own metrics (whatsapp_exporter_build_info).
+const program = "whatsapp_exporter"
+
+// ConfigSource is where configurations come from: the file, or content
 // held in memory (the demo's).
-type configSource struct {
-	file   string
-	opts   config.Options
-	inline []byte
+type ConfigSource struct {
+	File    string
+	Options config.Options
+	Inline  []byte
 }
 
-func (s configSource) load() (*config.Config, error) {
-	if s.inline != nil {
-		return config.Load(s.inline, ".", s.opts)
+// Load loads the configuration.
+func (s ConfigSource) Load() (*config.Config, error) {
+	if s.Inline != nil {
+		return config.Load(s.Inline, ".", s.Options)
 	}
-	return config.LoadFile(s.file, s.opts)
+	return config.LoadFile(s.File, s.Options)
 }
 
-type exporterOptions struct {
-	timeoutOffset time.Duration
-	// maxRequests bounds the scrapes (/metrics and /probe) served at
+// Options are the exporter's settings beside the configuration.
+type Options struct {
+	// TimeoutOffset is subtracted from the scrape timeout Prometheus
+	// announces (--web.timeout-offset).
+	TimeoutOffset time.Duration
+	// MaxRequests bounds the scrapes (/metrics and /probe) served at
 	// once; 0 leaves them unbounded.
-	maxRequests int
-	collector   collector.Options
+	MaxRequests int
+	Collector   collector.Options
 }
 
-// exporter is the HTTP surface: metrics, the configuration and reloads.
-type exporter struct {
+// Exporter is the HTTP surface: metrics, the configuration and reloads.
+type Exporter struct {
 	logger    *slog.Logger
-	src       configSource
-	opts      exporterOptions
+	src       ConfigSource
+	opts      Options
 	collector *collector.Collector
 	registry  *prometheus.Registry
 
@@ -62,12 +71,14 @@ type exporter struct {
 	cfg      atomic.Pointer[config.Config]
 }
 
-func newExporter(logger *slog.Logger, src configSource, opts exporterOptions) *exporter {
-	e := &exporter{
+// New returns an exporter with no configuration loaded yet: call Reload
+// before serving, and Close at the end.
+func New(logger *slog.Logger, src ConfigSource, opts Options) *Exporter {
+	e := &Exporter{
 		logger:    logger,
 		src:       src,
 		opts:      opts,
-		collector: collector.New(logger, opts.collector),
+		collector: collector.New(logger, opts.Collector),
 		registry:  prometheus.NewRegistry(),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "whatsapp_exporter_config_last_reload_successful",
@@ -89,43 +100,34 @@ func newExporter(logger *slog.Logger, src configSource, opts exporterOptions) *e
 	return e
 }
 
-// checkConfig loads the configuration and builds what start-up builds
+// Collector is the collector the exporter serves.
+func (e *Exporter) Collector() *collector.Collector { return e.collector }
+
+// Close stops the collector's work.
+func (e *Exporter) Close() { e.collector.Close() }
+
+// CheckConfig loads the configuration and builds what start-up builds
 // (HTTP clients read their CA and certificate files), so that OK means the
 // exporter will start. It returns the number of instances.
-func checkConfig(logger *slog.Logger, src configSource, opts collector.Options) (int, error) {
-	cfg, err := src.load()
+func CheckConfig(logger *slog.Logger, src ConfigSource, opts collector.Options) (int, error) {
+	cfg, err := src.Load()
 	if err != nil {
 		return 0, err
 	}
 	c := collector.New(logger, opts)
 	defer c.Close()
 	if err := c.Update(cfg); err != nil {
-		return 0, fmt.Errorf("config file %s: %w", src.file, err)
+		return 0, fmt.Errorf("config file %s: %w", src.File, err)
 	}
 	return len(cfg.Instances), nil
 }
 
-// reloadOnSIGHUP reloads at every SIGHUP until the returned function is
-// called.
-func (e *exporter) reloadOnSIGHUP() (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			if err := e.reload(); err != nil {
-				e.logger.Error("Reload on SIGHUP failed; keeping the previous configuration", "err", err)
-			}
-		}
-	}()
-	return func() { signal.Stop(hup); close(hup) }
-}
-
-// reload loads the configuration; on failure the previous one keeps
+// Reload loads the configuration; on failure the previous one keeps
 // serving.
-func (e *exporter) reload() error {
+func (e *Exporter) Reload() error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
-	cfg, err := e.src.load()
+	cfg, err := e.src.Load()
 	if err == nil {
 		err = e.collector.Update(cfg)
 	}

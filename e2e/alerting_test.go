@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -9,58 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/exportertest"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
-	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
-
-const (
-	rulesFile        = "alerts/whatsapp.rules.yml"
-	alertmanagerFile = "alerts/alertmanager.yml"
-)
-
-// alertPipeline is a real Alertmanager with the shipped routes, every
-// receiver a webhook sink, and a real Prometheus with the shipped rules
-// (durations shortened) scraping an exporter and alerting to it.
-type alertPipeline struct {
-	sink   *testtool.WebhookSink
-	amLogs *testlog.Buffer
-	prom   *promServer
-}
-
-func startAlertPipeline(t *testing.T, exporterURL string) *alertPipeline {
-	t.Helper()
-	sink := testtool.NewWebhookSink(t)
-	amAddr, amLogs := testtool.StartAlertmanager(t, alertmanagerFile, sink.URL)
-	prom := startPrometheus(t, scrapeConfig(singleEndpoint, strings.TrimPrefix(exporterURL, "http://")), amAddr)
-	return &alertPipeline{sink: sink, amLogs: amLogs, prom: prom}
-}
-
-// wait waits for a notification with an alert that match accepts.
-func (p *alertPipeline) wait(t *testing.T, timeout time.Duration, what string, match func(testtool.Notification, testtool.Alert) bool) testtool.Alert {
-	t.Helper()
-	return p.sink.Wait(t, timeout, what, match, p.amLogs, p.prom.logs)
-}
-
-// alert matches an alert by name and status sent to receiver, any receiver
-// when empty.
-func alert(name, status, receiver string) func(testtool.Notification, testtool.Alert) bool {
-	return func(n testtool.Notification, a testtool.Alert) bool {
-		return a.Labels["alertname"] == name && a.Status == status && (receiver == "" || n.Receiver == receiver)
-	}
-}
-
-// onlyAlerts fails for every notified alert whose name expected refuses.
-func (p *alertPipeline) onlyAlerts(t *testing.T, expected func(name string) bool) {
-	t.Helper()
-	for _, n := range p.sink.Notifications() {
-		for _, a := range n.Alerts {
-			if !expected(a.Labels["alertname"]) {
-				t.Errorf("unexpected notification %s %v", a.Status, a.Labels)
-			}
-		}
-	}
-}
 
 // TestAlertingEndToEnd runs the simulator, the exporter, a real Prometheus
 // with the shipped rules (durations shortened) and a real Alertmanager with
@@ -73,9 +25,9 @@ func TestAlertingEndToEnd(t *testing.T) {
 	}
 	sim := simulator.New()
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
-	simURL := startSimulator(t, sim)
-	e := startExporter(t, configSource{inline: []byte("instances:\n" +
-		simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "e2e-shop", "1101000001", "e2e-token"))}, 0)
+	simURL := exportertest.StartSimulator(t, sim)
+	e := exportertest.Start(t, exportertest.Inline("instances:\n"+
+		simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "e2e-shop", "1101000001", "e2e-token")), 0)
 
 	rules, err := os.ReadFile(rulesFile)
 	if err != nil {
@@ -84,7 +36,7 @@ func TestAlertingEndToEnd(t *testing.T) {
 	if short := testtool.ShortenDurations(string(rules)); !strings.Contains(short, "for: 6s") || !strings.Contains(short, "[20s]") || strings.Contains(short, "for: 3m") {
 		t.Fatalf("shortening the durations failed:\n%s", short)
 	}
-	pipe := startAlertPipeline(t, e.url)
+	pipe := startAlertPipeline(t, e.URL)
 
 	// Wait for the first scrapes, then block the number.
 	for deadline := time.Now().Add(30 * time.Second); sim.Calls(simulator.GreenAPI, "1101000001") < 2; time.Sleep(100 * time.Millisecond) {
@@ -120,10 +72,10 @@ func TestQueueAlertEndToEnd(t *testing.T) {
 	}
 	sim := simulator.New()
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
-	simURL := startSimulator(t, sim)
-	e := startExporter(t, configSource{inline: []byte("instances:\n" +
-		simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "e2e-queue", "1101000001", "e2e-token", "messages_queue: true"))}, 0)
-	pipe := startAlertPipeline(t, e.url)
+	simURL := exportertest.StartSimulator(t, sim)
+	e := exportertest.Start(t, exportertest.Inline("instances:\n"+
+		simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "e2e-queue", "1101000001", "e2e-token", "messages_queue: true")), 0)
+	pipe := startAlertPipeline(t, e.URL)
 	pipe.prom.waitQuery(t, 30*time.Second, `whatsapp_outgoing_queue_messages{name="e2e-queue"} == 0`, func(s []sample) bool { return len(s) == 1 })
 
 	// Authorized, and three more messages queued every second.
@@ -163,12 +115,12 @@ func TestNotWorkingAlertEndToEnd(t *testing.T) {
 	sim.SetEvolutionVersion(simulator.Evolution18) // pushes every close, with its code
 	sim.Set(simulator.Evolution, id, key, simulator.Behaviour{State: "open"})
 	sim.SetWebhook(simulator.Evolution, id, auth)
-	simURL := startSimulator(t, sim)
+	simURL := exportertest.StartSimulator(t, sim)
 	cfg := filepath.Join(t.TempDir(), "whatsapp_exporter.yml")
 	testtool.WriteFiles(t, filepath.Dir(cfg), map[string]string{filepath.Base(cfg): "instances:\n" +
 		simulator.ProviderOf(simulator.Evolution).Config(simURL, id, id, key, auth.Config()...)})
 	receiver := testtool.FreeAddr(t)
-	_, base, logs := startBinary(t, "--config.file="+cfg, "--webhook.listen-address="+receiver)
+	_, base, logs := exportertest.StartBinary(t, "--config.file="+cfg, "--webhook.listen-address="+receiver)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go sim.SendNotifications(ctx, "http://"+receiver, func(err error) { t.Errorf("notification: %v\n%s", err, logs) })

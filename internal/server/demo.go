@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -11,15 +11,16 @@ import (
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 )
 
-// demoSimulator is the simulator of --demo, served on a free loopback
-// port.
-type demoSimulator struct {
+// Demo is the simulator of --demo, served on a free loopback port.
+type Demo struct {
 	*simulator.Simulator
-	url  string
+	// URL is where the simulator serves.
+	URL  string
 	stop func()
 }
 
-func startDemo(logger *slog.Logger) (*demoSimulator, error) {
+// StartDemo serves the demo simulator until Stop.
+func StartDemo(logger *slog.Logger) (*Demo, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -31,12 +32,21 @@ func startDemo(logger *slog.Logger) (*demoSimulator, error) {
 			logger.Error("Demo simulator stopped", "err", err)
 		}
 	}()
-	return &demoSimulator{Simulator: sim, url: "http://" + ln.Addr().String(), stop: func() { _ = srv.Close() }}, nil
+	return &Demo{Simulator: sim, URL: "http://" + ln.Addr().String(), stop: func() { _ = srv.Close() }}, nil
 }
 
-// notify has the demo instances push their state changes to the
-// notification receiver listening on addr, as providers would.
-func (d *demoSimulator) notify(ctx context.Context, addr string, logger *slog.Logger) {
+// Stop stops serving the simulator.
+func (d *Demo) Stop() { d.stop() }
+
+// Config is the configuration of the demo's instances and accounts.
+func (d *Demo) Config() ConfigSource {
+	return ConfigSource{Inline: []byte(simulator.DemoConfig(d.URL))}
+}
+
+// Notify has the demo instances push their state changes to the
+// notification receiver listening on addr, as providers would, until ctx
+// ends.
+func (d *Demo) Notify(ctx context.Context, addr string, logger *slog.Logger) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		logger.Error("Demo: cannot send notifications", "err", err)

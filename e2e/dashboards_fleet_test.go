@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/exportertest"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/grafana"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 )
@@ -38,7 +39,7 @@ func TestDashboardsFleet(t *testing.T) {
 		"greenapi-300": {"unknown", "0"}, // answers HTTP 500
 	}
 	sim := simulator.New()
-	simURL := startSimulator(t, sim)
+	simURL := exportertest.StartSimulator(t, sim)
 	var cfg strings.Builder
 	cfg.WriteString("instances:\n")
 	providers := simulator.Providers()
@@ -58,8 +59,8 @@ func TestDashboardsFleet(t *testing.T) {
 	}
 	var addrs []string
 	for range 2 {
-		e := startExporter(t, configSource{inline: []byte(cfg.String())}, 5*time.Second)
-		addrs = append(addrs, strings.TrimPrefix(e.url, "http://"))
+		e := exportertest.Start(t, exportertest.Inline(cfg.String()), 5*time.Second)
+		addrs = append(addrs, strings.TrimPrefix(e.URL, "http://"))
 	}
 	prom := startPrometheus(t, fmt.Sprintf(`  - job_name: whatsapp
     scrape_interval: 5s

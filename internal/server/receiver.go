@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"log/slog"
@@ -10,26 +10,29 @@ import (
 // it from the internet, while the metrics usually stay on an internal
 // network. It has its own TLS and basic auth settings.
 
-// webhookTimeouts bound how long a sender may hold a connection: a slow
+// ReceiverTimeouts bound how long a sender may hold a connection: a slow
 // or silent one is cut off.
-type webhookTimeouts struct {
-	header, read, write, idle time.Duration
+type ReceiverTimeouts struct {
+	Header, Read, Write, Idle time.Duration
 }
 
-var defaultWebhookTimeouts = webhookTimeouts{header: 5 * time.Second, read: 10 * time.Second, write: 10 * time.Second, idle: time.Minute}
+// DefaultReceiverTimeouts are the notification receiver's timeouts.
+var DefaultReceiverTimeouts = ReceiverTimeouts{Header: 5 * time.Second, Read: 10 * time.Second, Write: 10 * time.Second, Idle: time.Minute}
 
 // maxWebhookRequests bounds the notifications handled at once, each of
 // which may hold collector.MaxNotificationBytes; more get HTTP 503, which
 // providers retry.
 const maxWebhookRequests = 256
 
-func (e *exporter) webhookServer(t webhookTimeouts) *http.Server {
+// Receiver is the notification receiver's server (--webhook.listen-address),
+// for the caller to listen with.
+func (e *Exporter) Receiver(t ReceiverTimeouts) *http.Server {
 	return &http.Server{
 		Handler:           limitRequests(maxWebhookRequests, "too many notifications at once; retry later")(e.collector.Webhooks()),
-		ReadHeaderTimeout: t.header,
-		ReadTimeout:       t.read,
-		WriteTimeout:      t.write,
-		IdleTimeout:       t.idle,
+		ReadHeaderTimeout: t.Header,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    16 << 10,
 		// Scanners of the internet fail TLS handshakes all day: that is
 		// not worth more than a debug line.

@@ -1,120 +1,39 @@
-package main
+package server_test
 
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/exportertest"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/server"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
-// TestNotificationAlertDelay follows an instance that turns blocked to
-// Alertmanager twice, with the exporter polling every 20 s and Prometheus
-// scraping every second: without notifications the change waits for the
-// next poll; with them, the simulator pushes it and the next scrape calls
-// the instance, which confirms it. Both delays are logged.
-func TestNotificationAlertDelay(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("starts Prometheus and Alertmanager")
-	}
-	const pollEvery = 20 * time.Second
-	for _, notifications := range []bool{false, true} {
-		t.Run(fmt.Sprintf("notifications=%v", notifications), func(t *testing.T) {
-			t.Parallel()
-			sim := simulator.New()
-			sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
-			simURL := startSimulator(t, sim)
-			cfg := "instances:\n" + simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "e2e-shop", "1101000001", "e2e-token", `webhook_token: "e2e-webhook-token"`)
-			e := startExporterWith(t, configSource{inline: []byte(cfg)}, collector.Options{Concurrency: 4, MinInterval: pollEvery, Notifications: notifications})
-			if notifications {
-				sim.SetWebhook(simulator.GreenAPI, "1101000001", simulator.WebhookAuth{Token: "e2e-webhook-token"})
-				receiver := httptest.NewServer(e.webhookServer(defaultWebhookTimeouts).Handler)
-				t.Cleanup(receiver.Close)
-				ctx, cancel := context.WithCancel(context.Background())
-				t.Cleanup(cancel)
-				go sim.SendNotifications(ctx, receiver.URL, func(err error) { t.Errorf("notification: %v", err) })
-			}
-			pipe := startAlertPipeline(t, e.url)
-			prom := pipe.prom
-
-			// Change the state just after a poll, the worst case
-			// for polling alone.
-			prom.waitQuery(t, 30*time.Second, `whatsapp_instance_state{state="authorized"} == 1`, func(s []sample) bool { return len(s) == 1 })
-			calls := sim.Calls(simulator.GreenAPI, "1101000001")
-			for deadline := time.Now().Add(2 * pollEvery); sim.Calls(simulator.GreenAPI, "1101000001") == calls; time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("no poll")
-				}
-			}
-			polls := sim.Calls(simulator.GreenAPI, "1101000001")
-			changed := time.Now()
-			sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "blocked"})
-
-			prom.waitQuery(t, 2*pollEvery, `whatsapp_instance_state{state="blocked"} == 1`, func(s []sample) bool { return len(s) == 1 })
-			seen := time.Since(changed)
-			pollsBeforeSeen := sim.Calls(simulator.GreenAPI, "1101000001") - polls
-			a := pipe.wait(t, 90*time.Second, "firing WhatsAppInstanceBlocked", alert("WhatsAppInstanceBlocked", "firing", ""))
-			fired := time.Since(changed)
-			t.Logf("notifications=%v: blocked seen by Prometheus after %.1fs, alert at Alertmanager's receiver after %.1fs (polls every %s, scrapes every 1s, for: 6s)",
-				notifications, seen.Seconds(), fired.Seconds(), pollEvery)
-			if a.Labels["state"] != "blocked" || a.Labels["name"] != "e2e-shop" {
-				t.Errorf("alert labels %v", a.Labels)
-			}
-			if notifications {
-				// The notification showed at the next scrape, long
-				// before the schedule's next poll (the state changed
-				// just after a poll, and the next is pollEvery later);
-				// that scrape may have called the instance to confirm
-				// it, unless it came within a second of the last call.
-				if pollsBeforeSeen > 1 || seen >= pollEvery {
-					t.Errorf("Prometheus saw the state after %d polls and %v; want it at the scrape after the notification, well before the next scheduled poll (%v)", pollsBeforeSeen, seen, pollEvery)
-				}
-				s, err := prom.query(`whatsapp_webhook_notifications_total{name="e2e-shop",outcome="accepted"} == 1`)
-				if err != nil || len(s) != 1 {
-					t.Errorf("accepted notifications: %v %v, want 1", s, err)
-				}
-			} else if pollsBeforeSeen == 0 {
-				t.Errorf("Prometheus saw the state without a poll, and notifications are off")
-			}
-		})
-	}
-}
-
-// shortWebhookTimeouts let the tests watch slow senders being cut off.
-var shortWebhookTimeouts = webhookTimeouts{header: 300 * time.Millisecond, read: 600 * time.Millisecond, write: time.Second, idle: time.Second}
+// shortReceiverTimeouts let the tests watch slow senders being cut off.
+var shortReceiverTimeouts = server.ReceiverTimeouts{Header: 300 * time.Millisecond, Read: 600 * time.Millisecond, Write: time.Second, Idle: time.Second}
 
 func TestWebhookReceiverCutsOffSlowSenders(t *testing.T) {
 	sim := simulator.New()
 	sim.Set(simulator.GreenAPI, "1101000001", "token", simulator.Behaviour{State: "authorized"})
-	simURL := startSimulator(t, sim)
+	simURL := exportertest.StartSimulator(t, sim)
 	cfg := "instances:\n" + simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "shop", "1101000001", "token", `webhook_token: "wh"`)
-	e := startExporterWith(t, configSource{inline: []byte(cfg)}, collector.Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
+	e := exportertest.StartWith(t, exportertest.Inline(cfg), collector.Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
 	srv := httptest.NewUnstartedServer(nil)
-	srv.Config = e.webhookServer(shortWebhookTimeouts)
+	srv.Config = e.Receiver(shortReceiverTimeouts)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	scrape(t, e.url, nil) // the first poll: authorized
+	exportertest.Scrape(t, e.URL, nil) // the first poll: authorized
 
 	// closed reports whether the server ends the connection, and what it
 	// answered, after the sender wrote part of a request and stalled.
@@ -145,11 +64,11 @@ func TestWebhookReceiverCutsOffSlowSenders(t *testing.T) {
 			t.Errorf("%s: answered %q", name, answer)
 		}
 	}
-	if text := scrape(t, e.url, nil); !strings.Contains(text, `whatsapp_instance_state{provider="greenapi",name="shop",state="authorized"} 1`) {
+	if text := exportertest.Scrape(t, e.URL, nil); !strings.Contains(text, `whatsapp_instance_state{provider="greenapi",name="shop",state="authorized"} 1`) {
 		t.Errorf("a cut-off notification changed the state")
 	}
-	if text := scrape(t, e.url, nil); !strings.Contains(text, `whatsapp_exporter_webhook_notifications_total{outcome="incomplete",provider="greenapi"} 1`) {
-		t.Errorf("the incomplete body is not counted:\n%s", grepLines(text, "webhook"))
+	if text := exportertest.Scrape(t, e.URL, nil); !strings.Contains(text, `whatsapp_exporter_webhook_notifications_total{outcome="incomplete",provider="greenapi"} 1`) {
+		t.Errorf("the incomplete body is not counted:\n%s", exportertest.GrepLines(text, "webhook"))
 	}
 	// The receiver still serves.
 	if status, _, _ := testtool.Notify(t, nil, srv.URL+"/webhook/greenapi", "wh", []byte(body)); status != http.StatusOK {
@@ -157,19 +76,9 @@ func TestWebhookReceiverCutsOffSlowSenders(t *testing.T) {
 	}
 }
 
-func grepLines(text, sub string) string {
-	var out []string
-	for _, l := range strings.Split(text, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 func TestWebhookReceiverManyClients(t *testing.T) {
 	sim := simulator.New()
-	simURL := startSimulator(t, sim)
+	simURL := exportertest.StartSimulator(t, sim)
 	var cfg strings.Builder
 	cfg.WriteString("instances:\n")
 	for i := range 50 {
@@ -180,12 +89,12 @@ func TestWebhookReceiverManyClients(t *testing.T) {
 		sim.Set(simulator.GreenAPI, id, "token", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: 5 * time.Minute})
 		cfg.WriteString(simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "i"+id, id, "token", `webhook_token: "wh"`))
 	}
-	e := startExporterWith(t, configSource{inline: []byte(cfg.String())}, collector.Options{Concurrency: 8, MinInterval: time.Hour, Notifications: true})
+	e := exportertest.StartWith(t, exportertest.Inline(cfg.String()), collector.Options{Concurrency: 8, MinInterval: time.Hour, Notifications: true})
 	srv := httptest.NewUnstartedServer(nil)
-	srv.Config = e.webhookServer(defaultWebhookTimeouts)
+	srv.Config = e.Receiver(server.DefaultReceiverTimeouts)
 	srv.Start()
 	t.Cleanup(srv.Close)
-	scrape(t, e.url, nil)
+	exportertest.Scrape(t, e.URL, nil)
 	// 50 instances, 20 notifications each, sent at once: every state ends
 	// as its newest notification says, whatever the order of arrival.
 	start := time.Now().Unix() + 1
@@ -213,7 +122,7 @@ func TestWebhookReceiverManyClients(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	text := scrape(t, e.url, nil)
+	text := exportertest.Scrape(t, e.URL, nil)
 	// The newest (k = 19) is yellowCard; a 503 (over maxWebhookRequests)
 	// would be retried by the provider, and is not here.
 	if n := strings.Count(text, `state="yellowCard"} 1`); n != 50 {
@@ -221,85 +130,11 @@ func TestWebhookReceiverManyClients(t *testing.T) {
 	}
 }
 
-func TestBinaryWebhookReceiverTLS(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeSelfSignedCert(t, certFile, keyFile)
-	webCfg := filepath.Join(dir, "web.yml")
-	if err := os.WriteFile(webCfg, []byte(fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", certFile, keyFile)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	whAddr := testtool.FreeAddr(t)
-	_, base, logs := startBinary(t, "--demo", "--api.min-interval=1h", "--webhook.listen-address="+whAddr, "--webhook.config.file="+webCfg)
-	scrape(t, base, nil)                                                                                                                 // the first poll, which a notification follows
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a test certificate
-	body := fmt.Sprintf(`{"typeWebhook":"stateInstanceChanged","instanceData":{"idInstance":1101000001},"timestamp":%d,"stateInstance":"blocked"}`, time.Now().Unix()+1)
-	var status int
-	waitFor(t, "the receiver over TLS", func() bool {
-		req, _ := http.NewRequest(http.MethodPost, "https://"+whAddr+"/webhook/greenapi", strings.NewReader(body))
-		req.Header.Set("Authorization", "demo-webhook-shop")
-		resp, err := client.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		status = resp.StatusCode
-		return true
-	})
-	if status != http.StatusOK {
-		t.Errorf("HTTPS notification: %d\n%s", status, logs)
-	}
-	if resp, err := http.Post("http://"+whAddr+"/webhook/greenapi", "application/json", strings.NewReader(body)); err == nil {
-		if resp.StatusCode == http.StatusOK {
-			t.Errorf("plain HTTP accepted by a TLS receiver")
-		}
-		resp.Body.Close()
-	}
-	// The receiver serves notifications only, and /metrics is not there.
-	if resp, err := client.Get("https://" + whAddr + "/metrics"); err == nil {
-		if resp.StatusCode != http.StatusNotFound {
-			t.Errorf("/metrics on the receiver: %d", resp.StatusCode)
-		}
-		resp.Body.Close()
-	}
-	if text := scrape(t, base, nil); !strings.Contains(text, `whatsapp_webhook_notifications_total{provider="greenapi",name="demo-shop",outcome="accepted"} 1`) {
-		t.Errorf("the notification was not accepted:\n%s\n%s", grepLines(text, "demo-shop"), logs)
-	}
-}
-
-func writeSelfSignedCert(t *testing.T, certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // receiverFor serves e's notification receiver and has the simulator push
 // its instances' changes to it until the test ends.
-func receiverFor(t *testing.T, e *testExporter, sim *simulator.Simulator) {
+func receiverFor(t *testing.T, e *exportertest.Exporter, sim *simulator.Simulator) {
 	t.Helper()
-	receiver := httptest.NewServer(e.webhookServer(defaultWebhookTimeouts).Handler)
+	receiver := httptest.NewServer(e.Receiver(server.DefaultReceiverTimeouts).Handler)
 	t.Cleanup(receiver.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -315,7 +150,7 @@ func receiverFor(t *testing.T, e *testExporter, sim *simulator.Simulator) {
 func waitDeliveries(t *testing.T, sim *simulator.Simulator, provider, id string, n int) []simulator.Delivery {
 	t.Helper()
 	var d []simulator.Delivery
-	waitFor(t, fmt.Sprintf("%d deliveries for %s", n, id), func() bool {
+	testtool.WaitFor(t, fmt.Sprintf("%d deliveries for %s", n, id), func() bool {
 		d = sim.Deliveries(provider, id)
 		return len(d) >= n
 	})
@@ -331,11 +166,11 @@ func TestGreenAPINotificationQueueNeverStalls(t *testing.T) {
 	sim.SetRetryUnit(time.Hour) // a resend would come an hour later: never within the test
 	sim.Set(simulator.GreenAPI, "1101000001", "token", simulator.Behaviour{State: "authorized"})
 	sim.SetWebhook(simulator.GreenAPI, "1101000001", simulator.WebhookAuth{Token: "not-the-webhook-token"})
-	simURL := startSimulator(t, sim)
+	simURL := exportertest.StartSimulator(t, sim)
 	cfg := "instances:\n" + simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "shop", "1101000001", "token", `webhook_token: "wh-token"`)
-	e := startExporterWith(t, configSource{inline: []byte(cfg)}, collector.Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
+	e := exportertest.StartWith(t, exportertest.Inline(cfg), collector.Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
 	receiverFor(t, e, sim)
-	scrape(t, e.url, nil)
+	exportertest.Scrape(t, e.URL, nil)
 
 	// Refused: a webhookUrlToken that is not the one configured.
 	sim.Set(simulator.GreenAPI, "1101000001", "token", simulator.Behaviour{State: "blocked"})
@@ -351,14 +186,14 @@ func TestGreenAPINotificationQueueNeverStalls(t *testing.T) {
 			t.Errorf("delivery %d: %+v, want %+v", k, d[k], want)
 		}
 	}
-	text := scrape(t, e.url, nil)
+	text := exportertest.Scrape(t, e.URL, nil)
 	for _, want := range []string{
 		`whatsapp_webhook_notifications_total{provider="greenapi",name="shop",outcome="unauthorized"} 1`,
 		`whatsapp_webhook_notifications_total{provider="greenapi",name="shop",outcome="accepted"} 2`,
 		`whatsapp_instance_state{provider="greenapi",name="shop",state="yellowCard"} 1`,
 	} {
 		if !strings.Contains(text, want+"\n") {
-			t.Errorf("no %s in:\n%s", want, grepLines(text, `name="shop"`))
+			t.Errorf("no %s in:\n%s", want, exportertest.GrepLines(text, `name="shop"`))
 		}
 	}
 }
@@ -393,12 +228,12 @@ func TestEvolutionWebhookVersions(t *testing.T) {
 			sim.SetRetryUnit(time.Millisecond)
 			sim.Set(simulator.Evolution, "bot", "evo-instance-key", simulator.Behaviour{State: "open"})
 			sim.SetWebhook(simulator.Evolution, "bot", tc.auth)
-			simURL := startSimulator(t, sim)
+			simURL := exportertest.StartSimulator(t, sim)
 			cfg := "instances:\n" + simulator.ProviderOf(simulator.Evolution).Config(simURL, "bot", "bot", "evo-instance-key",
 				`webhook_token: "evo-token"`, `webhook_jwt_key: "evo-jwt-key"`, `webhook_path_secret: "`+pathSecret+`"`)
-			e := startExporterWith(t, configSource{inline: []byte(cfg)}, collector.Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
+			e := exportertest.StartWith(t, exportertest.Inline(cfg), collector.Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
 			receiverFor(t, e, sim)
-			scrape(t, e.url, nil)
+			exportertest.Scrape(t, e.URL, nil)
 			sim.Set(simulator.Evolution, "bot", "evo-instance-key", simulator.Behaviour{State: "close", Reason: 401})
 			waitDeliveries(t, sim, simulator.Evolution, "bot", tc.attempts)
 			time.Sleep(50 * time.Millisecond) // room for a retry that should not come
@@ -411,12 +246,12 @@ func TestEvolutionWebhookVersions(t *testing.T) {
 					t.Errorf("delivery %+v, want HTTP %d", dl, tc.status)
 				}
 			}
-			text := scrape(t, e.url, nil)
+			text := exportertest.Scrape(t, e.URL, nil)
 			want := fmt.Sprintf(`whatsapp_webhook_notifications_total{provider="evolution",name="bot",outcome=%q} %d`, tc.want, tc.attempts)
 			if !strings.Contains(text, want+"\n") {
-				t.Errorf("no %s in:\n%s", want, grepLines(text, "notifications"))
+				t.Errorf("no %s in:\n%s", want, exportertest.GrepLines(text, "notifications"))
 			}
-			if strings.Contains(text, "evo-jwt-key") || strings.Contains(text, pathSecret) || strings.Contains(e.logs.String(), "evo-jwt-key") || strings.Contains(e.logs.String(), pathSecret) {
+			if strings.Contains(text, "evo-jwt-key") || strings.Contains(text, pathSecret) || strings.Contains(e.Logs.String(), "evo-jwt-key") || strings.Contains(e.Logs.String(), pathSecret) {
 				t.Errorf("a webhook credential reached the metrics or logs")
 			}
 		})

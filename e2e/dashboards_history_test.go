@@ -1,10 +1,9 @@
-package main
+package e2e
 
 import (
 	"bufio"
 	"fmt"
 	"math"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/exportertest"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/grafana"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
@@ -42,7 +42,7 @@ func TestDashboardsHistory(t *testing.T) {
 	// What the exporter exposes, from a real one: instances working, not
 	// working and failing for every provider, and accounts.
 	sim := simulator.New()
-	simURL := startSimulator(t, sim)
+	simURL := exportertest.StartSimulator(t, sim)
 	var cfg strings.Builder
 	cfg.WriteString("instances:\n")
 	var names []string
@@ -64,16 +64,16 @@ func TestDashboardsHistory(t *testing.T) {
 		}
 	}
 	cfg.WriteString(accounts)
-	e := startExporter(t, configSource{inline: []byte(cfg.String())}, 0)
+	e := exportertest.Start(t, exportertest.Inline(cfg.String()), 0)
 	// The configured instances and one per account.
-	waitFor(t, "every instance refreshed", func() bool {
-		return strings.Count(scrape(t, e.url, nil), "\nwhatsapp_up{") >= len(names)+strings.Count(accounts, "\n")-1
+	testtool.WaitFor(t, "every instance refreshed", func() bool {
+		return strings.Count(exportertest.Scrape(t, e.URL, nil), "\nwhatsapp_up{") >= len(names)+strings.Count(accounts, "\n")-1
 	})
-	single := parse(t, scrape(t, e.url, nil))
-	own := parse(t, fetchOK(t, e.url+"/exporter-metrics"))
+	single := exportertest.Parse(t, exportertest.Scrape(t, e.URL, nil))
+	own := exportertest.Parse(t, exportertest.FetchOK(t, e.URL+"/exporter-metrics"))
 	probes := map[string]map[string]*dto.MetricFamily{}
-	for _, name := range sdTargets(t, e.url) {
-		probes[name] = parse(t, fetchOK(t, e.url+"/probe?target="+url.QueryEscape(name)))
+	for _, name := range exportertest.SDTargets(t, e.URL) {
+		probes[name] = exportertest.Parse(t, exportertest.FetchOK(t, e.URL+"/probe?target="+url.QueryEscape(name)))
 	}
 
 	// Seven hours of it, every minute; the instance whose state changes
@@ -132,15 +132,6 @@ func TestDashboardsHistory(t *testing.T) {
 			}
 		}
 	}
-}
-
-func fetchOK(t *testing.T, rawURL string) string {
-	t.Helper()
-	code, body := get(t, rawURL, nil)
-	if code != http.StatusOK {
-		t.Fatalf("GET %s: HTTP %d\n%s", rawURL, code, body)
-	}
-	return body
 }
 
 // checkCoverage checks a range query has a value at nearly every step:

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"compress/gzip"
@@ -24,13 +24,15 @@ import (
 	"go.yaml.in/yaml/v2"
 )
 
-func (e *exporter) handler(metricsPath string) (http.Handler, error) {
+// Handler serves the exporter's endpoints, the metrics of every instance
+// at metricsPath (--web.telemetry-path).
+func (e *Exporter) Handler(metricsPath string) (http.Handler, error) {
 	if err := checkTelemetryPath(metricsPath); err != nil {
 		return nil, fmt.Errorf("--web.telemetry-path: %w", err)
 	}
 	// Scrapes share their calls, but each holds its answer's buffers:
 	// bound how many run at once, as node_exporter does.
-	scrapes := limitRequests(e.opts.maxRequests, fmt.Sprintf("more than %d scrapes at once (--web.max-requests)", e.opts.maxRequests))
+	scrapes := limitRequests(e.opts.MaxRequests, fmt.Sprintf("more than %d scrapes at once (--web.max-requests)", e.opts.MaxRequests))
 	mux := http.NewServeMux()
 	mux.Handle(metricsPath, promhttp.InstrumentMetricHandler(e.registry, scrapes(http.HandlerFunc(e.serveMetrics))))
 	mux.Handle("/probe", scrapes(http.HandlerFunc(e.serveProbe)))
@@ -92,7 +94,7 @@ func limitRequests(max int, refusal string) func(http.Handler) http.Handler {
 
 // scrapeContext is the request's context, ended by the scrape timeout
 // Prometheus announces less the offset.
-func (e *exporter) scrapeContext(r *http.Request) (context.Context, context.CancelFunc) {
+func (e *Exporter) scrapeContext(r *http.Request) (context.Context, context.CancelFunc) {
 	if timeout := e.scrapeTimeout(r); timeout > 0 {
 		return context.WithTimeout(r.Context(), timeout)
 	}
@@ -103,7 +105,7 @@ func (e *exporter) scrapeContext(r *http.Request) (context.Context, context.Canc
 // writes the exporter's own metrics, then every instance's. There is one
 // gather path: the registry holds only the exporter's own metrics, and the
 // instances' are streamed from the collector (see collector/exposition.go).
-func (e *exporter) serveMetrics(w http.ResponseWriter, r *http.Request) {
+func (e *Exporter) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := e.scrapeContext(r)
 	defer cancel()
 	scrape := e.collector.Refresh(ctx)
@@ -125,7 +127,7 @@ func (e *exporter) serveMetrics(w http.ResponseWriter, r *http.Request) {
 
 // serveProbe answers with the metrics of one instance, named by the
 // target parameter: the multi-target mode, as blackbox_exporter's.
-func (e *exporter) serveProbe(w http.ResponseWriter, r *http.Request) {
+func (e *Exporter) serveProbe(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("target")
 	if name == "" {
 		http.Error(w, "the target parameter is missing: give the name of a configured instance, as /sd lists them", http.StatusBadRequest)
@@ -146,7 +148,7 @@ func (e *exporter) serveProbe(w http.ResponseWriter, r *http.Request) {
 // serveSD answers Prometheus' HTTP service discovery with one target per
 // instance, configured or found by an account, its name, grouped by
 // provider (label __meta_whatsapp_provider).
-func (e *exporter) serveSD(w http.ResponseWriter, _ *http.Request) {
+func (e *Exporter) serveSD(w http.ResponseWriter, _ *http.Request) {
 	type group struct {
 		Targets []string          `json:"targets"`
 		Labels  map[string]string `json:"labels"`
@@ -200,7 +202,7 @@ const unrefreshedLogEvery = 5 * time.Minute
 // noteUnrefreshed says, now and then rather than at every scrape and for
 // every instance, that the exporter could not refresh every instance in
 // time, and what to do about it.
-func (e *exporter) noteUnrefreshed(n int) {
+func (e *Exporter) noteUnrefreshed(n int) {
 	if n == 0 {
 		return
 	}
@@ -210,17 +212,17 @@ func (e *exporter) noteUnrefreshed(n int) {
 		return
 	}
 	e.logger.Warn("Some instances could not be refreshed before the scrape deadline; they are exposed with their previous result. Raise --api.concurrency, lengthen the scrape timeout, or let Prometheus scrape /probe per instance (see the README)",
-		"unrefreshed", n, "api_concurrency", e.opts.collector.Concurrency)
+		"unrefreshed", n, "api_concurrency", e.opts.Collector.Concurrency)
 }
 
 // scrapeTimeout is how long the scrape may take: Prometheus' scrape timeout
 // less the offset, or zero when the request does not announce one.
-func (e *exporter) scrapeTimeout(r *http.Request) time.Duration {
+func (e *Exporter) scrapeTimeout(r *http.Request) time.Duration {
 	v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")
 	if v == "" {
 		return 0
 	}
-	timeout, ok := answerWithin(v, e.opts.timeoutOffset)
+	timeout, ok := answerWithin(v, e.opts.TimeoutOffset)
 	if !ok {
 		e.logger.Warn("Ignoring a malformed X-Prometheus-Scrape-Timeout-Seconds header", "value", shortValue(v))
 	}
@@ -285,7 +287,7 @@ func checkTelemetryPath(p string) error {
 
 // serveConfig shows the loaded configuration and, under found, the
 // instances the accounts found, as they are watched; secrets as <secret>.
-func (e *exporter) serveConfig(w http.ResponseWriter, _ *http.Request) {
+func (e *Exporter) serveConfig(w http.ResponseWriter, _ *http.Request) {
 	view := struct {
 		config.Config `yaml:",inline"`
 		Found         map[string][]config.Spec `yaml:"found,omitempty"`
@@ -304,13 +306,13 @@ func (e *exporter) serveConfig(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(out)
 }
 
-func (e *exporter) serveReload(w http.ResponseWriter, r *http.Request) {
+func (e *Exporter) serveReload(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "use POST to reload the configuration", http.StatusMethodNotAllowed)
 		return
 	}
-	if err := e.reload(); err != nil {
+	if err := e.Reload(); err != nil {
 		e.logger.Error("Reload failed; keeping the previous configuration", "err", err)
 		http.Error(w, "reload failed, the previous configuration stays in use: "+err.Error(), http.StatusInternalServerError)
 		return
