@@ -239,10 +239,10 @@ func markdownAnchors(content string) []string {
 	return anchors
 }
 
-// TestDocFlags checks that CONFIGURATION.md gives every flag of flags.go
+// TestDocFlags checks that CONFIGURATION.md gives every flag of main.go
 // with its help text as --help prints it.
 func TestDocFlags(t *testing.T) {
-	src, err := os.ReadFile("../flags.go")
+	src, err := os.ReadFile("../main.go")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,13 +252,13 @@ func TestDocFlags(t *testing.T) {
 	}
 	flags := regexp.MustCompile(`app\.Flag\("([^"]+)",\s*("(?:[^"\\]|\\.)*")\)`).FindAllSubmatch(src, -1)
 	if len(flags) < 10 {
-		t.Fatalf("flags.go: %d flags found, want 10 or more", len(flags))
+		t.Fatalf("main.go: %d flags found, want 10 or more", len(flags))
 	}
 	for _, f := range flags {
 		name := string(f[1])
 		help, err := strconv.Unquote(string(f[2]))
 		if err != nil {
-			t.Fatalf("flags.go: --%s: %v", name, err)
+			t.Fatalf("main.go: --%s: %v", name, err)
 		}
 		if !strings.Contains(string(doc), "`--"+name+"`") {
 			t.Errorf("CONFIGURATION.md: no `--%s`", name)
