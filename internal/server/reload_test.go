@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/exportertest"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
 func TestReloadKeepsTheOldConfigOnError(t *testing.T) {
@@ -102,5 +104,84 @@ func TestReloadRefusesCrossSiteRequests(t *testing.T) {
 	}
 	if up := exportertest.UpValues(exportertest.Parse(t, exportertest.Scrape(t, e.URL, nil))); len(up) != 2 {
 		t.Errorf("after a plain POST: whatsapp_up %v, want two instances", up)
+	}
+}
+
+// TestFailedReloadChangesNoAnswer: a reload that fails at any step leaves
+// every answer of the exporter as it was: the instances' and accounts'
+// metrics, a probe, the service discovery and the configuration shown.
+func TestFailedReloadChangesNoAnswer(t *testing.T) {
+	sim := simulator.New()
+	sim.Set(simulator.GreenAPI, "1101000001", "tok1", simulator.Behaviour{State: "authorized"})
+	sim.Set(simulator.Wachat, "t1_a", "agency-key", simulator.Behaviour{State: "open"})
+	sim.SetAccount(simulator.Wachat, "agency-key", simulator.Member{ID: "t1_a"})
+	simURL := exportertest.StartSimulator(t, sim)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "whatsapp_exporter.yml")
+	write := func(s string) {
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shop := simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "shop", "1101000001", "tok1", "timeout: 2s")
+	account := simulator.ProviderOf(simulator.Wachat).AccountConfig(simURL, "agency", "agency-key", "refresh_interval: 1h")
+	good := "instances:\n" + shop + "accounts:\n" + account
+	write(good)
+	e := exportertest.Start(t, exportertest.File(file), time.Hour)
+	answers := func() string {
+		var b strings.Builder
+		for _, line := range strings.Split(exportertest.Scrape(t, e.URL, nil), "\n") {
+			if strings.HasPrefix(line, "whatsapp_") && !strings.HasPrefix(line, "whatsapp_exporter_") {
+				b.WriteString(line + "\n")
+			}
+		}
+		for _, path := range []string{"/probe?target=shop", "/sd", "/config"} {
+			code, body := exportertest.Get(t, e.URL+path, nil)
+			fmt.Fprintf(&b, "%s: %d\n%s\n", path, code, body)
+		}
+		return b.String()
+	}
+	testtool.WaitFor(t, "the account's instance", func() bool { return strings.Contains(answers(), `name="t1_a"`) })
+	before := answers()
+
+	badCA := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(badCA, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	changed := "instances:\n" + strings.Replace(shop, "timeout: 2s", "timeout: 3s", 1) +
+		"accounts:\n" + strings.Replace(account, "refresh_interval: 1h", "refresh_interval: 2h", 1)
+	// withInstance is the changed configuration with one more instance.
+	withInstance := func(instance string) string {
+		i := strings.Index(changed, "accounts:")
+		return changed[:i] + instance + changed[i:]
+	}
+	for name, content := range map[string]string{
+		"not YAML":      "instances: [\x00\n",
+		"unknown field": changed + "    colour: blue\n",
+		"no secret file": withInstance("  - {name: two, provider: greenapi, api_url: " + simURL +
+			", id_instance: 1101000002, api_token_file: missing.token}\n"),
+		"name clash": withInstance(simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "t1_a", "1101000009", "tok9")),
+		"unusable HTTP settings": withInstance(simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "new", "1101000002", "tok2",
+			"tls_config: {ca_file: "+badCA+"}")),
+	} {
+		write(content)
+		if code, body := exportertest.Post(t, e.URL+"/-/reload"); code != http.StatusInternalServerError {
+			t.Fatalf("%s: reload answered HTTP %d %q, want 500", name, code, body)
+		}
+		if got := answers(); got != before {
+			t.Errorf("%s: answers after the failed reload:\n%s\nwant as before:\n%s", name, got, before)
+		}
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(file, 0o700); err != nil { // a special file where the configuration was
+		t.Fatal(err)
+	}
+	if code, _ := exportertest.Post(t, e.URL+"/-/reload"); code != http.StatusInternalServerError {
+		t.Fatalf("a directory as configuration: reload answered HTTP %d, want 500", code)
+	}
+	if got := answers(); got != before {
+		t.Errorf("a directory as configuration: answers changed:\n%s\nwant as before:\n%s", got, before)
 	}
 }
