@@ -3,113 +3,15 @@ package collector
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
-	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
-	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
-
-// testEnv is a simulator behind a loopback server and a collector pointed at
-// it.
-type testEnv struct {
-	sim    *simulator.Simulator
-	srv    *httptest.Server
-	c      *Collector
-	logs   *testlog.Buffer
-	inFlag atomic.Int64 // calls in flight at the simulator
-	maxIn  atomic.Int64
-}
-
-func newTestEnv(t *testing.T, opts Options) *testEnv {
-	t.Helper()
-	logger, logs := testlog.New()
-	env := &testEnv{sim: simulator.New(), logs: logs}
-	env.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := env.inFlag.Add(1)
-		defer env.inFlag.Add(-1)
-		for {
-			m := env.maxIn.Load()
-			if n <= m || env.maxIn.CompareAndSwap(m, n) {
-				break
-			}
-		}
-		env.sim.ServeHTTP(w, r)
-	}))
-	t.Cleanup(env.srv.Close)
-	if opts.Concurrency == 0 {
-		opts.Concurrency = 8
-	}
-	env.c = New(logger, opts)
-	t.Cleanup(env.c.Close)
-	return env
-}
-
-// add adds a simulated instance of a provider and returns its config YAML,
-// with a 2 s timeout.
-func (env *testEnv) add(provider, name, id string, b simulator.Behaviour) string {
-	env.sim.Set(provider, id, "secret-"+id, b)
-	return simulator.ProviderOf(provider).Config(env.srv.URL, name, id, "secret-"+id, "timeout: 2s")
-}
-
-func (env *testEnv) load(t *testing.T, instances ...string) {
-	t.Helper()
-	cfg, err := config.Load([]byte("instances:\n"+strings.Join(instances, "")), t.TempDir(), config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.c.Update(cfg); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// scrape is one scrape with a deadline after d (0: none) that checks the
-// families named in names against want.
-func (env *testEnv) scrape(t *testing.T, d time.Duration, want string, names ...string) {
-	t.Helper()
-	ctx := context.Background()
-	if d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
-	if err := testutil.GatherAndCompare(scrapeOf(env.c, ctx), strings.NewReader(want), names...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func stateLines(provider, name, current string, up bool) string {
-	var b strings.Builder
-	for _, s := range append(ProviderStates(provider), StateUnknown) {
-		v := 0
-		if s == current {
-			v = 1
-		}
-		fmt.Fprintf(&b, "whatsapp_instance_state{name=%q,provider=%q,state=%q} %d\n", name, provider, s, v)
-	}
-	return b.String()
-}
-
-func upLine(provider, name string, up bool) string {
-	v := 0
-	if up {
-		v = 1
-	}
-	return fmt.Sprintf("whatsapp_up{name=%q,provider=%q} %d\n", name, provider, v)
-}
-
-var stateHeader = "# HELP whatsapp_instance_state " + stateFamily.help + "\n# TYPE whatsapp_instance_state gauge\n"
-
-var upHeader = "# HELP whatsapp_up " + upFamily.help + "\n# TYPE whatsapp_up gauge\n"
 
 func TestCollectorStatesAndUp(t *testing.T) {
 	env := newTestEnv(t, Options{})
@@ -296,14 +198,8 @@ func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
 		unrefreshedFamily.name + " 1\n"
 	env.scrape(t, 500*time.Millisecond, want, "whatsapp_instance_state", "whatsapp_up", unrefreshedFamily.name)
 	// The hung call ends at its own timeout and counts as a timeout.
-	waitUntil(t, "the hung call's timeout", func() bool { return errorCount(t, env.c, "hung", "getStateInstance", ReasonTimeout) == 1 })
+	waitFor(t, "the hung call's timeout", func() bool { return errorCount(t, env.c, "hung", "getStateInstance", ReasonTimeout) == 1 })
 	env.scrape(t, 0, upHeader+upLine("greenapi", "hung", false)+upLine("greenapi", "sales", true)+upLine("greenapi", "shop", true), "whatsapp_up")
-}
-
-// waitUntil polls cond, failing after a limit far above any expected wait.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	testtool.WaitFor(t, what, cond)
 }
 
 func TestCollectorBoundsConcurrency(t *testing.T) {
@@ -340,19 +236,6 @@ func TestCollectorUpdate(t *testing.T) {
 	}
 }
 
-// exposition is what a scrape writes, without refreshing anything.
-func exposition(t *testing.T, c *Collector) string {
-	t.Helper()
-	c.mu.RLock()
-	s := &Scrape{targets: c.targets}
-	c.mu.RUnlock()
-	var b strings.Builder
-	if _, err := s.WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
-}
-
 // TestCollectorRemovedInstanceStaysRemoved: a call in flight when a reload
 // removes its instance must not bring its series back.
 func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
@@ -369,7 +252,7 @@ func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
 	}
 	env.load(t, keep) // while the call of "gone" is in flight
 	<-done
-	waitUntil(t, "the end of the removed instance's call", func() bool { q, f := env.c.sched.counts(); return q+f == 0 })
+	waitFor(t, "the end of the removed instance's call", func() bool { q, f := env.c.sched.counts(); return q+f == 0 })
 	if text := exposition(t, env.c); strings.Contains(text, `name="gone"`) {
 		t.Errorf("the removed instance came back:\n%s", text)
 	}
@@ -608,7 +491,7 @@ func TestOldestFirstReachesEveryInstance(t *testing.T) {
 		}
 	}
 	// Without further scrapes, the pass the last one asked for completes.
-	waitUntil(t, "a call to every instance", func() bool { lo, _ := counts(); return lo >= 1 })
+	waitFor(t, "a call to every instance", func() bool { lo, _ := counts(); return lo >= 1 })
 	if lo, hi := counts(); hi-lo > 1 {
 		t.Errorf("calls per instance range from %d to %d", lo, hi)
 	}
