@@ -292,15 +292,15 @@ func TestAccountRetryAfter(t *testing.T) {
 	if err := env.load(t, "", env.account(simulator.Wachat, "agency", "agency-key")+env.account(simulator.GreenAPI, "partner", "partner-key")); err != nil {
 		t.Fatal(err)
 	}
+	accounts := accountsOf(env.c)
 	waitFor(t, "the first listings", func() bool {
-		return env.sim.ListCalls(simulator.Wachat, "agency-key") == 1 && env.sim.ListCalls(simulator.GreenAPI, "partner-key") == 1
+		return listingDone(env.c, accounts[0]) && listingDone(env.c, accounts[1])
 	})
-	env.c.mu.RLock()
-	accounts := env.c.accounts
-	env.c.mu.RUnlock()
 	for range 3 {
-		for _, a := range accounts {
-			env.c.sched.request(a.mem, time.Now())
+		for i, a := range accounts {
+			if requestListing(env.c, a) {
+				t.Errorf("accounts[%d]: its refresh queued a listing call", i)
+			}
 		}
 		scrapeOnce(t, env.c)
 	}

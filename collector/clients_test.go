@@ -48,8 +48,8 @@ func TestClientPoolIsLinear(t *testing.T) {
 		t.Errorf("%d comparisons of HTTP settings for %d instances and a reload, want about one per instance", got, n)
 	}
 	byName := map[string]*http.Client{}
-	for _, tg := range c.targets {
-		byName[tg.name] = tg.http
+	for _, tg := range targetsOf(c) {
+		byName[nameOf(tg)] = httpClientOf(tg)
 	}
 	if byName["s1"] != byName["s2"] {
 		t.Error("instances with equal settings do not share a client")
@@ -57,7 +57,7 @@ func TestClientPoolIsLinear(t *testing.T) {
 	if byName["b1"] == byName["b2"] || byName["i1"] == byName["i2"] {
 		t.Error("instances with different settings share a client")
 	}
-	if got := len(c.clients); got < n {
+	if got := clientSettingsCount(c); got < n {
 		t.Errorf("%d settings keys for %d distinct settings", got, n)
 	}
 }

@@ -110,7 +110,7 @@ func TestCollectorCallMetrics(t *testing.T) {
 		t.Errorf("%d error series, want the one reason that happened", n)
 	}
 	// Each call is in its provider's histogram.
-	if c := histogramCount(t, env.c.metrics.duration.WithLabelValues("greenapi", "getStateInstance")); c != 2 {
+	if c := histogramCount(t, providerMetricsOf(env.c).duration.WithLabelValues("greenapi", "getStateInstance")); c != 2 {
 		t.Errorf("whatsapp_provider_request_duration_seconds count %d, want 2", c)
 	}
 }
@@ -252,7 +252,7 @@ func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
 	}
 	env.load(t, keep) // while the call of "gone" is in flight
 	<-done
-	waitFor(t, "the end of the removed instance's call", func() bool { q, f := env.c.sched.counts(); return q+f == 0 })
+	waitFor(t, "the end of the removed instance's call", func() bool { return callsIdle(env.c) })
 	if text := exposition(t, env.c); strings.Contains(text, `name="gone"`) {
 		t.Errorf("the removed instance came back:\n%s", text)
 	}
@@ -337,12 +337,11 @@ func TestCallKeepsItsOwnTimeout(t *testing.T) {
 	c := New(discardLogger(), Options{Concurrency: 1})
 	defer c.Close()
 	rec := deadlineClient{deadline: make(chan time.Time, 1)}
-	tg := &target{provider: providers["greenapi"], name: "x", timeout: time.Minute, client: rec, logger: discardLogger(), mem: &memory{}, stats: newInstanceStats(providers["greenapi"])}
-	tg.mem.current.Store(tg)
+	tg := newLoneTarget(providerOf("greenapi"), "x", time.Minute, rec)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	c.refresh(ctx, []*target{tg})
+	refreshTargets(ctx, c, tg)
 	if dl := <-rec.deadline; dl.Sub(start) < 50*time.Second {
 		t.Errorf("the call's deadline is %v after the scrape began, want its own minute", dl.Sub(start))
 	}

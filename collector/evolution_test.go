@@ -534,7 +534,7 @@ func TestEvolutionConfig(t *testing.T) {
 		if got != "close,connecting,open" {
 			t.Errorf("ProviderStates(evolution) = %s, want close,connecting,open", got)
 		}
-		if m := providers["evolution"].Methods; len(m) != 1 || m[0] != evolutionTestMethod {
+		if m := providerOf("evolution").Methods; len(m) != 1 || m[0] != evolutionTestMethod {
 			t.Errorf("methods = %q, want [%s]", m, evolutionTestMethod)
 		}
 	})

@@ -102,10 +102,7 @@ func FuzzProviderAnswer(f *testing.F) {
 		}
 		spec := specs[int(which)%len(specs)]
 		logger, logs := testlog.New()
-		p := providers[spec.Base().Provider]
-		if p.withQueue != nil {
-			p = p.withQueue
-		}
+		p := withQueue(providerOf(spec.Base().Provider))
 		api := &API{
 			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{"Retry-After": {retry}}, body: body}},
 			logger:  logger,
@@ -271,12 +268,12 @@ func FuzzListing(f *testing.F) {
 			status = 200 + (status%400+400)%400
 		}
 		acct := cfg.Accounts[int(which)%len(cfg.Accounts)]
-		p := providers[acct.Provider()]
+		p := providerOf(acct.Provider())
 		logger, logs := testlog.New()
 		api := &API{
 			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{}, body: body}},
 			logger:  logger,
-			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(accountProvider(p))),
+			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(listingProvider(p))),
 		}
 		l, err := p.Account.NewLister(acct.Spec, api)
 		if err != nil {

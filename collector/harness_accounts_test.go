@@ -55,13 +55,13 @@ func newTestLister(t *testing.T, tg listingTarget, apiURL string) (Lister, *test
 		t.Fatal(err)
 	}
 	spec := cfg.Accounts[0].Spec
-	p := providers[tg.provider]
+	p := providerOf(tg.provider)
 	hc, err := clientPool{}.renew().get(spec.Account().HTTPClientConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logger, logs := testlog.New()
-	api := &API{client: hc, logger: logger, metrics: newProviderMetrics().observer(p.Name, newInstanceStats(accountProvider(p)))}
+	api := &API{client: hc, logger: logger, metrics: newProviderMetrics().observer(p.Name, newInstanceStats(listingProvider(p)))}
 	l, err := p.Account.NewLister(spec, api)
 	if err != nil {
 		t.Fatal(err)
@@ -171,25 +171,16 @@ func (env accountEnv) load(t *testing.T, instances, accounts string) error {
 // list makes every account list now, as its refresh would.
 func (env accountEnv) list(t *testing.T) {
 	t.Helper()
-	env.c.mu.RLock()
-	accounts := env.c.accounts
-	env.c.mu.RUnlock()
-	for _, a := range accounts {
+	for _, a := range accountsOf(env.c) {
 		// The account's own first listing, run by the scheduler when it
 		// was configured, may still be in flight: let it end first, or
 		// its result could land after this one's (the scheduler never
 		// runs two calls of one account at once; this helper would).
-		waitFor(t, "the scheduled listing to end", func() bool {
-			a.mem.mu.Lock()
-			listed := !a.mem.updated.IsZero()
-			a.mem.mu.Unlock()
-			return listed && !env.c.sched.pending(a.mem)
-		})
-		env.c.listAccount(a)
+		// The scheduled listing may also come after this one: listNow
+		// applies the listings, whichever came last.
+		waitFor(t, "the scheduled listing to end", func() bool { return listingDone(env.c, a) })
+		listNow(env.c, a)
 	}
-	// The scheduled listing may also come after this one: apply the
-	// list, whichever came last.
-	env.c.rebuild()
 }
 
 // watched is the instances the collector watches, "account/name".
@@ -218,7 +209,7 @@ func newAccountEnv(t *testing.T) accountEnv {
 func gatherAccountMetrics(t *testing.T, c *Collector) string {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(accountMetrics{c})
+	reg.MustRegister(accountMetricsOf(c))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

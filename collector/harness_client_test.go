@@ -469,8 +469,8 @@ func clientFromConfig(t *testing.T, cfg *config.Config) *testClient {
 	t.Helper()
 	spec := cfg.Instances[0].Spec
 	base := spec.Base()
-	p, ok := providers[base.Provider]
-	if !ok {
+	p := providerOf(base.Provider)
+	if p == nil {
 		t.Fatalf("provider %q is not registered", base.Provider)
 	}
 	if want := p.Config.NewSpec(); reflect.TypeOf(spec) != reflect.TypeOf(want) {
@@ -482,7 +482,7 @@ func clientFromConfig(t *testing.T, cfg *config.Config) *testClient {
 	}
 	t.Cleanup(hc.CloseIdleConnections)
 	if qs, ok := spec.(queueSpec); ok && qs.watchesQueue(false) {
-		p = p.withQueue
+		p = withQueue(p)
 	}
 	logger, logs := testlog.New()
 	m := testCallMetrics{stats: newInstanceStats(p), provider: newProviderMetrics()}

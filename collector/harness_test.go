@@ -215,13 +215,8 @@ func scrapeOnce(t *testing.T, c *Collector) {
 // errorCount is the named instance's failures of a method by reason.
 func errorCount(t *testing.T, c *Collector, name, method, reason string) uint64 {
 	t.Helper()
-	c.mu.RLock()
-	tg := c.byName[name]
-	c.mu.RUnlock()
-	if tg == nil {
-		t.Fatalf("no instance %q", name)
-	}
-	return tg.stats.calls[slices.Index(tg.stats.methods, method)].errors[slices.Index(Reasons[:], reason)].Load()
+	stats := statsOf(targetNamed(t, c, name))
+	return stats.calls[slices.Index(stats.methods, method)].errors[slices.Index(Reasons[:], reason)].Load()
 }
 
 // newTestCollector builds a collector, as main does, for cfg.
@@ -239,9 +234,12 @@ func newTestCollector(t *testing.T, cfg *config.Config) (*Collector, *testlog.Bu
 // exposition is what a scrape writes, without refreshing anything.
 func exposition(t *testing.T, c *Collector) string {
 	t.Helper()
-	c.mu.RLock()
-	s := &Scrape{targets: c.targets}
-	c.mu.RUnlock()
+	return written(t, storedScrape(c, false))
+}
+
+// written is a scrape in the text format.
+func written(t *testing.T, s *Scrape) string {
+	t.Helper()
 	var b strings.Builder
 	if _, err := s.WriteTo(&b); err != nil {
 		t.Fatal(err)

@@ -71,11 +71,7 @@ func (e *webhookEnv) post(t *testing.T, path, auth string, body []byte) (int, st
 // scrape returns the text a scrape exposes.
 func (e *webhookEnv) scrape(t *testing.T) string {
 	t.Helper()
-	var b strings.Builder
-	if _, err := e.c.Refresh(context.Background()).WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
+	return written(t, e.c.Refresh(context.Background()))
 }
 
 // state is the named instance's current state in a scrape and whether it
@@ -95,14 +91,7 @@ func (e *webhookEnv) shown(t *testing.T, name string) (string, bool) {
 // exposed is what a scrape writes, without refreshing anything.
 func (e *webhookEnv) exposed(t *testing.T) string {
 	t.Helper()
-	e.c.mu.RLock()
-	s := &Scrape{targets: e.c.targets, notifications: true}
-	e.c.mu.RUnlock()
-	var b strings.Builder
-	if _, err := s.WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
+	return written(t, storedScrape(e.c, true))
 }
 
 // stateIn reads an instance's state and whether it came from a
@@ -134,18 +123,6 @@ func evolutionEvent(state string, at time.Time) []byte {
 
 func jwt(key string, claims map[string]any) string {
 	return "Bearer " + simulator.SignJWT(key, claims)
-}
-
-// sinceLastCall moves the named instance's last call d into the past, as
-// if that much time had gone by.
-func (e *webhookEnv) sinceLastCall(t *testing.T, name string, d time.Duration) {
-	t.Helper()
-	e.c.mu.RLock()
-	m := e.c.byName[name].mem
-	e.c.mu.RUnlock()
-	m.mu.Lock()
-	m.called = time.Now().Add(-d)
-	m.mu.Unlock()
 }
 
 func evolutionEventReason(state string, code int, at time.Time) []byte {

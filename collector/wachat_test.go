@@ -353,8 +353,8 @@ func TestWachatViaCollector(t *testing.T) {
 
 // TestWachatProvider checks the registration: states, method, config.
 func TestWachatProvider(t *testing.T) {
-	p, ok := providers["wachat"]
-	if !ok {
+	p := providerOf("wachat")
+	if p == nil {
 		t.Fatal("provider wachat is not registered")
 	}
 	if want := []string{"open", "connecting", "close"}; !slices.Equal(p.States, want) {

@@ -51,7 +51,7 @@ func TestDecodeNotifications(t *testing.T) {
 	} {
 		t.Run(tc.provider+"/"+tc.fixture, func(t *testing.T) {
 			body := readFixture(t, filepath.Join("webhook", tc.provider), tc.fixture)
-			got, err := providers[tc.provider].Webhook.Decode(body, received)
+			got, err := providerOf(tc.provider).Webhook.Decode(body, received)
 			if tc.malformed {
 				if err == nil {
 					t.Fatalf("decoded %+v, want an error", got)
@@ -78,7 +78,7 @@ func TestNotificationUpdatesStateAtOnce(t *testing.T) {
 	}
 	callsBefore := e.sim.Calls("greenapi", "1101000001")
 	e.sim.Set("greenapi", "1101000001", "api-token-1", simulator.Behaviour{State: "blocked"})
-	e.sinceLastCall(t, "shop", 2*time.Second)
+	setLastCallAgo(t, e.c, "shop", 2*time.Second)
 	status, answer := e.post(t, "/webhook/greenapi", "Bearer "+testWebhookToken, greenAPIState("1101000001", "blocked", time.Now()))
 	if status != http.StatusOK || answer != "accepted\n" {
 		t.Fatalf("got %d %q, want 200 accepted", status, answer)
@@ -90,7 +90,7 @@ func TestNotificationUpdatesStateAtOnce(t *testing.T) {
 	if n := e.sim.Calls("greenapi", "1101000001"); n != callsBefore {
 		t.Errorf("the notification caused %d calls", n-callsBefore)
 	}
-	if got := testutil.ToFloat64(e.c.metrics.notifications.WithLabelValues("greenapi", "accepted")); got != 1 {
+	if got := testutil.ToFloat64(providerMetricsOf(e.c).notifications.WithLabelValues("greenapi", "accepted")); got != 1 {
 		t.Errorf("whatsapp_exporter_webhook_notifications_total{accepted} = %v, want 1", got)
 	}
 	// The next scrape confirms it with a call, the provider's answer.
@@ -121,7 +121,7 @@ func TestNotificationNeverHidesAPoll(t *testing.T) {
 	e.sim.Set("greenapi", "1101000001", "api-token-1", simulator.Behaviour{State: "blocked"})
 	e.state(t, "shop")
 	for i := range 5 {
-		e.sinceLastCall(t, "shop", 2*time.Second)
+		setLastCallAgo(t, e.c, "shop", 2*time.Second)
 		if _, answer := e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "authorized", time.Now().Add(2*time.Second))); answer != "accepted\n" {
 			t.Fatalf("notification %d: %q", i, answer)
 		}
@@ -142,11 +142,8 @@ func TestNotificationDueCallRespectsLimits(t *testing.T) {
 	if got, _ := e.state(t, "shop"); got != "sleepMode" || e.sim.Calls("greenapi", "1101000001") != calls {
 		t.Errorf("within a second of the last call: state %q and %d calls, want the notification and none", got, e.sim.Calls("greenapi", "1101000001")-calls)
 	}
-	e.c.mu.RLock()
-	m := e.c.byName["shop"].mem
-	e.c.mu.RUnlock()
-	m.hold(time.Now().Add(time.Hour))
-	e.sinceLastCall(t, "shop", 2*time.Second)
+	holdUntil(t, e.c, "shop", time.Now().Add(time.Hour))
+	setLastCallAgo(t, e.c, "shop", 2*time.Second)
 	e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "starting", time.Now().Add(3*time.Second)))
 	if got, _ := e.state(t, "shop"); got != "starting" || e.sim.Calls("greenapi", "1101000001") != calls {
 		t.Errorf("during a Retry-After: state %q and %d calls, want the notification and none", got, e.sim.Calls("greenapi", "1101000001")-calls)
@@ -156,7 +153,7 @@ func TestNotificationDueCallRespectsLimits(t *testing.T) {
 func TestNextPollReplacesNotifiedState(t *testing.T) {
 	e := newWebhookEnv(t, "")
 	e.state(t, "shop") // first poll
-	e.sinceLastCall(t, "shop", 2*time.Second)
+	setLastCallAgo(t, e.c, "shop", 2*time.Second)
 	if status, _ := e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "yellowCard", time.Now())); status != http.StatusOK {
 		t.Fatalf("status %d", status)
 	}
@@ -234,12 +231,7 @@ func TestDisconnectReason(t *testing.T) {
 		}
 	}
 	// A call that finds it working ends it too.
-	e.c.mu.RLock()
-	m := e.c.byName["bot"].mem
-	e.c.mu.RUnlock()
-	m.mu.Lock()
-	m.freshTill = time.Time{}
-	m.mu.Unlock()
+	expireResult(t, e.c, "bot")
 	e.scrape(t)
 	if got := reason(); got != "" {
 		t.Errorf("after a call found it open: %q", got)
@@ -313,7 +305,7 @@ func TestNotificationAnswers(t *testing.T) {
 				t.Errorf("%s is %q, want %q", tc.instance, got, tc.state)
 			}
 			provider := strings.Split(tc.path, "/")[2]
-			if got := testutil.ToFloat64(e.c.metrics.notifications.WithLabelValues(provider, tc.outcome)); got != 1 {
+			if got := testutil.ToFloat64(providerMetricsOf(e.c).notifications.WithLabelValues(provider, tc.outcome)); got != 1 {
 				t.Errorf("whatsapp_exporter_webhook_notifications_total{%s,%s} = %v, want 1", provider, tc.outcome, got)
 			}
 			checkNoLeak(t, "logs", e.logs.String(), "EVOLUTION-INSTANCE-TOKEN-0001")
@@ -364,26 +356,28 @@ func TestStaleNotificationsChangeNothing(t *testing.T) {
 func TestNotificationDuringCallWins(t *testing.T) {
 	// A call that started before the notification was sent may bring the
 	// state from before the change: it must not undo the notification.
+	// The times are explicit: the notification is sent 1.1 s after the
+	// call started (the providers' timestamps count seconds), and the
+	// calls end after it.
 	e := newWebhookEnv(t, "")
 	e.scrape(t)
-	e.c.mu.RLock()
-	tg := e.c.byName["shop"]
-	e.c.mu.RUnlock()
+	tg := targetNamed(t, e.c, "shop")
 	started := time.Now()
-	time.Sleep(1100 * time.Millisecond)
-	if got := tg.notify(Notification{ID: "1101000001", State: "blocked", At: time.Now(), Absolute: true}, time.Now()); got != OutcomeAccepted {
+	sent := started.Add(1100 * time.Millisecond)
+	if got := notifyTarget(tg, Notification{ID: "1101000001", State: "blocked", At: sent, Absolute: true}, sent); got != OutcomeAccepted {
 		t.Fatalf("notify: %s", got)
 	}
-	tg.mem.record(tg.logger, outcome{state: "authorized", up: true}, "", started, time.Now(), time.Hour, "failing")
+	recordCall(tg, "authorized", "", started, sent.Add(100*time.Millisecond))
 	if got, notified := e.shown(t, "shop"); got != "blocked" || !notified {
 		t.Errorf("state %q notified %v, want blocked from the notification", got, notified)
 	}
 	// Such a call still says whether the calls work.
-	tg.mem.record(tg.logger, outcome{state: StateUnknown, reason: ReasonUnauthorized}, "", started, time.Now(), time.Hour, "failing")
+	recordCall(tg, "", ReasonUnauthorized, started, sent.Add(200*time.Millisecond))
 	if text := exposition(t, e.c); !strings.Contains(text, `whatsapp_up{provider="greenapi",name="shop"} 0`+"\n") || !strings.Contains(text, `name="shop",state="blocked"} 1`) {
 		t.Errorf("a failing call during the notification: want whatsapp_up 0 and the state kept:\n%s", text)
 	}
-	tg.mem.record(tg.logger, outcome{state: "authorized", up: true}, "", time.Now(), time.Now(), time.Hour, "failing")
+	later := sent.Add(time.Second)
+	recordCall(tg, "authorized", "", later, later)
 	if got, notified := e.shown(t, "shop"); got != "authorized" || notified {
 		t.Errorf("after a later call: state %q notified %v, want authorized from the poll", got, notified)
 	}
@@ -402,11 +396,11 @@ func TestUnknownInstancesLoggedOnce(t *testing.T) {
 		t.Errorf("refused notification logged %d times, want once:\n%s", n, e.logs)
 	}
 	// IDs come from anyone: the set of those logged is bounded.
-	for i := range maxUnknownLogged + 50 {
-		e.c.receiver.logUnknown(e.c.logger, "greenapi", strconv.Itoa(i))
+	for i := range maxUnknownIDsLogged + 50 {
+		logUnknownNotification(e.c, "greenapi", strconv.Itoa(i))
 	}
-	if n := len(e.c.receiver.unknownLogged); n > maxUnknownLogged+1 {
-		t.Errorf("%d unknown IDs remembered, want at most %d", n, maxUnknownLogged+1)
+	if n := unknownIDsRemembered(e.c); n > maxUnknownIDsLogged+1 {
+		t.Errorf("%d unknown IDs remembered, want at most %d", n, maxUnknownIDsLogged+1)
 	}
 	if n := strings.Count(e.logs.String(), "no longer logging"); n != 1 {
 		t.Errorf("the end of logging is said %d times, want once", n)
@@ -486,7 +480,7 @@ func TestWebhookConfig(t *testing.T) {
 		}
 	}
 	cfg := loadConfig(t, instanceYAML("greenapi", "id_instance", "1", "api_token", "t", "webhook_token_file", "wh"), dir)
-	if got := cfg.Instances[0].Spec.(*GreenAPISpec).webhookToken.token; got != testWebhookToken {
+	if got := webhookTokenOf(cfg.Instances[0].Spec.(*GreenAPISpec)); got != testWebhookToken {
 		t.Errorf("token from file %q", got)
 	}
 }

@@ -1,0 +1,242 @@
+package collector
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The tests' only way into the collector's internals: the provider
+// registry, the private fields of Collector, target, memory and account,
+// and the scheduler. No other test file names them, so that a change of
+// those internals is adapted here alone. Everything else the tests use is
+// the package's API, or the internals of the files the tests of that file
+// exercise on their own (api.go, metrics.go, clients.go, queue.go).
+
+// The provider registry.
+
+// providerOf is the registered provider of that name; nil when none is.
+func providerOf(name string) *Provider { return providers[name] }
+
+// withQueue is p as an instance that reads its outgoing queue sees it:
+// with the queue's method; p itself when p cannot read a queue.
+func withQueue(p *Provider) *Provider {
+	if p.withQueue != nil {
+		return p.withQueue
+	}
+	return p
+}
+
+// listingProvider is what the calls of p's account listings count as.
+func listingProvider(p *Provider) *Provider { return accountProvider(p) }
+
+// maxUnknownIDsLogged bounds the unknown instances whose notifications
+// are logged.
+const maxUnknownIDsLogged = maxUnknownLogged
+
+// webhookTokenOf is the resolved webhook_token of a GREEN-API instance.
+func webhookTokenOf(s *GreenAPISpec) string { return s.webhookToken.token }
+
+// The collector's instances.
+
+// targetsOf are the instances c watches, configured first.
+func targetsOf(c *Collector) []*target {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.targets
+}
+
+// targetNamed is the instance of that name; it fails the test when there
+// is none.
+func targetNamed(t testing.TB, c *Collector, name string) *target {
+	t.Helper()
+	c.mu.RLock()
+	tg := c.byName[name]
+	c.mu.RUnlock()
+	if tg == nil {
+		t.Fatalf("no instance %q", name)
+	}
+	return tg
+}
+
+// nameOf, statsOf and httpClientOf are an instance's name, call counts
+// and HTTP client.
+func nameOf(tg *target) string                        { return tg.name }
+func statsOf(tg *target) *instanceStats               { return tg.stats }
+func httpClientOf(tg *target) *http.Client            { return tg.http }
+func providerMetricsOf(c *Collector) *providerMetrics { return c.metrics }
+
+// clientSettingsCount is how many distinct HTTP settings c keeps clients
+// for.
+func clientSettingsCount(c *Collector) int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.clients)
+}
+
+// storedScrape is what a scrape exposes without refreshing anything.
+func storedScrape(c *Collector, notifications bool) *Scrape {
+	return &Scrape{targets: targetsOf(c), notifications: notifications}
+}
+
+// newLoneTarget is an instance of p outside any configuration, calling
+// client with its own timeout, with a memory of its own.
+func newLoneTarget(p *Provider, name string, timeout time.Duration, client Client) *target {
+	tg := &target{provider: p, name: name, timeout: timeout, client: client, logger: slog.New(slog.DiscardHandler), mem: &memory{}, stats: newInstanceStats(p)}
+	tg.mem.current.Store(tg)
+	return tg
+}
+
+// refreshTargets is Refresh for the instances given.
+func refreshTargets(ctx context.Context, c *Collector, targets ...*target) *Scrape {
+	return c.refresh(ctx, targets)
+}
+
+// callsIdle reports whether no call is queued or in flight.
+func callsIdle(c *Collector) bool {
+	q, f := c.sched.counts()
+	return q+f == 0
+}
+
+// An instance's memory: its last result and its schedule.
+
+// memoryOf is the memory of the named instance.
+func memoryOf(t testing.TB, c *Collector, name string) *memory {
+	t.Helper()
+	return targetNamed(t, c, name).mem
+}
+
+// answered reports whether the named instance has a result and no call
+// queued or in flight.
+func answered(t testing.TB, c *Collector, name string) bool {
+	t.Helper()
+	m := memoryOf(t, c, name)
+	m.mu.Lock()
+	has := !m.updated.IsZero()
+	m.mu.Unlock()
+	return has && !c.sched.pending(m)
+}
+
+// setLastCallAgo moves the named instance's last call d into the past, as
+// if that much time had gone by.
+func setLastCallAgo(t testing.TB, c *Collector, name string, d time.Duration) {
+	t.Helper()
+	m := memoryOf(t, c, name)
+	m.mu.Lock()
+	m.called = time.Now().Add(-d)
+	m.mu.Unlock()
+}
+
+// setStateSinceAgo moves the time the named instance entered its state d
+// further into the past, as if that much time had gone by.
+func setStateSinceAgo(t testing.TB, c *Collector, name string, d time.Duration) {
+	t.Helper()
+	m := memoryOf(t, c, name)
+	m.mu.Lock()
+	m.since = m.since.Add(-d)
+	m.mu.Unlock()
+}
+
+// holdUntil keeps the named instance from being called before until, as
+// a Retry-After does.
+func holdUntil(t testing.TB, c *Collector, name string, until time.Time) {
+	t.Helper()
+	memoryOf(t, c, name).hold(until)
+}
+
+// expireResult makes the named instance's result due for a call.
+func expireResult(t testing.TB, c *Collector, name string) {
+	t.Helper()
+	m := memoryOf(t, c, name)
+	m.mu.Lock()
+	m.freshTill = time.Time{}
+	m.mu.Unlock()
+}
+
+// notifyTarget hands an instance a notification received at now.
+func notifyTarget(tg *target, n Notification, now time.Time) string { return tg.notify(n, now) }
+
+// recordCall records the result of a call of an instance that started at
+// started and ended at now: the state, or no state and the reason of its
+// failure; the result stands an hour.
+func recordCall(tg *target, state, failure string, started, now time.Time) {
+	o := outcome{state: state, up: true}
+	if failure != "" {
+		o = outcome{state: StateUnknown, reason: failure}
+	}
+	tg.mem.record(tg.logger, o, "", started, now, time.Hour, "failing")
+}
+
+// The notification receiver.
+
+// logUnknownNotification logs a notification for an instance c does not
+// watch, as the receiver does.
+func logUnknownNotification(c *Collector, provider, id string) {
+	c.receiver.logUnknown(c.logger, provider, id)
+}
+
+// unknownIDsRemembered is how many unknown instances the receiver
+// remembers it logged.
+func unknownIDsRemembered(c *Collector) int {
+	c.receiver.mu.Lock()
+	defer c.receiver.mu.Unlock()
+	return len(c.receiver.unknownLogged)
+}
+
+// Accounts.
+
+// accountsOf are the accounts c lists.
+func accountsOf(c *Collector) []*account {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.accounts
+}
+
+// accountNamed is the account of that name; it fails the test when there
+// is none.
+func accountNamed(t testing.TB, c *Collector, name string) *account {
+	t.Helper()
+	for _, a := range accountsOf(c) {
+		if a.name == name {
+			return a
+		}
+	}
+	t.Fatalf("no account %q", name)
+	return nil
+}
+
+// accountMetricsOf are the metrics of c's accounts.
+func accountMetricsOf(c *Collector) prometheus.Collector { return accountMetrics{c} }
+
+// listingDone reports whether a has listed once and has no listing queued
+// or in flight.
+func listingDone(c *Collector, a *account) bool {
+	a.mem.mu.Lock()
+	listed := !a.mem.updated.IsZero()
+	a.mem.mu.Unlock()
+	return listed && !c.sched.pending(a.mem)
+}
+
+// requestListing asks for a's listing as a scrape or its refresh does; it
+// reports whether that queued a call.
+func requestListing(c *Collector, a *account) bool {
+	return c.sched.request(a.mem, time.Now()) != nil
+}
+
+// listNow makes a list at once, outside the scheduler, and applies the
+// accounts' listings, whichever came last.
+func listNow(c *Collector, a *account) {
+	c.listAccount(a)
+	c.rebuild()
+}
+
+// expireListing makes a's listing due for a call.
+func expireListing(a *account) {
+	a.mem.mu.Lock()
+	a.mem.freshTill = time.Time{}
+	a.mem.mu.Unlock()
+}
