@@ -144,7 +144,7 @@ func TestAccountFollowsItsListing(t *testing.T) {
 	if got := env.watched(); !slices.Equal(got, []string{"partner/1101000001", "partner/late", "partner/shop"}) {
 		t.Fatalf("watched %v", got)
 	}
-	env.scrape(t, 0, stateHeader+stateLines("greenapi", "1101000001", "authorized", true)+stateLines("greenapi", "late", "expired", true)+
+	env.scrape(t, stateHeader+stateLines("greenapi", "1101000001", "authorized", true)+stateLines("greenapi", "late", "expired", true)+
 		stateLines("greenapi", "shop", "authorized", true), "whatsapp_instance_state")
 	// Their states are called one by one, with the listing's tokens; the
 	// expired one's comes with the listing.
@@ -171,7 +171,7 @@ func TestAccountFollowsItsListing(t *testing.T) {
 	if got := env.watched(); !slices.Equal(got, []string{"partner/1101000001", "partner/new"}) {
 		t.Fatalf("after the listing changed: watched %v", got)
 	}
-	env.scrape(t, 0, upHeader+upLine("greenapi", "1101000001", true)+upLine("greenapi", "new", true), "whatsapp_up")
+	env.scrape(t, upHeader+upLine("greenapi", "1101000001", true)+upLine("greenapi", "new", true), "whatsapp_up")
 	if text := exposition(t, env.c); strings.Contains(text, `name="shop"`) {
 		t.Errorf("the instance gone from the listing is still exposed")
 	}
@@ -186,11 +186,13 @@ func TestAccountListingCarriesStates(t *testing.T) {
 	if err := env.load(t, "", env.account(simulator.Wachat, "agency", "agency-key", "states_from_listing: true")); err != nil {
 		t.Fatal(err)
 	}
-	// The account lists at once when configured.
-	waitFor(t, "the first listing", func() bool { return len(env.watched()) == 3 })
-	time.Sleep(1100 * time.Millisecond) // let its result age past --api.min-interval
+	// The account lists at once when configured. Its result stands for
+	// --api.min-interval: make it due, as if that had gone by.
+	agency := accountNamed(t, env.c, "agency")
+	waitFor(t, "the first listing", func() bool { return len(env.watched()) == 3 && listingDone(env.c, agency) })
+	expireListing(agency)
 	before := env.sim.ListCalls(simulator.Wachat, "agency-key")
-	env.scrape(t, 0, stateHeader+stateLines("wachat", "t1_a", "connecting", true)+stateLines("wachat", "t1_b", "connecting", true)+stateLines("wachat", "t1_c", "connecting", true), "whatsapp_instance_state")
+	env.scrape(t, stateHeader+stateLines("wachat", "t1_a", "connecting", true)+stateLines("wachat", "t1_b", "connecting", true)+stateLines("wachat", "t1_c", "connecting", true), "whatsapp_instance_state")
 	if n := env.sim.ListCalls(simulator.Wachat, "agency-key") - before; n != 1 {
 		t.Errorf("%d listing calls for one scrape of three instances, want 1", n)
 	}
@@ -223,7 +225,7 @@ func TestAccountListingFails(t *testing.T) {
 	}
 	// The partner's instance is still called on its own; the agency's,
 	// whose state came with the listing, is down for the listing's reason.
-	env.scrape(t, 0, upHeader+upLine("greenapi", "shop", true)+upLine("wachat", "t1_a", false), "whatsapp_up")
+	env.scrape(t, upHeader+upLine("greenapi", "shop", true)+upLine("wachat", "t1_a", false), "whatsapp_up")
 	if n := errorCount(t, env.c, "t1_a", "listInstances", ReasonUnauthorized); n != 1 {
 		t.Errorf("t1_a: %d unauthorized calls, want the failed listing", n)
 	}
@@ -339,7 +341,7 @@ func TestEvolution2ListingOnlyFinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.list(t)
-	env.scrape(t, 0, stateHeader+stateLines("evolution", "banned-bot", "close", true)+stateLines("evolution", "lost-bot", "close", true)+
+	env.scrape(t, stateHeader+stateLines("evolution", "banned-bot", "close", true)+stateLines("evolution", "lost-bot", "close", true)+
 		stateLines("evolution", "qr-bot", "close", true)+stateLines("evolution", "relinked-bot", "connecting", true), "whatsapp_instance_state")
 	for _, id := range []string{"lost-bot", "qr-bot", "banned-bot"} {
 		if env.sim.Calls(simulator.Evolution, id) == 0 {
@@ -372,7 +374,7 @@ func TestEvolution18ListingCarriesStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.list(t)
-	env.scrape(t, 0, stateHeader+stateLines("evolution", "lost-bot", "close", true)+stateLines("evolution", "ok-bot", "open", true), "whatsapp_instance_state")
+	env.scrape(t, stateHeader+stateLines("evolution", "lost-bot", "close", true)+stateLines("evolution", "ok-bot", "open", true), "whatsapp_instance_state")
 	for _, id := range []string{"lost-bot", "ok-bot"} {
 		if n := env.sim.Calls(simulator.Evolution, id); n != 0 {
 			t.Errorf("%s called %d times on its own", id, n)
@@ -392,7 +394,7 @@ func TestWachatListingPolledByDefault(t *testing.T) {
 	env.list(t)
 	// The listing says open (the simulator lags it as Evolution API 2's
 	// database would); the call tells the truth.
-	env.scrape(t, 0, stateHeader+stateLines("wachat", "t1_a", "connecting", true), "whatsapp_instance_state")
+	env.scrape(t, stateHeader+stateLines("wachat", "t1_a", "connecting", true), "whatsapp_instance_state")
 	if env.sim.Calls(simulator.Wachat, "t1_a") != 1 {
 		t.Errorf("t1_a called %d times, want once", env.sim.Calls(simulator.Wachat, "t1_a"))
 	}
@@ -467,7 +469,7 @@ func TestConfiguredInstanceNotTakenByAccount(t *testing.T) {
 		t.Fatalf("watched %v", got)
 	}
 	before := env.sim.Calls(simulator.Evolution, "sales-bot")
-	env.scrape(t, 0, upHeader+upLine("evolution", "my-sales", true)+upLine("evolution", "other-bot", true), "whatsapp_up")
+	env.scrape(t, upHeader+upLine("evolution", "my-sales", true)+upLine("evolution", "other-bot", true), "whatsapp_up")
 	if env.sim.Calls(simulator.Evolution, "sales-bot") != before+1 {
 		t.Errorf("the configured instance was not called")
 	}

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -34,7 +35,7 @@ func TestCollectorStatesAndUp(t *testing.T) {
 		upLine("greenapi", "sales", false) +
 		upLine("greenapi", "shop", true) +
 		upLine("greenapi", "support", true)
-	env.scrape(t, 0, want, "whatsapp_instance_state", "whatsapp_up")
+	env.scrape(t, want, "whatsapp_instance_state", "whatsapp_up")
 
 	// The unknown raw value is logged at warn, and only there.
 	if !strings.Contains(env.logs.String(), `level=WARN msg="Provider reported a state the exporter does not know; exposing it as unknown" provider=greenapi name=new raw_state="\"suspended\""`) {
@@ -60,7 +61,7 @@ func TestCollectorAllProviders(t *testing.T) {
 		upHeader +
 		upLine("evolution", "evo", true) + upLine("evolution", "idle", true) + upLine("wachat", "gone", false) +
 		upLine("greenapi", "green", true) + upLine("wachat", "store", true)
-	env.scrape(t, 0, want, "whatsapp_instance_state", "whatsapp_up")
+	env.scrape(t, want, "whatsapp_instance_state", "whatsapp_up")
 	if got := errorCount(t, env.c, "gone", "instanceState", ReasonClientError); got != 1 {
 		t.Errorf("client_error count for a wrong instance name: %v, want 1", got)
 	}
@@ -154,26 +155,25 @@ func TestCollectorHonoursRetryAfter(t *testing.T) {
 	first := time.Now()
 	scrapeOnce(t, env.c)
 	// Retry the moment Retry-After allows and no sooner.
-	for time.Since(first) < 2*time.Second {
+	waitFor(t, "a call after a 429 with Retry-After: 1", func() bool {
 		before := env.sim.Calls(simulator.GreenAPI, "1")
 		sent := time.Now()
 		scrapeOnce(t, env.c)
-		if env.sim.Calls(simulator.GreenAPI, "1") > before {
-			if sent.Sub(first) < time.Second {
-				t.Fatalf("called again %v after a 429 with Retry-After: 1", sent.Sub(first))
-			}
-			return
+		if env.sim.Calls(simulator.GreenAPI, "1") == before {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no call in the 2 s after a 429 with Retry-After: 1 (%d calls)", env.sim.Calls(simulator.GreenAPI, "1"))
+		if sent.Sub(first) < time.Second {
+			t.Fatalf("called again %v after a 429 with Retry-After: 1", sent.Sub(first))
+		}
+		return true
+	})
 }
 
 func TestCollectorRateLimitedScrapesStayDown(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Minute}))
 	for range 3 {
-		env.scrape(t, 0, upHeader+upLine("greenapi", "shop", false), "whatsapp_up")
+		env.scrape(t, upHeader+upLine("greenapi", "shop", false), "whatsapp_up")
 	}
 	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 1 {
 		t.Fatalf("%d calls during Retry-After, want 1", n)
@@ -182,11 +182,11 @@ func TestCollectorRateLimitedScrapesStayDown(t *testing.T) {
 
 // TestCollectorSlowInstanceDoesNotDelayOthers: a scrape answers at its
 // deadline with what it has; the hung call goes on to its own timeout
-// (2 s), and the next scrape reports that.
+// (1 s), and the next scrape reports that.
 func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
-	env := newTestEnv(t, Options{})
+	env := newTestEnv(t, Options{MinInterval: time.Minute})
 	env.load(t,
-		env.add(simulator.GreenAPI, "hung", "1", simulator.Behaviour{Fault: simulator.FaultHang}),
+		strings.Replace(env.add(simulator.GreenAPI, "hung", "1", simulator.Behaviour{Fault: simulator.FaultHang}), "timeout: 2s", "timeout: 1s", 1),
 		env.add(simulator.GreenAPI, "shop", "2", simulator.Behaviour{State: "authorized"}),
 		env.add(simulator.GreenAPI, "sales", "3", simulator.Behaviour{State: "sleepMode"}),
 	)
@@ -196,10 +196,18 @@ func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
 		upHeader + upLine("greenapi", "sales", true) + upLine("greenapi", "shop", true) +
 		"# HELP " + unrefreshedFamily.name + " " + unrefreshedFamily.help + "\n# TYPE " + unrefreshedFamily.name + " gauge\n" +
 		unrefreshedFamily.name + " 1\n"
-	env.scrape(t, 500*time.Millisecond, want, "whatsapp_instance_state", "whatsapp_up", unrefreshedFamily.name)
+	// The scrape's deadline comes once the others answered, long before
+	// the hung call's timeout.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	scraped := make(chan *Scrape, 1)
+	go func() { scraped <- env.c.Refresh(ctx) }()
+	waitFor(t, "the answers of the others", func() bool { return answered(t, env.c, "shop") && answered(t, env.c, "sales") })
+	cancel()
+	compareScrape(t, <-scraped, want, "whatsapp_instance_state", "whatsapp_up", unrefreshedFamily.name)
 	// The hung call ends at its own timeout and counts as a timeout.
 	waitFor(t, "the hung call's timeout", func() bool { return errorCount(t, env.c, "hung", "getStateInstance", ReasonTimeout) == 1 })
-	env.scrape(t, 0, upHeader+upLine("greenapi", "hung", false)+upLine("greenapi", "sales", true)+upLine("greenapi", "shop", true), "whatsapp_up")
+	env.scrape(t, upHeader+upLine("greenapi", "hung", false)+upLine("greenapi", "sales", true)+upLine("greenapi", "shop", true), "whatsapp_up")
 }
 
 func TestCollectorBoundsConcurrency(t *testing.T) {
@@ -212,7 +220,7 @@ func TestCollectorBoundsConcurrency(t *testing.T) {
 		want.WriteString(upLine("greenapi", fmt.Sprintf("i%d", i), true))
 	}
 	env.load(t, instances...)
-	env.scrape(t, 0, want.String(), "whatsapp_up")
+	env.scrape(t, want.String(), "whatsapp_up")
 	if m := env.maxIn.Load(); m > 2 || m < 1 {
 		t.Fatalf("%d calls in flight at once, want at most 2", m)
 	}
@@ -225,7 +233,7 @@ func TestCollectorUpdate(t *testing.T) {
 	scrapeOnce(t, env.c)
 
 	env.load(t, shop, env.add(simulator.GreenAPI, "new", "3", simulator.Behaviour{State: "blocked"}))
-	env.scrape(t, 0, upHeader+upLine("greenapi", "new", true)+upLine("greenapi", "shop", true), "whatsapp_up")
+	env.scrape(t, upHeader+upLine("greenapi", "new", true)+upLine("greenapi", "shop", true), "whatsapp_up")
 	// The unchanged instance kept its shared result: no second call.
 	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 1 {
 		t.Errorf("unchanged instance called %d times across a reload, want 1", n)
@@ -241,16 +249,16 @@ func TestCollectorUpdate(t *testing.T) {
 func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
 	env := newTestEnv(t, Options{})
 	keep := env.add(simulator.GreenAPI, "keep", "1", simulator.Behaviour{State: "authorized"})
-	env.load(t, keep, env.add(simulator.GreenAPI, "gone", "2", simulator.Behaviour{State: "authorized", Latency: 500 * time.Millisecond}))
+	env.load(t, keep, env.add(simulator.GreenAPI, "gone", "2", simulator.Behaviour{State: "authorized"}))
+	gone := env.hold(t, greenAPIPath("2"))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		scrapeOnce(t, env.c)
+		env.c.Refresh(context.Background())
 	}()
-	for env.sim.Calls(simulator.GreenAPI, "2") == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "the call of the instance to remove", func() bool { return gone.arrived.Load() == 1 })
 	env.load(t, keep) // while the call of "gone" is in flight
+	gone.release()
 	<-done
 	waitFor(t, "the end of the removed instance's call", func() bool { return callsIdle(env.c) })
 	if text := exposition(t, env.c); strings.Contains(text, `name="gone"`) {
@@ -299,22 +307,27 @@ func TestCollectorSettingChangeKeepsRateLimitMemory(t *testing.T) {
 // beside the first (two calls within the provider's one per second).
 func TestCollectorReaddedDuringACallSharesIt(t *testing.T) {
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
-	slow := env.add(simulator.GreenAPI, "slow", "1", simulator.Behaviour{State: "authorized", Latency: 500 * time.Millisecond})
+	slow := env.add(simulator.GreenAPI, "slow", "1", simulator.Behaviour{State: "authorized"})
 	other := env.add(simulator.GreenAPI, "other", "2", simulator.Behaviour{State: "authorized"})
 	env.load(t, slow, other)
+	held := env.hold(t, greenAPIPath("1"))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		scrapeOnce(t, env.c)
+		env.c.Refresh(context.Background())
 	}()
-	for env.sim.Calls(simulator.GreenAPI, "1") == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "the call of the instance to re-add", func() bool { return held.arrived.Load() == 1 })
 	env.load(t, other)
 	env.load(t, slow, other)
-	scrapeOnce(t, env.c)
+	// A scrape while the call is in flight asks for a call of every
+	// instance without a fresh result, whether or not it waits for them.
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	env.c.Refresh(expired)
+	held.release()
 	<-done
-	if sp := env.sim.Spacing(simulator.GreenAPI, "1"); sp.Calls != 1 {
+	waitFor(t, "the end of the calls", func() bool { return callsIdle(env.c) })
+	if sp := env.sim.Spacing(simulator.GreenAPI, "1"); sp.Calls != 1 || held.arrived.Load() != 1 {
 		t.Errorf("%d calls to the re-added instance (smallest gap %v), want 1", sp.Calls, sp.MinGap)
 	}
 }
@@ -376,7 +389,7 @@ func TestShortScrapesDoNotFailOthers(t *testing.T) {
 		}
 	})
 	for range 5 {
-		env.scrape(t, 0, want.String(), "whatsapp_up")
+		env.scrape(t, want.String(), "whatsapp_up")
 	}
 	close(stop)
 	wg.Wait()
@@ -402,7 +415,7 @@ func TestSlotWaitIsNotATimeout(t *testing.T) {
 		want.WriteString(upLine("greenapi", name, true))
 	}
 	env.load(t, instances...)
-	env.scrape(t, 0, want.String(), "whatsapp_up")
+	env.scrape(t, want.String(), "whatsapp_up")
 }
 
 // TestUnrefreshedInstancesKeepTheirResult: a scrape that cannot refresh
@@ -412,17 +425,24 @@ func TestUnrefreshedInstancesKeepTheirResult(t *testing.T) {
 	env := newTestEnv(t, Options{Concurrency: 1, MinInterval: 0})
 	var instances []string
 	for i := range 4 {
-		instances = append(instances, env.add(simulator.GreenAPI, fmt.Sprintf("i%d", i), fmt.Sprint(i+1), simulator.Behaviour{State: "authorized", Latency: 300 * time.Millisecond}))
+		instances = append(instances, env.add(simulator.GreenAPI, fmt.Sprintf("i%d", i), fmt.Sprint(i+1), simulator.Behaviour{State: "authorized"}))
 	}
 	env.load(t, instances...)
 	scrapeOnce(t, env.c)
 	before := updateTimes(t, env.c)
 	for i := range 4 {
-		env.sim.Set(simulator.GreenAPI, fmt.Sprint(i+1), "secret-"+fmt.Sprint(i+1), simulator.Behaviour{State: "blocked", Latency: 300 * time.Millisecond})
+		env.sim.Set(simulator.GreenAPI, fmt.Sprint(i+1), "secret-"+fmt.Sprint(i+1), simulator.Behaviour{State: "blocked"})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	// The scrape's deadline comes while the first of its calls is in
+	// flight, held until the test ends.
+	held := env.hold(t, "/waInstance")
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := env.c.Refresh(ctx)
+	scraped := make(chan *Scrape, 1)
+	go func() { scraped <- env.c.Refresh(ctx) }()
+	waitFor(t, "the scrape's first call", func() bool { return held.arrived.Load() == 1 })
+	cancel()
+	s := <-scraped
 	if s.Unrefreshed != 4 {
 		t.Errorf("Unrefreshed = %d, want 4", s.Unrefreshed)
 	}
@@ -536,19 +556,22 @@ func TestStateSince(t *testing.T) {
 		}
 		return v
 	}
+	// Rather than wait, each step moves the time the state began a
+	// second back, as if a second had gone by: a time that stays is the
+	// moved one, a time that moves is the call's, later.
 	first := since()
-	time.Sleep(20 * time.Millisecond)
-	if again := since(); again != first {
-		t.Errorf("since moved from %v to %v with the state unchanged", first, again)
+	setStateSinceAgo(t, env.c, "shop", time.Second)
+	if again := since(); math.Abs(again-(first-1)) > 1e-6 {
+		t.Errorf("since %v with the state unchanged a second after it was %v, want %v", again, first, first-1)
 	}
 	env.sim.Set(simulator.GreenAPI, "1", "secret-1", simulator.Behaviour{State: "blocked"})
 	blocked := since()
-	if blocked <= first {
-		t.Errorf("since %v after a change of state, was %v", blocked, first)
+	if blocked < first {
+		t.Errorf("since %v after a change of state, was %v", blocked, first-1)
 	}
-	time.Sleep(20 * time.Millisecond)
+	setStateSinceAgo(t, env.c, "shop", time.Second)
 	env.sim.Set(simulator.GreenAPI, "1", "secret-1", simulator.Behaviour{Fault: simulator.FaultServerError})
-	if failing := since(); failing <= blocked {
-		t.Errorf("since %v after the calls started failing, was %v", failing, blocked)
+	if failing := since(); failing < blocked {
+		t.Errorf("since %v after the calls started failing, was %v", failing, blocked-1)
 	}
 }

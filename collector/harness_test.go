@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -159,22 +160,24 @@ func histogramCount(t *testing.T, o prometheus.Observer) uint64 {
 	return pb.GetHistogram().GetSampleCount()
 }
 
-// scrapeGatherer is one scrape of a collector, as main serves /metrics:
-// the instances refreshed within ctx and written in the text format,
-// parsed back. Use it with testutil.GatherAndCompare.
-type scrapeGatherer struct {
-	c   *Collector
-	ctx context.Context
+// scrapeOf is one scrape of a collector, as main serves /metrics: the
+// instances refreshed within ctx and written in the text format, parsed
+// back. Use it with testutil.GatherAndCompare.
+func scrapeOf(c *Collector, ctx context.Context) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		return gathered(c.Refresh(ctx)).Gather()
+	})
 }
 
-func scrapeOf(c *Collector, ctx context.Context) scrapeGatherer { return scrapeGatherer{c, ctx} }
-
-func (g scrapeGatherer) Gather() ([]*dto.MetricFamily, error) {
-	var b strings.Builder
-	if _, err := g.c.Refresh(g.ctx).WriteTo(&b); err != nil {
-		return nil, err
-	}
-	return parseText(b.String())
+// gathered is what a scrape wrote, parsed back.
+func gathered(s *Scrape) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		var b strings.Builder
+		if _, err := s.WriteTo(&b); err != nil {
+			return nil, err
+		}
+		return parseText(b.String())
+	})
 }
 
 // parseText parses the text exposition format, in order.
@@ -318,7 +321,54 @@ type testEnv struct {
 	logs   *testlog.Buffer
 	inFlag atomic.Int64 // calls in flight at the simulator
 	maxIn  atomic.Int64
+
+	mu    sync.Mutex
+	gates []*gate
 }
+
+// gate holds the calls whose path holds piece in flight, before the
+// simulator answers them, until it opens or their caller gives up: a test
+// that needs a call in flight holds it there rather than for a time.
+type gate struct {
+	piece   string
+	open    chan struct{}
+	once    sync.Once
+	arrived atomic.Int64 // the calls that reached the gate
+}
+
+// release opens the gate for the calls held and those to come.
+func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
+
+// hold sets a gate for the calls whose path holds piece; the test's end
+// opens it.
+func (env *testEnv) hold(t *testing.T, piece string) *gate {
+	g := &gate{piece: piece, open: make(chan struct{})}
+	env.mu.Lock()
+	env.gates = append(env.gates, g)
+	env.mu.Unlock()
+	t.Cleanup(g.release) // before the server's Close, which waits for the calls
+	return g
+}
+
+// wait holds r at every gate of its path.
+func (env *testEnv) wait(r *http.Request) {
+	env.mu.Lock()
+	gates := slices.Clone(env.gates)
+	env.mu.Unlock()
+	for _, g := range gates {
+		if !strings.Contains(r.URL.Path, g.piece) {
+			continue
+		}
+		g.arrived.Add(1)
+		select {
+		case <-g.open:
+		case <-r.Context().Done():
+		}
+	}
+}
+
+// greenAPIPath is the piece of the paths of a GREEN-API instance's calls.
+func greenAPIPath(id string) string { return "/waInstance" + id + "/" }
 
 func newTestEnv(t *testing.T, opts Options) *testEnv {
 	t.Helper()
@@ -333,6 +383,7 @@ func newTestEnv(t *testing.T, opts Options) *testEnv {
 				break
 			}
 		}
+		env.wait(r)
 		env.sim.ServeHTTP(w, r)
 	}))
 	t.Cleanup(env.srv.Close)
@@ -362,17 +413,18 @@ func (env *testEnv) load(t *testing.T, instances ...string) {
 	}
 }
 
-// scrape is one scrape with a deadline after d (0: none) that checks the
-// families named in names against want.
-func (env *testEnv) scrape(t *testing.T, d time.Duration, want string, names ...string) {
+// scrape is one scrape, waiting for its calls, that checks the families
+// named in names against want.
+func (env *testEnv) scrape(t *testing.T, want string, names ...string) {
 	t.Helper()
-	ctx := context.Background()
-	if d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
-	if err := testutil.GatherAndCompare(scrapeOf(env.c, ctx), strings.NewReader(want), names...); err != nil {
+	compareScrape(t, env.c.Refresh(context.Background()), want, names...)
+}
+
+// compareScrape checks the families of a scrape named in names against
+// want.
+func compareScrape(t *testing.T, s *Scrape, want string, names ...string) {
+	t.Helper()
+	if err := testutil.GatherAndCompare(gathered(s), strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)
 	}
 }
