@@ -401,18 +401,6 @@ func TestEvolutionConfig(t *testing.T) {
 			t.Errorf("name, instance_name = %q, %q; want eu-shop, shop", es.Name, es.InstanceName)
 		}
 	})
-	t.Run("environment expansion", func(t *testing.T) {
-		env := map[string]string{"EVO_NAME": "shop", "EVO_KEY": key}
-		cfg, err := config.Load([]byte(evolutionConfigYAML("instance_name: ${EVO_NAME}", "api_key: ${EVO_KEY}", apiURL)), t.TempDir(),
-			config.Options{ExpandEnv: true, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
-		if err != nil {
-			t.Fatalf("config.Load: %v", err)
-		}
-		es := specOf[*EvolutionSpec](t, cfg.Instances[0].Spec)
-		if es.Name != "shop" || es.InstanceName != "shop" || es.Secret() != key {
-			t.Errorf("name, instance_name, key = %q, %q, %q", es.Name, es.InstanceName, es.Secret())
-		}
-	})
 
 	for _, tc := range []struct {
 		name      string
@@ -421,13 +409,9 @@ func TestEvolutionConfig(t *testing.T) {
 		wantText  []string
 	}{
 		{"api_url missing", []string{"instance_name: shop", "api_key: " + key}, "api_url", []string{"api_url", "required", "evolution"}},
-		{"api_url not http", []string{"instance_name: shop", "api_key: " + key, "api_url: ftp://evolution.example.com"}, "api_url", []string{"api_url"}},
-		{"api_url with a query", []string{"instance_name: shop", "api_key: " + key, "api_url: https://evolution.example.com/?apikey=x"}, "api_url", []string{"api_url"}},
 		{"instance_name missing", []string{"api_key: " + key, apiURL}, "instance_name", []string{"instance_name", "required"}},
-		{"instance_name blank", []string{"instance_name: '  '", "api_key: " + key, apiURL}, "instance_name", []string{"instance_name", "required"}},
 		{"api_key and api_key_file missing", []string{"instance_name: shop", apiURL}, "api_key", []string{"api_key", "api_key_file", "required"}},
 		{"api_key and api_key_file both set", []string{"instance_name: shop", "api_key: " + key, "api_key_file: evo.key", apiURL}, "api_key", []string{"api_key", "api_key_file", "not both"}},
-		{"api_key_file does not exist", []string{"instance_name: shop", "api_key_file: nonexistent.key", apiURL}, "api_key_file", []string{"api_key_file", "nonexistent.key"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := config.Load([]byte(evolutionConfigYAML(tc.lines...)), t.TempDir(), config.Options{})
@@ -456,17 +440,6 @@ func TestEvolutionConfig(t *testing.T) {
 		_, err := config.Load([]byte(evolutionConfigYAML("instance_name: shop", "api_key: "+key, apiURL, "apikey: x")), t.TempDir(), config.Options{})
 		if err == nil || !strings.Contains(err.Error(), "apikey") {
 			t.Errorf("config.Load error = %v, want one naming the unknown field apikey", err)
-		}
-	})
-
-	t.Run("api_key_file empty", func(t *testing.T) {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "evo.key"), []byte(" \n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		_, err := config.Load([]byte(evolutionConfigYAML("instance_name: shop", "api_key_file: evo.key", apiURL)), dir, config.Options{})
-		if err == nil || !strings.Contains(err.Error(), "api_key_file") || !strings.Contains(err.Error(), "empty") {
-			t.Errorf("config.Load error = %v, want one saying api_key_file is empty", err)
 		}
 	})
 

@@ -477,27 +477,6 @@ func TestWachatConfigKeyFile(t *testing.T) {
 	checkRequest(t, rec.one(t), wachatRequest(wachatTestPrefix, "t1_x_store", wachatConfigKey))
 }
 
-// TestWachatConfigEnv: instance_name and api_key expand ${VAR} when
-// expansion is on.
-func TestWachatConfigEnv(t *testing.T) {
-	env := map[string]string{"WACHAT_INSTANCE": "t1_env_store", "WACHAT_KEY": wachatConfigKey}
-	cfg, err := config.Load([]byte(`instances:
-  - provider: wachat
-    instance_name: ${WACHAT_INSTANCE}
-    api_key: ${WACHAT_KEY}
-`), t.TempDir(), config.Options{ExpandEnv: true, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
-	if err != nil {
-		t.Fatalf("config.Load: %v", err)
-	}
-	s := specOf[*WachatSpec](t, cfg.Instances[0].Spec)
-	if s.InstanceName != "t1_env_store" || s.Name != "t1_env_store" {
-		t.Errorf("instance_name = %q, name = %q, want t1_env_store", s.InstanceName, s.Name)
-	}
-	if s.Secret() != wachatConfigKey {
-		t.Errorf("key = %q, want %q", s.Secret(), wachatConfigKey)
-	}
-}
-
 // TestWachatConfigMarshalHidesKey: the loaded configuration marshals with
 // api_key as <secret>.
 func TestWachatConfigMarshalHidesKey(t *testing.T) {
@@ -528,12 +507,9 @@ func TestWachatConfigMarshalHidesKey(t *testing.T) {
 	}
 }
 
-// TestWachatConfigErrors: every error names the field and never the key.
+// TestWachatConfigErrors: the errors name Wachat's fields, never the key.
 func TestWachatConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "empty.key"), []byte(" \n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(filepath.Join(dir, "wachat.key"), []byte(wachatConfigKey), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -544,24 +520,12 @@ func TestWachatConfigErrors(t *testing.T) {
 	}{
 		{"missing instance_name", "  - provider: wachat\n" + key,
 			[]string{"instance_name", "required"}},
-		{"blank instance_name", "  - provider: wachat\n    instance_name: \"  \"\n" + key,
-			[]string{"instance_name", "required"}},
 		{"missing key", "  - provider: wachat\n    instance_name: t1_x\n",
 			[]string{"api_key", "required", "api_key_file"}},
 		{"both key and key file", "  - provider: wachat\n    instance_name: t1_x\n" + key + "    api_key_file: wachat.key\n",
 			[]string{"api_key", "api_key_file", "not both"}},
-		{"missing key file", "  - provider: wachat\n    instance_name: t1_x\n    api_key_file: nope.key\n",
-			[]string{"api_key_file", "nope.key"}},
-		{"empty key file", "  - provider: wachat\n    instance_name: t1_x\n    api_key_file: empty.key\n",
-			[]string{"api_key_file", "empty"}},
-		{"api_url not http", "  - provider: wachat\n    instance_name: t1_x\n    api_url: ftp://app.wachat.net/api/v1\n" + key,
-			[]string{"api_url"}},
-		{"api_url with query", "  - provider: wachat\n    instance_name: t1_x\n    api_url: https://app.wachat.net/api/v1?instanceName=x\n" + key,
-			[]string{"api_url", "query"}},
 		{"unknown field", "  - provider: wachat\n    instance_name: t1_x\n    apikey: x\n" + key,
 			[]string{"with instance_name t1_x", "apikey"}},
-		{"duplicate instance_name", "  - provider: wachat\n    instance_name: t1_x\n" + key + "  - provider: wachat\n    instance_name: t1_x\n" + key,
-			[]string{"t1_x", "duplicate"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := config.Load([]byte("instances:\n"+tc.yaml), dir, config.Options{})
