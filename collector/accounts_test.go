@@ -116,6 +116,7 @@ var (
 )
 
 func TestListings(t *testing.T) {
+	t.Parallel()
 	for _, provider := range config.Providers() {
 		tg, ok := listingTargets[provider]
 		if !ok {
@@ -132,6 +133,7 @@ func TestListings(t *testing.T) {
 // GREEN-API instances and those of its other products are never watched,
 // and an expired one is watched with the state expired, without calls.
 func TestAccountFollowsItsListing(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.SetAccount(simulator.GreenAPI, "partner-key",
 		simulator.Member{ID: "1101000000", Name: "shop"}, simulator.Member{ID: "1101000001"},
@@ -181,6 +183,7 @@ func TestAccountFollowsItsListing(t *testing.T) {
 // states_from_listing is the state request of all its instances: one call
 // per scrape, none per instance.
 func TestAccountListingCarriesStates(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.SetAccount(simulator.Wachat, "agency-key", simulator.Member{ID: "t1_a"}, simulator.Member{ID: "t1_b"}, simulator.Member{ID: "t1_c"})
 	if err := env.load(t, "", env.account(simulator.Wachat, "agency", "agency-key", "states_from_listing: true")); err != nil {
@@ -210,6 +213,7 @@ func TestAccountListingCarriesStates(t *testing.T) {
 // TestAccountListingFails: a failing listing keeps the last good list and
 // says so; the states it carried are no longer known.
 func TestAccountListingFails(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.SetAccount(simulator.GreenAPI, "partner-key", simulator.Member{ID: "1101000000", Name: "shop"})
 	env.sim.SetAccount(simulator.Wachat, "agency-key", simulator.Member{ID: "t1_a"})
@@ -247,6 +251,7 @@ func TestAccountListingFails(t *testing.T) {
 
 // TestAccountNames: filters, prefix, and names already taken.
 func TestAccountNames(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	members := []simulator.Member{{ID: "1101000000", Name: "shop"}, {ID: "1101000001", Name: "test-1"}, {ID: "1101000002", Name: "sales"}}
 	env.sim.SetAccount(simulator.GreenAPI, "partner-key", members...)
@@ -288,6 +293,7 @@ func TestAccountNames(t *testing.T) {
 // TestAccountRetryAfter: a listing answered 429 is not called again
 // before its Retry-After, nor a partner's before its refresh interval.
 func TestAccountRetryAfter(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.ScheduleAccount(simulator.Wachat, "agency-key", simulator.AccountStep{Fault: simulator.FaultRateLimited, RetryAfter: time.Minute})
 	env.sim.SetAccount(simulator.GreenAPI, "partner-key", simulator.Member{ID: "1101000000"})
@@ -330,6 +336,7 @@ func reasonLine(text, provider, name string) string {
 // finds are called one by one and show their live state; a row closed for
 // good gives the reason.
 func TestEvolution2ListingOnlyFinds(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.Set(simulator.Evolution, "lost-bot", "t-lost", simulator.Behaviour{State: "close", Reason: 408})
 	env.sim.Set(simulator.Evolution, "qr-bot", "t-qr", simulator.Behaviour{State: "close", Reason: simulator.ReasonQRExpired})
@@ -365,6 +372,7 @@ func TestEvolution2ListingOnlyFinds(t *testing.T) {
 // TestEvolution18ListingCarriesStates: version 1.8 lists its instances in
 // memory with their live state: the listing is their state request.
 func TestEvolution18ListingCarriesStates(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.SetEvolutionVersion(simulator.Evolution18)
 	env.sim.Set(simulator.Evolution, "lost-bot", "t-lost", simulator.Behaviour{State: "close", Reason: 408})
@@ -385,6 +393,7 @@ func TestEvolution18ListingCarriesStates(t *testing.T) {
 // TestWachatListingPolledByDefault: nothing says Wachat's listing is live:
 // its instances are called one by one unless the account opts in.
 func TestWachatListingPolledByDefault(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.Set(simulator.Wachat, "t1_a", "agency-key", simulator.Behaviour{State: "connecting", Reason: 408})
 	env.sim.SetAccount(simulator.Wachat, "agency-key", simulator.Member{ID: "t1_a"})
@@ -404,6 +413,7 @@ func TestWachatListingPolledByDefault(t *testing.T) {
 // instances (Evolution API 1.8 lists none for seconds after a restart) is
 // held until the next listing confirms it.
 func TestListingThatShrinksIsConfirmed(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	members := []simulator.Member{{ID: "t1_a"}, {ID: "t1_b"}, {ID: "t1_c"}}
 	env.sim.SetAccount(simulator.Wachat, "agency-key", members...)
@@ -455,6 +465,7 @@ func TestListingThatShrinksIsConfirmed(t *testing.T) {
 // that an account also lists is called as configured, under its own
 // name; the account skips it.
 func TestConfiguredInstanceNotTakenByAccount(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.SetEvolutionVersion(simulator.Evolution18) // a listing that carries states
 	env.sim.Set(simulator.Evolution, "sales-bot", "t-sales", simulator.Behaviour{State: "open"})

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -15,6 +16,7 @@ import (
 )
 
 func TestCollectorStatesAndUp(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{})
 	env.load(t,
 		env.add(simulator.GreenAPI, "shop", "1101000001", simulator.Behaviour{State: "authorized"}),
@@ -44,6 +46,7 @@ func TestCollectorStatesAndUp(t *testing.T) {
 }
 
 func TestCollectorAllProviders(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{})
 	env.load(t,
 		env.add(simulator.GreenAPI, "green", "1", simulator.Behaviour{State: "yellowCard"}),
@@ -76,6 +79,7 @@ func TestCollectorAllProviders(t *testing.T) {
 }
 
 func TestCollectorCallMetrics(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{})
 	env.load(t,
 		env.add(simulator.GreenAPI, "ok", "1", simulator.Behaviour{State: "authorized"}),
@@ -117,6 +121,7 @@ func TestCollectorCallMetrics(t *testing.T) {
 }
 
 func TestCollectorSharesCallsBetweenScrapes(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized", Latency: 200 * time.Millisecond}))
 
@@ -139,6 +144,7 @@ func TestCollectorSharesCallsBetweenScrapes(t *testing.T) {
 }
 
 func TestCollectorCallsAgainAfterMinInterval(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized"}))
 	for range 3 {
@@ -150,6 +156,7 @@ func TestCollectorCallsAgainAfterMinInterval(t *testing.T) {
 }
 
 func TestCollectorHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Second}))
 	first := time.Now()
@@ -170,6 +177,7 @@ func TestCollectorHonoursRetryAfter(t *testing.T) {
 }
 
 func TestCollectorRateLimitedScrapesStayDown(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Minute}))
 	for range 3 {
@@ -181,36 +189,47 @@ func TestCollectorRateLimitedScrapesStayDown(t *testing.T) {
 }
 
 // TestCollectorSlowInstanceDoesNotDelayOthers: a scrape answers at its
-// deadline with what it has; the hung call goes on to its own timeout
-// (1 s), and the next scrape reports that.
+// deadline with what it has; the hung call goes on to its own timeout,
+// and the next scrape reports that. The times are those of the fake clock
+// of a synctest bubble: a 500 ms deadline, a 2 s timeout.
 func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
-	env := newTestEnv(t, Options{MinInterval: time.Minute})
-	env.load(t,
-		strings.Replace(env.add(simulator.GreenAPI, "hung", "1", simulator.Behaviour{Fault: simulator.FaultHang}), "timeout: 2s", "timeout: 1s", 1),
-		env.add(simulator.GreenAPI, "shop", "2", simulator.Behaviour{State: "authorized"}),
-		env.add(simulator.GreenAPI, "sales", "3", simulator.Behaviour{State: "sleepMode"}),
-	)
-	want := stateHeader +
-		stateLines("greenapi", "sales", "sleepMode", true) +
-		stateLines("greenapi", "shop", "authorized", true) +
-		upHeader + upLine("greenapi", "sales", true) + upLine("greenapi", "shop", true) +
-		"# HELP " + unrefreshedFamily.name + " " + unrefreshedFamily.help + "\n# TYPE " + unrefreshedFamily.name + " gauge\n" +
-		unrefreshedFamily.name + " 1\n"
-	// The scrape's deadline comes once the others answered, long before
-	// the hung call's timeout.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	scraped := make(chan *Scrape, 1)
-	go func() { scraped <- env.c.Refresh(ctx) }()
-	waitFor(t, "the answers of the others", func() bool { return answered(t, env.c, "shop") && answered(t, env.c, "sales") })
-	cancel()
-	compareScrape(t, <-scraped, want, "whatsapp_instance_state", "whatsapp_up", unrefreshedFamily.name)
-	// The hung call ends at its own timeout and counts as a timeout.
-	waitFor(t, "the hung call's timeout", func() bool { return errorCount(t, env.c, "hung", "getStateInstance", ReasonTimeout) == 1 })
-	env.scrape(t, upHeader+upLine("greenapi", "hung", false)+upLine("greenapi", "sales", true)+upLine("greenapi", "shop", true), "whatsapp_up")
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		c := New(discardLogger(), Options{Concurrency: 8, MinInterval: time.Minute})
+		defer c.Close()
+		p := providerOf("greenapi")
+		targets := []*target{
+			newLoneTarget(p, "hung", 2*time.Second, slowClient{"authorized", time.Hour}),
+			newLoneTarget(p, "shop", 2*time.Second, slowClient{"authorized", 0}),
+			newLoneTarget(p, "sales", 2*time.Second, slowClient{"sleepMode", 0}),
+		}
+		want := stateHeader +
+			stateLines("greenapi", "sales", "sleepMode", true) +
+			stateLines("greenapi", "shop", "authorized", true) +
+			upHeader + upLine("greenapi", "sales", true) + upLine("greenapi", "shop", true) +
+			"# HELP " + unrefreshedFamily.name + " " + unrefreshedFamily.help + "\n# TYPE " + unrefreshedFamily.name + " gauge\n" +
+			unrefreshedFamily.name + " 1\n"
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		compareScrape(t, refreshTargets(ctx, c, targets...), want, "whatsapp_instance_state", "whatsapp_up", unrefreshedFamily.name)
+		// The hung call goes on after the scrape's deadline, and ends at
+		// its own timeout.
+		synctest.Wait()
+		if callsIdle(c) {
+			t.Fatal("the hung call ended with the scrape")
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if !callsIdle(c) {
+			t.Fatal("the hung call outlived its timeout")
+		}
+		compareScrape(t, refreshTargets(context.Background(), c, targets...),
+			upHeader+upLine("greenapi", "hung", false)+upLine("greenapi", "sales", true)+upLine("greenapi", "shop", true), "whatsapp_up")
+	})
 }
 
 func TestCollectorBoundsConcurrency(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{Concurrency: 2})
 	var instances []string
 	var want strings.Builder
@@ -227,6 +246,7 @@ func TestCollectorBoundsConcurrency(t *testing.T) {
 }
 
 func TestCollectorUpdate(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
 	shop := env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized"})
 	env.load(t, shop, env.add(simulator.GreenAPI, "old", "2", simulator.Behaviour{State: "authorized"}))
@@ -247,6 +267,7 @@ func TestCollectorUpdate(t *testing.T) {
 // TestCollectorRemovedInstanceStaysRemoved: a call in flight when a reload
 // removes its instance must not bring its series back.
 func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{})
 	keep := env.add(simulator.GreenAPI, "keep", "1", simulator.Behaviour{State: "authorized"})
 	env.load(t, keep, env.add(simulator.GreenAPI, "gone", "2", simulator.Behaviour{State: "authorized"}))
@@ -270,6 +291,7 @@ func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
 // settings is no reason to call it before its shared result or its
 // Retry-After expires.
 func TestCollectorSettingChangeKeepsRateLimitMemory(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
 	instance := func(id, timeout string, b simulator.Behaviour) string {
 		return strings.Replace(env.add(simulator.GreenAPI, "i"+id, id, b), "timeout: 2s", "timeout: "+timeout, 1)
@@ -306,6 +328,7 @@ func TestCollectorSettingChangeKeepsRateLimitMemory(t *testing.T) {
 // call is in flight and added again at once must not get a second call
 // beside the first (two calls within the provider's one per second).
 func TestCollectorReaddedDuringACallSharesIt(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
 	slow := env.add(simulator.GreenAPI, "slow", "1", simulator.Behaviour{State: "authorized"})
 	other := env.add(simulator.GreenAPI, "other", "2", simulator.Behaviour{State: "authorized"})
@@ -347,6 +370,7 @@ func (d deadlineClient) State(ctx context.Context) (string, error) {
 // Prometheus, anyone who can reach /metrics) must not turn shared calls
 // into timeouts.
 func TestCallKeepsItsOwnTimeout(t *testing.T) {
+	t.Parallel()
 	c := New(discardLogger(), Options{Concurrency: 1})
 	defer c.Close()
 	rec := deadlineClient{deadline: make(chan time.Time, 1)}
@@ -364,6 +388,7 @@ func TestCallKeepsItsOwnTimeout(t *testing.T) {
 // milliseconds with a tiny timeout must not make the main Prometheus see
 // instances down that are not.
 func TestShortScrapesDoNotFailOthers(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: 20 * time.Millisecond})
 	var instances []string
 	var want strings.Builder
@@ -402,26 +427,46 @@ func TestShortScrapesDoNotFailOthers(t *testing.T) {
 
 // TestSlotWaitIsNotATimeout: with one call at a time, the last of five
 // instances waits four calls for its slot, longer than its timeout; the
-// wait must not count against it.
+// wait must not count against it. The calls take 200 ms and time out
+// after 500 ms of the fake clock of a synctest bubble.
 func TestSlotWaitIsNotATimeout(t *testing.T) {
-	env := newTestEnv(t, Options{Concurrency: 1})
-	var instances []string
-	var want strings.Builder
-	want.WriteString(upHeader)
-	for i := range 5 {
-		name := fmt.Sprintf("i%d", i)
-		yml := env.add(simulator.GreenAPI, name, fmt.Sprint(i+1), simulator.Behaviour{State: "authorized", Latency: 200 * time.Millisecond})
-		instances = append(instances, strings.Replace(yml, "timeout: 2s", "timeout: 500ms", 1))
-		want.WriteString(upLine("greenapi", name, true))
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		c := New(discardLogger(), Options{Concurrency: 1})
+		defer c.Close()
+		var targets []*target
+		var want strings.Builder
+		want.WriteString(upHeader)
+		for i := range 5 {
+			name := fmt.Sprintf("i%d", i)
+			targets = append(targets, newLoneTarget(providerOf("greenapi"), name, 500*time.Millisecond, slowClient{"authorized", 200 * time.Millisecond}))
+			want.WriteString(upLine("greenapi", name, true))
+		}
+		compareScrape(t, refreshTargets(context.Background(), c, targets...), want.String(), "whatsapp_up")
+	})
+}
+
+// slowClient answers its state after its latency, unless its call's
+// context ends first.
+type slowClient struct {
+	state   string
+	latency time.Duration
+}
+
+func (s slowClient) State(ctx context.Context) (string, error) {
+	select {
+	case <-time.After(s.latency):
+		return s.state, nil
+	case <-ctx.Done():
+		return "", newError(ReasonTimeout, "%v", ctx.Err())
 	}
-	env.load(t, instances...)
-	env.scrape(t, want.String(), "whatsapp_up")
 }
 
 // TestUnrefreshedInstancesKeepTheirResult: a scrape that cannot refresh
 // every instance before its deadline exposes the others with their
 // previous result and its time, and says how many.
 func TestUnrefreshedInstancesKeepTheirResult(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{Concurrency: 1, MinInterval: 0})
 	var instances []string
 	for i := range 4 {
@@ -485,6 +530,7 @@ func updateTimes(t *testing.T, c *Collector) string {
 // go on after it, so the whole fleet is refreshed within one pass of the
 // workers (instances × latency / concurrency).
 func TestOldestFirstReachesEveryInstance(t *testing.T) {
+	t.Parallel()
 	const n = 12
 	env := newTestEnv(t, Options{Concurrency: 2, MinInterval: 0})
 	var instances []string
@@ -517,6 +563,7 @@ func TestOldestFirstReachesEveryInstance(t *testing.T) {
 }
 
 func TestRefreshInstance(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
 	env.load(t,
 		env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "yellowCard"}),
@@ -544,6 +591,7 @@ func TestRefreshInstance(t *testing.T) {
 // TestStateSince: the time an instance entered its state stays while the
 // state does, and moves when the state or whatsapp_up changes.
 func TestStateSince(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized"}))
 	key := "whatsapp_instance_state_since_timestamp_seconds,name=shop,provider=greenapi"

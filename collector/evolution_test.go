@@ -203,12 +203,14 @@ func evolutionCases(t *testing.T) []providerCase {
 }
 
 func TestEvolutionState(t *testing.T) {
+	t.Parallel()
 	runProviderCases(t, evolutionTargets(), evolutionCases)
 }
 
 // TestEvolutionRequestURL checks the URL built from api_url and
 // instance_name variants.
 func TestEvolutionRequestURL(t *testing.T) {
+	t.Parallel()
 	const key = "evo/k3y+s=cr t"
 	for _, tc := range []struct{ name, suffix, prefix, instance string }{
 		{"plain", "", "", "shop"},
@@ -234,6 +236,7 @@ func TestEvolutionRequestURL(t *testing.T) {
 // excerpt is cut. The part of the key before the cut must not appear
 // either.
 func TestEvolutionErrorTextRedactsTruncatedKey(t *testing.T) {
+	t.Parallel()
 	for _, tg := range evolutionTargets() {
 		t.Run(tg.label, func(t *testing.T) {
 			t.Parallel()
@@ -248,6 +251,7 @@ func TestEvolutionErrorTextRedactsTruncatedKey(t *testing.T) {
 // TestEvolutionConcurrentCalls shares one client among goroutines, as
 // scrapes do.
 func TestEvolutionConcurrentCalls(t *testing.T) {
+	t.Parallel()
 	runConcurrentCalls(t, evolutionTargets()[0], evolutionReply(t, 200, "close.json"), 8, "close")
 }
 
@@ -256,6 +260,7 @@ func TestEvolutionConcurrentCalls(t *testing.T) {
 // logs no warning; an unknown state value is up with state unknown and
 // logs one.
 func TestEvolutionViaCollector(t *testing.T) {
+	t.Parallel()
 	const key = "evo/k3y+s=cr t"
 	fixtures := map[string]struct {
 		status  int
@@ -371,11 +376,13 @@ func evolutionConfigYAML(lines ...string) string {
 }
 
 func TestEvolutionConfig(t *testing.T) {
+	t.Parallel()
 	const (
 		apiURL = "api_url: https://evolution.example.com/"
 		key    = "Secr3t-Evolution-Key"
 	)
 	t.Run("name defaults to instance_name", func(t *testing.T) {
+		t.Parallel()
 		cfg := loadConfig(t, evolutionConfigYAML("instance_name: 'shop/eu 1'", "api_key: "+key, apiURL), t.TempDir())
 		es := specOf[*EvolutionSpec](t, cfg.Instances[0].Spec)
 		if es.Name != "shop/eu 1" || cfg.Instances[0].Name() != "shop/eu 1" {
@@ -395,6 +402,7 @@ func TestEvolutionConfig(t *testing.T) {
 		}
 	})
 	t.Run("explicit name wins", func(t *testing.T) {
+		t.Parallel()
 		cfg := loadConfig(t, evolutionConfigYAML("name: eu-shop", "instance_name: shop", "api_key: "+key, apiURL), t.TempDir())
 		es := specOf[*EvolutionSpec](t, cfg.Instances[0].Spec)
 		if es.Name != "eu-shop" || es.InstanceName != "shop" {
@@ -414,6 +422,7 @@ func TestEvolutionConfig(t *testing.T) {
 		{"api_key and api_key_file both set", []string{"instance_name: shop", "api_key: " + key, "api_key_file: evo.key", apiURL}, "api_key", []string{"api_key", "api_key_file", "not both"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, err := config.Load([]byte(evolutionConfigYAML(tc.lines...)), t.TempDir(), config.Options{})
 			if err == nil {
 				t.Fatal("config.Load succeeded, want an error")
@@ -437,6 +446,7 @@ func TestEvolutionConfig(t *testing.T) {
 	}
 
 	t.Run("unknown field", func(t *testing.T) {
+		t.Parallel()
 		_, err := config.Load([]byte(evolutionConfigYAML("instance_name: shop", "api_key: "+key, apiURL, "apikey: x")), t.TempDir(), config.Options{})
 		if err == nil || !strings.Contains(err.Error(), "apikey") {
 			t.Errorf("config.Load error = %v, want one naming the unknown field apikey", err)
@@ -446,6 +456,7 @@ func TestEvolutionConfig(t *testing.T) {
 	// api_key_file is read relative to the configuration's directory,
 	// trimmed, and its key is sent in the apikey header.
 	t.Run("api_key_file works", func(t *testing.T) {
+		t.Parallel()
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "evo.key"), []byte("  "+key+"\n"), 0o600); err != nil {
 			t.Fatal(err)
@@ -477,6 +488,7 @@ func TestEvolutionConfig(t *testing.T) {
 	})
 
 	t.Run("marshalled api_key is <secret>", func(t *testing.T) {
+		t.Parallel()
 		cfg := loadConfig(t, evolutionConfigYAML("instance_name: shop", "api_key: "+key, apiURL), t.TempDir())
 		out, err := yaml.Marshal(cfg)
 		if err != nil {
@@ -503,6 +515,7 @@ func TestEvolutionConfig(t *testing.T) {
 	})
 
 	t.Run("provider lists the Baileys states", func(t *testing.T) {
+		t.Parallel()
 		got := strings.Join(ProviderStates("evolution"), ",")
 		if got != "close,connecting,open" {
 			t.Errorf("ProviderStates(evolution) = %s, want close,connecting,open", got)

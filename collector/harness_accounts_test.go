@@ -77,6 +77,7 @@ func runListingCases(t *testing.T, label string, tg listingTarget, cases []listi
 			name = fmt.Sprintf("%d %.20s (%d bytes)", tc.status, tc.body, len(tc.body))
 		}
 		t.Run(label+"/"+name, func(t *testing.T) {
+			t.Parallel()
 			body := tc.body
 			if tc.fixture != "" {
 				b, err := os.ReadFile(filepath.Join("testdata", provider, "accounts", tc.fixture))

@@ -3,13 +3,16 @@ package collector
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +44,23 @@ import (
 //   - harness_webhook_test.go: collectors that receive notifications
 //     (webhookEnv).
 //   - internals_test.go: the only way into the collector's internals.
+
+// TestMain runs more tests at once than go test's default, GOMAXPROCS:
+// the tests are independent, and most of their time goes to waiting for a
+// deadline, a timeout or a server, not to the processors. The tests that
+// cannot share the process with others (TestClientPoolIsLinear swaps
+// sameSettings) are not parallel. An explicit -test.parallel wins.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		if err := flag.Set("test.parallel", strconv.Itoa(4*runtime.GOMAXPROCS(0))); err != nil {
+			panic(err)
+		}
+	}
+	m.Run()
+}
 
 // providerTestSlack bounds how long any call may take; calls are expected
 // to return far sooner.

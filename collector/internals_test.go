@@ -86,7 +86,16 @@ func storedScrape(c *Collector, notifications bool) *Scrape {
 // newLoneTarget is an instance of p outside any configuration, calling
 // client with its own timeout, with a memory of its own.
 func newLoneTarget(p *Provider, name string, timeout time.Duration, client Client) *target {
-	tg := &target{provider: p, name: name, timeout: timeout, client: client, logger: slog.New(slog.DiscardHandler), mem: &memory{}, stats: newInstanceStats(p)}
+	tg := &target{
+		provider: p,
+		name:     name,
+		labels:   `provider="` + escapeLabel(p.Name) + `",name="` + escapeLabel(name) + `"`,
+		timeout:  timeout,
+		client:   client,
+		logger:   slog.New(slog.DiscardHandler),
+		mem:      &memory{},
+		stats:    newInstanceStats(p),
+	}
 	tg.mem.current.Store(tg)
 	return tg
 }

@@ -212,11 +212,13 @@ func wachatCases(t *testing.T) []providerCase {
 }
 
 func TestWachatState(t *testing.T) {
+	t.Parallel()
 	runProviderCases(t, wachatTargets(), wachatCases)
 }
 
 // TestWachatRequestURL checks the URL built from api_url variants.
 func TestWachatRequestURL(t *testing.T) {
+	t.Parallel()
 	key := wachatTestKeys[0].key
 	for _, tc := range []struct{ name, suffix, prefix string }{
 		{"no prefix", "", ""},
@@ -237,6 +239,7 @@ func TestWachatRequestURL(t *testing.T) {
 // TestWachatInstanceNameEscaping checks that the server receives exactly
 // the configured instance name, whatever characters it holds.
 func TestWachatInstanceNameEscaping(t *testing.T) {
+	t.Parallel()
 	key := wachatTestKeys[1].key
 	for _, name := range []string{
 		"t1_mq9r2jov_jakarta_store",
@@ -258,6 +261,7 @@ func TestWachatInstanceNameEscaping(t *testing.T) {
 // TestWachatNotFoundNamesInstance: a 404 means the configured
 // instance_name is wrong; the error says so and names it.
 func TestWachatNotFoundNamesInstance(t *testing.T) {
+	t.Parallel()
 	err := runFailingCall(t, wachatTargets()[1], wachatReply(t, 404, "error_not_found.json"), ReasonClientError)
 	want := `client_error: HTTP 404: no instance named "t1_a b&c"; check instance_name: "Instance not found"`
 	if err.Error() != want {
@@ -272,6 +276,7 @@ func TestWachatNotFoundNamesInstance(t *testing.T) {
 // that no whole form is left to redact. The key must not appear, whole or
 // in part, in any form.
 func TestWachatErrorTextRedactsEncodedKey(t *testing.T) {
+	t.Parallel()
 	tg := wachatTargets()[0]
 	if escapeJSON(tg.secret) == tg.secret {
 		t.Fatalf("key %q has nothing to escape in JSON", tg.secret)
@@ -296,12 +301,14 @@ func TestWachatErrorTextRedactsEncodedKey(t *testing.T) {
 // TestWachatConcurrentCalls shares one client among goroutines, as
 // scrapes do.
 func TestWachatConcurrentCalls(t *testing.T) {
+	t.Parallel()
 	runConcurrentCalls(t, wachatTargets()[0], wachatReply(t, 200, "state_connecting.json"), 8, "connecting")
 }
 
 // TestWachatViaCollector goes through collector.New and Update, the path
 // main uses, and checks the state series, up, and the call metrics.
 func TestWachatViaCollector(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, fixture string
 		status        int
@@ -353,6 +360,7 @@ func TestWachatViaCollector(t *testing.T) {
 
 // TestWachatProvider checks the registration: states, method, config.
 func TestWachatProvider(t *testing.T) {
+	t.Parallel()
 	p := providerOf("wachat")
 	if p == nil {
 		t.Fatal("provider wachat is not registered")
@@ -381,6 +389,7 @@ const wachatConfigKey = "wk_cfg/S3cr3t+Key=Value"
 // TestWachatConfigDefaults: name defaults to instance_name, api_url to
 // Wachat's public API, timeout to the default.
 func TestWachatConfigDefaults(t *testing.T) {
+	t.Parallel()
 	cfg := loadConfig(t, `instances:
   - provider: wachat
     instance_name: t1_mq9r2jov_jakarta_store
@@ -410,6 +419,7 @@ func TestWachatConfigDefaults(t *testing.T) {
 // TestWachatConfigExplicit: explicit name and api_url win; a trailing
 // slash is dropped.
 func TestWachatConfigExplicit(t *testing.T) {
+	t.Parallel()
 	cfg := loadConfig(t, `instances:
   - name: jakarta
     provider: wachat
@@ -433,6 +443,7 @@ func TestWachatConfigExplicit(t *testing.T) {
 // TestWachatConfigKeyFile: api_key_file is read relative to the config's
 // directory, or as an absolute path, and trimmed.
 func TestWachatConfigKeyFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
 		t.Fatal(err)
@@ -442,6 +453,7 @@ func TestWachatConfigKeyFile(t *testing.T) {
 	}
 	for _, file := range []string{"secrets/wachat.key", filepath.Join(dir, "secrets", "wachat.key")} {
 		t.Run(file, func(t *testing.T) {
+			t.Parallel()
 			cfg := loadConfig(t, `instances:
   - provider: wachat
     instance_name: t1_x_store
@@ -480,6 +492,7 @@ func TestWachatConfigKeyFile(t *testing.T) {
 // TestWachatConfigMarshalHidesKey: the loaded configuration marshals with
 // api_key as <secret>.
 func TestWachatConfigMarshalHidesKey(t *testing.T) {
+	t.Parallel()
 	cfg := loadConfig(t, `instances:
   - provider: wachat
     instance_name: t1_mq9r2jov_jakarta_store
@@ -509,6 +522,7 @@ func TestWachatConfigMarshalHidesKey(t *testing.T) {
 
 // TestWachatConfigErrors: the errors name Wachat's fields, never the key.
 func TestWachatConfigErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "wachat.key"), []byte(wachatConfigKey), 0o600); err != nil {
 		t.Fatal(err)
@@ -528,6 +542,7 @@ func TestWachatConfigErrors(t *testing.T) {
 			[]string{"with instance_name t1_x", "apikey"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, err := config.Load([]byte("instances:\n"+tc.yaml), dir, config.Options{})
 			checkConfigError(t, err, tc.want, wachatConfigKey)
 		})

@@ -21,6 +21,7 @@ import (
 )
 
 func TestDecodeNotifications(t *testing.T) {
+	t.Parallel()
 	received := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, tc := range []struct {
 		provider, fixture string
@@ -50,6 +51,7 @@ func TestDecodeNotifications(t *testing.T) {
 		{"evolution", "truncated.txt", Notification{}, true},
 	} {
 		t.Run(tc.provider+"/"+tc.fixture, func(t *testing.T) {
+			t.Parallel()
 			body := readFixture(t, filepath.Join("webhook", tc.provider), tc.fixture)
 			got, err := providerOf(tc.provider).Webhook.Decode(body, received)
 			if tc.malformed {
@@ -72,6 +74,7 @@ func TestDecodeNotifications(t *testing.T) {
 }
 
 func TestNotificationUpdatesStateAtOnce(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	if got, notified := e.state(t, "shop"); got != "authorized" || notified {
 		t.Fatalf("after the first poll: state %q notified %v, want authorized from a poll", got, notified)
@@ -117,6 +120,7 @@ func TestNotificationUpdatesStateAtOnce(t *testing.T) {
 // forged by someone who holds the webhook credential) shows until the next
 // scrape, whose call replaces it; a stream of them cannot keep it.
 func TestNotificationNeverHidesAPoll(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.sim.Set("greenapi", "1101000001", "api-token-1", simulator.Behaviour{State: "blocked"})
 	e.state(t, "shop")
@@ -135,6 +139,7 @@ func TestNotificationNeverHidesAPoll(t *testing.T) {
 // waits one second after the last call (GREEN-API's rate limit) and for a
 // Retry-After.
 func TestNotificationDueCallRespectsLimits(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.state(t, "shop")
 	calls := e.sim.Calls("greenapi", "1101000001")
@@ -151,6 +156,7 @@ func TestNotificationDueCallRespectsLimits(t *testing.T) {
 }
 
 func TestNextPollReplacesNotifiedState(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.state(t, "shop") // first poll
 	setLastCallAgo(t, e.c, "shop", 2*time.Second)
@@ -167,6 +173,7 @@ func TestNextPollReplacesNotifiedState(t *testing.T) {
 // every attempt to reconnect while connectionState says close: that does
 // not replace close; open does.
 func TestEvolutionAttemptDoesNotEndClose(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.sim.Set("evolution", "sales-bot", "EVOLUTION-INSTANCE-TOKEN-0001", simulator.Behaviour{State: "close"})
 	e.state(t, "bot")
@@ -188,6 +195,7 @@ func TestEvolutionAttemptDoesNotEndClose(t *testing.T) {
 // exporter's clock does not make later notifications stale for longer
 // than a minute.
 func TestFarFutureNotificationDoesNotPoison(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.state(t, "shop")
 	now := time.Now()
@@ -200,6 +208,7 @@ func TestFarFutureNotificationDoesNotPoison(t *testing.T) {
 // TestDisconnectReason: Evolution API's statusReason names why an
 // instance closed, until it works again.
 func TestDisconnectReason(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.state(t, "bot")
 	now := time.Now()
@@ -239,64 +248,71 @@ func TestDisconnectReason(t *testing.T) {
 }
 
 func TestNotificationAnswers(t *testing.T) {
-	// Sent after the first poll of each case's environment: a
-	// notification from before it would be stale.
-	now := time.Now().Add(2 * time.Second)
-	valid := map[string]any{"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "app": "evolution", "action": "webhook"}
-	expired := map[string]any{"iat": now.Add(-time.Hour).Unix(), "exp": now.Add(-50 * time.Minute).Unix()}
-	noExp := map[string]any{"iat": now.Unix()}
-	noneAlg := "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + strings.TrimPrefix(strings.Split(jwt(testJWTKey, valid), ".")[1], "") + "."
-	for _, tc := range []struct {
+	t.Parallel()
+	type notificationCase struct {
 		name, path, auth string
 		body             []byte
 		status           int
 		outcome          string
 		instance, state  string // the instance's state afterwards
-	}{
-		{"token with Bearer", "/webhook/greenapi", "Bearer " + testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
-		{"token without Bearer", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
-		{"lower-case bearer", "/webhook/greenapi", "bearer " + testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
-		{"path suffix", "/webhook/greenapi/anything", testWebhookToken, greenAPIState("1101000001", "sleepMode", now), 200, OutcomeAccepted, "shop", "sleepMode"},
-		{"wrong token", "/webhook/greenapi", "Bearer " + testWebhookToken + "x", greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
-		{"token prefix", "/webhook/greenapi", testWebhookToken[:10], greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
-		{"no token", "/webhook/greenapi", "", greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
-		{"instance without webhook_token", "/webhook/greenapi", "", greenAPIState("1101000002", "blocked", now), 200, OutcomeUnauthorized, "no-token", "authorized"},
-		{"another instance's token", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000002", "blocked", now), 200, OutcomeUnauthorized, "no-token", "authorized"},
-		{"unknown instance", "/webhook/greenapi", testWebhookToken, greenAPIState("1101009999", "blocked", now), 200, OutcomeUnknownInstance, "shop", "authorized"},
-		{"other typeWebhook, no token", "/webhook/greenapi", "", readFixture(t, "webhook/greenapi", "incoming_message.json"), 200, OutcomeIgnored, "shop", "authorized"},
-		{"malformed", "/webhook/greenapi", testWebhookToken, []byte(`{"typeWebhook":`), 200, OutcomeMalformed, "shop", "authorized"},
-		{"empty body", "/webhook/greenapi", testWebhookToken, nil, 200, OutcomeMalformed, "shop", "authorized"},
-		{"too large", "/webhook/greenapi", testWebhookToken, append(greenAPIState("1101000001", "blocked", now)[:1], []byte(`"pad":"`+strings.Repeat("x", MaxNotificationBytes)+`",`+string(greenAPIState("1101000001", "blocked", now)[1:]))...), 200, OutcomeTooLarge, "shop", "authorized"},
-		{"state the exporter does not know", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "pendingPassword", now), 200, OutcomeAccepted, "shop", "unknown"},
-		{"Evolution header token", "/webhook/evolution", "Bearer " + testWebhookToken, evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
-		{"Evolution JWT, by events", "/webhook/evolution/connection-update", jwt(testJWTKey, valid), evolutionEvent("connecting", now), 200, OutcomeAccepted, "bot", "connecting"},
-		{"Evolution refused is close", "/webhook/evolution", jwt(testJWTKey, valid), evolutionEvent("refused", now), 200, OutcomeAccepted, "bot", "close"},
-		{"Evolution JWT of another key", "/webhook/evolution", jwt(testJWTKey+"x", valid), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution expired JWT", "/webhook/evolution", jwt(testJWTKey, expired), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution JWT without exp", "/webhook/evolution", jwt(testJWTKey, noExp), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution unsigned JWT", "/webhook/evolution", noneAlg, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution key as token", "/webhook/evolution", "Bearer " + testJWTKey, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution apikey is not a credential", "/webhook/evolution", "Bearer EVOLUTION-INSTANCE-TOKEN-0001", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution other event", "/webhook/evolution/messages-upsert", "", readFixture(t, "webhook/evolution", "messages_upsert.json"), 200, OutcomeIgnored, "bot", "open"},
-		{"Evolution malformed", "/webhook/evolution", jwt(testJWTKey, valid), readFixture(t, "webhook/evolution", "no_state.json"), 400, OutcomeMalformed, "bot", "open"},
-		{"GREEN-API body at the Evolution path", "/webhook/evolution", testWebhookToken, greenAPIState("1101000001", "blocked", now), 400, OutcomeMalformed, "shop", "authorized"},
-		{"Evolution too large", "/webhook/evolution", testWebhookToken, append([]byte(`{"pad":"`+strings.Repeat("x", MaxNotificationBytes)+`",`), evolutionEvent("close", now)[1:]...), 422, OutcomeTooLarge, "bot", "open"},
-		{"Evolution unknown instance", "/webhook/evolution", testWebhookToken, []byte(strings.ReplaceAll(string(evolutionEvent("close", now)), "sales-bot", "other-bot")), 404, OutcomeUnknownInstance, "bot", "open"},
-		// A secret in the URL's path: the only credential of Evolution
-		// API 1.8 and of every global webhook.
-		{"Evolution path secret", "/webhook/evolution/" + testPathSecret, "", evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
-		{"Evolution path secret, by events", "/webhook/evolution/" + testPathSecret + "/connection-update", "", evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
-		{"Evolution wrong path secret", "/webhook/evolution/" + testPathSecret + "x/connection-update", "", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution path secret after the event", "/webhook/evolution/connection-update/" + testPathSecret, "", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution path secret as header", "/webhook/evolution", "Bearer " + testPathSecret, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		// Evolution API 2.2.x sends the webhook's headers as they are:
-		// its jwt_key travels in the clear.
-		{"Evolution 2.2 jwt_key header", "/webhook/evolution", "jwt_key: " + testJWTKey, evolutionEvent("close", now), 401, OutcomeKeyInHeader, "bot", "open"},
-		{"Evolution 2.2 jwt_key header with a good token", "/webhook/evolution/" + testPathSecret, "jwt_key: " + testJWTKey, evolutionEvent("close", now), 401, OutcomeKeyInHeader, "bot", "open"},
-	} {
+	}
+	// The cases sent at now.
+	cases := func(t *testing.T, now time.Time) []notificationCase {
+		valid := map[string]any{"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "app": "evolution", "action": "webhook"}
+		expired := map[string]any{"iat": now.Add(-time.Hour).Unix(), "exp": now.Add(-50 * time.Minute).Unix()}
+		noExp := map[string]any{"iat": now.Unix()}
+		noneAlg := "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + strings.TrimPrefix(strings.Split(jwt(testJWTKey, valid), ".")[1], "") + "."
+		return []notificationCase{
+			{"token with Bearer", "/webhook/greenapi", "Bearer " + testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
+			{"token without Bearer", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
+			{"lower-case bearer", "/webhook/greenapi", "bearer " + testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
+			{"path suffix", "/webhook/greenapi/anything", testWebhookToken, greenAPIState("1101000001", "sleepMode", now), 200, OutcomeAccepted, "shop", "sleepMode"},
+			{"wrong token", "/webhook/greenapi", "Bearer " + testWebhookToken + "x", greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
+			{"token prefix", "/webhook/greenapi", testWebhookToken[:10], greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
+			{"no token", "/webhook/greenapi", "", greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
+			{"instance without webhook_token", "/webhook/greenapi", "", greenAPIState("1101000002", "blocked", now), 200, OutcomeUnauthorized, "no-token", "authorized"},
+			{"another instance's token", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000002", "blocked", now), 200, OutcomeUnauthorized, "no-token", "authorized"},
+			{"unknown instance", "/webhook/greenapi", testWebhookToken, greenAPIState("1101009999", "blocked", now), 200, OutcomeUnknownInstance, "shop", "authorized"},
+			{"other typeWebhook, no token", "/webhook/greenapi", "", readFixture(t, "webhook/greenapi", "incoming_message.json"), 200, OutcomeIgnored, "shop", "authorized"},
+			{"malformed", "/webhook/greenapi", testWebhookToken, []byte(`{"typeWebhook":`), 200, OutcomeMalformed, "shop", "authorized"},
+			{"empty body", "/webhook/greenapi", testWebhookToken, nil, 200, OutcomeMalformed, "shop", "authorized"},
+			{"too large", "/webhook/greenapi", testWebhookToken, append(greenAPIState("1101000001", "blocked", now)[:1], []byte(`"pad":"`+strings.Repeat("x", MaxNotificationBytes)+`",`+string(greenAPIState("1101000001", "blocked", now)[1:]))...), 200, OutcomeTooLarge, "shop", "authorized"},
+			{"state the exporter does not know", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "pendingPassword", now), 200, OutcomeAccepted, "shop", "unknown"},
+			{"Evolution header token", "/webhook/evolution", "Bearer " + testWebhookToken, evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
+			{"Evolution JWT, by events", "/webhook/evolution/connection-update", jwt(testJWTKey, valid), evolutionEvent("connecting", now), 200, OutcomeAccepted, "bot", "connecting"},
+			{"Evolution refused is close", "/webhook/evolution", jwt(testJWTKey, valid), evolutionEvent("refused", now), 200, OutcomeAccepted, "bot", "close"},
+			{"Evolution JWT of another key", "/webhook/evolution", jwt(testJWTKey+"x", valid), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution expired JWT", "/webhook/evolution", jwt(testJWTKey, expired), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution JWT without exp", "/webhook/evolution", jwt(testJWTKey, noExp), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution unsigned JWT", "/webhook/evolution", noneAlg, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution key as token", "/webhook/evolution", "Bearer " + testJWTKey, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution apikey is not a credential", "/webhook/evolution", "Bearer EVOLUTION-INSTANCE-TOKEN-0001", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution other event", "/webhook/evolution/messages-upsert", "", readFixture(t, "webhook/evolution", "messages_upsert.json"), 200, OutcomeIgnored, "bot", "open"},
+			{"Evolution malformed", "/webhook/evolution", jwt(testJWTKey, valid), readFixture(t, "webhook/evolution", "no_state.json"), 400, OutcomeMalformed, "bot", "open"},
+			{"GREEN-API body at the Evolution path", "/webhook/evolution", testWebhookToken, greenAPIState("1101000001", "blocked", now), 400, OutcomeMalformed, "shop", "authorized"},
+			{"Evolution too large", "/webhook/evolution", testWebhookToken, append([]byte(`{"pad":"`+strings.Repeat("x", MaxNotificationBytes)+`",`), evolutionEvent("close", now)[1:]...), 422, OutcomeTooLarge, "bot", "open"},
+			{"Evolution unknown instance", "/webhook/evolution", testWebhookToken, []byte(strings.ReplaceAll(string(evolutionEvent("close", now)), "sales-bot", "other-bot")), 404, OutcomeUnknownInstance, "bot", "open"},
+			// A secret in the URL's path: the only credential of Evolution
+			// API 1.8 and of every global webhook.
+			{"Evolution path secret", "/webhook/evolution/" + testPathSecret, "", evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
+			{"Evolution path secret, by events", "/webhook/evolution/" + testPathSecret + "/connection-update", "", evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
+			{"Evolution wrong path secret", "/webhook/evolution/" + testPathSecret + "x/connection-update", "", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution path secret after the event", "/webhook/evolution/connection-update/" + testPathSecret, "", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution path secret as header", "/webhook/evolution", "Bearer " + testPathSecret, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			// Evolution API 2.2.x sends the webhook's headers as they are:
+			// its jwt_key travels in the clear.
+			{"Evolution 2.2 jwt_key header", "/webhook/evolution", "jwt_key: " + testJWTKey, evolutionEvent("close", now), 401, OutcomeKeyInHeader, "bot", "open"},
+			{"Evolution 2.2 jwt_key header with a good token", "/webhook/evolution/" + testPathSecret, "jwt_key: " + testJWTKey, evolutionEvent("close", now), 401, OutcomeKeyInHeader, "bot", "open"},
+		}
+	}
+	for i, tc := range cases(t, time.Now()) {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := newWebhookEnv(t, "")
 			e.scrape(t) // first poll
+			// Sent after the first poll: a notification from before it
+			// would be stale.
+			tc := cases(t, time.Now().Add(2*time.Second))[i]
 			status, answer := e.post(t, tc.path, tc.auth, tc.body)
 			if status != tc.status || answer != tc.outcome+"\n" {
 				t.Errorf("got %d %q, want %d %q", status, answer, tc.status, tc.outcome)
@@ -317,6 +333,7 @@ func TestNotificationAnswers(t *testing.T) {
 }
 
 func TestStaleNotificationsChangeNothing(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.scrape(t)
 	now := time.Now()
@@ -354,6 +371,7 @@ func TestStaleNotificationsChangeNothing(t *testing.T) {
 }
 
 func TestNotificationDuringCallWins(t *testing.T) {
+	t.Parallel()
 	// A call that started before the notification was sent may bring the
 	// state from before the change: it must not undo the notification.
 	// The times are explicit: the notification is sent 1.1 s after the
@@ -384,6 +402,7 @@ func TestNotificationDuringCallWins(t *testing.T) {
 }
 
 func TestUnknownInstancesLoggedOnce(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	for range 3 {
 		e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101009999", "blocked", time.Now()))
@@ -408,6 +427,7 @@ func TestUnknownInstancesLoggedOnce(t *testing.T) {
 }
 
 func TestAccountInstancesTakeTheAccountsWebhookCredentials(t *testing.T) {
+	t.Parallel()
 	sim := simulator.New()
 	simSrv := httptest.NewServer(sim)
 	t.Cleanup(simSrv.Close)
@@ -451,6 +471,7 @@ func TestAccountInstancesTakeTheAccountsWebhookCredentials(t *testing.T) {
 }
 
 func TestWebhookConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "wh"), []byte(testWebhookToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -487,6 +508,7 @@ func TestWebhookConfig(t *testing.T) {
 
 // The receiver's own metrics exist only with notifications on.
 func TestWebhookMetricsOnlyWhenOn(t *testing.T) {
+	t.Parallel()
 	for _, on := range []bool{false, true} {
 		c := New(nil, Options{Notifications: on})
 		reg := prometheus.NewPedanticRegistry()
@@ -596,6 +618,7 @@ func BenchmarkNotification(b *testing.B) {
 // refused, and said once what to do, without the key, even after other
 // refused notifications of the instance were logged.
 func TestJWTKeyInHeaderLoggedOnce(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.scrape(t)
 	e.post(t, "/webhook/evolution", "Bearer wrong", evolutionEvent("close", time.Now()))
