@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	promcfg "github.com/prometheus/common/config"
+
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
 

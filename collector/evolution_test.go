@@ -14,11 +14,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"go.yaml.in/yaml/v2"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
 
-// The Evolution API client is tested with the harness of provider_test.go,
+// The Evolution API client is tested with harness_client_test.go,
 // like the GREEN-API client: each row starts a loopback server that serves
 // a response body from testdata/evolution, and the client is built from a
 // YAML configuration as in production.

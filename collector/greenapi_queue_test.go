@@ -168,11 +168,7 @@ func (e *queueEnv) set(b simulator.Behaviour) { e.sim.Set("greenapi", "110100000
 
 func (e *queueEnv) scrape(t *testing.T) string {
 	t.Helper()
-	var b strings.Builder
-	if _, err := e.c.Refresh(context.Background()).WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
+	return written(t, e.c.Refresh(context.Background()))
 }
 
 // queueSample is the sample of the instance's queue.

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// The GREEN-API client is tested with the harness of provider_test.go:
+// The GREEN-API client is tested with harness_client_test.go:
 // each row starts a loopback server that serves a documented response body
 // from testdata/greenapi, and the client is built from a YAML
 // configuration as in production.

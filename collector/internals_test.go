@@ -11,11 +11,14 @@ import (
 )
 
 // The tests' only way into the collector's internals: the provider
-// registry, the private fields of Collector, target, memory and account,
-// and the scheduler. No other test file names them, so that a change of
-// those internals is adapted here alone. Everything else the tests use is
-// the package's API, or the internals of the files the tests of that file
-// exercise on their own (api.go, metrics.go, clients.go, queue.go).
+// registry (registry.go), the private fields and methods of Collector,
+// target, memory, account and the receiver (collector.go, accounts.go,
+// webhook.go), and the scheduler (scheduler.go). No other test file names
+// them, so that a change of those internals is adapted here alone. Beyond
+// this file the tests use the package's API, and the unexported helpers
+// of the other files (api.go, metrics.go, clients.go, queue.go,
+// exposition.go, reasons.go, redirect.go), which their own tests
+// exercise.
 
 // The provider registry.
 
@@ -65,9 +68,12 @@ func targetNamed(t testing.TB, c *Collector, name string) *target {
 
 // nameOf, statsOf and httpClientOf are an instance's name, call counts
 // and HTTP client.
-func nameOf(tg *target) string                        { return tg.name }
-func statsOf(tg *target) *instanceStats               { return tg.stats }
-func httpClientOf(tg *target) *http.Client            { return tg.http }
+func nameOf(tg *target) string             { return tg.name }
+func statsOf(tg *target) *instanceStats    { return tg.stats }
+func httpClientOf(tg *target) *http.Client { return tg.http }
+
+// providerMetricsOf are c's metrics of the providers' calls and of the
+// notifications.
 func providerMetricsOf(c *Collector) *providerMetrics { return c.metrics }
 
 // clientSettingsCount is how many distinct HTTP settings c keeps clients
@@ -117,17 +123,6 @@ func callsIdle(c *Collector) bool {
 func memoryOf(t testing.TB, c *Collector, name string) *memory {
 	t.Helper()
 	return targetNamed(t, c, name).mem
-}
-
-// answered reports whether the named instance has a result and no call
-// queued or in flight.
-func answered(t testing.TB, c *Collector, name string) bool {
-	t.Helper()
-	m := memoryOf(t, c, name)
-	m.mu.Lock()
-	has := !m.updated.IsZero()
-	m.mu.Unlock()
-	return has && !c.sched.pending(m)
 }
 
 // setLastCallAgo moves the named instance's last call d into the past, as
@@ -231,13 +226,13 @@ func listingDone(c *Collector, a *account) bool {
 }
 
 // requestListing asks for a's listing as a scrape or its refresh does; it
-// reports whether that queued a call.
+// reports whether a listing call is then queued or under way.
 func requestListing(c *Collector, a *account) bool {
 	return c.sched.request(a.mem, time.Now()) != nil
 }
 
 // listNow makes a list at once, outside the scheduler, and applies the
-// accounts' listings, whichever came last.
+// accounts' listings, whichever of them came last.
 func listNow(c *Collector, a *account) {
 	c.listAccount(a)
 	c.rebuild()

@@ -16,7 +16,7 @@ import (
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
 
-// The Wachat client is tested with the harness of provider_test.go, as the
+// The Wachat client is tested with harness_client_test.go, as the
 // GREEN-API client is: each row starts a loopback server that serves a
 // response body from testdata/wachat, and the client is built from a YAML
 // configuration as in production. api_url carries a path prefix, as
