@@ -190,10 +190,10 @@ func TestAccountListingCarriesStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The account lists at once when configured. Its result stands for
-	// --api.min-interval: make it due, as if that had gone by.
+	// --api.min-interval (1 s) only: let that go by.
 	agency := accountNamed(t, env.c, "agency")
 	waitFor(t, "the first listing", func() bool { return len(env.watched()) == 3 && listingDone(env.c, agency) })
-	expireListing(agency)
+	ageListing(agency, 1100*time.Millisecond)
 	before := env.sim.ListCalls(simulator.Wachat, "agency-key")
 	env.scrape(t, stateHeader+stateLines("wachat", "t1_a", "connecting", true)+stateLines("wachat", "t1_b", "connecting", true)+stateLines("wachat", "t1_c", "connecting", true), "whatsapp_instance_state")
 	if n := env.sim.ListCalls(simulator.Wachat, "agency-key") - before; n != 1 {

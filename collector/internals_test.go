@@ -238,9 +238,10 @@ func listNow(c *Collector, a *account) {
 	c.rebuild()
 }
 
-// expireListing makes a's listing due for a call.
-func expireListing(a *account) {
+// ageListing moves the end of a's listing's result d into the past, as if
+// that much time had gone by.
+func ageListing(a *account, d time.Duration) {
 	a.mem.mu.Lock()
-	a.mem.freshTill = time.Time{}
+	a.mem.freshTill = a.mem.freshTill.Add(-d)
 	a.mem.mu.Unlock()
 }
