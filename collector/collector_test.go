@@ -198,11 +198,9 @@ func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
 		c := New(discardLogger(), Options{Concurrency: 8, MinInterval: time.Minute})
 		defer c.Close()
 		p := providerOf("greenapi")
-		targets := []*target{
-			newLoneTarget(p, "hung", 2*time.Second, slowClient{"authorized", time.Hour}),
-			newLoneTarget(p, "shop", 2*time.Second, slowClient{"authorized", 0}),
-			newLoneTarget(p, "sales", 2*time.Second, slowClient{"sleepMode", 0}),
-		}
+		hung := newLoneTarget(p, "hung", 2*time.Second, slowClient{"authorized", time.Hour})
+		shop := newLoneTarget(p, "shop", 2*time.Second, slowClient{"authorized", 0})
+		sales := newLoneTarget(p, "sales", 2*time.Second, slowClient{"sleepMode", 0})
 		want := stateHeader +
 			stateLines("greenapi", "sales", "sleepMode", true) +
 			stateLines("greenapi", "shop", "authorized", true) +
@@ -211,7 +209,7 @@ func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
 			unrefreshedFamily.name + " 1\n"
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
-		compareScrape(t, refreshTargets(ctx, c, targets...), want, "whatsapp_instance_state", "whatsapp_up", unrefreshedFamily.name)
+		compareScrape(t, refreshTargets(ctx, c, hung, shop, sales), want, "whatsapp_instance_state", "whatsapp_up", unrefreshedFamily.name)
 		// The hung call goes on after the scrape's deadline, and ends at
 		// its own timeout.
 		synctest.Wait()
@@ -223,7 +221,7 @@ func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
 		if !callsIdle(c) {
 			t.Fatal("the hung call outlived its timeout")
 		}
-		compareScrape(t, refreshTargets(context.Background(), c, targets...),
+		compareScrape(t, refreshTargets(context.Background(), c, hung, shop, sales),
 			upHeader+upLine("greenapi", "hung", false)+upLine("greenapi", "sales", true)+upLine("greenapi", "shop", true), "whatsapp_up")
 	})
 }
@@ -434,15 +432,14 @@ func TestSlotWaitIsNotATimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := New(discardLogger(), Options{Concurrency: 1})
 		defer c.Close()
-		var targets []*target
-		var want strings.Builder
-		want.WriteString(upHeader)
+		var names []string
+		want := upHeader
 		for i := range 5 {
-			name := fmt.Sprintf("i%d", i)
-			targets = append(targets, newLoneTarget(providerOf("greenapi"), name, 500*time.Millisecond, slowClient{"authorized", 200 * time.Millisecond}))
-			want.WriteString(upLine("greenapi", name, true))
+			names = append(names, fmt.Sprintf("i%d", i))
+			want += upLine("greenapi", names[i], true)
 		}
-		compareScrape(t, refreshTargets(context.Background(), c, targets...), want.String(), "whatsapp_up")
+		targets := newLoneTargets(providerOf("greenapi"), 500*time.Millisecond, slowClient{"authorized", 200 * time.Millisecond}, names...)
+		compareScrape(t, refreshTargets(context.Background(), c, targets...), want, "whatsapp_up")
 	})
 }
 

@@ -49,11 +49,12 @@ import (
 // the tests are independent, and most of their time goes to waiting for a
 // deadline, a timeout or a server, not to the processors. The tests that
 // cannot share the process with others (TestClientPoolIsLinear swaps
-// sameSettings) are not parallel. An explicit -test.parallel wins.
+// sameSettings) are not parallel. An explicit -test.parallel wins, and
+// fuzzing keeps its default (there the flag counts the fuzzing workers).
 func TestMain(m *testing.M) {
 	flag.Parse()
 	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" || f.Name == "test.fuzz" })
 	if !set {
 		if err := flag.Set("test.parallel", strconv.Itoa(4*runtime.GOMAXPROCS(0))); err != nil {
 			panic(err)

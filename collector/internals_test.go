@@ -106,6 +106,15 @@ func newLoneTarget(p *Provider, name string, timeout time.Duration, client Clien
 	return tg
 }
 
+// newLoneTargets are newLoneTarget of each name, with the same client.
+func newLoneTargets(p *Provider, timeout time.Duration, client Client, names ...string) []*target {
+	var targets []*target
+	for _, name := range names {
+		targets = append(targets, newLoneTarget(p, name, timeout, client))
+	}
+	return targets
+}
+
 // refreshTargets is Refresh for the instances given.
 func refreshTargets(ctx context.Context, c *Collector, targets ...*target) *Scrape {
 	return c.refresh(ctx, targets)
