@@ -1,23 +1,15 @@
 package collector
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
-
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
-	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 )
 
 // The accounts' listings, over real HTTP, with the documented bodies of
@@ -27,29 +19,6 @@ import (
 // listingSecrets are the account's credential and the instances' tokens
 // the fixtures hold ({{TOKEN_n}}): none may reach an error or a log line.
 var listingSecrets = []string{"acct-S3cret/key+=", "inst-tok-1-0123456789abcdef", "inst-tok-2-0123456789abcdef", "inst-tok-3-0123456789abcdef", "inst-tok-4-0123456789abcdef"}
-
-// listingCase is one answer of a listing and what the lister makes of it.
-type listingCase struct {
-	fixture string // in testdata/<provider>/accounts; "" for body
-	body    string
-	status  int
-	header  []string
-	// want are the listed instances as "name id skip state"; wantErr the
-	// reason of a failure.
-	want      []string
-	malformed int
-	wantErr   string
-}
-
-// listingTarget is a provider's account as the tests configure it.
-type listingTarget struct {
-	provider string
-	// yaml is the account's entry for an api_url.
-	yaml func(apiURL string) string
-	// path and header are where and how the listing authenticates.
-	path        string
-	checkHeader func(h http.Header) bool
-}
 
 var listingTargets = map[string]listingTarget{
 	"greenapi": {
@@ -125,29 +94,6 @@ var listingCases = map[string][]listingCase{
 	},
 }
 
-// newTestLister builds the lister of a provider's account pointed at
-// apiURL, with a logger to search.
-func newTestLister(t *testing.T, tg listingTarget, apiURL string) (Lister, *testlog.Buffer) {
-	t.Helper()
-	cfg, err := config.Load([]byte("accounts:\n"+tg.yaml(apiURL)), t.TempDir(), config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := cfg.Accounts[0].Spec
-	p := mustLookup(tg.provider)
-	hc, err := clientPool{}.renew().get(spec.Account().HTTPClientConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger, logs := testlog.New()
-	api := &API{client: hc, logger: logger, metrics: newProviderMetrics().observer(p.Name, newInstanceStats(newMethodSet(p.Account.Method)))}
-	l, err := p.Account.NewLister(spec, api)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l, logs
-}
-
 // wachatStatesTarget is a Wachat account that takes the states from its
 // listing (states_from_listing), with its cases.
 var (
@@ -170,6 +116,7 @@ var (
 )
 
 func TestListings(t *testing.T) {
+	t.Parallel()
 	for _, provider := range config.Providers() {
 		tg, ok := listingTargets[provider]
 		if !ok {
@@ -181,148 +128,12 @@ func TestListings(t *testing.T) {
 	runListingCases(t, "wachat states_from_listing", wachatStatesTarget, wachatStatesCases)
 }
 
-func runListingCases(t *testing.T, label string, tg listingTarget, cases []listingCase) {
-	provider := tg.provider
-	for _, tc := range cases {
-		name := tc.fixture
-		if name == "" {
-			name = fmt.Sprintf("%d %.20s (%d bytes)", tc.status, tc.body, len(tc.body))
-		}
-		t.Run(label+"/"+name, func(t *testing.T) {
-			body := tc.body
-			if tc.fixture != "" {
-				b, err := os.ReadFile(filepath.Join("testdata", provider, "accounts", tc.fixture))
-				if err != nil {
-					t.Fatal(err)
-				}
-				body = string(b)
-				for k, s := range listingSecrets[1:] {
-					body = strings.ReplaceAll(body, fmt.Sprintf("{{TOKEN_%d}}", k+1), s)
-				}
-			}
-			var sawPath string
-			var authOK bool
-			url, _ := startRecordingServer(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
-				sawPath, authOK = r.URL.Path, tg.checkHeader(r.Header)
-				for k := 0; k+1 < len(tc.header); k += 2 {
-					w.Header().Set(tc.header[k], tc.header[k+1])
-				}
-				w.WriteHeader(tc.status)
-				_, _ = w.Write([]byte(body))
-			})
-			l, logs := newTestLister(t, tg, url)
-			ctx, cancel := context.WithTimeout(t.Context(), providerTestSlack)
-			defer cancel()
-			got, err := l.List(ctx)
-			if sawPath != tg.path || !authOK {
-				t.Errorf("request to %q, credentials right %v; want %q", sawPath, authOK, tg.path)
-			}
-			out := logs.String()
-			if tc.wantErr != "" {
-				e := checkReason(t, err, tc.wantErr)
-				if tc.wantErr == ReasonRateLimited && e.RetryAfter != 30*time.Second {
-					t.Errorf("RetryAfter %v, want 30s", e.RetryAfter)
-				}
-				out += e.Error()
-			} else {
-				if err != nil {
-					t.Fatalf("List: %v", err)
-				}
-				var have []string
-				for _, in := range got.Instances {
-					fields := []string{in.Name, in.ID, in.Skip, in.State}
-					if in.Disconnect != 0 {
-						fields = append(fields, strconv.Itoa(in.Disconnect))
-					}
-					have = append(have, strings.Join(fields, " "))
-					if in.Token != "" && !slices.Contains(listingSecrets, in.Token) {
-						t.Errorf("instance %s: token %q is none of the fixture's", in.Name, in.Token)
-					}
-					if provider != "greenapi" && in.Token != "" {
-						t.Errorf("instance %s: the %s listing passed on a token it does not need", in.Name, provider)
-					}
-				}
-				if !slices.Equal(have, tc.want) || got.Malformed != tc.malformed {
-					t.Errorf("listed %q with %d malformed, want %q with %d", have, got.Malformed, tc.want, tc.malformed)
-				}
-			}
-			for _, s := range listingSecrets {
-				checkNoLeak(t, "error text and logs", out, s)
-			}
-		})
-	}
-}
-
-// accountEnv is a collector and a simulator with accounts.
-type accountEnv struct {
-	*testEnv
-}
-
-// account returns the configuration of an account of provider, with
-// extra fields.
-func (env accountEnv) account(provider, name, key string, extra ...string) string {
-	return simulator.ProviderOf(provider).AccountConfig(env.srv.URL, name, key, append([]string{"refresh_interval: 1h"}, extra...)...)
-}
-
-func (env accountEnv) load(t *testing.T, instances, accounts string) error {
-	t.Helper()
-	yml := ""
-	if instances != "" {
-		yml += "instances:\n" + instances
-	}
-	if accounts != "" {
-		yml += "accounts:\n" + accounts
-	}
-	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env.c.Update(cfg)
-}
-
-// list makes every account list now, as its refresh would.
-func (env accountEnv) list(t *testing.T) {
-	t.Helper()
-	for _, a := range accountsOf(env.c) {
-		// The account's own first listing, run by the scheduler when it
-		// was configured, may still be in flight: let it end first, or
-		// its result could land after this one's (the scheduler never
-		// runs two calls of one account at once; this helper would).
-		waitUntil(t, "the scheduled listing to end", func() bool { return listingDone(env.c, a) })
-		listNow(env.c, a)
-	}
-	// The scheduled listing may also come after this one: apply the
-	// list, whichever came last.
-	replanNow(env.c)
-}
-
-// watched is the instances the collector watches, "account/name".
-func (env accountEnv) watched() []string {
-	var out []string
-	for _, in := range env.c.Instances() {
-		out = append(out, in.Account+"/"+in.Name)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func newAccountEnv(t *testing.T) accountEnv {
-	env := accountEnv{newTestEnv(t, Options{MinInterval: time.Second})}
-	for i := range 6 {
-		id := fmt.Sprint(1101000000 + i)
-		env.sim.Set(simulator.GreenAPI, id, "tok-"+id, simulator.Behaviour{State: "authorized"})
-	}
-	for _, name := range []string{"t1_a", "t1_b", "t1_c"} {
-		env.sim.Set(simulator.Wachat, name, "agency-key", simulator.Behaviour{State: "connecting"})
-	}
-	return env
-}
-
 // TestAccountFollowsItsListing: an instance that appears in a listing is
 // watched from that refresh on, one that disappears is no longer; deleted
 // GREEN-API instances and those of its other products are never watched,
 // and an expired one is watched with the state expired, without calls.
 func TestAccountFollowsItsListing(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.SetAccount(simulator.GreenAPI, "partner-key",
 		simulator.Member{ID: "1101000000", Name: "shop"}, simulator.Member{ID: "1101000001"},
@@ -335,7 +146,7 @@ func TestAccountFollowsItsListing(t *testing.T) {
 	if got := env.watched(); !slices.Equal(got, []string{"partner/1101000001", "partner/late", "partner/shop"}) {
 		t.Fatalf("watched %v", got)
 	}
-	env.scrape(t, 0, stateHeader+stateLines("greenapi", "1101000001", "authorized", true)+stateLines("greenapi", "late", "expired", true)+
+	env.scrape(t, stateHeader+stateLines("greenapi", "1101000001", "authorized", true)+stateLines("greenapi", "late", "expired", true)+
 		stateLines("greenapi", "shop", "authorized", true), "whatsapp_instance_state")
 	// Their states are called one by one, with the listing's tokens; the
 	// expired one's comes with the listing.
@@ -362,7 +173,7 @@ func TestAccountFollowsItsListing(t *testing.T) {
 	if got := env.watched(); !slices.Equal(got, []string{"partner/1101000001", "partner/new"}) {
 		t.Fatalf("after the listing changed: watched %v", got)
 	}
-	env.scrape(t, 0, upHeader+upLine("greenapi", "1101000001", true)+upLine("greenapi", "new", true), "whatsapp_up")
+	env.scrape(t, upHeader+upLine("greenapi", "1101000001", true)+upLine("greenapi", "new", true), "whatsapp_up")
 	if text := exposition(t, env.c); strings.Contains(text, `name="shop"`) {
 		t.Errorf("the instance gone from the listing is still exposed")
 	}
@@ -372,16 +183,19 @@ func TestAccountFollowsItsListing(t *testing.T) {
 // states_from_listing is the state request of all its instances: one call
 // per scrape, none per instance.
 func TestAccountListingCarriesStates(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.SetAccount(simulator.Wachat, "agency-key", simulator.Member{ID: "t1_a"}, simulator.Member{ID: "t1_b"}, simulator.Member{ID: "t1_c"})
 	if err := env.load(t, "", env.account(simulator.Wachat, "agency", "agency-key", "states_from_listing: true")); err != nil {
 		t.Fatal(err)
 	}
-	// The account lists at once when configured.
-	waitUntil(t, "the first listing", func() bool { return len(env.watched()) == 3 })
-	time.Sleep(1100 * time.Millisecond) // let its result age past --api.min-interval
+	// The account lists at once when configured. Its result stands for
+	// --api.min-interval (1 s) only: let that go by.
+	agency := accountNamed(t, env.c, "agency")
+	waitFor(t, "the first listing", func() bool { return len(env.watched()) == 3 && listingDone(env.c, agency) })
+	ageListing(agency, 1100*time.Millisecond)
 	before := env.sim.ListCalls(simulator.Wachat, "agency-key")
-	env.scrape(t, 0, stateHeader+stateLines("wachat", "t1_a", "connecting", true)+stateLines("wachat", "t1_b", "connecting", true)+stateLines("wachat", "t1_c", "connecting", true), "whatsapp_instance_state")
+	env.scrape(t, stateHeader+stateLines("wachat", "t1_a", "connecting", true)+stateLines("wachat", "t1_b", "connecting", true)+stateLines("wachat", "t1_c", "connecting", true), "whatsapp_instance_state")
 	if n := env.sim.ListCalls(simulator.Wachat, "agency-key") - before; n != 1 {
 		t.Errorf("%d listing calls for one scrape of three instances, want 1", n)
 	}
@@ -399,6 +213,7 @@ func TestAccountListingCarriesStates(t *testing.T) {
 // TestAccountListingFails: a failing listing keeps the last good list and
 // says so; the states it carried are no longer known.
 func TestAccountListingFails(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.SetAccount(simulator.GreenAPI, "partner-key", simulator.Member{ID: "1101000000", Name: "shop"})
 	env.sim.SetAccount(simulator.Wachat, "agency-key", simulator.Member{ID: "t1_a"})
@@ -414,7 +229,7 @@ func TestAccountListingFails(t *testing.T) {
 	}
 	// The partner's instance is still called on its own; the agency's,
 	// whose state came with the listing, is down for the listing's reason.
-	env.scrape(t, 0, upHeader+upLine("greenapi", "shop", true)+upLine("wachat", "t1_a", false), "whatsapp_up")
+	env.scrape(t, upHeader+upLine("greenapi", "shop", true)+upLine("wachat", "t1_a", false), "whatsapp_up")
 	if n := errorCount(t, env.c, "t1_a", "listInstances", ReasonUnauthorized); n != 1 {
 		t.Errorf("t1_a: %d unauthorized calls, want the failed listing", n)
 	}
@@ -434,26 +249,9 @@ func TestAccountListingFails(t *testing.T) {
 	}
 }
 
-// gatherAccountMetrics renders the account metrics in the text format.
-func gatherAccountMetrics(t *testing.T, c *Collector) string {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(accountMetrics{c})
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return b.String()
-}
-
 // TestAccountNames: filters, prefix, and names already taken.
 func TestAccountNames(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	members := []simulator.Member{{ID: "1101000000", Name: "shop"}, {ID: "1101000001", Name: "test-1"}, {ID: "1101000002", Name: "sales"}}
 	env.sim.SetAccount(simulator.GreenAPI, "partner-key", members...)
@@ -495,19 +293,22 @@ func TestAccountNames(t *testing.T) {
 // TestAccountRetryAfter: a listing answered 429 is not called again
 // before its Retry-After, nor a partner's before its refresh interval.
 func TestAccountRetryAfter(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.ScheduleAccount(simulator.Wachat, "agency-key", simulator.AccountStep{Fault: simulator.FaultRateLimited, RetryAfter: time.Minute})
 	env.sim.SetAccount(simulator.GreenAPI, "partner-key", simulator.Member{ID: "1101000000"})
 	if err := env.load(t, "", env.account(simulator.Wachat, "agency", "agency-key")+env.account(simulator.GreenAPI, "partner", "partner-key")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the first listings", func() bool {
-		return env.sim.ListCalls(simulator.Wachat, "agency-key") == 1 && env.sim.ListCalls(simulator.GreenAPI, "partner-key") == 1
-	})
 	accounts := accountsOf(env.c)
+	waitFor(t, "the first listings", func() bool {
+		return listingDone(env.c, accounts[0]) && listingDone(env.c, accounts[1])
+	})
 	for range 3 {
-		for _, a := range accounts {
-			requestListing(env.c, a)
+		for i, a := range accounts {
+			if requestListing(env.c, a) {
+				t.Errorf("accounts[%d]: its refresh queued a listing call", i)
+			}
 		}
 		scrapeOnce(t, env.c)
 	}
@@ -535,6 +336,7 @@ func reasonLine(text, provider, name string) string {
 // finds are called one by one and show their live state; a row closed for
 // good gives the reason.
 func TestEvolution2ListingOnlyFinds(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.Set(simulator.Evolution, "lost-bot", "t-lost", simulator.Behaviour{State: "close", Reason: 408})
 	env.sim.Set(simulator.Evolution, "qr-bot", "t-qr", simulator.Behaviour{State: "close", Reason: simulator.ReasonQRExpired})
@@ -546,7 +348,7 @@ func TestEvolution2ListingOnlyFinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.list(t)
-	env.scrape(t, 0, stateHeader+stateLines("evolution", "banned-bot", "close", true)+stateLines("evolution", "lost-bot", "close", true)+
+	env.scrape(t, stateHeader+stateLines("evolution", "banned-bot", "close", true)+stateLines("evolution", "lost-bot", "close", true)+
 		stateLines("evolution", "qr-bot", "close", true)+stateLines("evolution", "relinked-bot", "connecting", true), "whatsapp_instance_state")
 	for _, id := range []string{"lost-bot", "qr-bot", "banned-bot"} {
 		if env.sim.Calls(simulator.Evolution, id) == 0 {
@@ -570,6 +372,7 @@ func TestEvolution2ListingOnlyFinds(t *testing.T) {
 // TestEvolution18ListingCarriesStates: version 1.8 lists its instances in
 // memory with their live state: the listing is their state request.
 func TestEvolution18ListingCarriesStates(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.SetEvolutionVersion(simulator.Evolution18)
 	env.sim.Set(simulator.Evolution, "lost-bot", "t-lost", simulator.Behaviour{State: "close", Reason: 408})
@@ -579,7 +382,7 @@ func TestEvolution18ListingCarriesStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.list(t)
-	env.scrape(t, 0, stateHeader+stateLines("evolution", "lost-bot", "close", true)+stateLines("evolution", "ok-bot", "open", true), "whatsapp_instance_state")
+	env.scrape(t, stateHeader+stateLines("evolution", "lost-bot", "close", true)+stateLines("evolution", "ok-bot", "open", true), "whatsapp_instance_state")
 	for _, id := range []string{"lost-bot", "ok-bot"} {
 		if n := env.sim.Calls(simulator.Evolution, id); n != 0 {
 			t.Errorf("%s called %d times on its own", id, n)
@@ -590,6 +393,7 @@ func TestEvolution18ListingCarriesStates(t *testing.T) {
 // TestWachatListingPolledByDefault: nothing says Wachat's listing is live:
 // its instances are called one by one unless the account opts in.
 func TestWachatListingPolledByDefault(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.Set(simulator.Wachat, "t1_a", "agency-key", simulator.Behaviour{State: "connecting", Reason: 408})
 	env.sim.SetAccount(simulator.Wachat, "agency-key", simulator.Member{ID: "t1_a"})
@@ -599,7 +403,7 @@ func TestWachatListingPolledByDefault(t *testing.T) {
 	env.list(t)
 	// The listing says open (the simulator lags it as Evolution API 2's
 	// database would); the call tells the truth.
-	env.scrape(t, 0, stateHeader+stateLines("wachat", "t1_a", "connecting", true), "whatsapp_instance_state")
+	env.scrape(t, stateHeader+stateLines("wachat", "t1_a", "connecting", true), "whatsapp_instance_state")
 	if env.sim.Calls(simulator.Wachat, "t1_a") != 1 {
 		t.Errorf("t1_a called %d times, want once", env.sim.Calls(simulator.Wachat, "t1_a"))
 	}
@@ -609,6 +413,7 @@ func TestWachatListingPolledByDefault(t *testing.T) {
 // instances (Evolution API 1.8 lists none for seconds after a restart) is
 // held until the next listing confirms it.
 func TestListingThatShrinksIsConfirmed(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	members := []simulator.Member{{ID: "t1_a"}, {ID: "t1_b"}, {ID: "t1_c"}}
 	env.sim.SetAccount(simulator.Wachat, "agency-key", members...)
@@ -660,6 +465,7 @@ func TestListingThatShrinksIsConfirmed(t *testing.T) {
 // that an account also lists is called as configured, under its own
 // name; the account skips it.
 func TestConfiguredInstanceNotTakenByAccount(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.SetEvolutionVersion(simulator.Evolution18) // a listing that carries states
 	env.sim.Set(simulator.Evolution, "sales-bot", "t-sales", simulator.Behaviour{State: "open"})
@@ -674,7 +480,7 @@ func TestConfiguredInstanceNotTakenByAccount(t *testing.T) {
 		t.Fatalf("watched %v", got)
 	}
 	before := env.sim.Calls(simulator.Evolution, "sales-bot")
-	env.scrape(t, 0, upHeader+upLine("evolution", "my-sales", true)+upLine("evolution", "other-bot", true), "whatsapp_up")
+	env.scrape(t, upHeader+upLine("evolution", "my-sales", true)+upLine("evolution", "other-bot", true), "whatsapp_up")
 	if env.sim.Calls(simulator.Evolution, "sales-bot") != before+1 {
 		t.Errorf("the configured instance was not called")
 	}

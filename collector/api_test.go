@@ -15,6 +15,7 @@ import (
 // where API.Get cuts long error texts: cutting first would leave a prefix
 // of the secret that no longer matches it.
 func TestAPIGetCutsErrorTextsAfterRedaction(t *testing.T) {
+	t.Parallel()
 	const secret = "0123456789abcdefghijklmnopqrstuv"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	t.Cleanup(srv.Close)
@@ -43,8 +44,10 @@ func TestAPIGetCutsErrorTextsAfterRedaction(t *testing.T) {
 // with every character escaped escapes redaction of the raw body; it must
 // not reach a log line once decoded.
 func TestDecodedEchoOfSecretIsRedacted(t *testing.T) {
+	t.Parallel()
 	for _, tg := range everyTarget(t) {
 		t.Run(tg.provider, func(t *testing.T) {
+			t.Parallel()
 			var escaped strings.Builder
 			for _, r := range tg.secret {
 				fmt.Fprintf(&escaped, `\u%04x`, r)
@@ -70,6 +73,7 @@ func TestDecodedEchoOfSecretIsRedacted(t *testing.T) {
 
 // TestUserAgent: every call names the exporter.
 func TestUserAgent(t *testing.T) {
+	t.Parallel()
 	var got atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got.Store(r.Header.Get("User-Agent"))

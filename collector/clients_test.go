@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	promcfg "github.com/prometheus/common/config"
+
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
 
@@ -49,7 +50,7 @@ func TestClientPoolIsLinear(t *testing.T) {
 	}
 	byName := map[string]*http.Client{}
 	for _, tg := range targetsOf(c) {
-		byName[tg.name] = tg.http
+		byName[nameOf(tg)] = httpClientOf(tg)
 	}
 	if byName["s1"] != byName["s2"] {
 		t.Error("instances with equal settings do not share a client")
@@ -57,7 +58,7 @@ func TestClientPoolIsLinear(t *testing.T) {
 	if byName["b1"] == byName["b2"] || byName["i1"] == byName["i2"] {
 		t.Error("instances with different settings share a client")
 	}
-	if got := len(c.current().clients); got < n {
+	if got := clientSettingsCount(c); got < n {
 		t.Errorf("%d settings keys for %d distinct settings", got, n)
 	}
 }

@@ -3,115 +3,20 @@ package collector
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
+	"math"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
-	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
-	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
-// testEnv is a simulator behind a loopback server and a collector pointed at
-// it.
-type testEnv struct {
-	sim    *simulator.Simulator
-	srv    *httptest.Server
-	c      *Collector
-	logs   *testlog.Buffer
-	inFlag atomic.Int64 // calls in flight at the simulator
-	maxIn  atomic.Int64
-}
-
-func newTestEnv(t *testing.T, opts Options) *testEnv {
-	t.Helper()
-	logger, logs := testlog.New()
-	env := &testEnv{sim: simulator.New(), logs: logs}
-	env.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := env.inFlag.Add(1)
-		defer env.inFlag.Add(-1)
-		for {
-			m := env.maxIn.Load()
-			if n <= m || env.maxIn.CompareAndSwap(m, n) {
-				break
-			}
-		}
-		env.sim.ServeHTTP(w, r)
-	}))
-	t.Cleanup(env.srv.Close)
-	if opts.Concurrency == 0 {
-		opts.Concurrency = 8
-	}
-	env.c = New(logger, opts)
-	t.Cleanup(env.c.Close)
-	return env
-}
-
-// add adds a simulated instance of a provider and returns its config YAML,
-// with a 2 s timeout.
-func (env *testEnv) add(provider, name, id string, b simulator.Behaviour) string {
-	env.sim.Set(provider, id, "secret-"+id, b)
-	return simulator.ProviderOf(provider).Config(env.srv.URL, name, id, "secret-"+id, "timeout: 2s")
-}
-
-func (env *testEnv) load(t *testing.T, instances ...string) {
-	t.Helper()
-	cfg, err := config.Load([]byte("instances:\n"+strings.Join(instances, "")), t.TempDir(), config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.c.Update(cfg); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// scrape is one scrape with a deadline after d (0: none) that checks the
-// families named in names against want.
-func (env *testEnv) scrape(t *testing.T, d time.Duration, want string, names ...string) {
-	t.Helper()
-	ctx := context.Background()
-	if d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
-	if err := testutil.GatherAndCompare(scrapeOf(env.c, ctx), strings.NewReader(want), names...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func stateLines(provider, name, current string, up bool) string {
-	var b strings.Builder
-	for _, s := range append(ProviderStates(provider), StateUnknown) {
-		v := 0
-		if s == current {
-			v = 1
-		}
-		fmt.Fprintf(&b, "whatsapp_instance_state{name=%q,provider=%q,state=%q} %d\n", name, provider, s, v)
-	}
-	return b.String()
-}
-
-func upLine(provider, name string, up bool) string {
-	v := 0
-	if up {
-		v = 1
-	}
-	return fmt.Sprintf("whatsapp_up{name=%q,provider=%q} %d\n", name, provider, v)
-}
-
-var stateHeader = "# HELP whatsapp_instance_state " + stateFamily.help + "\n# TYPE whatsapp_instance_state gauge\n"
-
-var upHeader = "# HELP whatsapp_up " + upFamily.help + "\n# TYPE whatsapp_up gauge\n"
-
 func TestCollectorStatesAndUp(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{})
 	env.load(t,
 		env.add(simulator.GreenAPI, "shop", "1101000001", simulator.Behaviour{State: "authorized"}),
@@ -132,7 +37,7 @@ func TestCollectorStatesAndUp(t *testing.T) {
 		upLine("greenapi", "sales", false) +
 		upLine("greenapi", "shop", true) +
 		upLine("greenapi", "support", true)
-	env.scrape(t, 0, want, "whatsapp_instance_state", "whatsapp_up")
+	env.scrape(t, want, "whatsapp_instance_state", "whatsapp_up")
 
 	// The unknown raw value is logged at warn, and only there.
 	if !strings.Contains(env.logs.String(), `level=WARN msg="Provider reported a state the exporter does not know; exposing it as unknown" provider=greenapi name=new raw_state="\"suspended\""`) {
@@ -141,6 +46,7 @@ func TestCollectorStatesAndUp(t *testing.T) {
 }
 
 func TestCollectorAllProviders(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{})
 	env.load(t,
 		env.add(simulator.GreenAPI, "green", "1", simulator.Behaviour{State: "yellowCard"}),
@@ -158,7 +64,7 @@ func TestCollectorAllProviders(t *testing.T) {
 		upHeader +
 		upLine("evolution", "evo", true) + upLine("evolution", "idle", true) + upLine("wachat", "gone", false) +
 		upLine("greenapi", "green", true) + upLine("wachat", "store", true)
-	env.scrape(t, 0, want, "whatsapp_instance_state", "whatsapp_up")
+	env.scrape(t, want, "whatsapp_instance_state", "whatsapp_up")
 	if got := errorCount(t, env.c, "gone", "instanceState", ReasonClientError); got != 1 {
 		t.Errorf("client_error count for a wrong instance name: %v, want 1", got)
 	}
@@ -173,6 +79,7 @@ func TestCollectorAllProviders(t *testing.T) {
 }
 
 func TestCollectorCallMetrics(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{})
 	env.load(t,
 		env.add(simulator.GreenAPI, "ok", "1", simulator.Behaviour{State: "authorized"}),
@@ -208,12 +115,13 @@ func TestCollectorCallMetrics(t *testing.T) {
 		t.Errorf("%d error series, want the one reason that happened", n)
 	}
 	// Each call is in its provider's histogram.
-	if c := histogramCount(t, env.c.metrics.duration.WithLabelValues("greenapi", "getStateInstance")); c != 2 {
+	if c := histogramCount(t, providerMetricsOf(env.c).duration.WithLabelValues("greenapi", "getStateInstance")); c != 2 {
 		t.Errorf("whatsapp_provider_request_duration_seconds count %d, want 2", c)
 	}
 }
 
 func TestCollectorSharesCallsBetweenScrapes(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized", Latency: 200 * time.Millisecond}))
 
@@ -236,6 +144,7 @@ func TestCollectorSharesCallsBetweenScrapes(t *testing.T) {
 }
 
 func TestCollectorCallsAgainAfterMinInterval(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized"}))
 	for range 3 {
@@ -247,31 +156,32 @@ func TestCollectorCallsAgainAfterMinInterval(t *testing.T) {
 }
 
 func TestCollectorHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Second}))
 	first := time.Now()
 	scrapeOnce(t, env.c)
 	// Retry the moment Retry-After allows and no sooner.
-	for time.Since(first) < 2*time.Second {
+	waitFor(t, "a call after a 429 with Retry-After: 1", func() bool {
 		before := env.sim.Calls(simulator.GreenAPI, "1")
 		sent := time.Now()
 		scrapeOnce(t, env.c)
-		if env.sim.Calls(simulator.GreenAPI, "1") > before {
-			if sent.Sub(first) < time.Second {
-				t.Fatalf("called again %v after a 429 with Retry-After: 1", sent.Sub(first))
-			}
-			return
+		if env.sim.Calls(simulator.GreenAPI, "1") == before {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no call in the 2 s after a 429 with Retry-After: 1 (%d calls)", env.sim.Calls(simulator.GreenAPI, "1"))
+		if sent.Sub(first) < time.Second {
+			t.Fatalf("called again %v after a 429 with Retry-After: 1", sent.Sub(first))
+		}
+		return true
+	})
 }
 
 func TestCollectorRateLimitedScrapesStayDown(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Minute}))
 	for range 3 {
-		env.scrape(t, 0, upHeader+upLine("greenapi", "shop", false), "whatsapp_up")
+		env.scrape(t, upHeader+upLine("greenapi", "shop", false), "whatsapp_up")
 	}
 	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 1 {
 		t.Fatalf("%d calls during Retry-After, want 1", n)
@@ -279,34 +189,45 @@ func TestCollectorRateLimitedScrapesStayDown(t *testing.T) {
 }
 
 // TestCollectorSlowInstanceDoesNotDelayOthers: a scrape answers at its
-// deadline with what it has; the hung call goes on to its own timeout
-// (2 s), and the next scrape reports that.
+// deadline with what it has; the hung call goes on to its own timeout,
+// and the next scrape reports that. The times are those of the fake clock
+// of a synctest bubble: a 500 ms deadline, a 2 s timeout.
 func TestCollectorSlowInstanceDoesNotDelayOthers(t *testing.T) {
-	env := newTestEnv(t, Options{})
-	env.load(t,
-		env.add(simulator.GreenAPI, "hung", "1", simulator.Behaviour{Fault: simulator.FaultHang}),
-		env.add(simulator.GreenAPI, "shop", "2", simulator.Behaviour{State: "authorized"}),
-		env.add(simulator.GreenAPI, "sales", "3", simulator.Behaviour{State: "sleepMode"}),
-	)
-	want := stateHeader +
-		stateLines("greenapi", "sales", "sleepMode", true) +
-		stateLines("greenapi", "shop", "authorized", true) +
-		upHeader + upLine("greenapi", "sales", true) + upLine("greenapi", "shop", true) +
-		"# HELP " + unrefreshedFamily.name + " " + unrefreshedFamily.help + "\n# TYPE " + unrefreshedFamily.name + " gauge\n" +
-		unrefreshedFamily.name + " 1\n"
-	env.scrape(t, 500*time.Millisecond, want, "whatsapp_instance_state", "whatsapp_up", unrefreshedFamily.name)
-	// The hung call ends at its own timeout and counts as a timeout.
-	waitUntil(t, "the hung call's timeout", func() bool { return errorCount(t, env.c, "hung", "getStateInstance", ReasonTimeout) == 1 })
-	env.scrape(t, 0, upHeader+upLine("greenapi", "hung", false)+upLine("greenapi", "sales", true)+upLine("greenapi", "shop", true), "whatsapp_up")
-}
-
-// waitUntil polls cond, failing after a limit far above any expected wait.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	testtool.WaitFor(t, what, cond)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		c := New(discardLogger(), Options{Concurrency: 8, MinInterval: time.Minute})
+		defer c.Close()
+		p := providerOf("greenapi")
+		hung := newLoneTarget(p, "hung", 2*time.Second, slowClient{"authorized", time.Hour})
+		shop := newLoneTarget(p, "shop", 2*time.Second, slowClient{"authorized", 0})
+		sales := newLoneTarget(p, "sales", 2*time.Second, slowClient{"sleepMode", 0})
+		want := stateHeader +
+			stateLines("greenapi", "sales", "sleepMode", true) +
+			stateLines("greenapi", "shop", "authorized", true) +
+			upHeader + upLine("greenapi", "sales", true) + upLine("greenapi", "shop", true) +
+			"# HELP " + unrefreshedFamily.name + " " + unrefreshedFamily.help + "\n# TYPE " + unrefreshedFamily.name + " gauge\n" +
+			unrefreshedFamily.name + " 1\n"
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		compareScrape(t, refreshTargets(ctx, c, hung, shop, sales), want, "whatsapp_instance_state", "whatsapp_up", unrefreshedFamily.name)
+		// The hung call goes on after the scrape's deadline, and ends at
+		// its own timeout.
+		synctest.Wait()
+		if callsIdle(c) {
+			t.Fatal("the hung call ended with the scrape")
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if !callsIdle(c) {
+			t.Fatal("the hung call outlived its timeout")
+		}
+		compareScrape(t, refreshTargets(context.Background(), c, hung, shop, sales),
+			upHeader+upLine("greenapi", "hung", false)+upLine("greenapi", "sales", true)+upLine("greenapi", "shop", true), "whatsapp_up")
+	})
 }
 
 func TestCollectorBoundsConcurrency(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{Concurrency: 2})
 	var instances []string
 	var want strings.Builder
@@ -316,20 +237,21 @@ func TestCollectorBoundsConcurrency(t *testing.T) {
 		want.WriteString(upLine("greenapi", fmt.Sprintf("i%d", i), true))
 	}
 	env.load(t, instances...)
-	env.scrape(t, 0, want.String(), "whatsapp_up")
+	env.scrape(t, want.String(), "whatsapp_up")
 	if m := env.maxIn.Load(); m > 2 || m < 1 {
 		t.Fatalf("%d calls in flight at once, want at most 2", m)
 	}
 }
 
 func TestCollectorUpdate(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
 	shop := env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized"})
 	env.load(t, shop, env.add(simulator.GreenAPI, "old", "2", simulator.Behaviour{State: "authorized"}))
 	scrapeOnce(t, env.c)
 
 	env.load(t, shop, env.add(simulator.GreenAPI, "new", "3", simulator.Behaviour{State: "blocked"}))
-	env.scrape(t, 0, upHeader+upLine("greenapi", "new", true)+upLine("greenapi", "shop", true), "whatsapp_up")
+	env.scrape(t, upHeader+upLine("greenapi", "new", true)+upLine("greenapi", "shop", true), "whatsapp_up")
 	// The unchanged instance kept its shared result: no second call.
 	if n := env.sim.Calls(simulator.GreenAPI, "1"); n != 1 {
 		t.Errorf("unchanged instance called %d times across a reload, want 1", n)
@@ -340,34 +262,24 @@ func TestCollectorUpdate(t *testing.T) {
 	}
 }
 
-// exposition is what a scrape writes, without refreshing anything.
-func exposition(t *testing.T, c *Collector) string {
-	t.Helper()
-	s := exposedScrape(c, false)
-	var b strings.Builder
-	if _, err := s.WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
-}
-
 // TestCollectorRemovedInstanceStaysRemoved: a call in flight when a reload
 // removes its instance must not bring its series back.
 func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{})
 	keep := env.add(simulator.GreenAPI, "keep", "1", simulator.Behaviour{State: "authorized"})
-	env.load(t, keep, env.add(simulator.GreenAPI, "gone", "2", simulator.Behaviour{State: "authorized", Latency: 500 * time.Millisecond}))
+	env.load(t, keep, env.add(simulator.GreenAPI, "gone", "2", simulator.Behaviour{State: "authorized"}))
+	gone := env.hold(t, greenAPIPath("2"))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		scrapeOnce(t, env.c)
+		env.c.Refresh(context.Background())
 	}()
-	for env.sim.Calls(simulator.GreenAPI, "2") == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "the call of the instance to remove", func() bool { return gone.arrived.Load() == 1 })
 	env.load(t, keep) // while the call of "gone" is in flight
+	gone.release()
 	<-done
-	waitUntil(t, "the end of the removed instance's call", func() bool { return callsIdle(env.c) })
+	waitFor(t, "the end of the removed instance's call", func() bool { return callsIdle(env.c) })
 	if text := exposition(t, env.c); strings.Contains(text, `name="gone"`) {
 		t.Errorf("the removed instance came back:\n%s", text)
 	}
@@ -377,6 +289,7 @@ func TestCollectorRemovedInstanceStaysRemoved(t *testing.T) {
 // settings is no reason to call it before its shared result or its
 // Retry-After expires.
 func TestCollectorSettingChangeKeepsRateLimitMemory(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
 	instance := func(id, timeout string, b simulator.Behaviour) string {
 		return strings.Replace(env.add(simulator.GreenAPI, "i"+id, id, b), "timeout: 2s", "timeout: "+timeout, 1)
@@ -413,23 +326,29 @@ func TestCollectorSettingChangeKeepsRateLimitMemory(t *testing.T) {
 // call is in flight and added again at once must not get a second call
 // beside the first (two calls within the provider's one per second).
 func TestCollectorReaddedDuringACallSharesIt(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
-	slow := env.add(simulator.GreenAPI, "slow", "1", simulator.Behaviour{State: "authorized", Latency: 500 * time.Millisecond})
+	slow := env.add(simulator.GreenAPI, "slow", "1", simulator.Behaviour{State: "authorized"})
 	other := env.add(simulator.GreenAPI, "other", "2", simulator.Behaviour{State: "authorized"})
 	env.load(t, slow, other)
+	held := env.hold(t, greenAPIPath("1"))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		scrapeOnce(t, env.c)
+		env.c.Refresh(context.Background())
 	}()
-	for env.sim.Calls(simulator.GreenAPI, "1") == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "the call of the instance to re-add", func() bool { return held.arrived.Load() == 1 })
 	env.load(t, other)
 	env.load(t, slow, other)
-	scrapeOnce(t, env.c)
+	// A scrape while the call is in flight asks for a call of every
+	// instance without a fresh result, whether or not it waits for them.
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	env.c.Refresh(expired)
+	held.release()
 	<-done
-	if sp := env.sim.Spacing(simulator.GreenAPI, "1"); sp.Calls != 1 {
+	waitFor(t, "the end of the calls", func() bool { return callsIdle(env.c) })
+	if sp := env.sim.Spacing(simulator.GreenAPI, "1"); sp.Calls != 1 || held.arrived.Load() != 1 {
 		t.Errorf("%d calls to the re-added instance (smallest gap %v), want 1", sp.Calls, sp.MinGap)
 	}
 }
@@ -449,15 +368,15 @@ func (d deadlineClient) State(ctx context.Context) (string, error) {
 // Prometheus, anyone who can reach /metrics) must not turn shared calls
 // into timeouts.
 func TestCallKeepsItsOwnTimeout(t *testing.T) {
+	t.Parallel()
 	c := New(discardLogger(), Options{Concurrency: 1})
 	defer c.Close()
 	rec := deadlineClient{deadline: make(chan time.Time, 1)}
-	tg := &target{provider: mustLookup("greenapi"), name: "x", timeout: time.Minute, client: rec, logger: discardLogger(), stats: newInstanceStats(mustLookup("greenapi").methods)}
-	installTargets(c, tg)
+	tg := newLoneTarget(providerOf("greenapi"), "x", time.Minute, rec)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	c.refresh(ctx, []*target{tg})
+	refreshTargets(ctx, c, tg)
 	if dl := <-rec.deadline; dl.Sub(start) < 50*time.Second {
 		t.Errorf("the call's deadline is %v after the scrape began, want its own minute", dl.Sub(start))
 	}
@@ -467,6 +386,7 @@ func TestCallKeepsItsOwnTimeout(t *testing.T) {
 // milliseconds with a tiny timeout must not make the main Prometheus see
 // instances down that are not.
 func TestShortScrapesDoNotFailOthers(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: 20 * time.Millisecond})
 	var instances []string
 	var want strings.Builder
@@ -492,7 +412,7 @@ func TestShortScrapesDoNotFailOthers(t *testing.T) {
 		}
 	})
 	for range 5 {
-		env.scrape(t, 0, want.String(), "whatsapp_up")
+		env.scrape(t, want.String(), "whatsapp_up")
 	}
 	close(stop)
 	wg.Wait()
@@ -505,40 +425,66 @@ func TestShortScrapesDoNotFailOthers(t *testing.T) {
 
 // TestSlotWaitIsNotATimeout: with one call at a time, the last of five
 // instances waits four calls for its slot, longer than its timeout; the
-// wait must not count against it.
+// wait must not count against it. The calls take 200 ms and time out
+// after 500 ms of the fake clock of a synctest bubble.
 func TestSlotWaitIsNotATimeout(t *testing.T) {
-	env := newTestEnv(t, Options{Concurrency: 1})
-	var instances []string
-	var want strings.Builder
-	want.WriteString(upHeader)
-	for i := range 5 {
-		name := fmt.Sprintf("i%d", i)
-		yml := env.add(simulator.GreenAPI, name, fmt.Sprint(i+1), simulator.Behaviour{State: "authorized", Latency: 200 * time.Millisecond})
-		instances = append(instances, strings.Replace(yml, "timeout: 2s", "timeout: 500ms", 1))
-		want.WriteString(upLine("greenapi", name, true))
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		c := New(discardLogger(), Options{Concurrency: 1})
+		defer c.Close()
+		var names []string
+		want := upHeader
+		for i := range 5 {
+			names = append(names, fmt.Sprintf("i%d", i))
+			want += upLine("greenapi", names[i], true)
+		}
+		targets := newLoneTargets(providerOf("greenapi"), 500*time.Millisecond, slowClient{"authorized", 200 * time.Millisecond}, names...)
+		compareScrape(t, refreshTargets(context.Background(), c, targets...), want, "whatsapp_up")
+	})
+}
+
+// slowClient answers its state after its latency, unless its call's
+// context ends first.
+type slowClient struct {
+	state   string
+	latency time.Duration
+}
+
+func (s slowClient) State(ctx context.Context) (string, error) {
+	select {
+	case <-time.After(s.latency):
+		return s.state, nil
+	case <-ctx.Done():
+		return "", newError(ReasonTimeout, "%v", ctx.Err())
 	}
-	env.load(t, instances...)
-	env.scrape(t, 0, want.String(), "whatsapp_up")
 }
 
 // TestUnrefreshedInstancesKeepTheirResult: a scrape that cannot refresh
 // every instance before its deadline exposes the others with their
 // previous result and its time, and says how many.
 func TestUnrefreshedInstancesKeepTheirResult(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{Concurrency: 1, MinInterval: 0})
 	var instances []string
 	for i := range 4 {
-		instances = append(instances, env.add(simulator.GreenAPI, fmt.Sprintf("i%d", i), fmt.Sprint(i+1), simulator.Behaviour{State: "authorized", Latency: 300 * time.Millisecond}))
+		instances = append(instances, env.add(simulator.GreenAPI, fmt.Sprintf("i%d", i), fmt.Sprint(i+1), simulator.Behaviour{State: "authorized"}))
 	}
 	env.load(t, instances...)
 	scrapeOnce(t, env.c)
 	before := updateTimes(t, env.c)
 	for i := range 4 {
-		env.sim.Set(simulator.GreenAPI, fmt.Sprint(i+1), "secret-"+fmt.Sprint(i+1), simulator.Behaviour{State: "blocked", Latency: 300 * time.Millisecond})
+		env.sim.Set(simulator.GreenAPI, fmt.Sprint(i+1), "secret-"+fmt.Sprint(i+1), simulator.Behaviour{State: "blocked"})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	// The scrape's deadline comes while the first of its calls is in
+	// flight, held until the test ends.
+	held := env.hold(t, "/waInstance")
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := env.c.Refresh(ctx)
+	scraped := make(chan *Scrape, 1)
+	go func() { scraped <- env.c.Refresh(ctx) }()
+	waitFor(t, "the scrape's first call", func() bool { return held.arrived.Load() == 1 })
+	cancel()
+	s := <-scraped
 	if s.Unrefreshed != 4 {
 		t.Errorf("Unrefreshed = %d, want 4", s.Unrefreshed)
 	}
@@ -581,6 +527,7 @@ func updateTimes(t *testing.T, c *Collector) string {
 // go on after it, so the whole fleet is refreshed within one pass of the
 // workers (instances × latency / concurrency).
 func TestOldestFirstReachesEveryInstance(t *testing.T) {
+	t.Parallel()
 	const n = 12
 	env := newTestEnv(t, Options{Concurrency: 2, MinInterval: 0})
 	var instances []string
@@ -606,13 +553,14 @@ func TestOldestFirstReachesEveryInstance(t *testing.T) {
 		}
 	}
 	// Without further scrapes, the pass the last one asked for completes.
-	waitUntil(t, "a call to every instance", func() bool { lo, _ := counts(); return lo >= 1 })
+	waitFor(t, "a call to every instance", func() bool { lo, _ := counts(); return lo >= 1 })
 	if lo, hi := counts(); hi-lo > 1 {
 		t.Errorf("calls per instance range from %d to %d", lo, hi)
 	}
 }
 
 func TestRefreshInstance(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: time.Minute})
 	env.load(t,
 		env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "yellowCard"}),
@@ -640,6 +588,7 @@ func TestRefreshInstance(t *testing.T) {
 // TestStateSince: the time an instance entered its state stays while the
 // state does, and moves when the state or whatsapp_up changes.
 func TestStateSince(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{MinInterval: 0})
 	env.load(t, env.add(simulator.GreenAPI, "shop", "1", simulator.Behaviour{State: "authorized"}))
 	key := "whatsapp_instance_state_since_timestamp_seconds,name=shop,provider=greenapi"
@@ -652,19 +601,22 @@ func TestStateSince(t *testing.T) {
 		}
 		return v
 	}
+	// Rather than wait, each step moves the time the state began a
+	// second back, as if a second had gone by: a time that stays is the
+	// moved one, a time that moves is the call's, later.
 	first := since()
-	time.Sleep(20 * time.Millisecond)
-	if again := since(); again != first {
-		t.Errorf("since moved from %v to %v with the state unchanged", first, again)
+	setStateSinceAgo(t, env.c, "shop", time.Second)
+	if again := since(); math.Abs(again-(first-1)) > 1e-6 {
+		t.Errorf("since %v with the state unchanged a second after it was %v, want %v", again, first, first-1)
 	}
 	env.sim.Set(simulator.GreenAPI, "1", "secret-1", simulator.Behaviour{State: "blocked"})
 	blocked := since()
-	if blocked <= first {
-		t.Errorf("since %v after a change of state, was %v", blocked, first)
+	if blocked < first {
+		t.Errorf("since %v after a change of state, was %v", blocked, first-1)
 	}
-	time.Sleep(20 * time.Millisecond)
+	setStateSinceAgo(t, env.c, "shop", time.Second)
 	env.sim.Set(simulator.GreenAPI, "1", "secret-1", simulator.Behaviour{Fault: simulator.FaultServerError})
-	if failing := since(); failing <= blocked {
-		t.Errorf("since %v after the calls started failing, was %v", failing, blocked)
+	if failing := since(); failing < blocked {
+		t.Errorf("since %v after the calls started failing, was %v", failing, blocked-1)
 	}
 }

@@ -84,6 +84,7 @@ var authorizationNames = map[Authorization]string{
 }
 
 func TestEvolutionJWT(t *testing.T) {
+	t.Parallel()
 	now := jwtTestNow
 	good := hs256(t, jwtTestKey, evolutionClaims(now))
 	exp := func(at time.Time) jwtv5.MapClaims { return jwtv5.MapClaims{"exp": at.Unix()} }
@@ -216,6 +217,7 @@ func TestEvolutionJWT(t *testing.T) {
 // TestEvolutionJWTClock: the check reads the time passed to Authorize, not
 // the wall clock.
 func TestEvolutionJWTClock(t *testing.T) {
+	t.Parallel()
 	spec := &EvolutionSpec{webhookJWT: webhookJWT{key: jwtTestKey}}
 	wall := time.Now()
 	for _, tc := range []struct {
@@ -239,6 +241,7 @@ func TestEvolutionJWTClock(t *testing.T) {
 // header and claims Evolution API's do, and verify with the key by
 // golang-jwt.
 func TestSimulatorSignsAsEvolutionAPI(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	token := simulator.SignJWT(jwtTestKey, map[string]any{
 		"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "app": "evolution", "action": "webhook",

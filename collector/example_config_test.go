@@ -35,6 +35,7 @@ func docFiles(t *testing.T) []string {
 // variable it names set, and checks what it holds: an instance of every
 // provider, and an account of each provider that has accounts.
 func TestExampleConfig(t *testing.T) {
+	t.Parallel()
 	const file = "../examples/whatsapp_exporter.yml"
 	env := map[string]string{
 		"SUPPORT_API_TOKEN":              "fake-support-token",
@@ -94,6 +95,7 @@ var (
 // The files it names are replaced by one holding a fake secret, and every
 // ${VAR} is set, since the documents name files of the reader's machine.
 func TestDocConfigBlocks(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "secret")
 	// Good for any secret: a token, an id_instance, a path secret.
@@ -153,6 +155,7 @@ var (
 // exists and, in a Markdown file, its #anchor is one of its headings as
 // GitHub names them.
 func TestDocLinks(t *testing.T) {
+	t.Parallel()
 	anchors := map[string][]string{}
 	anchorsOf := func(file string) ([]string, error) {
 		if a, ok := anchors[file]; ok {
@@ -242,6 +245,7 @@ func markdownAnchors(content string) []string {
 // TestDocFlags checks that CONFIGURATION.md gives every flag of main.go
 // with its help text as --help prints it.
 func TestDocFlags(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("../main.go")
 	if err != nil {
 		t.Fatal(err)
@@ -272,6 +276,7 @@ func TestDocFlags(t *testing.T) {
 // TestDocMetrics checks that docs/metrics.md names every metric the
 // exporter's code names.
 func TestDocMetrics(t *testing.T) {
+	t.Parallel()
 	doc, err := os.ReadFile("../docs/metrics.md")
 	if err != nil {
 		t.Fatal(err)

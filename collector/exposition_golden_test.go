@@ -159,7 +159,7 @@ func expositionFleet(tb testing.TB, copies int) *Scrape {
 	if err := c.Update(cfg); err != nil {
 		tb.Fatal(err)
 	}
-	s := exposedScrape(c, true)
+	s := storedScrape(c, true)
 	s.Unrefreshed = 1
 	return s
 }
@@ -235,6 +235,7 @@ func promtoolCheck(t *testing.T, text string) {
 }
 
 func TestExpositionGolden(t *testing.T) {
+	t.Parallel()
 	s := expositionFleet(t, 2)
 	var b strings.Builder
 	n, err := s.WriteTo(&b)
@@ -282,6 +283,7 @@ func TestExpositionGolden(t *testing.T) {
 // TestExpositionGoldenEmpty: with no instances, every family is a header
 // (which the parser drops, so expfmt writes them from the family table).
 func TestExpositionGoldenEmpty(t *testing.T) {
+	t.Parallel()
 	for _, notifications := range []bool{false, true} {
 		s := &Scrape{notifications: notifications, Unrefreshed: 2}
 		var b strings.Builder
@@ -350,6 +352,7 @@ var hostileFloats = []float64{
 // TestExpositionHostile writes hostile label values, HELP texts and
 // floats through textWriter and compares with expfmt.
 func TestExpositionHostile(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	cw := &countingWriter{w: &b}
 	tw := &textWriter{w: bufio.NewWriter(cw)}

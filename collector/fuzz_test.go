@@ -102,15 +102,11 @@ func FuzzProviderAnswer(f *testing.F) {
 		}
 		spec := specs[int(which)%len(specs)]
 		logger, logs := testlog.New()
-		p := mustLookup(spec.Base().Provider)
-		methods := p.methods
-		if p.QueueMethod != "" {
-			methods = methods.with(p.QueueMethod)
-		}
+		p := providerOf(spec.Base().Provider)
 		api := &API{
 			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{"Retry-After": {retry}}, body: body}},
 			logger:  logger,
-			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(methods)),
+			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(methodsOf(p, true))),
 		}
 		client, err := p.NewClient(spec, api)
 		if err != nil {
@@ -272,12 +268,12 @@ func FuzzListing(f *testing.F) {
 			status = 200 + (status%400+400)%400
 		}
 		acct := cfg.Accounts[int(which)%len(cfg.Accounts)]
-		p := mustLookup(acct.Provider())
+		p := providerOf(acct.Provider())
 		logger, logs := testlog.New()
 		api := &API{
 			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{}, body: body}},
 			logger:  logger,
-			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(newMethodSet(p.Account.Method))),
+			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(listingMethods(p))),
 		}
 		l, err := p.Account.NewLister(acct.Spec, api)
 		if err != nil {

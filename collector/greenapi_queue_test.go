@@ -25,6 +25,7 @@ const withheld = "withheld"
 // sources are in testdata/greenapi/queue/README.md; the 400 texts are the
 // state's.
 func TestGreenAPIMessagesQueue(t *testing.T) {
+	t.Parallel()
 	queue := func(status int, fixture string, header ...string) providerServe {
 		return replyFixture(t, "greenapi/queue", status, fixture, noPlaceholders, header...)
 	}
@@ -167,11 +168,7 @@ func (e *queueEnv) set(b simulator.Behaviour) { e.sim.Set("greenapi", "110100000
 
 func (e *queueEnv) scrape(t *testing.T) string {
 	t.Helper()
-	var b strings.Builder
-	if _, err := e.c.Refresh(context.Background()).WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
+	return written(t, e.c.Refresh(context.Background()))
 }
 
 // queueSample is the sample of the instance's queue.
@@ -196,6 +193,7 @@ func checkScrape(t *testing.T, text string, want []string, absent ...string) {
 }
 
 func TestQueueIsOptIn(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		def   bool
@@ -208,6 +206,7 @@ func TestQueueIsOptIn(t *testing.T) {
 		{"instance off over default on", true, ", messages_queue: false", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := newQueueEnv(t, tc.def, tc.extra, simulator.Behaviour{State: "authorized", Queue: 12})
 			text := e.scrape(t)
 			got := strings.Contains(text, queueSample(12)+"\n")
@@ -226,6 +225,7 @@ func TestQueueIsOptIn(t *testing.T) {
 // counts, failures and the answers that withhold the count while the
 // instance is starting or not authorized.
 func TestQueueCountWithheldAndFailing(t *testing.T) {
+	t.Parallel()
 	const (
 		calls = `whatsapp_api_request_duration_seconds_count{provider="greenapi",name="shop",method="getMessagesCount"} `
 		errs  = `whatsapp_api_request_errors_total{provider="greenapi",name="shop",method="getMessagesCount",reason=`
@@ -285,8 +285,10 @@ func TestQueueCountWithheldAndFailing(t *testing.T) {
 // An instance starting or not authorized from the start has no count to
 // show until it gives one.
 func TestQueueWithheldBeforeAnyCount(t *testing.T) {
+	t.Parallel()
 	for _, state := range []string{"starting", "notAuthorized", simulator.GreenAPITextStarting} {
 		t.Run(state, func(t *testing.T) {
+			t.Parallel()
 			e := newQueueEnv(t, true, "", simulator.Behaviour{State: state, Queue: 5})
 			checkScrape(t, e.scrape(t), []string{
 				`whatsapp_up{provider="greenapi",name="shop"} 1`,
@@ -305,6 +307,7 @@ func TestQueueWithheldBeforeAnyCount(t *testing.T) {
 }
 
 func TestQueueRetryAfterHoldsTheInstance(t *testing.T) {
+	t.Parallel()
 	e := newQueueEnv(t, true, "", simulator.Behaviour{State: "authorized", QueueFault: simulator.FaultRateLimited, RetryAfter: time.Hour})
 	e.scrape(t)
 	calls, queueCalls := e.sim.Calls("greenapi", "1101000001"), e.sim.QueueCalls("greenapi", "1101000001")

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// The GREEN-API client is tested with the harness of provider_test.go:
+// The GREEN-API client is tested with harness_client_test.go:
 // each row starts a loopback server that serves a documented response body
 // from testdata/greenapi, and the client is built from a YAML
 // configuration as in production.
@@ -159,11 +159,13 @@ func greenAPICases(t *testing.T) []providerCase {
 }
 
 func TestGreenAPIState(t *testing.T) {
+	t.Parallel()
 	runProviderCases(t, greenAPITargets(), greenAPICases)
 }
 
 // TestGreenAPIRequestURL checks the URL built from api_url variants.
 func TestGreenAPIRequestURL(t *testing.T) {
+	t.Parallel()
 	const token = "s3cr3t/tok+en="
 	for _, tc := range []struct{ name, suffix, prefix string }{
 		{"plain", "", ""},
@@ -185,6 +187,7 @@ func TestGreenAPIRequestURL(t *testing.T) {
 // token where the error text's excerpt of the body is cut. The part of the
 // token before the cut must not appear either.
 func TestGreenAPIErrorTextRedactsTruncatedToken(t *testing.T) {
+	t.Parallel()
 	tg := greenAPITargets()[1] // a token of 50 characters, like real ones
 	runFailingCall(t, tg, greenAPIReply(t, 404, "json_404_echo.json"), ReasonClientError)
 }
@@ -192,12 +195,14 @@ func TestGreenAPIErrorTextRedactsTruncatedToken(t *testing.T) {
 // TestGreenAPIConcurrentCalls shares one client among goroutines, as
 // scrapes do.
 func TestGreenAPIConcurrentCalls(t *testing.T) {
+	t.Parallel()
 	runConcurrentCalls(t, greenAPITargets()[0], greenAPIReply(t, 200, "yellowCard.json"), 8, "yellowCard")
 }
 
 // TestGreenAPIViaCollector goes through collector.New and Update, the path
 // main uses, and checks the call reaches the server and is counted.
 func TestGreenAPIViaCollector(t *testing.T) {
+	t.Parallel()
 	tg := greenAPITargets()[0]
 	apiURL, rec := startRecordingServer(t, greenAPIReply(t, 200, "sleepMode.json"))
 	c, logs := newTestCollector(t, loadConfig(t, tg.yaml(apiURL), t.TempDir()))

@@ -1,628 +1,81 @@
 package collector
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
-	"reflect"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
-// The harness every provider's client tests (<provider>_test.go) share.
-// Each client is tested over real HTTP: a row starts an httptest server on
-// loopback that serves a response body from testdata/<provider>, and the
-// client is built from a YAML configuration as in production. Each
-// provider's test file registers itself in providerTests, so that the
-// tests that concern every provider (redirects, echoed secrets, fuzzing)
-// run for it too.
+// The tests' harness, by kind:
+//
+//   - harness_test.go (this file): what every kind of test shares: a
+//     polling helper, the checks that no secret leaks, configurations,
+//     and collectors scraped as main serves /metrics, against the
+//     simulator (testEnv) or a server of the test's own.
+//   - harness_client_test.go: each provider's client over real HTTP,
+//     row by row (runProviderCases).
+//   - harness_accounts_test.go: accounts' listings, and collectors with
+//     accounts (accountEnv).
+//   - harness_webhook_test.go: collectors that receive notifications
+//     (webhookEnv).
+//   - internals_test.go: the only way into the collector's internals.
+
+// TestMain runs more tests at once than go test's default, GOMAXPROCS:
+// the tests are independent, and most of their time goes to waiting for a
+// deadline, a timeout or a server, not to the processors. The tests that
+// cannot share the process with others (TestClientPoolIsLinear swaps
+// sameSettings) are not parallel. An explicit -test.parallel wins, and
+// fuzzing keeps its default (there the flag counts the fuzzing workers).
+func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" || f.Name == "test.fuzz" })
+	if !set {
+		if err := flag.Set("test.parallel", strconv.Itoa(4*runtime.GOMAXPROCS(0))); err != nil {
+			panic(err)
+		}
+	}
+	m.Run()
+}
 
 // providerTestSlack bounds how long any call may take; calls are expected
 // to return far sooner.
 const providerTestSlack = 5 * time.Second
 
-// providerServe answers one request; stop is closed when the test ends, so
-// that a handler that hangs lets the server shut down.
-type providerServe func(w http.ResponseWriter, r *http.Request, stop <-chan struct{})
-
-// providerCase is one row of a provider's State table.
-type providerCase struct {
-	name  string
-	serve providerServe
-	// refused points the client at a port nobody listens on.
-	refused bool
-	// deadline of the call's context; 0 means providerTestSlack.
-	deadline time.Duration
-
-	wantState  string // when wantReason is empty
-	wantReason string
-	// wantRetryAfter are the inclusive bounds of Error.RetryAfter.
-	wantRetryAfter [2]time.Duration
-	// wantText are pieces the error text must hold, wantNotText pieces
-	// it must not.
-	wantText, wantNotText []string
-}
-
-// providerTarget is the instance a provider's table rows run against.
-type providerTarget struct {
-	// label names the subtest of the target's rows.
-	label            string
-	provider, method string
-	// name is the instance's name, the default one of its configuration.
-	name string
-	// secret is the token or key, which no error text or log line may hold.
-	secret string
-	// apiPath is appended to the server's URL to make api_url.
-	apiPath string
-	// yaml is a configuration of the instance with api_url apiURL.
-	yaml func(apiURL string) string
-	// request is the request the client is to send, relative to the server.
-	request wantRequest
-	// logURL is a piece of the URL each call's debug line must hold.
-	logURL string
-}
-
-// runProviderCases runs every row of cases against every target, all in
-// parallel.
-func runProviderCases(t *testing.T, targets []providerTarget, cases func(t *testing.T) []providerCase) {
-	for _, tg := range targets {
-		t.Run(tg.label, func(t *testing.T) {
-			t.Parallel()
-			for _, tc := range cases(t) {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					runProviderCase(t, tc, tg)
-				})
-			}
-		})
-	}
-}
-
-// runProviderCase makes one State call as tc sets up and checks its result,
-// the request the server saw, the log output and the call metrics.
-func runProviderCase(t *testing.T, tc providerCase, tg providerTarget) {
-	var (
-		serverURL string
-		rec       *requestRecorder
-	)
-	if tc.refused {
-		serverURL = refusedURL(t)
-	} else {
-		serverURL, rec = startRecordingServer(t, tc.serve)
-	}
-	c := newTestClient(t, tg.provider, tg.yaml(serverURL+tg.apiPath))
-	if got := c.spec.Base().Name; got != tg.name {
-		t.Fatalf("default name = %q, want %q", got, tg.name)
-	}
-
-	deadline := tc.deadline
-	if deadline == 0 {
-		deadline = providerTestSlack
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), deadline)
-	defer cancel()
-	start := time.Now()
-	state, err := c.State(ctx)
-	if elapsed := time.Since(start); elapsed >= providerTestSlack {
-		t.Errorf("State took %v", elapsed)
-	}
-
-	if tc.wantReason == "" {
-		if err != nil {
-			t.Fatalf("State() error = %v, want state %q", err, tc.wantState)
-		}
-		if state != tc.wantState {
-			t.Errorf("State() = %q, want %q", state, tc.wantState)
-		}
-	} else {
-		var e *Error
-		switch {
-		case err == nil:
-			t.Fatalf("State() = %q, want an error with reason %s", state, tc.wantReason)
-		case !errors.As(err, &e):
-			t.Fatalf("State() error %T %v is not an *Error", err, err)
-		}
-		if e.Reason != tc.wantReason {
-			t.Errorf("reason = %s, want %s (error: %v)", e.Reason, tc.wantReason, err)
-		}
-		if state != "" {
-			t.Errorf("State() returned state %q with an error", state)
-		}
-		if !strings.HasPrefix(err.Error(), e.Reason+": ") {
-			t.Errorf("error text %q does not start with its reason", err.Error())
-		}
-		for _, want := range tc.wantText {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error text %q does not hold %q", err.Error(), want)
-			}
-		}
-		for _, not := range tc.wantNotText {
-			if strings.Contains(err.Error(), not) {
-				t.Errorf("error text %q holds %q", err.Error(), not)
-			}
-		}
-		if e.RetryAfter < tc.wantRetryAfter[0] || e.RetryAfter > tc.wantRetryAfter[1] {
-			t.Errorf("RetryAfter = %v, want between %v and %v", e.RetryAfter, tc.wantRetryAfter[0], tc.wantRetryAfter[1])
-		}
-		checkNoLeak(t, "error text", err.Error(), tg.secret)
-	}
-	logs := c.logs.String()
-	checkNoLeak(t, "log output", logs, tg.secret)
-	// Every call is logged at debug level, with the URL it went to.
-	if !strings.Contains(logs, "method="+tg.method) || !strings.Contains(logs, tg.logURL) {
-		t.Errorf("no debug line for the call to %s in the logs:\n%s", tg.logURL, logs)
-	}
-
-	if rec != nil {
-		checkRequest(t, rec.one(t), tg.request)
-	}
-	checkCallMetrics(t, c.metrics, tg.provider, tg.name, tg.method, tc.wantReason)
-}
-
-// bodySizeCases are the rows about the body size limit: body(n) is a body
-// of exactly n bytes that reports wantState.
-func bodySizeCases(body func(n int) []byte, wantState string) []providerCase {
-	return []providerCase{
-		{name: "200 body of exactly 64 KiB", serve: replyBytes(200, body(maxBodyBytes)), wantState: wantState},
-		{name: "200 body of 64 KiB plus one byte", serve: replyBytes(200, body(maxBodyBytes+1)), wantReason: ReasonBadResponse,
-			wantText: []string{"larger than"}},
-		{name: "200 body of 4 MiB", serve: replyBytes(200, body(4<<20)), wantReason: ReasonBadResponse},
-	}
-}
-
-// transportCases are the rows of transport failures, the same for every
-// provider.
-func transportCases() []providerCase {
-	return []providerCase{
-		{name: "server hangs", serve: serveHang, deadline: 200 * time.Millisecond, wantReason: ReasonTimeout},
-		{name: "server hangs in the body", serve: serveHangInBody, deadline: 200 * time.Millisecond, wantReason: ReasonTimeout},
-		{name: "server closes the connection", serve: serveHijackClose, wantReason: ReasonNetwork},
-		{name: "server drops the connection in the body", serve: serveTruncatedBody, wantReason: ReasonNetwork},
-		{name: "server does not speak HTTP", serve: serveGarbage, wantReason: ReasonNetwork},
-		{name: "connection refused", refused: true, wantReason: ReasonNetwork},
-	}
-}
-
-// recordedRequest is what a test server saw of one request.
-type recordedRequest struct {
-	method, path, escapedPath, rawQuery string
-	query                               url.Values
-	authorization, accept               string
-	apikey                              []string
-}
-
-type requestRecorder struct {
-	mu   sync.Mutex
-	reqs []recordedRequest
-}
-
-func (rec *requestRecorder) add(r *http.Request) {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	rec.reqs = append(rec.reqs, recordedRequest{
-		method:        r.Method,
-		path:          r.URL.Path,
-		escapedPath:   r.URL.EscapedPath(),
-		rawQuery:      r.URL.RawQuery,
-		query:         r.URL.Query(),
-		authorization: r.Header.Get("Authorization"),
-		accept:        r.Header.Get("Accept"),
-		apikey:        r.Header.Values("Apikey"),
-	})
-}
-
-func (rec *requestRecorder) requests() []recordedRequest {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return append([]recordedRequest(nil), rec.reqs...)
-}
-
-// one returns the only request the server saw; it fails the test unless
-// the server saw exactly one.
-func (rec *requestRecorder) one(t *testing.T) recordedRequest {
+// waitFor polls cond until it holds, failing after a limit far above any
+// expected wait. It is the tests' only polling loop: a test waits for an
+// event this way, never for a fixed time.
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	reqs := rec.requests()
-	if len(reqs) != 1 {
-		t.Fatalf("server saw %d requests, want 1: %+v", len(reqs), reqs)
-	}
-	return reqs[0]
+	testtool.WaitFor(t, what, cond)
 }
 
-// startRecordingServer starts a loopback server that records the requests
-// and answers every path with serve; it returns the server's root URL.
-func startRecordingServer(t *testing.T, serve providerServe) (string, *requestRecorder) {
-	t.Helper()
-	rec := &requestRecorder{}
-	stop := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.add(r)
-		serve(w, r, stop)
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(stop) }) // runs before srv.Close
-	return srv.URL, rec
-}
-
-// refusedURL returns the URL of a loopback port that was just closed.
-func refusedURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatalf("close: %v", err)
-	}
-	return "http://" + addr
-}
-
-// wantRequest is the request a client is to send. Every client sends a GET
-// that accepts JSON.
-type wantRequest struct {
-	path, escapedPath string
-	// query is the decoded query; nil means no query at all.
-	query url.Values
-	// authorization and apikey are the headers' values; empty means the
-	// header is not sent.
-	authorization string
-	apikey        []string
-	// notInURL, if set, is a secret the URL must not hold in any form.
-	notInURL string
-}
-
-// checkRequest checks a request the server saw against want.
-func checkRequest(t *testing.T, r recordedRequest, want wantRequest) {
-	t.Helper()
-	if r.method != http.MethodGet {
-		t.Errorf("method = %s, want GET", r.method)
-	}
-	if r.path != want.path {
-		t.Errorf("path = %q, want %q", r.path, want.path)
-	}
-	if r.escapedPath != want.escapedPath {
-		t.Errorf("escaped path = %q, want %q", r.escapedPath, want.escapedPath)
-	}
-	switch {
-	case want.query == nil && r.rawQuery != "":
-		t.Errorf("query = %q, want none", r.rawQuery)
-	case want.query != nil && !equalValues(r.query, want.query):
-		t.Errorf("query %q decodes to %v, want exactly %v", r.rawQuery, r.query, want.query)
-	}
-	if r.authorization != want.authorization {
-		t.Errorf("Authorization = %q, want %q", r.authorization, want.authorization)
-	}
-	if !slices.Equal(r.apikey, want.apikey) {
-		t.Errorf("apikey header = %q, want %q", r.apikey, want.apikey)
-	}
-	if !strings.Contains(r.accept, "application/json") {
-		t.Errorf("Accept = %q, want application/json", r.accept)
-	}
-	if want.notInURL != "" {
-		u := r.escapedPath + "?" + r.rawQuery
-		if leak, ok := secretLeak(u, want.notInURL); ok {
-			t.Errorf("URL %q holds the secret (%q)", u, leak)
-		}
-	}
-}
-
-// equalValues reports whether two decoded queries hold the same values.
-func equalValues(a, b url.Values) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || !slices.Equal(v, w) {
-			return false
-		}
-	}
-	return true
-}
-
-// readFixture reads testdata/<dir>/<name>.
-func readFixture(t *testing.T, dir, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", dir, name))
-	if err != nil {
-		t.Fatalf("reading fixture: %v", err)
-	}
-	return b
-}
-
-// fixtureContentType is the Content-Type a server would send with a
-// fixture.
-func fixtureContentType(fixture string) string {
-	switch filepath.Ext(fixture) {
-	case ".json":
-		return "application/json"
-	case ".html":
-		return "text/html; charset=utf-8"
-	default:
-		return "text/plain; charset=utf-8"
-	}
-}
-
-// replyFixture serves testdata/<dir>/<fixture> with a status and header
-// pairs. Servers that echo what they were sent are simulated by
-// placeholders: placeholders returns, for a request, the pairs of
-// placeholder and value to replace in the body.
-func replyFixture(t *testing.T, dir string, status int, fixture string, placeholders func(r *http.Request) []string, header ...string) providerServe {
-	t.Helper()
-	body := string(readFixture(t, dir, fixture))
-	if len(header)%2 != 0 {
-		t.Fatalf("replyFixture: odd header list %q", header)
-	}
-	return func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
-		b := strings.NewReplacer(placeholders(r)...).Replace(body)
-		w.Header().Set("Content-Type", fixtureContentType(fixture))
-		for k := 0; k < len(header); k += 2 {
-			w.Header().Set(header[k], header[k+1])
-		}
-		w.WriteHeader(status)
-		_, _ = w.Write([]byte(b))
-	}
-}
-
-// replyBytes serves a generated body.
-func replyBytes(status int, body []byte) providerServe {
-	return func(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = w.Write(body) // fails once the client gives up on a large body
-	}
-}
-
-// paddedBody returns a body of exactly n bytes: js followed by spaces.
-func paddedBody(js string, n int) []byte {
-	return append([]byte(js), bytes.Repeat([]byte(" "), n-len(js))...)
-}
-
-// serveHang never answers.
-func serveHang(_ http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
-	select {
-	case <-r.Context().Done():
-	case <-stop:
-	}
-}
-
-// serveHangInBody sends the status line and the start of the body, then
-// stalls.
-func serveHangInBody(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", "100")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte(`{"stateInst`))
-	w.(http.Flusher).Flush()
-	serveHang(w, r, stop)
-}
-
-// serveHijackClose closes the connection without answering.
-func serveHijackClose(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
-	conn, _, err := w.(http.Hijacker).Hijack()
-	if err != nil {
-		panic(err)
-	}
-	_ = conn.Close()
-}
-
-// serveGarbage answers with something that is not HTTP.
-func serveGarbage(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
-	conn, buf, err := w.(http.Hijacker).Hijack()
-	if err != nil {
-		panic(err)
-	}
-	_, _ = buf.WriteString("SSH-2.0-OpenSSH_9.6\r\n\r\n")
-	_ = buf.Flush()
-	_ = conn.Close()
-}
-
-// serveTruncatedBody promises 100 bytes, sends a few and drops the
-// connection.
-func serveTruncatedBody(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", "100")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte(`{"stateInstance":"auth`))
-	w.(http.Flusher).Flush()
-	panic(http.ErrAbortHandler)
-}
-
-// instanceYAML is a configuration with one instance of provider; fields
-// are pairs of field name and value, each value quoted.
-func instanceYAML(provider string, fields ...string) string {
-	var b strings.Builder
-	b.WriteString("instances:\n  - provider: " + provider + "\n")
-	for k := 0; k+1 < len(fields); k += 2 {
-		fmt.Fprintf(&b, "    %s: %q\n", fields[k], fields[k+1])
-	}
-	return b.String()
-}
-
-// loadConfig resolves a configuration of one instance, read from dir, as
-// the exporter does.
-func loadConfig(t *testing.T, yml, dir string) *config.Config {
-	t.Helper()
-	cfg, err := config.Load([]byte(yml), dir, config.Options{})
-	if err != nil {
-		t.Fatalf("config.Load: %v", err)
-	}
-	if len(cfg.Instances) != 1 {
-		t.Fatalf("config.Load: got %d instances, want 1", len(cfg.Instances))
-	}
-	return cfg
-}
-
-// specOf returns a Spec as the provider's type S.
-func specOf[S config.Spec](t *testing.T, spec config.Spec) S {
-	t.Helper()
-	s, ok := spec.(S)
-	if !ok {
-		var want S
-		t.Fatalf("spec is %T, want %T", spec, want)
-	}
-	return s
-}
-
-// testClient is a provider client built as the collector builds it, with
-// the call metrics and the log output it writes to.
-type testClient struct {
-	Client
-	spec    config.Spec
-	metrics testCallMetrics
-	logs    *testlog.Buffer
-}
-
-// testCallMetrics are where a test client records its calls.
-type testCallMetrics struct {
-	stats    *instanceStats
-	provider *providerMetrics
-}
-
-// newTestClient loads a configuration of one instance of provider and
-// builds its client.
-func newTestClient(t *testing.T, provider, yml string) *testClient {
-	t.Helper()
-	cfg := loadConfig(t, yml, t.TempDir())
-	if got := cfg.Instances[0].Provider(); got != provider {
-		t.Fatalf("provider = %q, want %q", got, provider)
-	}
-	return clientFromConfig(t, cfg)
-}
-
-// clientFromConfig builds the client of a configuration's only instance the
-// way the collector does: resolved Spec, HTTP client from its HTTP
-// settings, API with fresh metrics and a logger that names the instance.
-func clientFromConfig(t *testing.T, cfg *config.Config) *testClient {
-	t.Helper()
-	spec := cfg.Instances[0].Spec
-	base := spec.Base()
-	p, ok := lookup(base.Provider)
-	if !ok {
-		t.Fatalf("provider %q is not registered", base.Provider)
-	}
-	if want := p.Config.NewSpec(); reflect.TypeOf(spec) != reflect.TypeOf(want) {
-		t.Fatalf("spec is %T, want %T", spec, want)
-	}
-	hc, err := clientPool{}.renew().get(base.HTTPClientConfig)
-	if err != nil {
-		t.Fatalf("HTTP client: %v", err)
-	}
-	t.Cleanup(hc.CloseIdleConnections)
-	methods := p.methods
-	if qs, ok := spec.(queueSpec); ok && qs.watchesQueue(false) {
-		methods = methods.with(p.QueueMethod)
-	}
-	logger, logs := testlog.New()
-	m := testCallMetrics{stats: newInstanceStats(methods), provider: newProviderMetrics()}
-	api := &API{
-		client:  hc,
-		logger:  logger.With("provider", p.Name, "name", base.Name),
-		metrics: m.provider.observer(p.Name, m.stats),
-	}
-	c, err := p.NewClient(spec, api)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	return &testClient{Client: c, spec: spec, metrics: m, logs: logs}
-}
-
-// callState makes one State call bounded by providerTestSlack.
-func callState(t *testing.T, c Client) (string, error) {
-	ctx, cancel := context.WithTimeout(t.Context(), providerTestSlack)
-	defer cancel()
-	return c.State(ctx)
-}
-
-// checkState fails the test unless one State call returns want.
-func checkState(t *testing.T, c Client, want string) {
-	t.Helper()
-	if state, err := callState(t, c); err != nil || state != want {
-		t.Fatalf("State() = %q, %v; want %s", state, err, want)
-	}
-}
-
-// checkReason fails the test unless err is an *Error with reason.
-func checkReason(t *testing.T, err error, reason string) *Error {
-	t.Helper()
-	var e *Error
-	if !errors.As(err, &e) || e.Reason != reason {
-		t.Fatalf("State() error = %v, want reason %s", err, reason)
-	}
-	return e
-}
-
-// runConcurrentCalls shares one client of tg among n goroutines, as
-// scrapes that overlap do: each State call must return want, and each
-// request and call be seen.
-func runConcurrentCalls(t *testing.T, tg providerTarget, serve providerServe, n int, want string) {
-	t.Helper()
-	serverURL, rec := startRecordingServer(t, serve)
-	c := newTestClient(t, tg.provider, tg.yaml(serverURL+tg.apiPath))
-	ctx, cancel := context.WithTimeout(t.Context(), providerTestSlack)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for range n {
-		wg.Go(func() {
-			state, err := c.State(ctx)
-			if err == nil && state != want {
-				err = fmt.Errorf("state %q, want %s", state, want)
-			}
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
-	reqs := rec.requests()
-	if len(reqs) != n {
-		t.Errorf("server saw %d requests, want %d", len(reqs), n)
-	}
-	for _, r := range reqs {
-		checkRequest(t, r, tg.request)
-	}
-	checkCallCount(t, c.metrics, tg.provider, tg.name, tg.method, n)
-}
-
-// runFailingCall makes one State call of tg's client to a server that
-// answers with serve, checks that it fails with reason and that neither
-// the error text nor the log output holds the secret, and returns the
-// error.
-func runFailingCall(t *testing.T, tg providerTarget, serve providerServe, reason string) error {
-	t.Helper()
-	serverURL, _ := startRecordingServer(t, serve)
-	c := newTestClient(t, tg.provider, tg.yaml(serverURL+tg.apiPath))
-	_, err := callState(t, c)
-	checkReason(t, err, reason)
-	checkNoLeak(t, "error text", err.Error(), tg.secret)
-	checkNoLeak(t, "log output", c.logs.String(), tg.secret)
-	return err
-}
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // escapeJSON is s as a JSON encoder that escapes "/" (PHP) and "&" (Go)
 // writes it inside a string.
@@ -663,35 +116,55 @@ func checkNoLeak(t *testing.T, what, text, secret string) {
 	}
 }
 
-// checkCallMetrics checks that exactly one call of the only method was
-// counted, failed with wantReason if it is set.
-func checkCallMetrics(t *testing.T, m testCallMetrics, provider, name, method, wantReason string) {
-	t.Helper()
-	checkCallCount(t, m, provider, name, method, 1)
-	calls := &m.stats.calls[slices.Index(m.stats.methods, method)]
-	for k, r := range Reasons {
-		want := uint64(0)
-		if r == wantReason {
-			want = 1
-		}
-		if got := calls.errors[k].Load(); got != want {
-			t.Errorf("whatsapp_api_request_errors_total{reason=%q} = %v, want %v", r, got, want)
-		}
+// instanceYAML is a configuration with one instance of provider; fields
+// are pairs of field name and value, each value quoted.
+func instanceYAML(provider string, fields ...string) string {
+	var b strings.Builder
+	b.WriteString("instances:\n  - provider: " + provider + "\n")
+	for k := 0; k+1 < len(fields); k += 2 {
+		fmt.Fprintf(&b, "    %s: %q\n", fields[k], fields[k+1])
 	}
-	if c := histogramCount(t, m.provider.duration.WithLabelValues(provider, method)); c != 1 {
-		t.Errorf("whatsapp_provider_request_duration_seconds count = %d, want 1", c)
-	}
+	return b.String()
 }
 
-// checkCallCount checks the call count of the provider's only method.
-func checkCallCount(t *testing.T, m testCallMetrics, provider, name, method string, want int) {
+// loadConfig resolves a configuration of one instance, read from dir, as
+// the exporter does.
+func loadConfig(t *testing.T, yml, dir string) *config.Config {
 	t.Helper()
-	if len(m.stats.methods) != 1 || m.stats.methods[0] != method {
-		t.Fatalf("%s/%s methods %v, want only %s", provider, name, m.stats.methods, method)
+	cfg, err := config.Load([]byte(yml), dir, config.Options{})
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
 	}
-	if got := m.stats.calls[0].count.Load(); got != uint64(want) {
-		t.Errorf("whatsapp_api_request_duration_seconds_count{method=%q} = %v, want %d", method, got, want)
+	if len(cfg.Instances) != 1 {
+		t.Fatalf("config.Load: got %d instances, want 1", len(cfg.Instances))
 	}
+	return cfg
+}
+
+// specOf returns a Spec as the provider's type S.
+func specOf[S config.Spec](t *testing.T, spec config.Spec) S {
+	t.Helper()
+	s, ok := spec.(S)
+	if !ok {
+		var want S
+		t.Fatalf("spec is %T, want %T", spec, want)
+	}
+	return s
+}
+
+// checkConfigError checks that a configuration error holds every piece of
+// want and not the secret.
+func checkConfigError(t *testing.T, err error, want []string, secret string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("config.Load succeeded, want an error holding %q", want)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not hold %q", err.Error(), w)
+		}
+	}
+	checkNoLeak(t, "error", err.Error(), secret)
 }
 
 // histogramCount returns how many observations a histogram holds.
@@ -708,22 +181,24 @@ func histogramCount(t *testing.T, o prometheus.Observer) uint64 {
 	return pb.GetHistogram().GetSampleCount()
 }
 
-// scrapeGatherer is one scrape of a collector, as main serves /metrics:
-// the instances refreshed within ctx and written in the text format,
-// parsed back. Use it with testutil.GatherAndCompare.
-type scrapeGatherer struct {
-	c   *Collector
-	ctx context.Context
+// scrapeOf is one scrape of a collector, as main serves /metrics: the
+// instances refreshed within ctx and written in the text format, parsed
+// back. Use it with testutil.GatherAndCompare.
+func scrapeOf(c *Collector, ctx context.Context) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		return gathered(c.Refresh(ctx)).Gather()
+	})
 }
 
-func scrapeOf(c *Collector, ctx context.Context) scrapeGatherer { return scrapeGatherer{c, ctx} }
-
-func (g scrapeGatherer) Gather() ([]*dto.MetricFamily, error) {
-	var b strings.Builder
-	if _, err := g.c.Refresh(g.ctx).WriteTo(&b); err != nil {
-		return nil, err
-	}
-	return parseText(b.String())
+// gathered is what a scrape wrote, parsed back.
+func gathered(s *Scrape) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		var b strings.Builder
+		if _, err := s.WriteTo(&b); err != nil {
+			return nil, err
+		}
+		return parseText(b.String())
+	})
 }
 
 // parseText parses the text exposition format, in order.
@@ -764,11 +239,8 @@ func scrapeOnce(t *testing.T, c *Collector) {
 // errorCount is the named instance's failures of a method by reason.
 func errorCount(t *testing.T, c *Collector, name, method, reason string) uint64 {
 	t.Helper()
-	tg := targetNamed(c, name)
-	if tg == nil {
-		t.Fatalf("no instance %q", name)
-	}
-	return tg.stats.calls[slices.Index(tg.stats.methods, method)].errors[slices.Index(Reasons[:], reason)].Load()
+	stats := statsOf(targetNamed(t, c, name))
+	return stats.calls[slices.Index(stats.methods, method)].errors[slices.Index(Reasons[:], reason)].Load()
 }
 
 // newTestCollector builds a collector, as main does, for cfg.
@@ -781,6 +253,22 @@ func newTestCollector(t *testing.T, cfg *config.Config) (*Collector, *testlog.Bu
 		t.Fatalf("Update: %v", err)
 	}
 	return c, logs
+}
+
+// exposition is what a scrape writes, without refreshing anything.
+func exposition(t *testing.T, c *Collector) string {
+	t.Helper()
+	return written(t, storedScrape(c, false))
+}
+
+// written is a scrape in the text format.
+func written(t *testing.T, s *Scrape) string {
+	t.Helper()
+	var b strings.Builder
+	if _, err := s.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 // scrapeValues scrapes c once as main serves /metrics. It returns every
@@ -845,51 +333,143 @@ func checkValues(t *testing.T, values, want map[string]float64) {
 	}
 }
 
-// checkConfigError checks that a configuration error holds every piece of
-// want and not the secret.
-func checkConfigError(t *testing.T, err error, want []string, secret string) {
+// testEnv is a simulator behind a loopback server and a collector pointed at
+// it.
+type testEnv struct {
+	sim    *simulator.Simulator
+	srv    *httptest.Server
+	c      *Collector
+	logs   *testlog.Buffer
+	inFlag atomic.Int64 // calls in flight at the simulator
+	maxIn  atomic.Int64
+
+	mu    sync.Mutex
+	gates []*gate
+}
+
+// gate holds the calls whose path holds piece in flight, before the
+// simulator answers them, until it opens or their caller gives up: a test
+// that needs a call in flight holds it there rather than for a time.
+type gate struct {
+	piece   string
+	open    chan struct{}
+	once    sync.Once
+	arrived atomic.Int64 // the calls that reached the gate
+}
+
+// release opens the gate for the calls held and those to come.
+func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
+
+// hold sets a gate for the calls whose path holds piece; the test's end
+// opens it.
+func (env *testEnv) hold(t *testing.T, piece string) *gate {
+	g := &gate{piece: piece, open: make(chan struct{})}
+	env.mu.Lock()
+	env.gates = append(env.gates, g)
+	env.mu.Unlock()
+	t.Cleanup(g.release) // before the server's Close, which waits for the calls
+	return g
+}
+
+// wait holds r at every gate of its path.
+func (env *testEnv) wait(r *http.Request) {
+	env.mu.Lock()
+	gates := slices.Clone(env.gates)
+	env.mu.Unlock()
+	for _, g := range gates {
+		if !strings.Contains(r.URL.Path, g.piece) {
+			continue
+		}
+		g.arrived.Add(1)
+		select {
+		case <-g.open:
+		case <-r.Context().Done():
+		}
+	}
+}
+
+// greenAPIPath is the piece of the paths of a GREEN-API instance's calls.
+func greenAPIPath(id string) string { return "/waInstance" + id + "/" }
+
+func newTestEnv(t *testing.T, opts Options) *testEnv {
 	t.Helper()
-	if err == nil {
-		t.Fatalf("config.Load succeeded, want an error holding %q", want)
-	}
-	for _, w := range want {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error %q does not hold %q", err.Error(), w)
+	logger, logs := testlog.New()
+	env := &testEnv{sim: simulator.New(), logs: logs}
+	env.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := env.inFlag.Add(1)
+		defer env.inFlag.Add(-1)
+		for {
+			m := env.maxIn.Load()
+			if n <= m || env.maxIn.CompareAndSwap(m, n) {
+				break
+			}
 		}
+		env.wait(r)
+		env.sim.ServeHTTP(w, r)
+	}))
+	t.Cleanup(env.srv.Close)
+	if opts.Concurrency == 0 {
+		opts.Concurrency = 8
 	}
-	checkNoLeak(t, "error", err.Error(), secret)
+	env.c = New(logger, opts)
+	t.Cleanup(env.c.Close)
+	return env
 }
 
-// providerTests describe each provider's client tests to the tests that
-// run for every provider; each provider's test file registers its own.
-var providerTests = map[string]providerTest{}
-
-type providerTest struct {
-	targets func() []providerTarget
-	// stateBody is a successful answer reporting state, written into a
-	// JSON string as is (so it may hold escapes).
-	stateBody func(state string) string
-	// goodState is a state stateBody reports as is.
-	goodState string
+// add adds a simulated instance of a provider and returns its config YAML,
+// with a 2 s timeout.
+func (env *testEnv) add(provider, name, id string, b simulator.Behaviour) string {
+	env.sim.Set(provider, id, "secret-"+id, b)
+	return simulator.ProviderOf(provider).Config(env.srv.URL, name, id, "secret-"+id, "timeout: 2s")
 }
 
-// everyTarget is one test instance of each registered provider.
-func everyTarget(t *testing.T) []providerTarget {
-	var targets []providerTarget
-	for _, name := range config.Providers() {
-		pt, ok := providerTests[name]
-		if !ok {
-			t.Fatalf("provider %s has no providerTests entry in its test file", name)
+func (env *testEnv) load(t *testing.T, instances ...string) {
+	t.Helper()
+	cfg, err := config.Load([]byte("instances:\n"+strings.Join(instances, "")), t.TempDir(), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.c.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// scrape is one scrape, waiting for its calls, that checks the families
+// named in names against want.
+func (env *testEnv) scrape(t *testing.T, want string, names ...string) {
+	t.Helper()
+	compareScrape(t, env.c.Refresh(context.Background()), want, names...)
+}
+
+// compareScrape checks the families of a scrape named in names against
+// want.
+func compareScrape(t *testing.T, s *Scrape, want string, names ...string) {
+	t.Helper()
+	if err := testutil.GatherAndCompare(gathered(s), strings.NewReader(want), names...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func stateLines(provider, name, current string, up bool) string {
+	var b strings.Builder
+	for _, s := range append(ProviderStates(provider), StateUnknown) {
+		v := 0
+		if s == current {
+			v = 1
 		}
-		targets = append(targets, pt.targets()[0])
+		fmt.Fprintf(&b, "whatsapp_instance_state{name=%q,provider=%q,state=%q} %d\n", name, provider, s, v)
 	}
-	return targets
+	return b.String()
 }
 
-func stateBody(tg providerTarget, state string) string {
-	return providerTests[tg.provider].stateBody(state)
+func upLine(provider, name string, up bool) string {
+	v := 0
+	if up {
+		v = 1
+	}
+	return fmt.Sprintf("whatsapp_up{name=%q,provider=%q} %d\n", name, provider, v)
 }
 
-func goodState(tg providerTarget) string { return providerTests[tg.provider].goodState }
+var stateHeader = "# HELP whatsapp_instance_state " + stateFamily.help + "\n# TYPE whatsapp_instance_state gauge\n"
 
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+var upHeader = "# HELP whatsapp_up " + upFamily.help + "\n# TYPE whatsapp_up gauge\n"

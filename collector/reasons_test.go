@@ -9,6 +9,7 @@ import (
 // TestRetryAfter: 429 answers hold an instance back for at most five
 // minutes, whatever the header says.
 func TestRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, tc := range []struct {
 		value string

@@ -14,8 +14,10 @@ import (
 // (GREEN-API's in the path and so in Referer, the others' in headers) to
 // another host, and what that host answers is not the instance's state.
 func TestRedirectToAnotherHostIsRefused(t *testing.T) {
+	t.Parallel()
 	for _, tg := range everyTarget(t) {
 		t.Run(tg.provider, func(t *testing.T) {
+			t.Parallel()
 			foreignURL, foreign := startRecordingServer(t, func(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
 				_, _ = w.Write([]byte(stateBody(tg, goodState(tg))))
 			})
@@ -47,8 +49,10 @@ func TestRedirectToAnotherHostIsRefused(t *testing.T) {
 // TestRedirectFromHTTPSToHTTPIsRefused: never downgrade, even to the same
 // host name.
 func TestRedirectFromHTTPSToHTTPIsRefused(t *testing.T) {
+	t.Parallel()
 	for _, tg := range everyTarget(t) {
 		t.Run(tg.provider, func(t *testing.T) {
+			t.Parallel()
 			plainURL, plain := startRecordingServer(t, func(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
 				_, _ = w.Write([]byte(stateBody(tg, goodState(tg))))
 			})
@@ -74,8 +78,10 @@ func TestRedirectFromHTTPSToHTTPIsRefused(t *testing.T) {
 // TestRedirectWithinTheOriginIsFollowed: a server may move its API within
 // itself; the secret is already there, but no Referer repeats it.
 func TestRedirectWithinTheOriginIsFollowed(t *testing.T) {
+	t.Parallel()
 	for _, tg := range everyTarget(t) {
 		t.Run(tg.provider, func(t *testing.T) {
+			t.Parallel()
 			var referers []string
 			var calls atomic.Int32
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -98,6 +104,7 @@ func TestRedirectWithinTheOriginIsFollowed(t *testing.T) {
 }
 
 func TestCheckRedirect(t *testing.T) {
+	t.Parallel()
 	req := func(raw string) *http.Request {
 		r, err := http.NewRequest(http.MethodGet, raw, nil)
 		if err != nil {
@@ -142,6 +149,7 @@ func TestCheckRedirect(t *testing.T) {
 }
 
 func TestRedirectPolicyOnlyWhenFollowing(t *testing.T) {
+	t.Parallel()
 	for _, follow := range []bool{true, false} {
 		cfg := promcfg.DefaultHTTPClientConfig
 		cfg.FollowRedirects = follow

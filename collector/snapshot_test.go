@@ -21,6 +21,7 @@ import (
 // listing ran the discarded account, and its instances froze in their
 // last state with whatsapp_up 1.)
 func TestFailedReloadKeepsTheRunningAccount(t *testing.T) {
+	t.Parallel()
 	env := accountEnv{newTestEnv(t, Options{})} // every scrape lists
 	env.sim.SetEvolutionVersion(simulator.Evolution18)
 	env.sim.Set(simulator.Evolution, "bot", "t-bot", simulator.Behaviour{State: "open"})
@@ -29,8 +30,8 @@ func TestFailedReloadKeepsTheRunningAccount(t *testing.T) {
 	if err := env.load(t, "", account); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the first listing", func() bool { return slices.Equal(env.watched(), []string{"server/bot"}) })
-	env.scrape(t, 0, stateHeader+stateLines("evolution", "bot", "open", true), "whatsapp_instance_state")
+	waitFor(t, "the first listing", func() bool { return slices.Equal(env.watched(), []string{"server/bot"}) })
+	env.scrape(t, stateHeader+stateLines("evolution", "bot", "open", true), "whatsapp_instance_state")
 
 	changed := strings.Replace(account, "refresh_interval: 1h", "refresh_interval: 2h", 1)
 	if changed == account {
@@ -44,11 +45,11 @@ func TestFailedReloadKeepsTheRunningAccount(t *testing.T) {
 	env.sim.Set(simulator.Evolution, "bot", "t-bot", simulator.Behaviour{State: "close"})
 	env.sim.Set(simulator.Evolution, "late", "t-late", simulator.Behaviour{State: "connecting"})
 	env.sim.SetAccount(simulator.Evolution, "global-key", simulator.Member{ID: "bot"}, simulator.Member{ID: "late"})
-	env.scrape(t, 0, stateHeader+stateLines("evolution", "bot", "close", true), "whatsapp_instance_state")
-	waitUntil(t, "the new instance", func() bool {
+	env.scrape(t, stateHeader+stateLines("evolution", "bot", "close", true), "whatsapp_instance_state")
+	waitFor(t, "the new instance", func() bool {
 		return slices.Equal(env.watched(), []string{"server/bot", "server/late"})
 	})
-	env.scrape(t, 0, stateHeader+stateLines("evolution", "bot", "close", true)+stateLines("evolution", "late", "connecting", true), "whatsapp_instance_state")
+	env.scrape(t, stateHeader+stateLines("evolution", "bot", "close", true)+stateLines("evolution", "late", "connecting", true), "whatsapp_instance_state")
 }
 
 // TestSameInstanceOtherCredentials: one upstream instance configured twice
@@ -56,13 +57,14 @@ func TestFailedReloadKeepsTheRunningAccount(t *testing.T) {
 // each configuration its own answer: the one with the right token is not
 // shown unauthorized because the other's call came last.
 func TestSameInstanceOtherCredentials(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, Options{})
 	right := env.add(simulator.GreenAPI, "right", "1101000001", simulator.Behaviour{State: "authorized"})
 	wrong := simulator.ProviderOf(simulator.GreenAPI).Config(env.srv.URL, "wrong", "1101000001", "not-the-token", "timeout: 2s")
 	for range 2 { // either order of the calls
 		env.load(t, right, wrong)
 		for range 3 {
-			env.scrape(t, 0, upHeader+upLine("greenapi", "right", true)+upLine("greenapi", "wrong", false), "whatsapp_up")
+			env.scrape(t, upHeader+upLine("greenapi", "right", true)+upLine("greenapi", "wrong", false), "whatsapp_up")
 		}
 		right, wrong = wrong, right
 	}
@@ -77,6 +79,7 @@ func TestSameInstanceOtherCredentials(t *testing.T) {
 // the metrics of the accounts. A listing that fails publishes nothing
 // either: the last good list stays.
 func TestFailedReloadChangesNothing(t *testing.T) {
+	t.Parallel()
 	env := accountEnv{newTestEnv(t, Options{MinInterval: time.Hour})}
 	env.sim.SetEvolutionVersion(simulator.Evolution18)
 	env.sim.Set(simulator.Evolution, "bot", "t-bot", simulator.Behaviour{State: "open"})
@@ -86,11 +89,11 @@ func TestFailedReloadChangesNothing(t *testing.T) {
 	if err := env.load(t, shop, account); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the first listing", func() bool { return len(env.watched()) == 2 })
+	waitFor(t, "the first listing", func() bool { return len(env.watched()) == 2 })
 	scrapeOnce(t, env.c)
 	answers := func() string {
 		var b strings.Builder
-		if _, err := exposedScrape(env.c, false).WriteTo(&b); err != nil {
+		if _, err := storedScrape(env.c, false).WriteTo(&b); err != nil {
 			t.Fatal(err)
 		}
 		for _, in := range env.c.Instances() {
@@ -135,6 +138,7 @@ func TestFailedReloadChangesNothing(t *testing.T) {
 // more builds that one only: the instances it already held keep their
 // target (configuration, client, memory, counts), the very same object.
 func TestListingThatGrowsKeepsTheOthers(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	members := []simulator.Member{{ID: "t1_a"}, {ID: "t1_b"}}
 	env.sim.SetAccount(simulator.Wachat, "agency-key", members...)
@@ -152,7 +156,7 @@ func TestListingThatGrowsKeepsTheOthers(t *testing.T) {
 		t.Fatalf("watched %v", got)
 	}
 	for _, name := range []string{"t1_a", "t1_b"} {
-		if targetNamed(env.c, name) != before[name] {
+		if targetNamed(t, env.c, name) != before[name] {
 			t.Errorf("%s was rebuilt by a listing that did not change it", name)
 		}
 	}
@@ -163,6 +167,7 @@ func TestListingThatGrowsKeepsTheOthers(t *testing.T) {
 // queue counts both under their own methods. (The listing's method set
 // once had no queue variant: such an instance crashed the exporter.)
 func TestListedStateAndQueue(t *testing.T) {
+	t.Parallel()
 	env := newAccountEnv(t)
 	env.sim.SetAccount(simulator.GreenAPI, "partner-key",
 		simulator.Member{ID: "1101000000", Name: "shop"}, simulator.Member{ID: "1101000003", Name: "late", Expired: true})
@@ -173,7 +178,7 @@ func TestListedStateAndQueue(t *testing.T) {
 	if got := env.watched(); !slices.Equal(got, []string{"partner/late", "partner/shop"}) {
 		t.Fatalf("watched %v", got)
 	}
-	late := targetNamed(env.c, "late")
+	late := targetNamed(t, env.c, "late")
 	if !late.listed || late.queue == nil || !slices.Equal(late.stats.methods, []string{"getInstances", "getMessagesCount"}) {
 		t.Errorf("late: listed %v, queue %v, methods %v; want the listing's method and the queue's", late.listed, late.queue != nil, late.stats.methods)
 	}

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -19,10 +18,10 @@ import (
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
-	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
 func TestDecodeNotifications(t *testing.T) {
+	t.Parallel()
 	received := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, tc := range []struct {
 		provider, fixture string
@@ -52,8 +51,9 @@ func TestDecodeNotifications(t *testing.T) {
 		{"evolution", "truncated.txt", Notification{}, true},
 	} {
 		t.Run(tc.provider+"/"+tc.fixture, func(t *testing.T) {
+			t.Parallel()
 			body := readFixture(t, filepath.Join("webhook", tc.provider), tc.fixture)
-			got, err := mustLookup(tc.provider).Webhook.Decode(body, received)
+			got, err := providerOf(tc.provider).Webhook.Decode(body, received)
 			if tc.malformed {
 				if err == nil {
 					t.Fatalf("decoded %+v, want an error", got)
@@ -73,130 +73,15 @@ func TestDecodeNotifications(t *testing.T) {
 	}
 }
 
-// webhookEnv is a collector with notifications on, its instances polled
-// from a simulator, and its receiver served.
-type webhookEnv struct {
-	c        *Collector
-	sim      *simulator.Simulator
-	receiver string
-	logs     *testlog.Buffer
-}
-
-const (
-	testWebhookToken = "WEBHOOK-TOKEN-0123456789"
-	testJWTKey       = "JWT-KEY-0123456789abcdef"
-	testPathSecret   = "PATH-SECRET-0123456789_abc"
-)
-
-func newWebhookEnv(t *testing.T, extraYAML string) *webhookEnv {
-	t.Helper()
-	sim := simulator.New()
-	simSrv := httptest.NewServer(sim)
-	t.Cleanup(simSrv.Close)
-	sim.Set("greenapi", "1101000001", "api-token-1", simulator.Behaviour{State: "authorized"})
-	sim.Set("greenapi", "1101000002", "api-token-2", simulator.Behaviour{State: "authorized"})
-	sim.Set("evolution", "sales-bot", "EVOLUTION-INSTANCE-TOKEN-0001", simulator.Behaviour{State: "open"})
-	yml := fmt.Sprintf(`instances:
-  - {name: shop, provider: greenapi, api_url: %[1]q, id_instance: "1101000001", api_token: api-token-1, webhook_token: %[2]q}
-  - {name: no-token, provider: greenapi, api_url: %[1]q, id_instance: "1101000002", api_token: api-token-2}
-  - {name: bot, provider: evolution, api_url: %[3]q, instance_name: sales-bot, api_key: EVOLUTION-INSTANCE-TOKEN-0001, webhook_token: %[2]q, webhook_jwt_key: %[4]q, webhook_path_secret: %[5]q}
-`, simSrv.URL, testWebhookToken, simSrv.URL+"/evolution", testJWTKey, testPathSecret) + extraYAML
-	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger, logs := testlog.New()
-	c := New(logger, Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
-	t.Cleanup(c.Close)
-	if err := c.Update(cfg); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c.Webhooks())
-	t.Cleanup(srv.Close)
-	return &webhookEnv{c: c, sim: sim, receiver: srv.URL, logs: logs}
-}
-
-// post sends a notification and returns the status and answer.
-func (e *webhookEnv) post(t *testing.T, path, auth string, body []byte) (int, string) {
-	t.Helper()
-	status, _, answer := testtool.Notify(t, nil, e.receiver+path, auth, body)
-	return status, answer
-}
-
-// scrape returns the text a scrape exposes.
-func (e *webhookEnv) scrape(t *testing.T) string {
-	t.Helper()
-	var b strings.Builder
-	if _, err := e.c.Refresh(context.Background()).WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
-}
-
-// state is the named instance's current state in a scrape and whether it
-// came from a notification.
-func (e *webhookEnv) state(t *testing.T, name string) (string, bool) {
-	t.Helper()
-	return stateIn(e.scrape(t), name)
-}
-
-// shown is state without a refresh: what the exporter holds, with no
-// call that a notification made due.
-func (e *webhookEnv) shown(t *testing.T, name string) (string, bool) {
-	t.Helper()
-	return stateIn(e.exposed(t), name)
-}
-
-// exposed is what a scrape writes, without refreshing anything.
-func (e *webhookEnv) exposed(t *testing.T) string {
-	t.Helper()
-	s := exposedScrape(e.c, true)
-	var b strings.Builder
-	if _, err := s.WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
-}
-
-// stateIn reads an instance's state and whether it came from a
-// notification in an exposition.
-func stateIn(text, name string) (string, bool) {
-	state, notified := "", false
-	for _, line := range strings.Split(text, "\n") {
-		if !strings.Contains(line, `name="`+name+`"`) {
-			continue
-		}
-		if strings.HasPrefix(line, "whatsapp_instance_state{") && strings.HasSuffix(line, " 1") {
-			state = line[strings.Index(line, `state="`)+7:]
-			state = state[:strings.Index(state, `"`)]
-		}
-		if strings.HasPrefix(line, "whatsapp_instance_state_from_notification{") {
-			notified = strings.HasSuffix(line, " 1")
-		}
-	}
-	return state, notified
-}
-
-func greenAPIState(id, state string, at time.Time) []byte {
-	return fmt.Appendf(nil, `{"typeWebhook":"stateInstanceChanged","instanceData":{"idInstance":%s,"wid":"79876543210@c.us","typeInstance":"whatsapp"},"timestamp":%d,"stateInstance":%q}`, id, at.Unix(), state)
-}
-
-func evolutionEvent(state string, at time.Time) []byte {
-	return fmt.Appendf(nil, `{"event":"connection.update","instance":"sales-bot","data":{"instance":"sales-bot","state":%q,"statusReason":200},"date_time":%q,"server_url":"https://evolution.example.com","apikey":"EVOLUTION-INSTANCE-TOKEN-0001"}`, state, at.UTC().Format("2006-01-02T15:04:05.000Z"))
-}
-
-func jwt(key string, claims map[string]any) string {
-	return "Bearer " + simulator.SignJWT(key, claims)
-}
-
 func TestNotificationUpdatesStateAtOnce(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	if got, notified := e.state(t, "shop"); got != "authorized" || notified {
 		t.Fatalf("after the first poll: state %q notified %v, want authorized from a poll", got, notified)
 	}
 	callsBefore := e.sim.Calls("greenapi", "1101000001")
 	e.sim.Set("greenapi", "1101000001", "api-token-1", simulator.Behaviour{State: "blocked"})
-	e.sinceLastCall(t, "shop", 2*time.Second)
+	setLastCallAgo(t, e.c, "shop", 2*time.Second)
 	status, answer := e.post(t, "/webhook/greenapi", "Bearer "+testWebhookToken, greenAPIState("1101000001", "blocked", time.Now()))
 	if status != http.StatusOK || answer != "accepted\n" {
 		t.Fatalf("got %d %q, want 200 accepted", status, answer)
@@ -208,7 +93,7 @@ func TestNotificationUpdatesStateAtOnce(t *testing.T) {
 	if n := e.sim.Calls("greenapi", "1101000001"); n != callsBefore {
 		t.Errorf("the notification caused %d calls", n-callsBefore)
 	}
-	if got := testutil.ToFloat64(e.c.metrics.notifications.WithLabelValues("greenapi", "accepted")); got != 1 {
+	if got := testutil.ToFloat64(providerMetricsOf(e.c).notifications.WithLabelValues("greenapi", "accepted")); got != 1 {
 		t.Errorf("whatsapp_exporter_webhook_notifications_total{accepted} = %v, want 1", got)
 	}
 	// The next scrape confirms it with a call, the provider's answer.
@@ -230,26 +115,17 @@ func TestNotificationUpdatesStateAtOnce(t *testing.T) {
 	}
 }
 
-// sinceLastCall moves the named instance's last call d into the past, as
-// if that much time had gone by.
-func (e *webhookEnv) sinceLastCall(t *testing.T, name string, d time.Duration) {
-	t.Helper()
-	m := memOf(e.c, name)
-	m.mu.Lock()
-	m.called = time.Now().Add(-d)
-	m.mu.Unlock()
-}
-
 // TestNotificationNeverHidesAPoll: a notification that the provider's state
 // request contradicts (sent late, by a server that pushes attempts, or
 // forged by someone who holds the webhook credential) shows until the next
 // scrape, whose call replaces it; a stream of them cannot keep it.
 func TestNotificationNeverHidesAPoll(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.sim.Set("greenapi", "1101000001", "api-token-1", simulator.Behaviour{State: "blocked"})
 	e.state(t, "shop")
 	for i := range 5 {
-		e.sinceLastCall(t, "shop", 2*time.Second)
+		setLastCallAgo(t, e.c, "shop", 2*time.Second)
 		if _, answer := e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "authorized", time.Now().Add(2*time.Second))); answer != "accepted\n" {
 			t.Fatalf("notification %d: %q", i, answer)
 		}
@@ -263,6 +139,7 @@ func TestNotificationNeverHidesAPoll(t *testing.T) {
 // waits one second after the last call (GREEN-API's rate limit) and for a
 // Retry-After.
 func TestNotificationDueCallRespectsLimits(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.state(t, "shop")
 	calls := e.sim.Calls("greenapi", "1101000001")
@@ -270,9 +147,8 @@ func TestNotificationDueCallRespectsLimits(t *testing.T) {
 	if got, _ := e.state(t, "shop"); got != "sleepMode" || e.sim.Calls("greenapi", "1101000001") != calls {
 		t.Errorf("within a second of the last call: state %q and %d calls, want the notification and none", got, e.sim.Calls("greenapi", "1101000001")-calls)
 	}
-	m := memOf(e.c, "shop")
-	m.hold(time.Now().Add(time.Hour))
-	e.sinceLastCall(t, "shop", 2*time.Second)
+	holdUntil(t, e.c, "shop", time.Now().Add(time.Hour))
+	setLastCallAgo(t, e.c, "shop", 2*time.Second)
 	e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "starting", time.Now().Add(3*time.Second)))
 	if got, _ := e.state(t, "shop"); got != "starting" || e.sim.Calls("greenapi", "1101000001") != calls {
 		t.Errorf("during a Retry-After: state %q and %d calls, want the notification and none", got, e.sim.Calls("greenapi", "1101000001")-calls)
@@ -280,9 +156,10 @@ func TestNotificationDueCallRespectsLimits(t *testing.T) {
 }
 
 func TestNextPollReplacesNotifiedState(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.state(t, "shop") // first poll
-	e.sinceLastCall(t, "shop", 2*time.Second)
+	setLastCallAgo(t, e.c, "shop", 2*time.Second)
 	if status, _ := e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "yellowCard", time.Now())); status != http.StatusOK {
 		t.Fatalf("status %d", status)
 	}
@@ -296,6 +173,7 @@ func TestNextPollReplacesNotifiedState(t *testing.T) {
 // every attempt to reconnect while connectionState says close: that does
 // not replace close; open does.
 func TestEvolutionAttemptDoesNotEndClose(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.sim.Set("evolution", "sales-bot", "EVOLUTION-INSTANCE-TOKEN-0001", simulator.Behaviour{State: "close"})
 	e.state(t, "bot")
@@ -317,6 +195,7 @@ func TestEvolutionAttemptDoesNotEndClose(t *testing.T) {
 // exporter's clock does not make later notifications stale for longer
 // than a minute.
 func TestFarFutureNotificationDoesNotPoison(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.state(t, "shop")
 	now := time.Now()
@@ -329,6 +208,7 @@ func TestFarFutureNotificationDoesNotPoison(t *testing.T) {
 // TestDisconnectReason: Evolution API's statusReason names why an
 // instance closed, until it works again.
 func TestDisconnectReason(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.state(t, "bot")
 	now := time.Now()
@@ -360,79 +240,79 @@ func TestDisconnectReason(t *testing.T) {
 		}
 	}
 	// A call that finds it working ends it too.
-	m := memOf(e.c, "bot")
-	m.mu.Lock()
-	m.freshTill = time.Time{}
-	m.mu.Unlock()
+	expireResult(t, e.c, "bot")
 	e.scrape(t)
 	if got := reason(); got != "" {
 		t.Errorf("after a call found it open: %q", got)
 	}
 }
 
-func evolutionEventReason(state string, code int, at time.Time) []byte {
-	return []byte(strings.Replace(string(evolutionEvent(state, at)), `"statusReason":200`, `"statusReason":`+strconv.Itoa(code), 1))
-}
-
 func TestNotificationAnswers(t *testing.T) {
-	// Sent after the first poll of each case's environment: a
-	// notification from before it would be stale.
-	now := time.Now().Add(2 * time.Second)
-	valid := map[string]any{"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "app": "evolution", "action": "webhook"}
-	expired := map[string]any{"iat": now.Add(-time.Hour).Unix(), "exp": now.Add(-50 * time.Minute).Unix()}
-	noExp := map[string]any{"iat": now.Unix()}
-	noneAlg := "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + strings.TrimPrefix(strings.Split(jwt(testJWTKey, valid), ".")[1], "") + "."
-	for _, tc := range []struct {
+	t.Parallel()
+	type notificationCase struct {
 		name, path, auth string
 		body             []byte
 		status           int
 		outcome          string
 		instance, state  string // the instance's state afterwards
-	}{
-		{"token with Bearer", "/webhook/greenapi", "Bearer " + testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
-		{"token without Bearer", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
-		{"lower-case bearer", "/webhook/greenapi", "bearer " + testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
-		{"path suffix", "/webhook/greenapi/anything", testWebhookToken, greenAPIState("1101000001", "sleepMode", now), 200, OutcomeAccepted, "shop", "sleepMode"},
-		{"wrong token", "/webhook/greenapi", "Bearer " + testWebhookToken + "x", greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
-		{"token prefix", "/webhook/greenapi", testWebhookToken[:10], greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
-		{"no token", "/webhook/greenapi", "", greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
-		{"instance without webhook_token", "/webhook/greenapi", "", greenAPIState("1101000002", "blocked", now), 200, OutcomeUnauthorized, "no-token", "authorized"},
-		{"another instance's token", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000002", "blocked", now), 200, OutcomeUnauthorized, "no-token", "authorized"},
-		{"unknown instance", "/webhook/greenapi", testWebhookToken, greenAPIState("1101009999", "blocked", now), 200, OutcomeUnknownInstance, "shop", "authorized"},
-		{"other typeWebhook, no token", "/webhook/greenapi", "", readFixture(t, "webhook/greenapi", "incoming_message.json"), 200, OutcomeIgnored, "shop", "authorized"},
-		{"malformed", "/webhook/greenapi", testWebhookToken, []byte(`{"typeWebhook":`), 200, OutcomeMalformed, "shop", "authorized"},
-		{"empty body", "/webhook/greenapi", testWebhookToken, nil, 200, OutcomeMalformed, "shop", "authorized"},
-		{"too large", "/webhook/greenapi", testWebhookToken, append(greenAPIState("1101000001", "blocked", now)[:1], []byte(`"pad":"`+strings.Repeat("x", MaxNotificationBytes)+`",`+string(greenAPIState("1101000001", "blocked", now)[1:]))...), 200, OutcomeTooLarge, "shop", "authorized"},
-		{"state the exporter does not know", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "pendingPassword", now), 200, OutcomeAccepted, "shop", "unknown"},
-		{"Evolution header token", "/webhook/evolution", "Bearer " + testWebhookToken, evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
-		{"Evolution JWT, by events", "/webhook/evolution/connection-update", jwt(testJWTKey, valid), evolutionEvent("connecting", now), 200, OutcomeAccepted, "bot", "connecting"},
-		{"Evolution refused is close", "/webhook/evolution", jwt(testJWTKey, valid), evolutionEvent("refused", now), 200, OutcomeAccepted, "bot", "close"},
-		{"Evolution JWT of another key", "/webhook/evolution", jwt(testJWTKey+"x", valid), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution expired JWT", "/webhook/evolution", jwt(testJWTKey, expired), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution JWT without exp", "/webhook/evolution", jwt(testJWTKey, noExp), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution unsigned JWT", "/webhook/evolution", noneAlg, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution key as token", "/webhook/evolution", "Bearer " + testJWTKey, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution apikey is not a credential", "/webhook/evolution", "Bearer EVOLUTION-INSTANCE-TOKEN-0001", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution other event", "/webhook/evolution/messages-upsert", "", readFixture(t, "webhook/evolution", "messages_upsert.json"), 200, OutcomeIgnored, "bot", "open"},
-		{"Evolution malformed", "/webhook/evolution", jwt(testJWTKey, valid), readFixture(t, "webhook/evolution", "no_state.json"), 400, OutcomeMalformed, "bot", "open"},
-		{"GREEN-API body at the Evolution path", "/webhook/evolution", testWebhookToken, greenAPIState("1101000001", "blocked", now), 400, OutcomeMalformed, "shop", "authorized"},
-		{"Evolution too large", "/webhook/evolution", testWebhookToken, append([]byte(`{"pad":"`+strings.Repeat("x", MaxNotificationBytes)+`",`), evolutionEvent("close", now)[1:]...), 422, OutcomeTooLarge, "bot", "open"},
-		{"Evolution unknown instance", "/webhook/evolution", testWebhookToken, []byte(strings.ReplaceAll(string(evolutionEvent("close", now)), "sales-bot", "other-bot")), 404, OutcomeUnknownInstance, "bot", "open"},
-		// A secret in the URL's path: the only credential of Evolution
-		// API 1.8 and of every global webhook.
-		{"Evolution path secret", "/webhook/evolution/" + testPathSecret, "", evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
-		{"Evolution path secret, by events", "/webhook/evolution/" + testPathSecret + "/connection-update", "", evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
-		{"Evolution wrong path secret", "/webhook/evolution/" + testPathSecret + "x/connection-update", "", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution path secret after the event", "/webhook/evolution/connection-update/" + testPathSecret, "", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		{"Evolution path secret as header", "/webhook/evolution", "Bearer " + testPathSecret, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
-		// Evolution API 2.2.x sends the webhook's headers as they are:
-		// its jwt_key travels in the clear.
-		{"Evolution 2.2 jwt_key header", "/webhook/evolution", "jwt_key: " + testJWTKey, evolutionEvent("close", now), 401, OutcomeKeyInHeader, "bot", "open"},
-		{"Evolution 2.2 jwt_key header with a good token", "/webhook/evolution/" + testPathSecret, "jwt_key: " + testJWTKey, evolutionEvent("close", now), 401, OutcomeKeyInHeader, "bot", "open"},
-	} {
+	}
+	// The cases sent at now.
+	cases := func(t *testing.T, now time.Time) []notificationCase {
+		valid := map[string]any{"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "app": "evolution", "action": "webhook"}
+		expired := map[string]any{"iat": now.Add(-time.Hour).Unix(), "exp": now.Add(-50 * time.Minute).Unix()}
+		noExp := map[string]any{"iat": now.Unix()}
+		noneAlg := "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + strings.TrimPrefix(strings.Split(jwt(testJWTKey, valid), ".")[1], "") + "."
+		return []notificationCase{
+			{"token with Bearer", "/webhook/greenapi", "Bearer " + testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
+			{"token without Bearer", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
+			{"lower-case bearer", "/webhook/greenapi", "bearer " + testWebhookToken, greenAPIState("1101000001", "blocked", now), 200, OutcomeAccepted, "shop", "blocked"},
+			{"path suffix", "/webhook/greenapi/anything", testWebhookToken, greenAPIState("1101000001", "sleepMode", now), 200, OutcomeAccepted, "shop", "sleepMode"},
+			{"wrong token", "/webhook/greenapi", "Bearer " + testWebhookToken + "x", greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
+			{"token prefix", "/webhook/greenapi", testWebhookToken[:10], greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
+			{"no token", "/webhook/greenapi", "", greenAPIState("1101000001", "blocked", now), 200, OutcomeUnauthorized, "shop", "authorized"},
+			{"instance without webhook_token", "/webhook/greenapi", "", greenAPIState("1101000002", "blocked", now), 200, OutcomeUnauthorized, "no-token", "authorized"},
+			{"another instance's token", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000002", "blocked", now), 200, OutcomeUnauthorized, "no-token", "authorized"},
+			{"unknown instance", "/webhook/greenapi", testWebhookToken, greenAPIState("1101009999", "blocked", now), 200, OutcomeUnknownInstance, "shop", "authorized"},
+			{"other typeWebhook, no token", "/webhook/greenapi", "", readFixture(t, "webhook/greenapi", "incoming_message.json"), 200, OutcomeIgnored, "shop", "authorized"},
+			{"malformed", "/webhook/greenapi", testWebhookToken, []byte(`{"typeWebhook":`), 200, OutcomeMalformed, "shop", "authorized"},
+			{"empty body", "/webhook/greenapi", testWebhookToken, nil, 200, OutcomeMalformed, "shop", "authorized"},
+			{"too large", "/webhook/greenapi", testWebhookToken, append(greenAPIState("1101000001", "blocked", now)[:1], []byte(`"pad":"`+strings.Repeat("x", MaxNotificationBytes)+`",`+string(greenAPIState("1101000001", "blocked", now)[1:]))...), 200, OutcomeTooLarge, "shop", "authorized"},
+			{"state the exporter does not know", "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "pendingPassword", now), 200, OutcomeAccepted, "shop", "unknown"},
+			{"Evolution header token", "/webhook/evolution", "Bearer " + testWebhookToken, evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
+			{"Evolution JWT, by events", "/webhook/evolution/connection-update", jwt(testJWTKey, valid), evolutionEvent("connecting", now), 200, OutcomeAccepted, "bot", "connecting"},
+			{"Evolution refused is close", "/webhook/evolution", jwt(testJWTKey, valid), evolutionEvent("refused", now), 200, OutcomeAccepted, "bot", "close"},
+			{"Evolution JWT of another key", "/webhook/evolution", jwt(testJWTKey+"x", valid), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution expired JWT", "/webhook/evolution", jwt(testJWTKey, expired), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution JWT without exp", "/webhook/evolution", jwt(testJWTKey, noExp), evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution unsigned JWT", "/webhook/evolution", noneAlg, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution key as token", "/webhook/evolution", "Bearer " + testJWTKey, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution apikey is not a credential", "/webhook/evolution", "Bearer EVOLUTION-INSTANCE-TOKEN-0001", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution other event", "/webhook/evolution/messages-upsert", "", readFixture(t, "webhook/evolution", "messages_upsert.json"), 200, OutcomeIgnored, "bot", "open"},
+			{"Evolution malformed", "/webhook/evolution", jwt(testJWTKey, valid), readFixture(t, "webhook/evolution", "no_state.json"), 400, OutcomeMalformed, "bot", "open"},
+			{"GREEN-API body at the Evolution path", "/webhook/evolution", testWebhookToken, greenAPIState("1101000001", "blocked", now), 400, OutcomeMalformed, "shop", "authorized"},
+			{"Evolution too large", "/webhook/evolution", testWebhookToken, append([]byte(`{"pad":"`+strings.Repeat("x", MaxNotificationBytes)+`",`), evolutionEvent("close", now)[1:]...), 422, OutcomeTooLarge, "bot", "open"},
+			{"Evolution unknown instance", "/webhook/evolution", testWebhookToken, []byte(strings.ReplaceAll(string(evolutionEvent("close", now)), "sales-bot", "other-bot")), 404, OutcomeUnknownInstance, "bot", "open"},
+			// A secret in the URL's path: the only credential of Evolution
+			// API 1.8 and of every global webhook.
+			{"Evolution path secret", "/webhook/evolution/" + testPathSecret, "", evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
+			{"Evolution path secret, by events", "/webhook/evolution/" + testPathSecret + "/connection-update", "", evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
+			{"Evolution wrong path secret", "/webhook/evolution/" + testPathSecret + "x/connection-update", "", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution path secret after the event", "/webhook/evolution/connection-update/" + testPathSecret, "", evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			{"Evolution path secret as header", "/webhook/evolution", "Bearer " + testPathSecret, evolutionEvent("close", now), 401, OutcomeUnauthorized, "bot", "open"},
+			// Evolution API 2.2.x sends the webhook's headers as they are:
+			// its jwt_key travels in the clear.
+			{"Evolution 2.2 jwt_key header", "/webhook/evolution", "jwt_key: " + testJWTKey, evolutionEvent("close", now), 401, OutcomeKeyInHeader, "bot", "open"},
+			{"Evolution 2.2 jwt_key header with a good token", "/webhook/evolution/" + testPathSecret, "jwt_key: " + testJWTKey, evolutionEvent("close", now), 401, OutcomeKeyInHeader, "bot", "open"},
+		}
+	}
+	for i, tc := range cases(t, time.Now()) {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := newWebhookEnv(t, "")
 			e.scrape(t) // first poll
+			// Sent after the first poll: a notification from before it
+			// would be stale.
+			tc := cases(t, time.Now().Add(2*time.Second))[i]
 			status, answer := e.post(t, tc.path, tc.auth, tc.body)
 			if status != tc.status || answer != tc.outcome+"\n" {
 				t.Errorf("got %d %q, want %d %q", status, answer, tc.status, tc.outcome)
@@ -441,7 +321,7 @@ func TestNotificationAnswers(t *testing.T) {
 				t.Errorf("%s is %q, want %q", tc.instance, got, tc.state)
 			}
 			provider := strings.Split(tc.path, "/")[2]
-			if got := testutil.ToFloat64(e.c.metrics.notifications.WithLabelValues(provider, tc.outcome)); got != 1 {
+			if got := testutil.ToFloat64(providerMetricsOf(e.c).notifications.WithLabelValues(provider, tc.outcome)); got != 1 {
 				t.Errorf("whatsapp_exporter_webhook_notifications_total{%s,%s} = %v, want 1", provider, tc.outcome, got)
 			}
 			checkNoLeak(t, "logs", e.logs.String(), "EVOLUTION-INSTANCE-TOKEN-0001")
@@ -453,6 +333,7 @@ func TestNotificationAnswers(t *testing.T) {
 }
 
 func TestStaleNotificationsChangeNothing(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.scrape(t)
 	now := time.Now()
@@ -490,32 +371,38 @@ func TestStaleNotificationsChangeNothing(t *testing.T) {
 }
 
 func TestNotificationDuringCallWins(t *testing.T) {
+	t.Parallel()
 	// A call that started before the notification was sent may bring the
 	// state from before the change: it must not undo the notification.
+	// The times are explicit: the notification is sent 1.1 s after the
+	// call started (the providers' timestamps count seconds), and the
+	// calls end after it.
 	e := newWebhookEnv(t, "")
 	e.scrape(t)
-	tg := targetNamed(e.c, "shop")
+	tg := targetNamed(t, e.c, "shop")
 	started := time.Now()
-	time.Sleep(1100 * time.Millisecond)
-	if got := tg.notify(Notification{ID: "1101000001", State: "blocked", At: time.Now(), Absolute: true}, time.Now()); got != OutcomeAccepted {
+	sent := started.Add(1100 * time.Millisecond)
+	if got := notifyTarget(tg, Notification{ID: "1101000001", State: "blocked", At: sent, Absolute: true}, sent); got != OutcomeAccepted {
 		t.Fatalf("notify: %s", got)
 	}
-	tg.mem.record(tg.logger, outcome{state: "authorized", up: true}, "", started, time.Now(), time.Hour, "failing")
+	recordCall(tg, "authorized", "", started, sent.Add(100*time.Millisecond))
 	if got, notified := e.shown(t, "shop"); got != "blocked" || !notified {
 		t.Errorf("state %q notified %v, want blocked from the notification", got, notified)
 	}
 	// Such a call still says whether the calls work.
-	tg.mem.record(tg.logger, outcome{state: StateUnknown, reason: ReasonUnauthorized}, "", started, time.Now(), time.Hour, "failing")
+	recordCall(tg, "", ReasonUnauthorized, started, sent.Add(200*time.Millisecond))
 	if text := exposition(t, e.c); !strings.Contains(text, `whatsapp_up{provider="greenapi",name="shop"} 0`+"\n") || !strings.Contains(text, `name="shop",state="blocked"} 1`) {
 		t.Errorf("a failing call during the notification: want whatsapp_up 0 and the state kept:\n%s", text)
 	}
-	tg.mem.record(tg.logger, outcome{state: "authorized", up: true}, "", time.Now(), time.Now(), time.Hour, "failing")
+	later := sent.Add(time.Second)
+	recordCall(tg, "authorized", "", later, later)
 	if got, notified := e.shown(t, "shop"); got != "authorized" || notified {
 		t.Errorf("after a later call: state %q notified %v, want authorized from the poll", got, notified)
 	}
 }
 
 func TestUnknownInstancesLoggedOnce(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	for range 3 {
 		e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101009999", "blocked", time.Now()))
@@ -528,11 +415,11 @@ func TestUnknownInstancesLoggedOnce(t *testing.T) {
 		t.Errorf("refused notification logged %d times, want once:\n%s", n, e.logs)
 	}
 	// IDs come from anyone: the set of those logged is bounded.
-	for i := range maxUnknownLogged + 50 {
-		e.c.receiver.logUnknown(e.c.logger, "greenapi", strconv.Itoa(i))
+	for i := range maxUnknownIDsLogged + 50 {
+		logUnknownNotification(e.c, "greenapi", strconv.Itoa(i))
 	}
-	if n := len(e.c.receiver.unknownLogged); n > maxUnknownLogged+1 {
-		t.Errorf("%d unknown IDs remembered, want at most %d", n, maxUnknownLogged+1)
+	if n := unknownIDsRemembered(e.c); n > maxUnknownIDsLogged+1 {
+		t.Errorf("%d unknown IDs remembered, want at most %d", n, maxUnknownIDsLogged+1)
 	}
 	if n := strings.Count(e.logs.String(), "no longer logging"); n != 1 {
 		t.Errorf("the end of logging is said %d times, want once", n)
@@ -540,6 +427,7 @@ func TestUnknownInstancesLoggedOnce(t *testing.T) {
 }
 
 func TestAccountInstancesTakeTheAccountsWebhookCredentials(t *testing.T) {
+	t.Parallel()
 	sim := simulator.New()
 	simSrv := httptest.NewServer(sim)
 	t.Cleanup(simSrv.Close)
@@ -564,7 +452,7 @@ func TestAccountInstancesTakeTheAccountsWebhookCredentials(t *testing.T) {
 	srv := httptest.NewServer(c.Webhooks())
 	t.Cleanup(srv.Close)
 	e.receiver = srv.URL
-	waitUntil(t, "the accounts' instances are found", func() bool { return len(c.Instances()) == 2 })
+	waitFor(t, "the accounts' instances are found", func() bool { return len(c.Instances()) == 2 })
 	e.scrape(t)
 	now := time.Now()
 	if status, _ := e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1102000001", "blocked", now)); status != 200 {
@@ -583,6 +471,7 @@ func TestAccountInstancesTakeTheAccountsWebhookCredentials(t *testing.T) {
 }
 
 func TestWebhookConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "wh"), []byte(testWebhookToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -612,13 +501,14 @@ func TestWebhookConfig(t *testing.T) {
 		}
 	}
 	cfg := loadConfig(t, instanceYAML("greenapi", "id_instance", "1", "api_token", "t", "webhook_token_file", "wh"), dir)
-	if got := cfg.Instances[0].Spec.(*GreenAPISpec).webhookToken.token; got != testWebhookToken {
+	if got := webhookTokenOf(cfg.Instances[0].Spec.(*GreenAPISpec)); got != testWebhookToken {
 		t.Errorf("token from file %q", got)
 	}
 }
 
 // The receiver's own metrics exist only with notifications on.
 func TestWebhookMetricsOnlyWhenOn(t *testing.T) {
+	t.Parallel()
 	for _, on := range []bool{false, true} {
 		c := New(nil, Options{Notifications: on})
 		reg := prometheus.NewPedanticRegistry()
@@ -728,6 +618,7 @@ func BenchmarkNotification(b *testing.B) {
 // refused, and said once what to do, without the key, even after other
 // refused notifications of the instance were logged.
 func TestJWTKeyInHeaderLoggedOnce(t *testing.T) {
+	t.Parallel()
 	e := newWebhookEnv(t, "")
 	e.scrape(t)
 	e.post(t, "/webhook/evolution", "Bearer wrong", evolutionEvent("close", time.Now()))

@@ -12,6 +12,7 @@ import (
 )
 
 func TestAccounts(t *testing.T) {
+	t.Parallel()
 	cfg, _, err := testtool.LoadYAML(t, `
 accounts:
   - name: main
@@ -57,6 +58,7 @@ accounts:
 }
 
 func TestAccountErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, accounts string
 		want           []string
@@ -73,6 +75,7 @@ func TestAccountErrors(t *testing.T) {
 		{"duplicate", "{name: a, provider: fake, key: k}\n  - {name: a, provider: fake, key: k2}", []string{`accounts[1] "a": field name: duplicate of accounts[0]`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, path, err := testtool.LoadYAML(t, "accounts:\n  - "+tc.accounts+"\n", nil, config.Options{})
 			if err == nil {
 				t.Fatal("no error")
@@ -83,6 +86,7 @@ func TestAccountErrors(t *testing.T) {
 }
 
 func TestInstancesOrAccounts(t *testing.T) {
+	t.Parallel()
 	_, path, err := testtool.LoadYAML(t, "accounts: []\ninstances: []\n", nil, config.Options{})
 	if err == nil {
 		t.Fatal("no error for an empty configuration")

@@ -46,6 +46,7 @@ func mkfifo(t *testing.T, path string) {
 // TestTokenFileMustBeASmallRegularFile: a mistaken api_token_file must not
 // fill memory (/dev/zero) or block the reload (a FIFO nobody writes).
 func TestTokenFileMustBeASmallRegularFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	mkfifo(t, filepath.Join(dir, "fifo"))
 	testtool.WriteFiles(t, dir, map[string]string{
@@ -72,6 +73,7 @@ func TestTokenFileMustBeASmallRegularFile(t *testing.T) {
 		{file: filepath.Join(dir, "link"), want: "linked-token"},
 	} {
 		t.Run(filepath.Base(tc.file), func(t *testing.T) {
+			t.Parallel()
 			path := filepath.Join(t.TempDir(), "config.yml")
 			content := fmt.Sprintf("instances:\n  - {provider: fake, name: special, ref: r, password_file: %q}\n", tc.file)
 			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -96,6 +98,7 @@ func TestTokenFileMustBeASmallRegularFile(t *testing.T) {
 }
 
 func TestConfigFileMustBeARegularFile(t *testing.T) {
+	t.Parallel()
 	fifo := filepath.Join(t.TempDir(), "config.yml")
 	mkfifo(t, fifo)
 	for _, path := range []string{"/dev/zero", fifo, t.TempDir()} {
@@ -110,6 +113,7 @@ func TestConfigFileMustBeARegularFile(t *testing.T) {
 // UTF-8 (from an environment variable, say) used to crash the exporter
 // at start and on reload.
 func TestNameMustBeALabelValue(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"BAD_UTF8": "shop-\xff\xfe", "NEWLINE": "shop\nsales", "GOOD": "магазин 商店"}
 	opts := config.Options{ExpandEnv: true, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 	for _, tc := range []struct {
@@ -143,6 +147,7 @@ func TestNameMustBeALabelValue(t *testing.T) {
 // these files whole, some at every request: a FIFO would block calls
 // forever, /dev/zero would fill memory.
 func TestHTTPSettingFilesMustBeSmallRegularFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	mkfifo(t, filepath.Join(dir, "fifo"))
 	testtool.WriteFiles(t, dir, map[string]string{"ok.txt": "x", "big.pem": strings.Repeat("x", 4<<20+1)})
@@ -177,5 +182,100 @@ func TestHTTPSettingFilesMustBeSmallRegularFiles(t *testing.T) {
 	}
 	if _, err := loadGuarded(t, path, config.Options{}); err != nil {
 		t.Errorf("a regular password file: %v", err)
+	}
+}
+
+// TestSecretFile: a secret's file is read from the configuration's
+// directory, or where its absolute path says, trimmed of the white space
+// around it.
+func TestSecretFile(t *testing.T) {
+	t.Parallel()
+	abs := filepath.Join(t.TempDir(), "abs.pw")
+	testtool.WriteFiles(t, filepath.Dir(abs), map[string]string{"abs.pw": "abs-pw"})
+	for _, tc := range []struct {
+		name, file string
+		files      map[string]string
+		want       string
+		wantErr    []string
+	}{
+		{name: "same directory", file: "pw", files: map[string]string{"pw": "plain"}, want: "plain"},
+		{name: "sub directory", file: "secrets/fake", files: map[string]string{"secrets/fake": "sub"}, want: "sub"},
+		{name: "dot slash", file: "./pw", files: map[string]string{"pw": "dot"}, want: "dot"},
+		{name: "absolute", file: abs, want: "abs-pw"},
+		{name: "trimmed", file: "pw", files: map[string]string{"pw": " \t trimmed-pw \r\n\n"}, want: "trimmed-pw"},
+		{name: "inner space kept", file: "pw", files: map[string]string{"pw": "a b\n"}, want: "a b"},
+		{name: "empty", file: "pw", files: map[string]string{"pw": ""}, wantErr: []string{"field password_file", "pw is empty"}},
+		{name: "only white space", file: "pw", files: map[string]string{"pw": " \n\t\n"}, wantErr: []string{"field password_file", "is empty"}},
+		{name: "missing", file: "nope.pw", wantErr: []string{"field password_file", "nope.pw"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			content := fmt.Sprintf("instances:\n  - {provider: fake, name: filepw, ref: r, password_file: %q}\n", tc.file)
+			if tc.wantErr != nil {
+				checkLoadError(t, content, tc.files, config.Options{}, append([]string{`"filepw"`}, tc.wantErr...))
+				return
+			}
+			cfg, _ := mustLoad(t, content, tc.files, config.Options{})
+			s := fake(t, cfg.Instances[0])
+			if got := s.Secret(); got != tc.want {
+				t.Errorf("password %q, want %q", got, tc.want)
+			}
+			if s.Password != "" {
+				t.Errorf("password field %q, want it left empty", s.Password)
+			}
+		})
+	}
+	// Load takes the files from the directory it is given.
+	dir := t.TempDir()
+	testtool.WriteFiles(t, dir, map[string]string{"sub/pw": "from-dir"})
+	cfg, err := config.Load([]byte("instances:\n  - {provider: fake, ref: r, password_file: sub/pw}\n"), dir, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Instances[0].Spec.Base().Secret(); got != "from-dir" {
+		t.Errorf("password %q, want from-dir", got)
+	}
+}
+
+func TestLoadFileMissing(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "absent.yml")
+	_, err := config.LoadFile(path, config.Options{})
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("err = %v, want an error naming %s", err, path)
+	}
+}
+
+// TestLoadFileRelativePath: a configuration named by a relative path
+// takes its files from its own directory, not from the working one.
+func TestLoadFileRelativePath(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	testtool.WriteFiles(t, dir, map[string]string{
+		"config.yml":   "instances:\n  - {provider: fake, ref: r, password_file: secrets/pw, tls_config: {ca_file: certs/ca.pem}}\n",
+		"secrets/pw":   "relative-pw\n",
+		"certs/ca.pem": "ca",
+	})
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(wd, dir)
+	if err != nil || filepath.IsAbs(rel) {
+		t.Skipf("no relative path from %s to %s: %v", wd, dir, err)
+	}
+	cfg, err := config.LoadFile(filepath.Join(rel, "config.yml"), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cfg.Instances[0].Spec.Base()
+	if got := b.Secret(); got != "relative-pw" {
+		t.Errorf("password %q, want relative-pw", got)
+	}
+	if got, want := b.HTTPClientConfig.TLSConfig.CAFile, filepath.Join(rel, "certs", "ca.pem"); got != want {
+		t.Errorf("tls_config.ca_file %q, want %q", got, want)
+	}
+	if _, err := os.Stat(b.HTTPClientConfig.TLSConfig.CAFile); err != nil {
+		t.Errorf("the resolved ca_file is not there: %v", err)
 	}
 }
