@@ -56,7 +56,8 @@ type Collector struct {
 	snap atomic.Pointer[snapshot]
 
 	// applyMu serialises plan and commit, and guards what only they
-	// touch: the accounts' refresh loops and the planner's state.
+	// touch: the accounts' refresh loops and the configurations the
+	// accounts resolved for their listings (account.resolved).
 	applyMu sync.Mutex
 	loops   map[*account]context.CancelFunc
 	closed  bool
