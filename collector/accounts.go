@@ -159,6 +159,12 @@ type accountState struct {
 	holding bool
 }
 
+func (a *account) log() *slog.Logger { return a.logger }
+
+func (a *account) enabled(ctx context.Context, level slog.Level) bool {
+	return a.logger.Enabled(ctx, level)
+}
+
 // accountKey is the key of an account's state: the account at its
 // provider and the credential of its listing.
 func accountKey(spec config.AccountSpec) string {
@@ -185,7 +191,7 @@ func (c *Collector) newAccount(acct config.Account, key string, state *accountSt
 		state = &accountState{mem: newMemory(key, nil), stats: newInstanceStats(a.methods)}
 	}
 	a.state = state
-	api := &API{client: hc, userAgent: c.opts.UserAgent, logger: a.logger, metrics: c.metrics.observer(p.Name, state.stats)}
+	api := &API{client: hc, userAgent: c.opts.UserAgent, logs: a, metrics: c.metrics.observer(p.Name, state.stats)}
 	if a.lister, err = p.Account.NewLister(acct.Spec, api); err != nil {
 		return nil, err
 	}
@@ -231,7 +237,7 @@ func (c *Collector) list(a *account) {
 		st.mu.Unlock()
 		// The last good list stays; the states it carried are no longer
 		// known.
-		st.mem.record(a.logger, outcome{reason: e.Reason}, e.Error(), start, now, hold, "Listing failing; keeping the last good list")
+		st.mem.record(a, outcome{reason: e.Reason}, e.Error(), start, now, hold, "Listing failing; keeping the last good list")
 		c.recordListed(a, nil, e, now.Sub(start), now)
 		return
 	}
@@ -243,7 +249,7 @@ func (c *Collector) list(a *account) {
 		st.held.Add(1)
 		a.logger.Warn("Listing lost more than half of its instances; keeping the last good list until a second listing confirms it",
 			"instances", len(l.Instances), "last_good", prev, "confirm_in", confirmDelay)
-		st.mem.record(a.logger, outcome{up: true}, "", start, now, confirmDelay, "")
+		st.mem.record(a, outcome{up: true}, "", start, now, confirmDelay, "")
 		time.AfterFunc(confirmDelay, func() { c.sched.request(st.mem, time.Now()) })
 		return
 	}
@@ -252,7 +258,7 @@ func (c *Collector) list(a *account) {
 	changed := st.last == nil || !sameInstances(st.last.Instances, l.Instances)
 	st.last, st.refreshed = &l, now
 	st.mu.Unlock()
-	st.mem.record(a.logger, outcome{up: true}, "", start, now, hold, "")
+	st.mem.record(a, outcome{up: true}, "", start, now, hold, "")
 	if changed {
 		c.replan()
 	}
@@ -319,7 +325,7 @@ func (c *Collector) recordListed(a *account, listed []Listed, e *Error, took tim
 		// The instance's own memory is never its schedule while the
 		// listing carries its state: leave it due, so that an instance
 		// the listing stops carrying is called at the next scrape.
-		t.mem.record(t.logger, o, detail, now.Add(-took), now, 0, "State request failing")
+		t.mem.record(t, o, detail, now.Add(-took), now, 0, "State request failing")
 	}
 }
 

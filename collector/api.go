@@ -51,7 +51,7 @@ type API struct {
 	client    *http.Client
 	userAgent string
 	secrets   []string // every form of every secret, see addSecret
-	logger    *slog.Logger
+	logs      logSource
 	metrics   callObserver
 }
 
@@ -131,17 +131,17 @@ func (a *API) finish(ctx context.Context, method, rawURL string, start time.Time
 	}
 	a.metrics.observe(method, elapsed, e)
 	// Redacting the URL costs; do it only for a debug line.
-	debug := a.logger.Enabled(ctx, slog.LevelDebug)
+	debug := a.logs.enabled(ctx, slog.LevelDebug)
 	if e != nil {
 		e.msg = shorten(a.Redact(e.msg), maxErrorRunes)
 		if debug {
-			a.logger.Debug("Call failed", "method", method, "url", a.Redact(rawURL), "reason", e.Reason, "err", e.msg, "duration_seconds", elapsed.Seconds())
+			a.logs.log().Debug("Call failed", "method", method, "url", a.Redact(rawURL), "reason", e.Reason, "err", e.msg, "duration_seconds", elapsed.Seconds())
 		}
 		return e
 	}
 	if debug {
 		args := append([]any{"method", method, "url", a.Redact(rawURL)}, result...)
-		a.logger.Debug("Call succeeded", append(args, "duration_seconds", elapsed.Seconds())...)
+		a.logs.log().Debug("Call succeeded", append(args, "duration_seconds", elapsed.Seconds())...)
 	}
 	return nil
 }

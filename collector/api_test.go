@@ -20,7 +20,7 @@ func TestAPIGetCutsErrorTextsAfterRedaction(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	t.Cleanup(srv.Close)
 	logger, logs := testlog.New()
-	api := &API{client: srv.Client(), logger: logger, metrics: newProviderMetrics().observer("test", newInstanceStats(newMethodSet("m")))}
+	api := &API{client: srv.Client(), logs: logTo(logger), metrics: newProviderMetrics().observer("test", newInstanceStats(newMethodSet("m")))}
 	api.addSecret(secret)
 	for _, at := range []int{maxErrorRunes - 20, maxErrorRunes - 10, maxErrorRunes - 1} {
 		prefix := strings.Repeat("x", at-len(ReasonBadResponse)-2)

@@ -258,7 +258,7 @@ func (c *Collector) poll(t *target) {
 		detail = e.Error()
 		hold = max(hold, e.RetryAfter)
 	}
-	m.record(t.logger, o, detail, start, now, hold, "State request failing")
+	m.record(t, o, detail, start, now, hold, "State request failing")
 	if e != nil && e.RetryAfter > 0 {
 		m.hold(now.Add(e.RetryAfter))
 	}
@@ -282,7 +282,7 @@ func (t *target) outcomeOf(raw string, err error) outcome {
 	case slices.Contains(t.provider.States, raw):
 		return outcome{state: raw, up: true, working: raw == t.provider.Working}
 	}
-	t.logger.Warn("Provider reported a state the exporter does not know; exposing it as unknown", "raw_state", shorten(snippet([]byte(raw)), 100))
+	t.log().Warn("Provider reported a state the exporter does not know; exposing it as unknown", "raw_state", shorten(snippet([]byte(raw)), 100))
 	return outcome{state: StateUnknown, up: true}
 }
 

@@ -105,7 +105,7 @@ func FuzzProviderAnswer(f *testing.F) {
 		p := providerOf(spec.Base().Provider)
 		api := &API{
 			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{"Retry-After": {retry}}, body: body}},
-			logger:  logger,
+			logs:    logTo(logger),
 			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(methodsOf(p, true))),
 		}
 		client, err := p.NewClient(spec, api)
@@ -272,7 +272,7 @@ func FuzzListing(f *testing.F) {
 		logger, logs := testlog.New()
 		api := &API{
 			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{}, body: body}},
-			logger:  logger,
+			logs:    logTo(logger),
 			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(listingMethods(p))),
 		}
 		l, err := p.Account.NewLister(acct.Spec, api)

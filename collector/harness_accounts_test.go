@@ -62,7 +62,7 @@ func newTestLister(t *testing.T, tg listingTarget, apiURL string) (Lister, *test
 		t.Fatal(err)
 	}
 	logger, logs := testlog.New()
-	api := &API{client: hc, logger: logger, metrics: newProviderMetrics().observer(p.Name, newInstanceStats(listingMethods(p)))}
+	api := &API{client: hc, logs: logTo(logger), metrics: newProviderMetrics().observer(p.Name, newInstanceStats(listingMethods(p)))}
 	l, err := p.Account.NewLister(spec, api)
 	if err != nil {
 		t.Fatal(err)

@@ -486,7 +486,7 @@ func clientFromConfig(t *testing.T, cfg *config.Config) *testClient {
 	m := testCallMetrics{stats: newInstanceStats(methodsOf(p, ok && qs.watchesQueue(false))), provider: newProviderMetrics()}
 	api := &API{
 		client:  hc,
-		logger:  logger.With("provider", p.Name, "name", base.Name),
+		logs:    logTo(logger.With("provider", p.Name, "name", base.Name)),
 		metrics: m.provider.observer(p.Name, m.stats),
 	}
 	c, err := p.NewClient(spec, api)

@@ -181,7 +181,7 @@ func recordCall(tg *target, state, failure string, started, now time.Time) {
 	if failure != "" {
 		o = outcome{state: StateUnknown, reason: failure}
 	}
-	tg.mem.record(tg.logger, o, "", started, now, time.Hour, "failing")
+	tg.mem.record(tg, o, "", started, now, time.Hour, "failing")
 }
 
 // The notification receiver.
@@ -251,4 +251,15 @@ func ageListing(a *account, d time.Duration) {
 	m.mu.Lock()
 	m.freshTill = m.freshTill.Add(-d)
 	m.mu.Unlock()
+}
+
+// logTo is a log source that writes to l.
+func logTo(l *slog.Logger) logSource { return fixedLogger{l} }
+
+type fixedLogger struct{ l *slog.Logger }
+
+func (f fixedLogger) log() *slog.Logger { return f.l }
+
+func (f fixedLogger) enabled(ctx context.Context, level slog.Level) bool {
+	return f.l.Enabled(ctx, level)
 }

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,7 +159,7 @@ func maxTime(a, b time.Time) time.Time {
 // rather than at every scrape; failing is the message of a failure. A
 // notification sent after the call started is newer than its result:
 // the call then gives only whatsapp_up and the schedule.
-func (m *memory) record(logger *slog.Logger, o outcome, detail string, started, now time.Time, hold time.Duration, failing string) {
+func (m *memory) record(src logSource, o outcome, detail string, started, now time.Time, hold time.Duration, failing string) {
 	m.mu.Lock()
 	m.freshTill = now.Add(hold)
 	m.called = started
@@ -184,10 +183,10 @@ func (m *memory) record(logger *slog.Logger, o outcome, detail string, started, 
 	switch {
 	case had && prev.state == o.state && prev.up == o.up && prev.reason == o.reason:
 	case !o.up:
-		logger.Warn(failing, "reason", o.reason, "err", detail)
+		src.log().Warn(failing, "reason", o.reason, "err", detail)
 	case had && !prev.up:
-		logger.Info("Recovered", "state", o.state)
+		src.log().Info("Recovered", "state", o.state)
 	case prev.state != o.state:
-		logger.Info("State changed", "state", o.state)
+		src.log().Info("State changed", "state", o.state)
 	}
 }

@@ -3,7 +3,6 @@ package collector
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"time"
 )
 
@@ -73,7 +72,7 @@ const (
 // to wait.
 func readQueue(t *target, m *memory, stateErr error) {
 	if stateErr != nil {
-		m.recordQueue(t.logger, queueSkipped, 0, nil)
+		m.recordQueue(t, queueSkipped, 0, nil)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
@@ -81,22 +80,22 @@ func readQueue(t *target, m *memory, stateErr error) {
 	n, err := t.queue.MessagesQueue(ctx)
 	switch {
 	case err == nil:
-		m.recordQueue(t.logger, queueCounted, n, nil)
+		m.recordQueue(t, queueCounted, n, nil)
 	case errors.Is(err, errQueueWithheld):
-		m.recordQueue(t.logger, queueWithheld, 0, nil)
+		m.recordQueue(t, queueWithheld, 0, nil)
 	default:
 		var e *Error
 		if !errors.As(err, &e) {
 			e = newError(ReasonBadResponse, "%s", err)
 		}
-		m.recordQueue(t.logger, queueFailed, 0, e)
+		m.recordQueue(t, queueFailed, 0, e)
 	}
 }
 
 // recordQueue stores how a queue call ended (n the count, e the failure),
 // holds the instance's calls for a Retry-After, and logs when the queue
 // calls start or stop failing.
-func (m *memory) recordQueue(logger *slog.Logger, a queueAnswer, n int, e *Error) {
+func (m *memory) recordQueue(src logSource, a queueAnswer, n int, e *Error) {
 	m.mu.Lock()
 	q := &m.queue
 	wasFailing := q.failing
@@ -121,8 +120,8 @@ func (m *memory) recordQueue(logger *slog.Logger, a queueAnswer, n int, e *Error
 	}
 	switch {
 	case a == queueFailed && !wasFailing:
-		logger.Warn("Queue request failing; the state is not affected", "reason", e.Reason, "err", e.Error())
+		src.log().Warn("Queue request failing; the state is not affected", "reason", e.Reason, "err", e.Error())
 	case wasFailing && (a == queueCounted || a == queueWithheld):
-		logger.Info("Queue request recovered")
+		src.log().Info("Queue request recovered")
 	}
 }

@@ -262,15 +262,15 @@ func (c *Collector) serveNotification(p *Provider, w http.ResponseWriter, r *htt
 		case KeyInHeader:
 			keyInHeader = true
 			if t.stats.keyInHeaderLogged.CompareAndSwap(false, true) {
-				t.logger.Error("Refused a notification that carries the instance's webhook_jwt_key in a header: Evolution API 2.2.x sends its webhook's headers as they are, so the key is no secret any more. Remove jwt_key from the webhook's headers, change the key, and use webhook_path_secret (any version) or Evolution API 2.3.0 or later (logged once per instance)")
+				t.log().Error("Refused a notification that carries the instance's webhook_jwt_key in a header: Evolution API 2.2.x sends its webhook's headers as they are, so the key is no secret any more. Remove jwt_key from the webhook's headers, change the key, and use webhook_path_secret (any version) or Evolution API 2.3.0 or later (logged once per instance)")
 			}
 		case NoCredentials:
 			if t.stats.unauthorizedLogged.CompareAndSwap(false, true) {
-				t.logger.Warn("Refused a notification: the instance has no webhook credentials configured (logged once per instance)")
+				t.log().Warn("Refused a notification: the instance has no webhook credentials configured (logged once per instance)")
 			}
 		default:
 			if t.stats.unauthorizedLogged.CompareAndSwap(false, true) {
-				t.logger.Warn("Refused a notification without the instance's webhook credentials (logged once per instance; see whatsapp_webhook_notifications_total)")
+				t.log().Warn("Refused a notification without the instance's webhook credentials (logged once per instance; see whatsapp_webhook_notifications_total)")
 			}
 		}
 	}
@@ -368,7 +368,7 @@ func (t *target) notify(n Notification, now time.Time) string {
 	}
 	m.mu.Unlock()
 	if !had || prev.state != o.state {
-		t.logger.Info("State changed", "state", o.state, "via", "notification")
+		t.log().Info("State changed", "state", o.state, "via", "notification")
 	}
 	return OutcomeAccepted
 }
