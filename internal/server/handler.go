@@ -211,7 +211,7 @@ func (e *Exporter) noteUnrefreshed(n int) {
 	if now-last < int64(unrefreshedLogEvery) || !e.lastUnrefreshedLog.CompareAndSwap(last, now) {
 		return
 	}
-	e.logger.Warn("Some instances could not be refreshed before the scrape deadline; they are exposed with their previous result. Raise --api.concurrency, lengthen the scrape timeout, or let Prometheus scrape /probe per instance (see the README)",
+	e.logger.Warn("Some instances could not be refreshed before the scrape deadline; they are exposed with their previous result. Raise --api.concurrency, lengthen the scrape timeout, or let Prometheus scrape /probe per instance (see docs/fleets.md)",
 		"unrefreshed", n, "api_concurrency", e.opts.Collector.Concurrency)
 }
 

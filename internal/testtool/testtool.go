@@ -41,7 +41,7 @@ func RequireAny(t testing.TB, names ...string) string {
 	if os.Getenv(RequireEnv) != "" {
 		t.Fatalf("%s is required (%s is set) but not found", strings.Join(names, " or "), RequireEnv)
 	}
-	t.Skipf("%s not found; see the README's Development section to install it", strings.Join(names, " or "))
+	t.Skipf("%s not found; see CONTRIBUTING.md to install it", strings.Join(names, " or "))
 	return ""
 }
 
