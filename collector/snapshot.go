@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -144,7 +145,7 @@ func (c *Collector) Update(cfg *config.Config) error {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
 	if c.closed {
-		return fmt.Errorf("collector closed")
+		return errors.New("collector closed")
 	}
 	cur := c.current()
 	pool := cur.clients.renew()
@@ -255,20 +256,12 @@ func (c *Collector) plan(cur *snapshot, configured []config.Instance, accounts [
 	next.targets = make([]*target, 0, len(instances))
 	next.byName = make(map[string]*target, len(instances))
 	next.entries = make(map[string]entry, len(instances)+len(accounts))
-	var limits map[string]*limit // by identity, when a new memory needs them
+	memories := memoryPlan{cur: cur}
 	for _, inst := range instances {
 		key := instanceKey(inst.Spec.Base())
-		e, ok := next.entries[key]
-		if !ok {
-			if e, ok = cur.entries[key]; !ok {
-				if limits == nil {
-					limits = cur.limits()
-				}
-				id := inst.Spec.Base().Identity()
-				e.mem = newMemory(key, limits[id])
-				limits[id] = e.mem.limit
-			}
-			e.work = nil
+		e, seen := next.entries[key] // an instance of the same key came first
+		if !seen {
+			e.mem = memories.memory(key, inst.Spec.Base().Identity())
 		}
 		mem := e.mem
 		prev := cur.byName[inst.Name()]
@@ -287,10 +280,10 @@ func (c *Collector) plan(cur *snapshot, configured []config.Instance, accounts [
 		next.byName[t.name] = t
 		byID := t.provider.Name + "\x00" + t.spec.Base().ID()
 		next.byID[byID] = append(next.byID[byID], t)
-		if e.work == nil {
+		if !seen {
 			e.work = t
+			next.entries[key] = e
 		}
-		next.entries[key] = e
 	}
 	for _, a := range accounts {
 		next.entries[a.key] = entry{mem: a.state.mem, work: a}
@@ -310,6 +303,26 @@ func (c *Collector) plan(cur *snapshot, configured []config.Instance, accounts [
 		}
 	}
 	return next, nil
+}
+
+// memoryPlan finds the memories of a snapshot being planned.
+type memoryPlan struct {
+	cur    *snapshot
+	limits map[string]*limit // by identity, made when a new memory needs them
+}
+
+// memory returns the memory of key: the current snapshot's, or a new one
+// that shares the rate limit of its upstream instance.
+func (p *memoryPlan) memory(key, identity string) *memory {
+	if e, ok := p.cur.entries[key]; ok {
+		return e.mem
+	}
+	if p.limits == nil {
+		p.limits = p.cur.limits()
+	}
+	m := newMemory(key, p.limits[identity])
+	p.limits[identity] = m.limit
+	return m
 }
 
 // limits are the rate limits of the upstream instances of s's memories,
