@@ -195,9 +195,10 @@ func baileysListedInstance(provider string) func(config.AccountSpec, Listed, str
 		}
 		e := spec.(*EvolutionAccountSpec)
 		return &EvolutionSpec{baileysInstance: in,
-			webhookPath:  webhookPath{WebhookPathSecret: promcfg.Secret(e.webhookPath.secret)},
-			webhookToken: webhookToken{WebhookToken: promcfg.Secret(e.webhookToken.token)},
-			webhookJWT:   webhookJWT{WebhookJWTKey: promcfg.Secret(e.webhookJWT.key)},
+			webhookPath:  webhookPath{WebhookPathSecret: promcfg.Secret(e.webhookKey.derive(derivedPath, l.ID))},
+			webhookToken: webhookToken{WebhookToken: promcfg.Secret(e.webhookKey.derive(derivedToken, l.ID))},
+			webhookJWT:   webhookJWT{WebhookJWTKey: promcfg.Secret(e.webhookKey.derive(derivedJWT, l.ID))},
+			globalPath:   e.webhookGlobalPath,
 		}
 	}
 }

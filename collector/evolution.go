@@ -36,6 +36,9 @@ type EvolutionSpec struct {
 	webhookPath  `yaml:",inline"`
 	webhookToken `yaml:",inline"`
 	webhookJWT   `yaml:",inline"`
+	// globalPath is the global webhook's path secret of the account that
+	// found the instance; not configurable on an instance.
+	globalPath webhookGlobalPath
 }
 
 // Fields implements config.Spec.

@@ -27,16 +27,16 @@ var evolutionAccounts = &AccountKind{
 // api_key is its global key.
 type EvolutionAccountSpec struct {
 	baileysAccount `yaml:",inline"`
-	// The webhook credentials of every instance found.
-	webhookPath  `yaml:",inline"`
-	webhookToken `yaml:",inline"`
-	webhookJWT   `yaml:",inline"`
+	// The key of the webhook credentials of each instance found
+	// (webhook_key.go), and the global webhook's path secret.
+	webhookKey        `yaml:",inline"`
+	webhookGlobalPath `yaml:",inline"`
 }
 
 // Fields implements config.AccountSpec.
 func (s *EvolutionAccountSpec) Fields() config.Fields {
 	f := s.baileysAccount.Fields()
-	f.Optional = []config.OptionalSecret{s.webhookPath.field(), s.webhookToken.field(), s.webhookJWT.field()}
+	f.Optional = []config.OptionalSecret{s.webhookKey.field(), s.webhookGlobalPath.field()}
 	return f
 }
 

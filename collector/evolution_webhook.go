@@ -40,9 +40,9 @@ var evolutionWebhook = &Webhook{
 		switch {
 		case s.webhookJWT.key != "" && headerHolds(cred.Header, s.webhookJWT.key):
 			return KeyInHeader
-		case s.webhookPath.matches(cred.PathSecret), s.webhookToken.authorizes(cred.Header), s.webhookJWT.authorizes(cred.Header, now):
+		case s.webhookPath.matches(cred.PathSecret), s.globalPath.matches(cred.PathSecret), s.webhookToken.authorizes(cred.Header), s.webhookJWT.authorizes(cred.Header, now):
 			return Authorized
-		case s.webhookPath.secret == "" && s.webhookToken.token == "" && s.webhookJWT.key == "":
+		case s.webhookPath.secret == "" && s.globalPath.secret == "" && s.webhookToken.token == "" && s.webhookJWT.key == "":
 			return NoCredentials
 		}
 		return Refused

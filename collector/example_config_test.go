@@ -40,7 +40,7 @@ func TestExampleConfig(t *testing.T) {
 	env := map[string]string{
 		"SUPPORT_API_TOKEN":              "fake-support-token",
 		"EVOLUTION_API_KEY":              "fake-evolution-key",
-		"PARTNER_WEBHOOK_TOKEN":          "fake-partner-webhook-token",
+		"PARTNER_WEBHOOK_KEY":            "fake-partner-webhook-key-0123456789",
 		"LEGACY_BOT_WEBHOOK_PATH_SECRET": "fake-path-secret-0123456789",
 	}
 	var asked []string

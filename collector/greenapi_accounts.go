@@ -47,8 +47,9 @@ type GreenAPIAccountSpec struct {
 	// for the first four digits of the idInstance. Default: the universal
 	// host.
 	InstanceAPIURL string `yaml:"instance_api_url,omitempty"`
-	// The webhookUrlToken of every instance found.
-	webhookToken `yaml:",inline"`
+	// The key of the webhookUrlToken of each instance found
+	// (webhook_key.go).
+	webhookKey `yaml:",inline"`
 	// MessagesQueue is the messages_queue of every instance found.
 	MessagesQueue *bool `yaml:"messages_queue,omitempty"`
 }
@@ -56,7 +57,7 @@ type GreenAPIAccountSpec struct {
 // Fields implements config.AccountSpec.
 func (s *GreenAPIAccountSpec) Fields() config.Fields {
 	return config.Fields{Secret: &s.PartnerToken, SecretFile: &s.PartnerTokenFile,
-		Optional: []config.OptionalSecret{s.webhookToken.field()}}
+		Optional: []config.OptionalSecret{s.webhookKey.field()}}
 }
 
 // Validate implements config.AccountSpec.
@@ -153,7 +154,7 @@ func greenAPIListedInstance(spec config.AccountSpec, l Listed, name string) conf
 		},
 		IDInstance:    l.ID,
 		APIToken:      promcfg.Secret(l.Token),
-		webhookToken:  webhookToken{WebhookToken: promcfg.Secret(a.webhookToken.token)},
+		webhookToken:  webhookToken{WebhookToken: promcfg.Secret(a.webhookKey.derive(derivedToken, l.ID))},
 		MessagesQueue: a.MessagesQueue,
 	}
 }

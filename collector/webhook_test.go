@@ -426,50 +426,6 @@ func TestUnknownInstancesLoggedOnce(t *testing.T) {
 	}
 }
 
-func TestAccountInstancesTakeTheAccountsWebhookCredentials(t *testing.T) {
-	t.Parallel()
-	sim := simulator.New()
-	simSrv := httptest.NewServer(sim)
-	t.Cleanup(simSrv.Close)
-	sim.Set("greenapi", "1102000001", "found-token", simulator.Behaviour{State: "authorized"})
-	sim.SetAccount("greenapi", "partner-token", simulator.Member{ID: "1102000001", Name: "bakery"})
-	sim.Set("evolution", "support-bot", "bot-token", simulator.Behaviour{State: "open"})
-	sim.SetAccount("evolution", "global-key", simulator.Member{ID: "support-bot"})
-	yml := fmt.Sprintf(`accounts:
-  - {name: partner, provider: greenapi, api_url: %[1]q, partner_token: partner-token, instance_api_url: %[1]q, webhook_token: %[2]q}
-  - {name: server, provider: evolution, api_url: %[3]q, api_key: global-key, webhook_jwt_key: %[4]q}
-`, simSrv.URL, testWebhookToken, simSrv.URL+"/evolution", testJWTKey)
-	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := New(nil, Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
-	t.Cleanup(c.Close)
-	if err := c.Update(cfg); err != nil {
-		t.Fatal(err)
-	}
-	e := &webhookEnv{c: c, sim: sim}
-	srv := httptest.NewServer(c.Webhooks())
-	t.Cleanup(srv.Close)
-	e.receiver = srv.URL
-	waitFor(t, "the accounts' instances are found", func() bool { return len(c.Instances()) == 2 })
-	e.scrape(t)
-	now := time.Now()
-	if status, _ := e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1102000001", "blocked", now)); status != 200 {
-		t.Errorf("found GREEN-API instance: %d, want 200", status)
-	}
-	body := fmt.Appendf(nil, `{"event":"connection.update","instance":"support-bot","data":{"state":"close"},"apikey":"bot-token"}`)
-	if status, _ := e.post(t, "/webhook/evolution", jwt(testJWTKey, map[string]any{"exp": now.Add(time.Minute).Unix()}), body); status != 200 {
-		t.Errorf("found Evolution instance: %d, want 200", status)
-	}
-	if got, _ := e.shown(t, "bakery"); got != "blocked" {
-		t.Errorf("bakery is %q, want blocked", got)
-	}
-	if got, _ := e.shown(t, "support-bot"); got != "close" {
-		t.Errorf("support-bot is %q, want close", got)
-	}
-}
-
 func TestWebhookConfig(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -490,7 +446,14 @@ func TestWebhookConfig(t *testing.T) {
 		{instanceYAML("greenapi", "id_instance", "1", "api_token", "t", "webhook_path_secret", testPathSecret), `field webhook_path_secret not found`},
 		{"accounts:\n  - {name: a, provider: wachat, api_key: k, states_from_listing: true}\n", ""},
 		{"accounts:\n  - {name: a, provider: wachat, api_key: k, states_from_listing: maybe}\n", `account "a": line 2: cannot unmarshal`},
-		{"accounts:\n  - {name: a, provider: evolution, api_url: \"http://e\", api_key: k, webhook_path_secret: short}\n", `field webhook_path_secret: must be at least 16 characters`},
+		{"accounts:\n  - {name: a, provider: evolution, api_url: \"http://e\", api_key: k, webhook_global_path_secret: short}\n", `field webhook_global_path_secret: must be at least 16 characters`},
+		{"accounts:\n  - {name: a, provider: evolution, api_url: \"http://e\", api_key: k, webhook_key: short}\n", `field webhook_key: must be at least 16 characters`},
+		{"accounts:\n  - {name: a, provider: greenapi, partner_token: p, webhook_key: short}\n", `field webhook_key: must be at least 16 characters`},
+		// One credential shared by every instance an account finds let
+		// any of them forge the others' states: refused.
+		{"accounts:\n  - {name: a, provider: greenapi, partner_token: p, webhook_token: " + testWebhookToken + "}\n", `field webhook_token not found`},
+		{"accounts:\n  - {name: a, provider: evolution, api_url: \"http://e\", api_key: k, webhook_path_secret: " + testPathSecret + "}\n", `field webhook_path_secret not found`},
+		{"accounts:\n  - {name: a, provider: evolution, api_url: \"http://e\", api_key: k, webhook_jwt_key: " + testJWTKey + "}\n", `field webhook_jwt_key not found`},
 	} {
 		_, err := config.Load([]byte(tc.yml), dir, config.Options{})
 		switch {

@@ -30,7 +30,7 @@ const (
 	nConfigured      notifyKind = iota // a configured instance, with its webhook_token
 	nConfiguredWrong                   // a configured instance, with another token
 	nConfiguredNone                    // a configured instance, without Authorization
-	nListed                            // an instance of the partner account, with the account's webhook_token
+	nListed                            // an instance of the partner account, with its own token, derived from the account's webhook_key
 	nListedWrong                       // an instance of the partner account, with another token
 	nUnknown                           // an idInstance neither configured nor listed
 	nOther                             // another typeWebhook (a message): acknowledged and ignored
@@ -203,7 +203,8 @@ func (n notification) request() (body, auth string) {
 	id, token := instanceID(n.index), webhookToken(n.index)
 	switch n.kind {
 	case nListed, nListedWrong:
-		id, token = listedID(n.index), accountWebhookToken
+		id = listedID(n.index)
+		token = listedWebhookToken(id)
 	case nUnknown:
 		id = strconv.Itoa(1109000000 + n.index)
 	case nMalformed:

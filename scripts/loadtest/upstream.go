@@ -2,6 +2,9 @@ package main
 
 import (
 	"bufio"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log"
@@ -31,9 +34,9 @@ func webhookToken(i int) string { return secretMarker + "wh-" + strconv.Itoa(i) 
 // own, apart from the configured ones, and share the account's
 // webhook_token.
 const (
-	partnerToken        = secretMarker + "partner"
-	accountWebhookToken = secretMarker + "wh-account"
-	listedPrefix        = "acct-" // of the names in the listing, before name_prefix
+	partnerToken      = secretMarker + "partner"
+	accountWebhookKey = secretMarker + "wh-account-key-0123456789"
+	listedPrefix      = "acct-" // of the names in the listing, before name_prefix
 )
 
 func listedID(j int) string    { return strconv.Itoa(1102000000 + j) }
@@ -227,7 +230,7 @@ func (u *upstream) writeConfig(path string, c configSpec) (map[string]bool, erro
 	if a := c.account; a != nil {
 		fmt.Fprintf(w, "accounts:\n  - name: %s\n    provider: greenapi\n    api_url: %s\n    partner_token: %s\n    instance_api_url: %s\n",
 			a.name, u.url(), partnerToken, u.url())
-		fmt.Fprintf(w, "    refresh_interval: 10s\n    name_prefix: %s\n    webhook_token: %s\n", a.prefix, accountWebhookToken)
+		fmt.Fprintf(w, "    refresh_interval: 10s\n    name_prefix: %s\n    webhook_key: %s\n", a.prefix, accountWebhookKey)
 		if c.timeout > 0 {
 			fmt.Fprintf(w, "    timeout: %s\n", c.timeout)
 		}
@@ -246,4 +249,13 @@ func (u *upstream) writeConfig(path string, c configSpec) (map[string]bool, erro
 		return nil, err
 	}
 	return names, os.Rename(tmp, path)
+}
+
+// listedWebhookToken is the webhookUrlToken of a partner's instance: the
+// exporter derives it from the account's webhook_key, as whoever sets the
+// instance's webhook does (docs/notifications.md).
+func listedWebhookToken(id string) string {
+	m := hmac.New(sha256.New, []byte(accountWebhookKey))
+	m.Write([]byte("token:" + id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
