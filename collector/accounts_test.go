@@ -221,6 +221,18 @@ func TestAccountListingFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.list(t)
+	// Every failure is counted from 0, before any: increase() sees the
+	// first (the by-reason series appear only with it).
+	failures := []string{
+		`whatsapp_account_request_failures_total{account="partner",method="getInstances",provider="greenapi"} `,
+		`whatsapp_account_request_failures_total{account="agency",method="listInstances",provider="wachat"} `,
+	}
+	text := gatherAccountMetrics(t, env.c)
+	for _, f := range failures {
+		if !strings.Contains(text, f+"0\n") {
+			t.Errorf("no %s0 before the first failure in:\n%s", f, text)
+		}
+	}
 	env.sim.ScheduleAccount(simulator.GreenAPI, "partner-key", simulator.AccountStep{Fault: simulator.FaultServerError})
 	env.sim.ScheduleAccount(simulator.Wachat, "agency-key", simulator.AccountStep{Fault: simulator.FaultUnauthorized})
 	env.list(t)
@@ -233,8 +245,10 @@ func TestAccountListingFails(t *testing.T) {
 	if n := errorCount(t, env.c, "t1_a", "listInstances", ReasonUnauthorized); n != 1 {
 		t.Errorf("t1_a: %d unauthorized calls, want the failed listing", n)
 	}
-	text := gatherAccountMetrics(t, env.c)
+	text = gatherAccountMetrics(t, env.c)
 	for _, want := range []string{
+		failures[0] + "1",
+		failures[1] + "1",
 		`whatsapp_account_request_errors_total{account="partner",method="getInstances",provider="greenapi",reason="server_error"} 1`,
 		`whatsapp_account_request_errors_total{account="agency",method="listInstances",provider="wachat",reason="unauthorized"} 1`,
 		`whatsapp_account_instances{account="partner",provider="greenapi"} 1`,

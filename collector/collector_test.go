@@ -98,6 +98,18 @@ func TestCollectorCallMetrics(t *testing.T) {
 		if mf.GetName() == durationFamily.name && len(mf.GetMetric()) != 2 {
 			t.Errorf("%d duration series before any call, want 2", len(mf.GetMetric()))
 		}
+		// The failures of every reason are there at 0 before the first,
+		// so that increase() counts the first.
+		if mf.GetName() == failuresFamily.name {
+			if n := len(mf.GetMetric()); n != 2 {
+				t.Errorf("%d failure series before any call, want 2", n)
+			}
+			for _, m := range mf.GetMetric() {
+				if v := m.GetCounter().GetValue(); v != 0 {
+					t.Errorf("failures %v before any call: %v", m.GetLabel(), v)
+				}
+			}
+		}
 	}
 
 	scrapeOnce(t, env.c)
@@ -106,6 +118,8 @@ func TestCollectorCallMetrics(t *testing.T) {
 		`whatsapp_api_request_errors_total{provider="greenapi",name="limited",method="getStateInstance",reason="rate_limited"} 1`,
 		`whatsapp_api_request_duration_seconds_count{provider="greenapi",name="limited",method="getStateInstance"} 1`,
 		`whatsapp_api_request_duration_seconds_count{provider="greenapi",name="ok",method="getStateInstance"} 1`,
+		`whatsapp_api_request_failures_total{provider="greenapi",name="limited",method="getStateInstance"} 1`,
+		`whatsapp_api_request_failures_total{provider="greenapi",name="ok",method="getStateInstance"} 0`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("no %s in:\n%s", want, got)

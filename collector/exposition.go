@@ -33,7 +33,9 @@ var (
 	durationFamily = family{"whatsapp_api_request_duration_seconds",
 		"Duration of the exporter's calls to the provider API for the instance (count and sum; quantiles per provider in whatsapp_provider_request_duration_seconds).", "summary"}
 	errorsFamily = family{"whatsapp_api_request_errors_total",
-		"Calls to the provider API for the instance that failed, by reason; a reason appears with its first failure.", "counter"}
+		"Calls to the provider API for the instance that failed, by reason; a reason appears with its first failure, so count failures with whatsapp_api_request_failures_total.", "counter"}
+	failuresFamily = family{"whatsapp_api_request_failures_total",
+		"Calls to the provider API for the instance that failed, whatever the reason: present, at 0 until the first failure, for as long as the instance is watched, so that rate() and increase() count every failure; by reason in whatsapp_api_request_errors_total.", "counter"}
 	queueFamily = family{"whatsapp_outgoing_queue_messages",
 		"Messages in the instance's outgoing queue (GREEN-API getMessagesCount, which the provider updates every 10 seconds) at its last queue request that read a count. While the provider withholds the count because the instance is starting or not authorized, the last count read: nothing is sent then, so the queue holds at least that many. Absent before the first count and while the queue request fails.", "gauge"}
 	disconnectFamily = family{"whatsapp_instance_disconnect_reason",
@@ -125,6 +127,22 @@ var instanceFamilies = []familyWriter{
 						tw.sample("", float64(n), r.t.labels, st.methodLabels[j], reasonLabels[k])
 					}
 				}
+			}
+		}
+	}},
+	// Always written, at 0 before the first failure: a counter that
+	// Prometheus first sees at 1 has no increase, so a failure counted
+	// only in the lazy by-reason series above would be lost to rate()
+	// and increase() whenever it is its reason's first. One series per
+	// method rather than every reason at 0: nine series per method
+	// would about double an instance's size. The sum is taken at
+	// scrape time: no memory per instance.
+	{family: failuresFamily, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			r := &results[i]
+			st := r.t.stats
+			for j := range st.calls {
+				tw.sample("", float64(st.calls[j].failures()), r.t.labels, st.methodLabels[j])
 			}
 		}
 	}},

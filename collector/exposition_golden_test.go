@@ -43,6 +43,7 @@ var expositionFamilies = []string{
 	"whatsapp_instance_disconnect_reason",
 	"whatsapp_api_request_duration_seconds",
 	"whatsapp_api_request_errors_total",
+	"whatsapp_api_request_failures_total",
 	"whatsapp_outgoing_queue_messages",
 	"whatsapp_instance_state_from_notification",
 	"whatsapp_webhook_notifications_total",
@@ -264,6 +265,13 @@ func TestExpositionGolden(t *testing.T) {
 		`whatsapp_instance_disconnect_reason{provider="evolution",name="logged-out-0",reason="logged_out"} 1`,
 		`whatsapp_instance_disconnect_reason{provider="evolution",name="logged-out-1",reason="logged_out"} 1`,
 		`whatsapp_api_request_errors_total{provider="greenapi",name="limited-0",method="getStateInstance",reason="rate_limited"} 1`,
+		// Every failure, and every instance and method at 0 before its
+		// first: the one not called yet, the queue that never failed.
+		`whatsapp_api_request_failures_total{provider="greenapi",name="limited-0",method="getStateInstance"} 1`,
+		`whatsapp_api_request_failures_total{provider="wachat",name="denied-1",method="instanceState"} 1`,
+		`whatsapp_api_request_failures_total{provider="greenapi",name="shop-0",method="getStateInstance"} 0`,
+		`whatsapp_api_request_failures_total{provider="greenapi",name="shop-0",method="getMessagesCount"} 0`,
+		`whatsapp_api_request_failures_total{provider="wachat",name="new",method="instanceState"} 0`,
 		`whatsapp_instance_state_from_notification{provider="evolution",name="bot-1"} 1`,
 		`whatsapp_webhook_notifications_total{provider="evolution",name="bot-0",outcome="unauthorized"} 1`,
 		`whatsapp_webhook_notifications_total{provider="greenapi",name="shop-1",outcome="accepted"} 1`,
@@ -291,7 +299,7 @@ func TestExpositionGoldenEmpty(t *testing.T) {
 			t.Fatal(err)
 		}
 		var want strings.Builder
-		for _, f := range []family{stateFamily, upFamily, sinceFamily, updatedFamily, disconnectFamily, durationFamily, errorsFamily, queueFamily, notifiedFamily, notificationsFamily} {
+		for _, f := range []family{stateFamily, upFamily, sinceFamily, updatedFamily, disconnectFamily, durationFamily, errorsFamily, failuresFamily, queueFamily, notifiedFamily, notificationsFamily} {
 			if notifications || f != notifiedFamily && f != notificationsFamily {
 				want.WriteString(expfmtHeader(t, f))
 			}

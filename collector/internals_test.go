@@ -219,7 +219,9 @@ func accountNamed(t testing.TB, c *Collector, name string) *account {
 }
 
 // accountMetricsOf are the metrics of c's accounts.
-func accountMetricsOf(c *Collector) prometheus.Collector { return accountMetrics{c} }
+func accountMetricsOf(c *Collector) prometheus.Collector {
+	return collectors{accountMetrics{c}, accountFailures{c}}
+}
 
 // listingDone reports whether a has listed once and has no listing queued
 // or in flight.

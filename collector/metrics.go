@@ -13,8 +13,8 @@ import (
 
 // Call metrics come in two sizes. Per instance, what the alerts need and
 // little more: a summary without quantiles (count and sum of durations)
-// and the failures by reason, a series for a reason only once it
-// happened (see exposition.go). Per provider, a histogram for latency
+// and the failures, all reasons together from the start and by reason
+// once a reason happened (see exposition.go). Per provider, a histogram for latency
 // quantiles, which per instance would cost 11 series each.
 
 // instanceStats are an instance's call counts, per method of its
@@ -57,6 +57,15 @@ func newMethodSet(names ...string) *methodSet {
 // with returns the set with one method more.
 func (ms *methodSet) with(name string) *methodSet {
 	return newMethodSet(append(slices.Clone(ms.names), name)...)
+}
+
+// failures is the count of the method's failed calls, every reason.
+func (m *methodStats) failures() uint64 {
+	var n uint64
+	for k := range m.errors {
+		n += m.errors[k].Load()
+	}
+	return n
 }
 
 // observe counts a call of the i-th method.

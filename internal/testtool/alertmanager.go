@@ -147,9 +147,10 @@ func StartAlertmanager(t testing.TB, file, webhookURL string) (string, *testlog.
 }
 
 // ShortenDurations scales rules' durations down so that a test runs in
-// seconds: one minute becomes two seconds.
+// seconds: one minute becomes two seconds, in a `for`, a range and an
+// offset alike (an offset compares with its range).
 func ShortenDurations(rules string) string {
-	re := regexp.MustCompile(`(for: |\[)(\d+)m\b`)
+	re := regexp.MustCompile(`(for: |\[|offset )(\d+)m\b`)
 	return re.ReplaceAllStringFunc(rules, func(m string) string {
 		sub := re.FindStringSubmatch(m)
 		n, _ := strconv.Atoi(sub[2])
