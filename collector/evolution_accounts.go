@@ -80,7 +80,7 @@ func decodeEvolutionInstances(r Response, s *jsonStream) (Listing, error) {
 				Status string `json:"status"`
 			} `json:"instance"`
 		}
-		if !whole || json.Unmarshal(raw, &row) != nil {
+		if !isObject(raw, whole) || json.Unmarshal(raw, &row) != nil {
 			l.Malformed++
 			return nil
 		}

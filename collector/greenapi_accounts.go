@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -105,12 +104,8 @@ func decodeGreenAPIPartnerInstances(r Response, s *jsonStream) (Listing, error) 
 			Expired    bool        `json:"isExpired"`
 		}
 		id := ""
-		if whole {
-			d := json.NewDecoder(bytes.NewReader(raw))
-			d.UseNumber()
-			if d.Decode(&row) == nil {
-				id = row.IDInstance.String()
-			}
+		if isObject(raw, whole) && json.Unmarshal(raw, &row) == nil {
+			id = row.IDInstance.String()
 		}
 		other := row.Type != "" && row.Type != "whatsapp"
 		if _, err := strconv.ParseUint(id, 10, 64); err != nil || len(id) > 19 || (row.Token == "" && !other) {

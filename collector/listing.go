@@ -43,6 +43,7 @@ type jsonStream struct {
 	lim    listLimits
 	redact func(string) string
 	raw    []byte // the value read last, reused
+	cut    bool   // raw is not the whole value
 	// err is the first read error (transport, size limit), which makes
 	// the listing fail whatever the decoder makes of the truncated text.
 	err error
@@ -104,20 +105,12 @@ func (s *jsonStream) end() error {
 // value is read to its end and not kept. Only the value's bounds are
 // checked here: the decoder's json.Unmarshal of raw checks the rest.
 func (s *jsonStream) value() (raw []byte, whole bool, err error) {
-	s.raw = s.raw[:0]
-	whole = true
-	add := func(c byte) {
-		if len(s.raw) < maxRowBytes {
-			s.raw = append(s.raw, c)
-		} else {
-			whole = false
-		}
-	}
+	s.raw, s.cut = s.raw[:0], false
 	c, err := s.next()
 	if err != nil {
 		return nil, false, err
 	}
-	add(c)
+	s.add(c)
 	switch c {
 	case '"', '{', '[':
 		depth, inString := 0, c == '"'
@@ -128,13 +121,13 @@ func (s *jsonStream) value() (raw []byte, whole bool, err error) {
 			if c, err = s.readByte(); err != nil {
 				return nil, false, err
 			}
-			add(c)
+			s.add(c)
 			switch {
 			case inString && c == '\\':
 				if c, err = s.readByte(); err != nil {
 					return nil, false, err
 				}
-				add(c)
+				s.add(c)
 			case c == '"':
 				inString = !inString
 			case inString:
@@ -159,10 +152,19 @@ func (s *jsonStream) value() (raw []byte, whole bool, err error) {
 				_ = s.r.UnreadByte()
 				break
 			}
-			add(c)
+			s.add(c)
 		}
 	}
-	return s.raw, whole, nil
+	return s.raw, !s.cut, nil
+}
+
+// add keeps a byte of the value being read, unless it is too long.
+func (s *jsonStream) add(c byte) {
+	if len(s.raw) < maxRowBytes {
+		s.raw = append(s.raw, c)
+	} else {
+		s.cut = true
+	}
 }
 
 // array reads an array, calling row with each element (see value). It
@@ -240,6 +242,12 @@ func (s *jsonStream) object(member func(key string) error) error {
 			return errSyntax
 		}
 	}
+}
+
+// isObject reports whether a row read whole is an object, before
+// json.Unmarshal allocates an error for every junk row of a listing.
+func isObject(raw []byte, whole bool) bool {
+	return whole && len(raw) > 1 && raw[0] == '{'
 }
 
 // keep adds a row's instance to l: counted when the provider says it is
