@@ -80,7 +80,7 @@ func decodeEvolutionInstances(r Response, s *jsonStream) (Listing, error) {
 				Status string `json:"status"`
 			} `json:"instance"`
 		}
-		if !isObject(raw, whole) || json.Unmarshal(raw, &row) != nil {
+		if !mayHold(raw, whole, "name") || json.Unmarshal(raw, &row) != nil {
 			l.Malformed++
 			return nil
 		}

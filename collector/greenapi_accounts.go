@@ -104,7 +104,7 @@ func decodeGreenAPIPartnerInstances(r Response, s *jsonStream) (Listing, error) 
 			Expired    bool        `json:"isExpired"`
 		}
 		id := ""
-		if isObject(raw, whole) && json.Unmarshal(raw, &row) == nil {
+		if mayHold(raw, whole, "idinstance") && json.Unmarshal(raw, &row) == nil {
 			id = row.IDInstance.String()
 		}
 		other := row.Type != "" && row.Type != "whatsapp"

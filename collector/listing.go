@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -244,10 +245,31 @@ func (s *jsonStream) object(member func(key string) error) error {
 	}
 }
 
-// isObject reports whether a row read whole is an object, before
-// json.Unmarshal allocates an error for every junk row of a listing.
-func isObject(raw []byte, whole bool) bool {
-	return whole && len(raw) > 1 && raw[0] == '{'
+// mayHold reports whether a row read whole is an object that may hold
+// key, before json.Unmarshal spends its time (and, for a row of another
+// type, an error) on each junk row of a listing: tens of millions fit in
+// one. encoding/json matches keys without case, and a key may be written
+// with escapes: a row with a backslash is always decoded.
+func mayHold(raw []byte, whole bool, key string) bool {
+	if !whole || len(raw) < 2 || raw[0] != '{' {
+		return false
+	}
+	return bytes.IndexByte(raw, '\\') >= 0 || containsFold(raw, key)
+}
+
+// containsFold reports whether s holds key, a lower-case ASCII string,
+// in any case.
+func containsFold(s []byte, key string) bool {
+	for i := 0; i+len(key) <= len(s); i++ {
+		j := 0
+		for j < len(key) && s[i+j]|0x20 == key[j] {
+			j++
+		}
+		if j == len(key) {
+			return true
+		}
+	}
+	return false
 }
 
 // keep adds a row's instance to l: counted when the provider says it is

@@ -76,7 +76,7 @@ func decodeWachatList(r Response, s *jsonStream) (Listing, error) {
 					Name  string `json:"apiInstanceName"`
 					State string `json:"state"`
 				}
-				if !isObject(raw, whole) || json.Unmarshal(raw, &row) != nil || row.Name == "" {
+				if !mayHold(raw, whole, "apiinstancename") || json.Unmarshal(raw, &row) != nil || row.Name == "" {
 					l.Malformed++
 					return nil
 				}

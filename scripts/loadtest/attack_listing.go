@@ -44,20 +44,24 @@ var hostileCases = []hostileCase{
 	}},
 	{fmt.Sprintf("%d instances (the default max_instances)", hostileMaxInstances), func() []byte { return hostileRows(hostileMaxInstances, 0) }},
 	{fmt.Sprintf("%d instances (one over)", hostileMaxInstances+1), func() []byte { return hostileRows(hostileMaxInstances+1, 0) }},
-	{"8 names of 1 MiB and one instance", func() []byte { return hostileRows(1, 8) }},
+	{"8 names of 1 MiB, 8 of 200 bytes and one instance", func() []byte { return hostileRows(1, 8) }},
 }
 
-// hostileRows is a version 2 listing of n instances and long names of 1
-// MiB.
+// hostileRows is a version 2 listing of n instances, then long names of
+// 1 MiB (rows over the exporter's 256 KiB per row: malformed) and as many
+// of 200 bytes (rows it reads: bad_name).
 func hostileRows(n, long int) []byte {
 	var b bytes.Buffer
 	b.WriteByte('[')
-	for i := range n + long {
+	for i := range n + 2*long {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		name := fmt.Sprintf("hostile-%06d", i)
-		if i >= n {
+		switch {
+		case i >= n+long:
+			name = strings.Repeat(fmt.Sprint(i%10), 200)
+		case i >= n:
 			name = strings.Repeat(fmt.Sprint(i%10), 1<<20)
 		}
 		fmt.Fprintf(&b, `{"name":%q,"connectionStatus":"open","token":"%s%d"}`, name, secretMarker, i)
