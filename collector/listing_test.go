@@ -192,3 +192,18 @@ func TestListingBadNames(t *testing.T) {
 		t.Errorf("bad names not logged once, cut:\n%s", out)
 	}
 }
+
+// TestListingErrorAnswerIsSmall: an error answer is read no further than
+// a state's (64 KiB), not up to the 64 MiB a listing may weigh.
+func TestListingErrorAnswerIsSmall(t *testing.T) {
+	t.Parallel()
+	url, _ := startRecordingServer(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(strings.Repeat("x", 1<<20)))
+	})
+	l, _ := newTestLister(t, listingTargets["evolution"], url)
+	_, err := l.List(t.Context())
+	if e := checkReason(t, err, ReasonBadResponse); !strings.Contains(e.Error(), fmt.Sprintf("body larger than %d bytes", maxBodyBytes)) {
+		t.Errorf("error %q, want the answer refused past %d bytes", e, maxBodyBytes)
+	}
+}
