@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -55,18 +56,33 @@ type getLister struct {
 	method string
 	url    string
 	header http.Header
-	decode func(Response) (Listing, error)
+	lim    listLimits
+	decode func(Response, *jsonStream) (Listing, error)
 }
 
 func (l *getLister) List(ctx context.Context) (Listing, error) {
-	return l.api.List(ctx, l.method, l.url, l.header, l.decode)
+	return l.api.List(ctx, l.method, l.url, l.header, l.lim, l.decode)
+}
+
+// newGetLister lists spec's account with one GET of url.
+func newGetLister(spec config.AccountSpec, api *API, method, url string, header http.Header, decode func(Response, *jsonStream) (Listing, error)) *getLister {
+	a := spec.Account()
+	return &getLister{api: api, method: method, url: url, header: header, decode: decode,
+		lim: listLimits{max: a.MaxInstances, prefix: a.NamePrefix}}
 }
 
 // Listing is what one listing call found.
 type Listing struct {
+	// Instances are the rows that may be watched.
 	Instances []Listed
-	// Malformed counts the rows that could not be read; the others count.
+	// Malformed counts the rows that could not be read, Skipped those
+	// that are not watched by reason (one of skipReasons): the deleted,
+	// the other products, the names that cannot be names.
 	Malformed int
+	Skipped   map[string]int
+	// BadName is the first name that cannot be one, quoted and cut, for
+	// the log.
+	BadName string
 }
 
 // Listed is an instance in a listing.
@@ -102,11 +118,12 @@ const (
 	skipConfigured  = "configured"   // the same upstream instance is configured by hand
 	skipConflict    = "conflict"     // its name is taken by another instance
 	skipMalformed   = "malformed"    // the row could not be read
+	skipBadName     = "bad_name"     // its name is too long or not text (config.CheckName)
 )
 
 // skipReasons are the values of the reason label of
 // whatsapp_account_skipped_instances, all exposed from the first listing.
-var skipReasons = []string{skipDeleted, skipNotWhatsApp, skipFiltered, skipConfigured, skipConflict, skipMalformed}
+var skipReasons = []string{skipDeleted, skipNotWhatsApp, skipFiltered, skipConfigured, skipConflict, skipMalformed, skipBadName}
 
 // Listings that suddenly lose most of their instances are not believed at
 // once: Evolution API v1 answers an empty list for about ten seconds after
@@ -157,6 +174,32 @@ type accountState struct {
 	// holding is set while a listing that shrank waits for its
 	// confirmation.
 	holding bool
+
+	// problems are the rows of the last plan that could not be watched
+	// for a reason that was logged (conflict, malformed), by name: a row
+	// is logged when its problem appears, not again at every plan while
+	// it lasts. Under the collector's applyMu.
+	problems map[string]string
+}
+
+// The lines about listing rows, by kind (see Collector.rowLogs): at most
+// rowLogBurst per rowLogPeriod.
+const (
+	rowLogBurst  = 10
+	rowLogPeriod = time.Minute
+)
+
+// logRow writes a line about a row of a listing, of a kind, unless the
+// kind's lines are held back.
+func (c *Collector) logRow(a *account, kind string, level slog.Level, msg string, args ...any) {
+	ok, held := c.rowLogs[kind].allow(time.Now())
+	if !ok {
+		return
+	}
+	if held > 0 {
+		args = append(args, "held_back", held)
+	}
+	a.logger.Log(context.Background(), level, msg, args...)
 }
 
 func (a *account) log() *slog.Logger { return a.logger }
@@ -198,18 +241,36 @@ func (c *Collector) newAccount(acct config.Account, key string, state *accountSt
 	return a, nil
 }
 
-// refreshLoop asks for a's listing now and then every refresh_interval,
-// until the returned function is called.
+// refreshLoop asks for a's listing now and then refresh_interval after
+// each listing, until the returned function is called. It waits from the
+// end of the last listing, not on a ticker: a listing ends after the
+// tick that asked for it, so its result still stood at the next tick,
+// which then asked for nothing, and lists came every second interval.
 func (c *Collector) refreshLoop(a *account) context.CancelFunc {
 	ctx, stop := context.WithCancel(context.Background())
 	every := time.Duration(a.spec.Account().RefreshInterval)
 	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
 		for {
-			c.sched.request(a.state.mem, time.Now())
+			// A listing may have come since (a scrape asks for one that
+			// carries states): the interval counts from the last.
+			if !a.state.mem.nextRefresh(every).After(time.Now()) {
+				if done := c.sched.request(a.state.mem, time.Now()); done != nil {
+					select {
+					case <-ctx.Done():
+						return
+					case <-done:
+					}
+				}
+			}
+			wait := time.Until(a.state.mem.nextRefresh(every))
+			if wait <= 0 {
+				// Nothing recorded (the scheduler closed): do not spin.
+				wait = every
+			}
+			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
+				t.Stop()
 				return
 			case <-t.C:
 			}
@@ -255,10 +316,15 @@ func (c *Collector) list(a *account) {
 	}
 	st.holding = false
 	hold := c.listingHold(a, &l)
-	changed := st.last == nil || !sameInstances(st.last.Instances, l.Instances)
+	changed := st.last == nil || !sameInstances(st.last.Instances, l.Instances) ||
+		st.last.Malformed != l.Malformed || !maps.Equal(st.last.Skipped, l.Skipped)
 	st.last, st.refreshed = &l, now
 	st.mu.Unlock()
 	st.mem.record(a, outcome{up: true}, "", start, now, hold, "")
+	if n := l.Skipped[skipBadName]; n > 0 && changed {
+		c.logRow(a, skipBadName, slog.LevelWarn, "Instances found by the account have names that cannot be names; not watched",
+			"instances", n, "first", l.BadName, "rule", "at most 128 bytes with name_prefix, valid UTF-8, no control characters")
+	}
 	if changed {
 		c.replan()
 	}
@@ -339,7 +405,9 @@ type found struct {
 // discovered turns the last listings of next's accounts into instances,
 // leaving out what their filters and the provider skip, the upstream
 // instances of configuredIDs (watched as configured) and names already
-// taken; it records in next what each account found and left out.
+// taken, configured ones first; it records in next what each account
+// found and left out, and logs each row that cannot be watched when its
+// problem appears. Under applyMu.
 func (c *Collector) discovered(next *snapshot, taken, configuredIDs map[string]bool) ([]config.Instance, map[string]found) {
 	var instances []config.Instance
 	foundBy := map[string]found{}
@@ -349,32 +417,46 @@ func (c *Collector) discovered(next *snapshot, taken, configuredIDs map[string]b
 		a.state.mu.Unlock()
 		af := accountFound{skipped: map[string]int{}}
 		resolved := make(map[Listed]config.Spec, len(a.resolved))
+		problems := map[string]string{}
+		// problem counts a row left out for kind, and logs it unless the
+		// last plan left it out for the same.
+		problem := func(name, kind, msg string, args ...any) {
+			af.skipped[kind]++
+			problems[name] = kind
+			if a.state.problems[name] != kind {
+				c.logRow(a, kind, slog.LevelError, msg, append([]any{"instance", name}, args...)...)
+			}
+		}
 		if last != nil {
 			af.skipped[skipMalformed] = last.Malformed
+			for r, n := range last.Skipped {
+				af.skipped[r] += n
+			}
 			spec := a.spec.Account()
 			for _, in := range last.Instances {
 				name := spec.NamePrefix + in.Name
-				switch {
-				case in.Skip != "":
+				if in.Skip != "" {
 					af.skipped[in.Skip]++
-				case !spec.Keeps(in.Name):
+					continue
+				}
+				if !spec.Keeps(in.Name) {
 					af.skipped[skipFiltered]++
+					continue
+				}
+				s, err := a.resolve(in, name, resolved)
+				switch {
+				case err != nil:
+					problem(name, skipMalformed, "Instance found by the account cannot be watched", "err", err)
+				case configuredIDs[s.Base().Identity()]:
+					// Configured by hand: it is called as configured,
+					// under its own name, not twice.
+					af.skipped[skipConfigured]++
 				case taken[name]:
-					af.skipped[skipConflict]++
-					a.logger.Error("Instance found by the account has the name of another instance; not watched. Rename one, or set name_prefix or a filter on the account", "instance", name)
+					// Configured instances come first: a listing, which
+					// a tenant of a shared server may name as it likes,
+					// never takes a configured name, nor fails a reload.
+					problem(name, skipConflict, "Instance found by the account has the name of another instance; not watched. Rename one, or set name_prefix or a filter on the account")
 				default:
-					s, err := a.resolve(in, name, resolved)
-					if err != nil {
-						af.skipped[skipMalformed]++
-						a.logger.Warn("Instance found by the account cannot be watched", "instance", name, "err", err)
-						continue
-					}
-					if configuredIDs[s.Base().Identity()] {
-						// Configured by hand: it is called as configured,
-						// under its own name, not twice.
-						af.skipped[skipConfigured]++
-						continue
-					}
 					taken[name] = true
 					af.instances++
 					instances = append(instances, config.Instance{Spec: s})
@@ -383,6 +465,7 @@ func (c *Collector) discovered(next *snapshot, taken, configuredIDs map[string]b
 			}
 		}
 		a.resolved = resolved
+		a.state.problems = problems
 		next.found[a] = af
 	}
 	return instances, foundBy
@@ -405,23 +488,6 @@ func (a *account) resolve(in Listed, name string, resolved map[Listed]config.Spe
 	return s, nil
 }
 
-// takes returns the name of an instance of a's last listing that it would
-// watch under a name already taken, or "".
-func (a *account) takes(taken map[string]bool) string {
-	a.state.mu.Lock()
-	defer a.state.mu.Unlock()
-	if a.state.last == nil {
-		return ""
-	}
-	spec := a.spec.Account()
-	for _, in := range a.state.last.Instances {
-		if in.Skip == "" && spec.Keeps(in.Name) && taken[spec.NamePrefix+in.Name] {
-			return spec.NamePrefix + in.Name
-		}
-	}
-	return ""
-}
-
 // accountMetrics are the metrics of the accounts, collected from the
 // current ones.
 type accountMetrics struct{ c *Collector }
@@ -430,7 +496,7 @@ var (
 	accountInstancesDesc = prometheus.NewDesc("whatsapp_account_instances",
 		"Instances of the account's last good listing that the exporter watches.", []string{"provider", "account"}, nil)
 	accountSkippedDesc = prometheus.NewDesc("whatsapp_account_skipped_instances",
-		"Instances of the account's last good listing that the exporter does not watch, by reason: deleted, not_whatsapp (another product of the provider), filtered (include/exclude), configured (watched as configured), conflict (name taken), malformed.",
+		"Instances of the account's last good listing that the exporter does not watch, by reason: deleted, not_whatsapp (another product of the provider), filtered (include/exclude), configured (watched as configured), conflict (name taken), malformed, bad_name (longer than 128 bytes with name_prefix, not valid UTF-8 or with control characters).",
 		[]string{"provider", "account", "reason"}, nil)
 	accountRefreshedDesc = prometheus.NewDesc("whatsapp_account_last_refresh_timestamp_seconds",
 		"When the account's list was last refreshed, in seconds since the Unix epoch; none before the first listing.", []string{"provider", "account"}, nil)

@@ -50,9 +50,8 @@ var listingTargets = map[string]listingTarget{
 var listingCases = map[string][]listingCase{
 	"greenapi": {
 		{fixture: "instances.json", status: 200, want: []string{
-			"shop 1101000001  ", "1101000002 1101000002  ", "old-shop 1101000003 deleted ", "trial 1101000004  expired",
-			"telegram-support 7103000005 not_whatsapp ", "max-news 3100000006 not_whatsapp ", "instagram-shop 1101000007 not_whatsapp ",
-			"older-listing 1101000008  "}},
+			"shop 1101000001  ", "1101000002 1101000002  ", "trial 1101000004  expired", "older-listing 1101000008  "},
+			skipped: map[string]int{skipDeleted: 1, skipNotWhatsApp: 3}},
 		{body: `{"code":401,"description":"Unauthorized"}`, status: 200, wantErr: ReasonUnauthorized},
 		{fixture: "empty.json", status: 200},
 		{fixture: "malformed_row.json", status: 200, want: []string{"shop 1101000001  ", "string-id-ok 1101000006  "}, malformed: 4},
@@ -62,7 +61,7 @@ var listingCases = map[string][]listingCase{
 		{body: "Too Many Requests", status: 429, header: []string{"Retry-After", "30"}, wantErr: ReasonRateLimited},
 		{body: "<html>502 Bad Gateway</html>", status: 502, wantErr: ReasonServerError},
 		{body: "null", status: 200},
-		{body: "[" + strings.Repeat(`{"idInstance":1,"apiTokenInstance":"t"},`, maxListed) + `{"idInstance":1,"apiTokenInstance":"t"}]`, status: 200, wantErr: ReasonBadResponse},
+		{body: "[" + strings.Repeat(`{"idInstance":1,"apiTokenInstance":"t"},`, config.DefaultMaxInstances) + `{"idInstance":1,"apiTokenInstance":"t"}]`, status: 200, wantErr: ReasonBadResponse},
 	},
 	"wachat": {
 		// Not known to be live: the listing only finds the instances.
@@ -296,11 +295,37 @@ func TestAccountNames(t *testing.T) {
 		}
 	}
 	// A reload whose configured instance takes the name of one the
-	// accounts list is a configuration error.
+	// accounts list works: the configured one is watched, the listed one
+	// skipped as a conflict, and said (a tenant of a shared server may
+	// name its instances as it likes; that must not stop reloads).
+	mark := len(env.logs.String())
 	sales := env.add(simulator.GreenAPI, "p-sales", "1101000005", simulator.Behaviour{State: "authorized"})
-	err := env.load(t, sales, accounts)
-	if err == nil || !strings.Contains(err.Error(), `"p-sales"`) || !strings.Contains(err.Error(), `"partner"`) {
-		t.Errorf("configured name of a listed instance: %v, want an error naming both", err)
+	if err := env.load(t, sales, accounts); err != nil {
+		t.Fatalf("configured name of a listed instance: %v, want the listed one skipped", err)
+	}
+	if got := env.watched(); !slices.Equal(got, []string{"/p-sales", "partner/p-shop"}) {
+		t.Errorf("after the reload: watched %v", got)
+	}
+	text = gatherAccountMetrics(t, env.c)
+	for _, want := range []string{
+		`whatsapp_account_skipped_instances{account="partner",provider="greenapi",reason="conflict"} 1`,
+		`whatsapp_account_skipped_instances{account="other",provider="greenapi",reason="conflict"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("after the reload: no %s in:\n%s", want, text)
+		}
+	}
+	if out := env.logs.String()[mark:]; !strings.Contains(out, `instance=p-sales`) {
+		t.Errorf("the new conflict is not logged:\n%s", out)
+	}
+	// A conflict is logged when it appears, not at every plan while it
+	// lasts.
+	mark = len(env.logs.String())
+	if err := env.load(t, sales+simulator.ProviderOf(simulator.GreenAPI).Config(env.srv.URL, "more", "1101000009", "tok"), accounts); err != nil {
+		t.Fatal(err)
+	}
+	if out := env.logs.String()[mark:]; strings.Contains(out, "has the name of another instance") {
+		t.Errorf("a lasting conflict is logged again at the next plan:\n%s", out)
 	}
 }
 

@@ -93,31 +93,76 @@ func (a *API) Get(ctx context.Context, method, rawURL string, header http.Header
 	return state, nil
 }
 
-// maxListBytes bounds a listing: 10 000 instances take a few megabytes.
-// maxListed bounds the instances one listing may hold, so that a broken or
-// hostile answer of tiny rows cannot make millions of targets.
-const (
-	maxListBytes = 64 << 20
-	maxListed    = 100_000
-)
+// maxListBytes bounds a listing's answer: 10 000 instances take a few
+// megabytes. It is read as a stream (listing.go), so the bound is on the
+// time spent reading, not on memory.
+const maxListBytes = 64 << 20
 
-// List calls rawURL for an account's listing and passes the response to
-// decode. A listing's answer holds the instances' own tokens, so decode
-// never quotes a successful answer in an error.
-func (a *API) List(ctx context.Context, method, rawURL string, header http.Header, decode func(Response) (Listing, error)) (Listing, error) {
+// List calls rawURL for an account's listing and passes the answer to
+// decode: a 2xx answer as a stream of at most maxListBytes, rows checked
+// against lim, with r.Body nil; any other answer in r.Body, read up to
+// maxBodyBytes and redacted, with s nil. A listing's answer holds the
+// instances' own tokens, so decode never quotes a successful answer in an
+// error.
+func (a *API) List(ctx context.Context, method, rawURL string, header http.Header, lim listLimits, decode func(r Response, s *jsonStream) (Listing, error)) (Listing, error) {
 	start := time.Now()
-	resp, err := a.do(ctx, rawURL, header, maxListBytes)
-	var l Listing
-	if err == nil {
-		l, err = decode(resp)
-	}
-	if err == nil && len(l.Instances) > maxListed {
-		l, err = Listing{}, newError(ReasonBadResponse, "HTTP %d: the listing holds %d instances, more than %d", resp.Status, len(l.Instances), maxListed)
-	}
+	l, err := a.list(ctx, rawURL, header, lim, decode)
 	if e := a.finish(ctx, method, rawURL, start, err, "instances", len(l.Instances)); e != nil {
 		return Listing{}, e
 	}
 	return l, nil
+}
+
+func (a *API) list(ctx context.Context, rawURL string, header http.Header, lim listLimits, decode func(Response, *jsonStream) (Listing, error)) (Listing, error) {
+	resp, err := a.send(ctx, rawURL, header)
+	if err != nil {
+		return Listing{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// An error answer is small: read no more of it than of a state.
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+		switch {
+		case err != nil:
+			return Listing{}, transportError(ctx, err)
+		case len(body) > maxBodyBytes:
+			return Listing{}, newError(ReasonBadResponse, "HTTP %d: body larger than %d bytes", resp.StatusCode, maxBodyBytes)
+		}
+		return decode(Response{Status: resp.StatusCode, Header: resp.Header, Body: []byte(a.Redact(string(body)))}, nil)
+	}
+	s := newJSONStream(&limitedBody{r: resp.Body, left: maxListBytes}, lim, a.Redact)
+	l, err := decode(Response{Status: resp.StatusCode, Header: resp.Header}, s)
+	switch {
+	case errors.Is(s.err, errListTooLarge):
+		return Listing{}, newError(ReasonBadResponse, "HTTP %d: %s", resp.StatusCode, errListTooLarge)
+	case s.err != nil:
+		return Listing{}, transportError(ctx, s.err)
+	}
+	return l, err
+}
+
+// limitedBody reads at most left bytes, and fails with errListTooLarge
+// when the body holds more.
+type limitedBody struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		n, err := b.r.Read(one[:])
+		if n > 0 {
+			return 0, errListTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
 
 // finish classifies a call's error, records the call and logs it at debug

@@ -64,6 +64,9 @@ type Collector struct {
 	// replans asks the planner to apply the accounts' new listings.
 	replans chan chan struct{}
 	stopped chan struct{}
+	// rowLogs bound the lines about listing rows, by kind: a listing of
+	// thousands of rows in conflict must not write thousands of lines.
+	rowLogs map[string]*logRate
 
 	receiver receiver
 }
@@ -76,7 +79,11 @@ func New(logger *slog.Logger, opts Options) *Collector {
 	}
 	opts.Concurrency = max(opts.Concurrency, 1)
 	c := &Collector{logger: logger, opts: opts, metrics: newProviderMetrics(),
-		loops: map[*account]context.CancelFunc{}, replans: make(chan chan struct{}), stopped: make(chan struct{})}
+		loops: map[*account]context.CancelFunc{}, replans: make(chan chan struct{}), stopped: make(chan struct{}),
+		rowLogs: map[string]*logRate{}}
+	for _, kind := range []string{skipConflict, skipMalformed, skipBadName} {
+		c.rowLogs[kind] = newLogRate(rowLogBurst, rowLogPeriod)
+	}
 	c.snap.Store(emptySnapshot())
 	c.sched = newScheduler(opts.Concurrency, c.call)
 	go c.planner()

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -43,8 +44,8 @@ func (s *EvolutionAccountSpec) Fields() config.Fields {
 func newEvolutionLister(spec config.AccountSpec, api *API) (Lister, error) {
 	a := spec.Account()
 	api.addSecret(a.Secret())
-	return &getLister{api: api, method: "fetchInstances", url: a.APIURL + "/instance/fetchInstances",
-		header: http.Header{"Apikey": {a.Secret()}}, decode: decodeEvolutionInstances}, nil
+	return newGetLister(spec, api, "fetchInstances", a.APIURL+"/instance/fetchInstances",
+		http.Header{"Apikey": {a.Secret()}}, decodeEvolutionInstances), nil
 }
 
 // decodeEvolutionInstances reads version 2's rows ({"name",
@@ -64,16 +65,12 @@ func newEvolutionLister(spec config.AccountSpec, api *API) (Lister, error) {
 // disconnectionReasonCode is written with those final closes and never
 // cleared: it is the reason of the instance's close only while the row
 // still says close.
-func decodeEvolutionInstances(r Response) (Listing, error) {
-	if r.Status < 200 || r.Status > 299 {
+func decodeEvolutionInstances(r Response, s *jsonStream) (Listing, error) {
+	if s == nil {
 		return Listing{}, baileysStatusError(r, "")
 	}
-	var rows []json.RawMessage
-	if err := json.Unmarshal(r.Body, &rows); err != nil {
-		return Listing{}, newError(ReasonBadResponse, "HTTP %d: the listing is not a JSON array", r.Status)
-	}
 	var l Listing
-	for _, raw := range rows {
+	err := s.array(func(raw []byte, whole bool) error {
 		var row struct {
 			Name     string  `json:"name"`
 			Status   *string `json:"connectionStatus"`
@@ -83,9 +80,9 @@ func decodeEvolutionInstances(r Response) (Listing, error) {
 				Status string `json:"status"`
 			} `json:"instance"`
 		}
-		if json.Unmarshal(raw, &row) != nil {
+		if !mayHold(raw, whole, "name") || json.Unmarshal(raw, &row) != nil {
 			l.Malformed++
-			continue
+			return nil
 		}
 		var in Listed
 		switch {
@@ -101,10 +98,16 @@ func decodeEvolutionInstances(r Response) (Listing, error) {
 		}
 		if in.Name == "" {
 			l.Malformed++
-			continue
+			return nil
 		}
 		in.ID = in.Name
-		l.Instances = append(l.Instances, in)
+		return s.keep(&l, in)
+	})
+	if err == nil {
+		err = s.end()
 	}
-	return l, nil
+	if errors.Is(err, errSyntax) {
+		return Listing{}, newError(ReasonBadResponse, "HTTP %d: the listing is not a JSON array", r.Status)
+	}
+	return l, err
 }

@@ -304,3 +304,99 @@ func FuzzListing(f *testing.F) {
 		}
 	})
 }
+
+// FuzzListingRows feeds any bytes to every provider's reading of a
+// listing's successful answer: it must not panic; when it reads the
+// answer, every row is counted once (kept, malformed or skipped, as
+// encoding/json splits them); and what it keeps is bounded by the
+// account's max_instances and the length of a name, whatever the size
+// of the answer.
+func FuzzListingRows(f *testing.F) {
+	for _, body := range []string{
+		`[{"idInstance":1101000001,"name":"a","apiTokenInstance":"t"},{"idInstance":"2","apiTokenInstance":"t","deleted":true},1,"x",[],{}]`,
+		`{"success":true,"instances":[{"apiInstanceName":"t1","state":"open"},{"apiInstanceName":""},null]}`,
+		`[{"name":"bot","connectionStatus":"close","disconnectionReasonCode":401},{"instance":{"instanceName":"b","status":"open"}}]`,
+		`[{"name":"a","connectionStatus":"open"},{"name":"b","connectionStatus":"open"},{"name":"c","connectionStatus":"open"},{"name":"d","connectionStatus":"open"}]`,
+		`[{"name":"` + strings.Repeat("n", 200) + `","connectionStatus":"open"},{"name":"a\u0007"}]`,
+		`{"instances":null}`, `null`, `[]`, `[1,`, `{"code":401}`, `["\"\\",{"a":"]"}]`,
+	} {
+		for which := range 3 {
+			f.Add(uint8(which), []byte(body))
+		}
+	}
+	decoders := []struct {
+		name   string
+		decode func(Response, *jsonStream) (Listing, error)
+		rows   func([]byte) (int, bool) // the rows encoding/json finds
+	}{
+		{"greenapi", decodeGreenAPIPartnerInstances, arrayRows},
+		{"evolution", decodeEvolutionInstances, arrayRows},
+		{"wachat", decodeWachatList, wachatRows},
+	}
+	const max = 3
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		d := decoders[int(which)%len(decoders)]
+		s := newJSONStream(bytes.NewReader(body), listLimits{max: max, prefix: "p-"}, func(s string) string { return s })
+		l, err := d.decode(Response{Status: 200}, s)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("%s: error %T %q is not a classified *Error", d.name, err, err)
+			}
+			if _, ok := d.rows(body); ok && !strings.Contains(err.Error(), "max_instances") && !strings.Contains(err.Error(), "success is false") {
+				t.Fatalf("%s: a listing encoding/json reads is refused: %v", d.name, err)
+			}
+			return
+		}
+		if len(l.Instances) > max {
+			t.Fatalf("%s: %d instances kept, more than max_instances %d", d.name, len(l.Instances), max)
+		}
+		for _, in := range l.Instances {
+			if config.CheckName("p-"+in.Name) != nil || len(in.ID) > config.MaxNameBytes || len(in.Token) > maxRowBytes {
+				t.Fatalf("%s: kept %q (ID %d bytes, token %d bytes)", d.name, in.Name, len(in.ID), len(in.Token))
+			}
+		}
+		if cap(s.raw) > 2*maxRowBytes {
+			t.Fatalf("%s: the row buffer grew to %d bytes", d.name, cap(s.raw))
+		}
+		counted := len(l.Instances) + l.Malformed
+		for _, n := range l.Skipped {
+			counted += n
+		}
+		if want, ok := d.rows(body); ok && counted != want {
+			t.Fatalf("%s: %d rows counted (%d kept, %d malformed, skipped %v), encoding/json finds %d", d.name, counted, len(l.Instances), l.Malformed, l.Skipped, want)
+		}
+	})
+}
+
+// arrayRows is the number of elements of a JSON array, or false when body
+// is not one.
+func arrayRows(body []byte) (int, bool) {
+	var rows []json.RawMessage
+	if json.Unmarshal(body, &rows) != nil {
+		return 0, false
+	}
+	return len(rows), true
+}
+
+// wachatRows is the number of elements of the array under the key
+// "instances", spelled exactly, of a JSON object.
+func wachatRows(body []byte) (int, bool) {
+	var v map[string]json.RawMessage
+	if json.Unmarshal(body, &v) != nil {
+		return 0, false
+	}
+	// encoding/json matches keys without case, and the last of the same
+	// key wins: count only an object whose instances key is spelled once.
+	n := 0
+	for k := range v {
+		if strings.EqualFold(k, "instances") {
+			n++
+		}
+	}
+	raw, ok := v["instances"]
+	if n != 1 || !ok || bytes.Count(body, []byte(`"instances"`)) != 1 || string(raw) == "null" {
+		return 0, false
+	}
+	return arrayRows(raw)
+}

@@ -76,27 +76,26 @@ func (s *GreenAPIAccountSpec) Validate() error {
 func newGreenAPIPartnerLister(spec config.AccountSpec, api *API) (Lister, error) {
 	a := spec.Account()
 	api.addSecret(a.Secret())
-	return &getLister{api: api, method: "getInstances", url: a.APIURL + "/partner/getInstances/" + url.PathEscape(a.Secret()),
-		decode: decodeGreenAPIPartnerInstances}, nil
+	return newGetLister(spec, api, "getInstances", a.APIURL+"/partner/getInstances/"+url.PathEscape(a.Secret()), nil,
+		decodeGreenAPIPartnerInstances), nil
 }
 
 // decodeGreenAPIPartnerInstances reads the listing. A row that is not an
 // instance is counted as malformed; the others count. A successful answer
 // holds every instance's token: its text never goes into an error.
-func decodeGreenAPIPartnerInstances(r Response) (Listing, error) {
-	if r.Status < 200 || r.Status > 299 {
+func decodeGreenAPIPartnerInstances(r Response, s *jsonStream) (Listing, error) {
+	if s == nil {
 		return Listing{}, statusError(r, snippet(r.Body))
 	}
-	if greenAPICode401(r.Body) {
-		// How the partner methods answer a wrong partner token.
-		return Listing{}, newError(ReasonUnauthorized, "HTTP %d with code 401 in the body: check partner_token", r.Status)
-	}
-	var rows []json.RawMessage
-	if err := json.Unmarshal(r.Body, &rows); err != nil {
-		return Listing{}, newError(ReasonBadResponse, "HTTP %d: the listing is not a JSON array", r.Status)
+	if c, err := s.peek(); err == nil && c == '{' {
+		// How the partner methods answer a wrong partner token:
+		// {"code":401,...}.
+		if raw, whole, err := s.value(); err == nil && whole && greenAPICode401(raw) {
+			return Listing{}, newError(ReasonUnauthorized, "HTTP %d with code 401 in the body: check partner_token", r.Status)
+		}
 	}
 	var l Listing
-	for _, raw := range rows {
+	err := s.array(func(raw []byte, whole bool) error {
 		var row struct {
 			IDInstance json.Number `json:"idInstance"`
 			Name       string      `json:"name"`
@@ -105,16 +104,14 @@ func decodeGreenAPIPartnerInstances(r Response) (Listing, error) {
 			Deleted    bool        `json:"deleted"`
 			Expired    bool        `json:"isExpired"`
 		}
-		d := json.NewDecoder(strings.NewReader(string(raw)))
-		d.UseNumber()
 		id := ""
-		if d.Decode(&row) == nil {
+		if mayHold(raw, whole, "idinstance") && json.Unmarshal(raw, &row) == nil {
 			id = row.IDInstance.String()
 		}
 		other := row.Type != "" && row.Type != "whatsapp"
 		if _, err := strconv.ParseUint(id, 10, 64); err != nil || len(id) > 19 || (row.Token == "" && !other) {
 			l.Malformed++
-			continue
+			return nil
 		}
 		in := Listed{Name: row.Name, ID: id, Token: row.Token}
 		if strings.TrimSpace(in.Name) == "" {
@@ -133,9 +130,15 @@ func decodeGreenAPIPartnerInstances(r Response) (Listing, error) {
 			// vanishing.
 			in.State = greenAPIExpired
 		}
-		l.Instances = append(l.Instances, in)
+		return s.keep(&l, in)
+	})
+	if err == nil {
+		err = s.end()
 	}
-	return l, nil
+	if errors.Is(err, errSyntax) {
+		return Listing{}, newError(ReasonBadResponse, "HTTP %d: the listing is not a JSON array", r.Status)
+	}
+	return l, err
 }
 
 // greenAPIListedInstance is a found instance's configuration: the

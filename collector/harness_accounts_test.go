@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,7 +35,9 @@ type listingCase struct {
 	// reason of a failure.
 	want      []string
 	malformed int
-	wantErr   string
+	// skipped are the rows counted as not watched, by reason.
+	skipped map[string]int
+	wantErr string
 }
 
 // listingTarget is a provider's account as the tests configure it.
@@ -132,8 +135,8 @@ func runListingCases(t *testing.T, label string, tg listingTarget, cases []listi
 						t.Errorf("instance %s: the %s listing passed on a token it does not need", in.Name, provider)
 					}
 				}
-				if !slices.Equal(have, tc.want) || got.Malformed != tc.malformed {
-					t.Errorf("listed %q with %d malformed, want %q with %d", have, got.Malformed, tc.want, tc.malformed)
+				if !slices.Equal(have, tc.want) || got.Malformed != tc.malformed || !maps.Equal(got.Skipped, tc.skipped) {
+					t.Errorf("listed %q with %d malformed, skipped %v; want %q with %d, %v", have, got.Malformed, got.Skipped, tc.want, tc.malformed, tc.skipped)
 				}
 			}
 			for _, s := range listingSecrets {

@@ -100,6 +100,15 @@ func (m *memory) freshness(now time.Time) (updated time.Time, fresh bool) {
 	return m.updated, now.Before(maxTime(m.freshTill, m.limit.till()))
 }
 
+// nextRefresh is when a refresh every interval is next due: interval
+// after the last call ended, or when its result stops standing if that is
+// later (a Retry-After).
+func (m *memory) nextRefresh(every time.Duration) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maxTime(maxTime(m.updated.Add(every), m.freshTill), m.limit.till())
+}
+
 // result is what a scrape exposes of a memory.
 type result struct {
 	o outcome

@@ -140,7 +140,8 @@ const credentialLen = 16
 // memory of its key (result, queued call), the Retry-After of its upstream
 // instance and the call counts of its name; an account keeps its last
 // listing. An instance an account's last listing holds under the name of
-// a configured one makes the configuration fail.
+// a configured one is skipped as a conflict: the configured one is
+// watched.
 func (c *Collector) Update(cfg *config.Config) error {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
@@ -154,7 +155,7 @@ func (c *Collector) Update(cfg *config.Config) error {
 		pool.discard()
 		return err
 	}
-	next, err := c.plan(cur, cfg.Instances, accounts, pool, true)
+	next, err := c.plan(cur, cfg.Instances, accounts, pool)
 	if err != nil {
 		pool.discard()
 		return err
@@ -174,7 +175,7 @@ func (c *Collector) planner() {
 			if !c.closed {
 				cur := c.current()
 				pool := cur.clients.renew()
-				if next, err := c.plan(cur, cur.configured, cur.accounts, pool, false); err != nil {
+				if next, err := c.plan(cur, cur.configured, cur.accounts, pool); err != nil {
 					pool.discard()
 					c.logger.Error("Cannot watch the instances the accounts list", "err", err)
 				} else {
@@ -230,19 +231,12 @@ func (c *Collector) planAccounts(cur *snapshot, cfg []config.Account, pool *clie
 
 // plan builds the snapshot of the configured instances and of those the
 // accounts' last listings hold, from cur, which it does not change.
-// strict makes an account's instance with the name of a configured one an
-// error rather than a skipped instance.
-func (c *Collector) plan(cur *snapshot, configured []config.Instance, accounts []*account, pool *clientPoolUpdate, strict bool) (*snapshot, error) {
+// An account's instance with the name of a configured one is skipped, at
+// a reload too: a listing never makes a configuration fail.
+func (c *Collector) plan(cur *snapshot, configured []config.Instance, accounts []*account, pool *clientPoolUpdate) (*snapshot, error) {
 	taken := make(map[string]bool, len(configured))
 	for _, inst := range configured {
 		taken[inst.Name()] = true
-	}
-	if strict {
-		for _, a := range accounts {
-			if name := a.takes(taken); name != "" {
-				return nil, fmt.Errorf("instance %q: account %q lists an instance of that name; names must be unique (set name_prefix or a filter on the account)", name, a.name)
-			}
-		}
 	}
 	configuredIDs := make(map[string]bool, len(configured))
 	for _, inst := range configured {

@@ -13,8 +13,8 @@ import (
 )
 
 // TestFailedReloadKeepsTheRunningAccount: a reload that changes an
-// account and then fails (here: a configured instance takes the name of
-// one the account lists) changes nothing. The account that keeps serving
+// account and then fails (here: an instance's HTTP settings cannot be
+// used) changes nothing. The account that keeps serving
 // is the running one, entirely: its listings still bring states and new
 // instances. (A new account used to take over the running account's
 // memory before the reload was known to succeed: after the failure, every
@@ -37,9 +37,13 @@ func TestFailedReloadKeepsTheRunningAccount(t *testing.T) {
 	if changed == account {
 		t.Fatal("the account's configuration has no refresh_interval to change")
 	}
-	clash := simulator.ProviderOf(simulator.Evolution).Config(env.srv.URL, "bot", "other", "t-other")
-	if err := env.load(t, clash, changed); err == nil || !strings.Contains(err.Error(), `instance "bot"`) {
-		t.Fatalf("reload with a name clash: %v, want it refused", err)
+	badCA := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(badCA, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unusable := simulator.ProviderOf(simulator.Evolution).Config(env.srv.URL, "other", "other", "t-other", "tls_config: {ca_file: "+badCA+"}")
+	if err := env.load(t, unusable, changed); err == nil || !strings.Contains(err.Error(), `"other"`) {
+		t.Fatalf("reload with unusable HTTP settings: %v, want it refused", err)
 	}
 
 	env.sim.Set(simulator.Evolution, "bot", "t-bot", simulator.Behaviour{State: "close"})
@@ -110,7 +114,6 @@ func TestFailedReloadChangesNothing(t *testing.T) {
 	changedShop := strings.Replace(shop, "timeout: 2s", "timeout: 3s", 1)
 	changedAccount := strings.Replace(account, "refresh_interval: 1h", "refresh_interval: 2h", 1)
 	for name, instances := range map[string]string{
-		"name clash": changedShop + simulator.ProviderOf(simulator.Evolution).Config(env.srv.URL, "bot", "other", "t-other"),
 		"unusable HTTP settings": changedShop + simulator.ProviderOf(simulator.GreenAPI).Config(env.srv.URL, "new", "1101000002", "secret",
 			"tls_config: {ca_file: "+badCA+"}"),
 	} {

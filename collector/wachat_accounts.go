@@ -2,6 +2,7 @@ package collector
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
@@ -40,49 +41,70 @@ func newWachatLister(spec config.AccountSpec, api *API) (Lister, error) {
 	api.addSecret(a.Secret())
 	decode := decodeWachatList
 	if !spec.(*WachatAccountSpec).StatesFromListing {
-		decode = func(r Response) (Listing, error) {
-			l, err := decodeWachatList(r)
+		decode = func(r Response, s *jsonStream) (Listing, error) {
+			l, err := decodeWachatList(r, s)
 			for i := range l.Instances {
 				l.Instances[i].State = ""
 			}
 			return l, err
 		}
 	}
-	return &getLister{api: api, method: "listInstances", url: a.APIURL + "/instance/list",
-		header: http.Header{"Authorization": {"Bearer " + a.Secret()}}, decode: decode}, nil
+	return newGetLister(spec, api, "listInstances", a.APIURL+"/instance/list",
+		http.Header{"Authorization": {"Bearer " + a.Secret()}}, decode), nil
 }
 
 // decodeWachatList reads {"success":true,"count":N,"instances":[...]},
 // with every instance's state.
-func decodeWachatList(r Response) (Listing, error) {
-	if r.Status < 200 || r.Status > 299 {
+func decodeWachatList(r Response, s *jsonStream) (Listing, error) {
+	if s == nil {
 		return Listing{}, baileysStatusError(r, "")
 	}
-	var v struct {
-		Success   *bool             `json:"success"`
-		Instances []json.RawMessage `json:"instances"`
+	var l Listing
+	var success *bool
+	found := false
+	err := s.object(func(key string) error {
+		switch key {
+		case "instances":
+			if c, err := s.peek(); err == nil && c == 'n' { // null
+				_, _, err := s.value()
+				return err
+			}
+			// A repeated key replaces the first, as in encoding/json.
+			l, found = Listing{}, true
+			return s.array(func(raw []byte, whole bool) error {
+				var row struct {
+					Name  string `json:"apiInstanceName"`
+					State string `json:"state"`
+				}
+				if !mayHold(raw, whole, "apiinstancename") || json.Unmarshal(raw, &row) != nil || row.Name == "" {
+					l.Malformed++
+					return nil
+				}
+				return s.keep(&l, Listed{Name: row.Name, ID: row.Name, State: baileysState(row.State)})
+			})
+		case "success":
+			raw, _, err := s.value()
+			if err == nil && json.Unmarshal(raw, &success) != nil {
+				err = errSyntax
+			}
+			return err
+		}
+		_, _, err := s.value()
+		return err
+	})
+	if err == nil {
+		err = s.end()
 	}
-	if err := json.Unmarshal(r.Body, &v); err != nil {
+	switch {
+	case errors.Is(err, errSyntax):
 		return Listing{}, newError(ReasonBadResponse, "HTTP %d: the listing is not a JSON object", r.Status)
-	}
-	if v.Success != nil && !*v.Success {
+	case success != nil && !*success:
 		// Not even the message: the answer may hold tokens.
 		return Listing{}, newError(ReasonBadResponse, "HTTP %d: success is false", r.Status)
-	}
-	if v.Instances == nil {
+	case err != nil:
+		return Listing{}, err
+	case !found:
 		return Listing{}, newError(ReasonBadResponse, "HTTP %d: no instances in the listing", r.Status)
-	}
-	var l Listing
-	for _, raw := range v.Instances {
-		var row struct {
-			Name  string `json:"apiInstanceName"`
-			State string `json:"state"`
-		}
-		if json.Unmarshal(raw, &row) != nil || row.Name == "" {
-			l.Malformed++
-			continue
-		}
-		l.Instances = append(l.Instances, Listed{Name: row.Name, ID: row.Name, State: baileysState(row.State)})
 	}
 	return l, nil
 }

@@ -21,6 +21,16 @@ import (
 // its entry sets no refresh_interval.
 const DefaultRefreshInterval = 5 * time.Minute
 
+// DefaultMaxInstances is the most instances an account's listing may
+// hold when its entry sets no max_instances: about 30 MB of the
+// exporter's memory (docs/fleets.md), well within the 128 MiB of the
+// shipped Deployment. MaxMaxInstances bounds the setting, whatever the
+// memory limit: a listing of more is an answer to refuse.
+const (
+	DefaultMaxInstances = 10_000
+	MaxMaxInstances     = 100_000
+)
+
 // minRefreshInterval keeps the listing, which providers may rate-limit
 // without saying so, from being called in a loop.
 const minRefreshInterval = 10 * time.Second
@@ -38,6 +48,11 @@ type AccountCommon struct {
 	// NamePrefix is put before the name of every instance found, to keep
 	// the names of several accounts apart.
 	NamePrefix string `yaml:"name_prefix,omitempty"`
+	// MaxInstances is the most instances a listing may hold: a listing
+	// of more fails, and the last good list stays. Each instance watched
+	// costs memory (docs/fleets.md); this keeps a provider's answer from
+	// deciding how much.
+	MaxInstances int `yaml:"max_instances,omitempty"`
 }
 
 // Account gives access to the shared settings of any AccountSpec that
@@ -150,7 +165,7 @@ func (a *Account) UnmarshalYAML(unmarshal func(any) error) error {
 
 func accountLabel(raw map[string]any) string {
 	if n, ok := raw["name"]; ok {
-		return fmt.Sprintf("%q", fmt.Sprint(n))
+		return QuoteName(fmt.Sprint(n))
 	}
 	return "(unnamed)"
 }
@@ -166,7 +181,7 @@ func resolveAccounts(accounts []Account, r *resolver) []error {
 			continue
 		}
 		if err := resolveAccount(acct.Spec, r); err != nil {
-			errs = append(errs, fmt.Errorf("accounts[%d] %q: %w", k, acct.Name(), err))
+			errs = append(errs, fmt.Errorf("accounts[%d] %s: %w", k, QuoteName(acct.Name()), err))
 			continue
 		}
 		if prev, dup := seen[acct.Name()]; dup {
@@ -184,7 +199,7 @@ func resolveAccount(s AccountSpec, r *resolver) error {
 	if err := r.expand("name", &a.Name); err != nil {
 		return err
 	}
-	if err := checkLabelValue(a.Name); err != nil {
+	if err := CheckName(a.Name); err != nil {
 		return &FieldError{Field: "name", Err: err}
 	}
 	if err := r.expand("api_url", &a.APIURL); err != nil {
@@ -195,6 +210,9 @@ func resolveAccount(s AccountSpec, r *resolver) error {
 	}
 	if err := checkLabelValue(a.NamePrefix + "x"); err != nil {
 		return &FieldError{Field: "name_prefix", Err: err}
+	}
+	if len(a.NamePrefix) >= MaxNameBytes {
+		return &FieldError{Field: "name_prefix", Err: fmt.Errorf("is %d bytes long, leaving no room for a name within %d", len(a.NamePrefix), MaxNameBytes)}
 	}
 	if err := s.Validate(); err != nil {
 		return err
@@ -213,6 +231,12 @@ func resolveAccount(s AccountSpec, r *resolver) error {
 		a.RefreshInterval = model.Duration(DefaultRefreshInterval)
 	case time.Duration(a.RefreshInterval) < minRefreshInterval:
 		return &FieldError{Field: "refresh_interval", Err: fmt.Errorf("%s is shorter than %s", a.RefreshInterval, model.Duration(minRefreshInterval))}
+	}
+	switch {
+	case a.MaxInstances == 0:
+		a.MaxInstances = DefaultMaxInstances
+	case a.MaxInstances < 0 || a.MaxInstances > MaxMaxInstances:
+		return &FieldError{Field: "max_instances", Err: fmt.Errorf("%d is not between 1 and %d", a.MaxInstances, MaxMaxInstances)}
 	}
 	return resolveEndpoint(&a.Common, info.Account.DefaultURL, r)
 }

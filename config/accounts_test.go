@@ -37,6 +37,9 @@ accounts:
 	if main.Secret() != "file-key" || main.APIURL != "https://fake.example/accounts" || time.Duration(main.RefreshInterval) != config.DefaultRefreshInterval || time.Duration(main.Timeout) != config.DefaultTimeout {
 		t.Errorf("defaults: %+v", main)
 	}
+	if main.MaxInstances != config.DefaultMaxInstances {
+		t.Errorf("max_instances defaults to %d, not %d", main.MaxInstances, config.DefaultMaxInstances)
+	}
 	if second.Secret() != "inline-"+secretValue || second.APIURL != "https://other.example" || time.Duration(second.RefreshInterval) != 30*time.Second {
 		t.Errorf("second: %+v", second)
 	}
@@ -72,6 +75,10 @@ func TestAccountErrors(t *testing.T) {
 		{"bad refresh", "{name: a, provider: fake, key: k, refresh_interval: soon}", []string{"field refresh_interval"}},
 		{"unknown field", "{name: a, provider: fake, key: k, colour: blue}", []string{`account "a"`, "colour"}},
 		{"prefix with a newline", "{name: a, provider: fake, key: k, name_prefix: \"x\\n\"}", []string{"field name_prefix", "control character"}},
+		{"prefix too long", "{name: a, provider: fake, key: k, name_prefix: " + strings.Repeat("p", config.MaxNameBytes) + "}", []string{"field name_prefix", "leaving no room"}},
+		{"name too long", "{name: " + strings.Repeat("a", 300) + ", provider: fake, key: k}", []string{"field name", "300 bytes long"}},
+		{"max_instances negative", "{name: a, provider: fake, key: k, max_instances: -1}", []string{`accounts[0] "a"`, "field max_instances", "not between 1 and 100000"}},
+		{"max_instances above the ceiling", "{name: a, provider: fake, key: k, max_instances: 100001}", []string{"field max_instances"}},
 		{"duplicate", "{name: a, provider: fake, key: k}\n  - {name: a, provider: fake, key: k2}", []string{`accounts[1] "a": field name: duplicate of accounts[0]`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

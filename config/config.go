@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -258,7 +259,7 @@ func Load(content []byte, dir string, opts Options) (*Config, error) {
 		}
 		name := inst.Name()
 		if prev, dup := seen[name]; dup {
-			errs = append(errs, fmt.Errorf("instances[%d] %q: field name: duplicate of instances[%d]; names must be unique", k, name, prev))
+			errs = append(errs, fmt.Errorf("instances[%d] %s: field name: duplicate of instances[%d]; names must be unique", k, QuoteName(name), prev))
 			continue
 		}
 		seen[name] = k
@@ -272,7 +273,7 @@ func Load(content []byte, dir string, opts Options) (*Config, error) {
 
 func describe(s Spec) string {
 	if n := s.Base().Name; n != "" {
-		return fmt.Sprintf("%q", n)
+		return QuoteName(n)
 	}
 	return "(" + s.Base().Provider + ")"
 }
@@ -309,7 +310,7 @@ func resolve(s Spec, r *resolver) error {
 	if b.Name == "" {
 		b.Name = b.id
 	}
-	if err := checkLabelValue(b.Name); err != nil {
+	if err := CheckName(b.Name); err != nil {
 		return &FieldError{Field: "name", Err: err}
 	}
 	return resolveEndpoint(b, info.DefaultURL, r)
@@ -359,6 +360,35 @@ func ResolveListed(s Spec) error {
 	return resolve(s, &resolver{checkedFiles: true})
 }
 
+// MaxNameBytes bounds the name of an instance or an account, and an
+// account's name_prefix with the names it finds: a name is a label value
+// of every series of the instance and a field of its log lines, so a
+// name of a megabyte would make every scrape and line that large.
+const MaxNameBytes = 128
+
+// CheckName accepts what can be the name of an instance or an account: a
+// label value and a log field of at most MaxNameBytes bytes.
+func CheckName(v string) error {
+	if len(v) > MaxNameBytes {
+		return fmt.Errorf("%s is %d bytes long, more than %d", QuoteName(v), len(v), MaxNameBytes)
+	}
+	return checkLabelValue(v)
+}
+
+// QuoteName quotes a name for an error or a log line, cut to a few dozen
+// bytes: a name refused for its length is not to be written whole.
+func QuoteName(v string) string {
+	const show = 48
+	if len(v) <= show {
+		return strconv.Quote(v)
+	}
+	cut := show
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return strconv.Quote(v[:cut]) + "…"
+}
+
 // checkLabelValue accepts what can be a label value and a log field: valid
 // UTF-8 without control characters.
 func checkLabelValue(v string) error {
@@ -366,9 +396,9 @@ func checkLabelValue(v string) error {
 	case v == "":
 		return errors.New("required")
 	case !utf8.ValidString(v):
-		return fmt.Errorf("%q is not valid UTF-8", v)
+		return fmt.Errorf("%s is not valid UTF-8", QuoteName(v))
 	case strings.ContainsFunc(v, unicode.IsControl):
-		return fmt.Errorf("%q holds a control character", v)
+		return fmt.Errorf("%s holds a control character", QuoteName(v))
 	}
 	return nil
 }

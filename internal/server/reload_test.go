@@ -160,7 +160,6 @@ func TestFailedReloadChangesNoAnswer(t *testing.T) {
 		"unknown field": changed + "    colour: blue\n",
 		"no secret file": withInstance("  - {name: two, provider: greenapi, api_url: " + simURL +
 			", id_instance: 1101000002, api_token_file: missing.token}\n"),
-		"name clash": withInstance(simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "t1_a", "1101000009", "tok9")),
 		"unusable HTTP settings": withInstance(simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "new", "1101000002", "tok2",
 			"tls_config: {ca_file: "+badCA+"}")),
 	} {

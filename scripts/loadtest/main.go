@@ -57,6 +57,11 @@ var scenarios = map[string]scenario{
 		map[string]string{"instances": "1000", "latency": "100ms", "duration": "20s", "scrapers": "4", "rate": "50", "notify": "200", "listed": "100"},
 		runReloadStorm,
 	},
+	"hostile-listing": {
+		"an Evolution API server lists tiny junk rows up to 64 MiB, max_instances instances, one more, and names of 1 MiB; a fresh exporter per case, -duration each: peak RSS, fds, /metrics reachable",
+		map[string]string{"duration": "20s", "interval": "1s"},
+		runHostileListing,
+	},
 	"soak": {
 		"one scrape every -interval for a long time; RSS, goroutines and fds every 10 s",
 		map[string]string{"instances": "200", "latency": "100ms", "duration": "5m", "interval": "1s"},
