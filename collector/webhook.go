@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -272,7 +273,26 @@ func (c *Collector) Webhooks() http.Handler {
 		mux.HandleFunc("POST /webhook/"+p.Name, h)
 		mux.HandleFunc("POST /webhook/"+p.Name+"/", h)
 	}
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// ServeMux answers a path that is not clean (// or ..) with a
+		// redirect to the clean one, which quotes the path and a secret
+		// in it. No provider sends such a path.
+		if !cleanPath(r.URL.Path) {
+			http.NotFound(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath reports whether p is a rooted path as path.Clean leaves it,
+// but for a trailing slash.
+func cleanPath(p string) bool {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
 }
 
 // pathSecret is the first path segment after /webhook/<provider>/.
