@@ -5,7 +5,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +69,7 @@ func NewReceiverLimits(connections, perClient int) ReceiverLimits {
 type receiverMetrics struct {
 	connections     prometheus.Gauge
 	connRefused     *prometheus.CounterVec
+	connEvicted     prometheus.Counter
 	inFlight        prometheus.Gauge
 	requestsRefused *prometheus.CounterVec
 }
@@ -87,6 +90,10 @@ func newReceiverMetrics(reg prometheus.Registerer) *receiverMetrics {
 			Name: "whatsapp_exporter_webhook_connections_refused_total",
 			Help: "Connections to the notification receiver closed at once, by the limit they were over: total (--webhook.max-connections) or per_client (--webhook.max-connections-per-client).",
 		}, []string{"limit"}),
+		connEvicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "whatsapp_exporter_webhook_connections_evicted_total",
+			Help: "Connections to the notification receiver closed, with every place taken, to give a client that held fewer a place of the client that held the most.",
+		}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "whatsapp_exporter_webhook_requests_in_flight",
 			Help: "Notifications the receiver is handling.",
@@ -100,7 +107,7 @@ func newReceiverMetrics(reg prometheus.Registerer) *receiverMetrics {
 		m.connRefused.WithLabelValues(l)
 		m.requestsRefused.WithLabelValues(l)
 	}
-	reg.MustRegister(m.connections, m.connRefused, m.inFlight, m.requestsRefused)
+	reg.MustRegister(m.connections, m.connRefused, m.connEvicted, m.inFlight, m.requestsRefused)
 	return m
 }
 
@@ -129,6 +136,7 @@ func (e *Exporter) ReceiverWith(t ReceiverTimeouts, l ReceiverLimits) *http.Serv
 		WriteTimeout:      t.Write,
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    16 << 10,
+		ConnState:         trackActive,
 		// Scanners of the internet fail TLS handshakes all day: that is
 		// not worth more than a debug line.
 		ErrorLog: slog.NewLogLogger(e.logger.With("listener", "webhook").Handler(), slog.LevelDebug),
@@ -137,7 +145,7 @@ func (e *Exporter) ReceiverWith(t ReceiverTimeouts, l ReceiverLimits) *http.Serv
 
 // ReceiverListener bounds the connections ln hands out by l.
 func (e *Exporter) ReceiverListener(ln net.Listener, l ReceiverLimits) net.Listener {
-	return &limitListener{Listener: ln, m: e.receiverMetrics(), c: newCounter(l.Connections, l.ConnectionsPerClient)}
+	return &limitListener{Listener: ln, m: e.receiverMetrics(), max: l.Connections, perClient: l.ConnectionsPerClient, byClient: map[netip.Addr][]*limitedConn{}}
 }
 
 // clientOf is the client a remote address belongs to: the IPv4 address,
@@ -161,8 +169,8 @@ func clientOfNetAddr(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// counter counts what each client holds, within a total and a per-client
-// bound. Its map holds only the clients holding something, so it is
+// counter counts the requests each client has in flight, within a total
+// and a per-client bound. Its map holds only the clients holding something, so it is
 // bounded by the total.
 type counter struct {
 	max, perClient int
@@ -201,11 +209,20 @@ func (c *counter) release(client netip.Addr) {
 }
 
 // limitListener closes the connections over its limits as soon as it
-// accepts them.
+// accepts them. When all places are taken, a client that holds fewer
+// than the client holding the most takes a place of that one's: the
+// oldest of its connections not in the middle of a request (new, idle,
+// or still in its TLS handshake), else its oldest. So a few clients
+// cannot keep the others out by holding every place; clients holding as
+// many as each other share what there is.
 type limitListener struct {
 	net.Listener
-	m *receiverMetrics
-	c counter
+	m              *receiverMetrics
+	max, perClient int
+
+	mu       sync.Mutex
+	open     int
+	byClient map[netip.Addr][]*limitedConn // oldest first
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -214,8 +231,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		client := clientOfNetAddr(conn.RemoteAddr())
-		if over := l.c.take(client); over != "" {
+		lc := &limitedConn{Conn: conn, client: clientOfNetAddr(conn.RemoteAddr()), l: l}
+		over := l.take(lc)
+		if over == limitTotal {
+			if victim := l.victimFor(lc.client); victim != nil {
+				l.m.connEvicted.Inc()
+				_ = victim.Close() // gives its place back at once
+				over = l.take(lc)
+			}
+		}
+		if over != "" {
 			l.m.connRefused.WithLabelValues(over).Inc()
 			if tc, ok := conn.(*net.TCPConn); ok {
 				// A reset frees the socket at once, without TIME_WAIT.
@@ -225,24 +250,86 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		l.m.connections.Inc()
-		return &limitedConn{Conn: conn, release: func() {
-			l.c.release(client)
-			l.m.connections.Dec()
-		}}, nil
+		return lc, nil
 	}
+}
+
+// take gives lc a place, or returns the limit it is over.
+func (l *limitListener) take(lc *limitedConn) (over string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	held := l.byClient[lc.client]
+	switch {
+	case l.perClient > 0 && len(held) >= l.perClient:
+		return limitPerClient
+	case l.max > 0 && l.open >= l.max:
+		return limitTotal
+	}
+	l.open++
+	l.byClient[lc.client] = append(held, lc)
+	return ""
+}
+
+// victimFor is the connection a new one of client may take the place
+// of, nil for none.
+func (l *limitListener) victimFor(client netip.Addr) *limitedConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var most []*limitedConn
+	for _, held := range l.byClient {
+		if len(held) > len(most) {
+			most = held
+		}
+	}
+	if len(most) <= len(l.byClient[client])+1 {
+		return nil
+	}
+	for _, c := range most {
+		if !c.active.Load() {
+			return c
+		}
+	}
+	return most[0]
+}
+
+func (l *limitListener) release(lc *limitedConn) {
+	l.mu.Lock()
+	l.open--
+	held := slices.DeleteFunc(l.byClient[lc.client], func(c *limitedConn) bool { return c == lc })
+	if len(held) == 0 {
+		delete(l.byClient, lc.client)
+	} else {
+		l.byClient[lc.client] = held
+	}
+	l.mu.Unlock()
+	l.m.connections.Dec()
 }
 
 // limitedConn gives its place back when closed, once.
 type limitedConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	client netip.Addr
+	l      *limitListener
+	// active is set while the server handles a request on it.
+	active atomic.Bool
+	once   sync.Once
 }
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.once.Do(func() { c.l.release(c) })
 	return err
+}
+
+// trackActive is the receiver's http.Server.ConnState: it marks the
+// limited connections that are in the middle of a request.
+func trackActive(conn net.Conn, state http.ConnState) {
+	if tc, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		conn = tc.NetConn() // under TLS
+	}
+	if lc, ok := conn.(*limitedConn); ok {
+		lc.active.Store(state == http.StateActive)
+	}
 }
 
 // requestLimiter answers 503 beyond its limits of requests in flight.
