@@ -132,7 +132,6 @@ type attackCounts struct {
 	genuineTimes             []time.Duration
 	metricsOK, metricsFailed int
 	metricsTimes             []time.Duration
-	exporterLines            []string
 }
 
 // idleHolder holds a connection: one request, then idle until the
