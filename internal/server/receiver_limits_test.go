@@ -151,6 +151,7 @@ func TestReceiverConnectionLimits(t *testing.T) {
 			t.Errorf("%s = %q, want %s", sample, got, want)
 		}
 	}
+	exportertest.PromtoolCheckMetrics(t, exportertest.Scrape(t, e.URL, nil))
 	// A connection closed gives its place back.
 	live[0].Close()
 	testtool.WaitFor(t, "the closed connection's place freed", func() bool {
