@@ -276,7 +276,7 @@ func (c *Collector) Webhooks() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// ServeMux answers a path that is not clean (// or ..) with a
 		// redirect to the clean one, which quotes the path and a secret
-		// in it. No provider sends such a path.
+		// in it. No provider sends such a path, nor one not rooted.
 		if !cleanPath(r.URL.Path) {
 			http.NotFound(w, r)
 			return
@@ -288,6 +288,9 @@ func (c *Collector) Webhooks() http.Handler {
 // cleanPath reports whether p is a rooted path as path.Clean leaves it,
 // but for a trailing slash.
 func cleanPath(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false // "*", to which ServeMux answers 400 of its own
+	}
 	c := path.Clean(p)
 	if strings.HasSuffix(p, "/") && c != "/" {
 		c += "/"
