@@ -448,7 +448,9 @@ func (t *target) notify(n Notification, now time.Time) string {
 	// The sender's times order two notifications that arrived within
 	// maxClockSkew of each other (see maxClockSkew); a repeat of the
 	// last one is stale whenever it comes.
-	ordered := !m.notifiedAt.IsZero() && now.Sub(m.notifiedRecv) <= maxClockSkew && !now.Before(m.notifiedRecv)
+	// (A request that started before the last one applied, and is
+	// applied after it, has an earlier now: it is within the skew.)
+	ordered := !m.notifiedAt.IsZero() && now.Sub(m.notifiedRecv) <= maxClockSkew
 	repeat := !m.notifiedAt.IsZero() && n.At.Equal(m.notifiedAt) && m.last.state == o.state
 	stale := ordered && n.At.Before(m.notifiedAt) || repeat ||
 		// Timestamps have seconds: a notification of the second a call

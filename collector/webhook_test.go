@@ -242,6 +242,23 @@ func TestEvolutionClockGoesBack(t *testing.T) {
 	}
 }
 
+// TestConcurrentNotificationsKeepTheSendersOrder: two requests received
+// at once are applied in either order; the one received a moment earlier
+// and applied later is still ordered by the sender's times.
+func TestConcurrentNotificationsKeepTheSendersOrder(t *testing.T) {
+	t.Parallel()
+	e := newWebhookEnv(t, "")
+	e.scrape(t)
+	tg := targetNamed(t, e.c, "bot")
+	recv := time.Now().Add(time.Second)
+	if got := notifyTarget(tg, Notification{ID: "sales-bot", State: "open", At: recv.Add(19 * time.Second)}, recv); got != OutcomeAccepted {
+		t.Fatalf("the newer event: %s", got)
+	}
+	if got := notifyTarget(tg, Notification{ID: "sales-bot", State: "close", At: recv.Add(5 * time.Second)}, recv.Add(-10*time.Millisecond)); got != OutcomeStale {
+		t.Errorf("an older event received 10 ms earlier, applied later: %s, want stale", got)
+	}
+}
+
 // TestForgedTimestampsHoldNothing: a stream of notifications with forged
 // times (far ahead, for both providers; Evolution API's date_time is not
 // covered by its JWT) holds a genuine notification stale for at most
