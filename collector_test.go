@@ -5,6 +5,7 @@
 package main_test
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -316,6 +317,61 @@ func TestBinaryWebhookReceiverTLS(t *testing.T) {
 	}
 	if text := exportertest.Scrape(t, base, nil); !strings.Contains(text, `whatsapp_webhook_notifications_total{provider="greenapi",name="demo-shop",outcome="accepted"} 1`) {
 		t.Errorf("the notification was not accepted:\n%s\n%s", exportertest.GrepLines(text, "demo-shop"), logs)
+	}
+}
+
+// TestBinaryWebhookConnectionLimits: the binary serves the receiver on a
+// listener that bounds each client's connections
+// (--webhook.max-connections-per-client): a second connection of a client
+// holding one is closed, another client's is served; a negative limit is
+// refused at start.
+func TestBinaryWebhookConnectionLimits(t *testing.T) {
+	whAddr := testtool.FreeAddr(t)
+	_, base, logs := exportertest.StartBinary(t, "--demo", "--api.min-interval=1h", "--webhook.listen-address="+whAddr, "--webhook.max-connections-per-client=1")
+	exportertest.Scrape(t, base, nil)
+	req := "POST /webhook/greenapi HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+	// exchange answers the status of req on a new connection from
+	// a loopback address, kept open; 0 when the receiver closed it.
+	exchange := func(from string) int {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		conn, err := d.Dial("tcp", whAddr)
+		if err != nil {
+			return 0
+		}
+		t.Cleanup(func() { conn.Close() })
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := conn.Write([]byte(req)); err != nil {
+			return 0
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var first int
+	testtool.WaitFor(t, "the receiver", func() bool { first = exchange("127.0.0.1"); return first != 0 })
+	if first != http.StatusOK {
+		t.Fatalf("first connection: %d\n%s", first, logs)
+	}
+	if status := exchange("127.0.0.1"); status != 0 {
+		t.Errorf("the same client's second connection: answered %d, want closed", status)
+	}
+	if status := exchange("127.0.0.2"); status != http.StatusOK {
+		t.Errorf("another client's connection: %d, want 200", status)
+	}
+	if text := exportertest.Scrape(t, base, nil); !strings.Contains(text, `whatsapp_exporter_webhook_connections_refused_total{limit="per_client"} 1`+"\n") {
+		t.Errorf("the refused connection is not counted:\n%s", exportertest.GrepLines(text, "webhook_connections"))
+	}
+	out, err := exec.Command(exportertest.Binary(t), "--demo", "--webhook.max-connections=-1").CombinedOutput()
+	code := 0
+	if exit, ok := err.(*exec.ExitError); ok {
+		code = exit.ExitCode()
+	}
+	if code != 2 || !strings.Contains(string(out), "--webhook.max-connections") {
+		t.Errorf("a negative limit: exit %d, %q; want 2 and the flag named", code, out)
 	}
 }
 

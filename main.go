@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -56,7 +57,10 @@ type flags struct {
 	// leaves it off.
 	webhookAddress    string
 	webhookConfigFile string
-	messagesQueue     bool
+	// webhookConns and webhookConnsPerClient bound the receiver's
+	// connections.
+	webhookConns, webhookConnsPerClient int
+	messagesQueue                       bool
 }
 
 // parseFlags parses the command line. done is true when the program is to
@@ -76,6 +80,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (f *flags, code int, do
 	app.Flag("greenapi.messages-queue", "Read every GREEN-API instance's outgoing queue (getMessagesCount: how many messages wait, no cap) after its state, unless its messages_queue says otherwise. Each read is one more request per instance and scrape.").BoolVar(&f.messagesQueue)
 	app.Flag("webhook.listen-address", "Address on which to receive the providers' state notifications (webhooks), e.g. :10041; off when empty. A listener of its own, since providers call it from the internet.").Default("").StringVar(&f.webhookAddress)
 	app.Flag("webhook.config.file", "Path to an exporter-toolkit web configuration file for the notification receiver: TLS (providers send their credentials in the Authorization header, so basic auth cannot be used).").Default("").StringVar(&f.webhookConfigFile)
+	app.Flag("webhook.max-connections", "Connections the notification receiver keeps open at once at most; more are closed as soon as accepted. Each holds a file descriptor and about 20 KB. 0 means no limit.").Default("512").IntVar(&f.webhookConns)
+	app.Flag("webhook.max-connections-per-client", "Connections one client (an IPv4 address or an IPv6 /64) may keep open to the notification receiver at once, and half as many notifications handled at once; more connections are closed, more notifications answered 503. 0 means no limit (behind a reverse proxy, which is one client).").Default("64").IntVar(&f.webhookConnsPerClient)
 	f.web = kingpinflag.AddFlags(app, ":10040")
 	promslogflag.AddFlags(app, f.log)
 	app.Version(version.Print(program))
@@ -91,6 +97,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (f *flags, code int, do
 		return nil, 0, true
 	case err != nil:
 		fmt.Fprintf(stderr, "%s: %s\n", program, err)
+		return nil, 2, true
+	case f.webhookConns < 0 || f.webhookConnsPerClient < 0:
+		fmt.Fprintf(stderr, "%s: --webhook.max-connections and --webhook.max-connections-per-client must not be negative\n", program)
 		return nil, 2, true
 	}
 	return f, 0, false
@@ -159,12 +168,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	served := make(chan error, 2)
 	go func() { served <- web.ListenAndServe(metricsServer, f.web, logger) }()
 	if f.webhookAddress != "" {
-		wh := e.Receiver(server.DefaultReceiverTimeouts)
+		limits := server.NewReceiverLimits(f.webhookConns, f.webhookConnsPerClient)
+		ln, err := net.Listen("tcp", f.webhookAddress)
+		if err != nil {
+			logger.Error("Cannot listen for notifications", "address", f.webhookAddress, "err", err)
+			return 1
+		}
+		defer ln.Close()
+		wh := e.ReceiverWith(server.DefaultReceiverTimeouts, limits)
 		servers = append(servers, wh)
 		noSystemd := false
 		whFlags := &web.FlagConfig{WebListenAddresses: &[]string{f.webhookAddress}, WebSystemdSocket: &noSystemd, WebConfigFile: &f.webhookConfigFile}
 		go func() {
-			served <- fmt.Errorf("notification receiver: %w", web.ListenAndServe(wh, whFlags, logger.With("listener", "webhook")))
+			served <- fmt.Errorf("notification receiver: %w", web.Serve(e.ReceiverListener(ln, limits), wh, whFlags, logger.With("listener", "webhook")))
 		}()
 		if demo != nil {
 			go demo.Notify(ctx, f.webhookAddress, logger)

@@ -65,10 +65,10 @@ func evolutionStatus(outcome string) int {
 	switch outcome {
 	case OutcomeAccepted, OutcomeStale, OutcomeIgnored:
 		return http.StatusOK
-	case OutcomeUnauthorized, OutcomeKeyInHeader:
+	case OutcomeUnauthorized, OutcomeKeyInHeader, OutcomeUnknownInstance:
+		// An unknown instance is answered as a refused credential (see
+		// answeredAs): neither is retried from 2.3.0.
 		return http.StatusUnauthorized
-	case OutcomeUnknownInstance:
-		return http.StatusNotFound
 	case OutcomeTooLarge:
 		// 413 would be retried with the same body.
 		return http.StatusUnprocessableEntity

@@ -41,9 +41,9 @@ func methodsOf(p *Provider, queue bool) *methodSet {
 // listingMethods are what the calls of p's account listings count as.
 func listingMethods(p *Provider) *methodSet { return newMethodSet(p.Account.Method) }
 
-// maxUnknownIDsLogged bounds the unknown instances whose notifications
-// are logged.
-const maxUnknownIDsLogged = maxUnknownLogged
+// maxUnknownIDsRemembered bounds the unknown instances whose
+// notifications the receiver remembers it logged.
+const maxUnknownIDsRemembered = maxUnknownRemembered
 
 // webhookTokenOf is the resolved webhook_token of a GREEN-API instance.
 func webhookTokenOf(s *GreenAPISpec) string { return s.webhookToken.token }
@@ -188,8 +188,8 @@ func recordCall(tg *target, state, failure string, started, now time.Time) {
 
 // logUnknownNotification logs a notification for an instance c does not
 // watch, as the receiver does.
-func logUnknownNotification(c *Collector, provider, id string) {
-	c.receiver.logUnknown(c.logger, provider, id)
+func logUnknownNotification(c *Collector, provider, id string, now time.Time) {
+	c.receiver.logUnknown(c.logger, provider, id, now)
 }
 
 // unknownIDsRemembered is how many unknown instances the receiver

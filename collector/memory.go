@@ -37,10 +37,12 @@ type memory struct {
 	// asOf is the time last's state was true at: the start of the call
 	// that brought it, or the notification's time. notified is set while
 	// it came from a notification, sent at notifiedAt by the provider's
-	// clock (see notify in webhook.go).
-	asOf       time.Time
-	notified   bool
-	notifiedAt time.Time
+	// clock (see notify in webhook.go), and received at notifiedRecv by
+	// the exporter's.
+	asOf         time.Time
+	notified     bool
+	notifiedAt   time.Time
+	notifiedRecv time.Time
 	// queue is what the instance remembers of its outgoing queue
 	// (queue.go).
 	queue queueMemory

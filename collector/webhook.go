@@ -3,9 +3,11 @@ package collector
 import (
 	"crypto/subtle"
 	"errors"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -99,9 +101,18 @@ const (
 	KeyInHeader
 )
 
-// maxClockAhead is how far ahead of the exporter's clock a provider's
-// timestamp is believed.
-const maxClockAhead = time.Minute
+// maxClockSkew bounds how far a sender's timestamp is believed against
+// the receiver's clock. A Unix timestamp (GREEN-API) more than this ahead
+// of the receive time counts as this far ahead; an earlier one counts as
+// it is, since an early time can only make a notification stale, never
+// hide anything. And a sender's times order its notifications only when
+// they arrive within maxClockSkew of each other; beyond that, arrival
+// decides. So a sender's clock that goes back (Evolution API writes its
+// server's local time, which goes back an hour at the end of daylight
+// saving time), or a forged time far ahead (Evolution API's date_time is
+// not covered by its JWT), holds later notifications stale for at most
+// maxClockSkew.
+const maxClockSkew = time.Minute
 
 // callSpacing is the least time between two calls for an instance that a
 // notification may bring forward: GREEN-API allows one request per second
@@ -162,37 +173,90 @@ func bearer(h http.Header) (string, bool) {
 	return "", false
 }
 
-// receiver is the collector's notification state: what it logged once.
+// receiver is the collector's notification state: the unknown instance
+// IDs it logged lately. The IDs come from unauthenticated requests, so
+// what is kept of them is bounded in bytes and expires: a keyed 64-bit
+// digest per ID (whatever the ID's length), at most maxUnknownRemembered
+// of them, each for unknownTTL; and the log lines are rate-limited
+// rather than ended, so that a flood of IDs cannot silence the log for
+// the genuine mistakes that come after it.
 type receiver struct {
 	mu            sync.Mutex
-	unknownLogged map[string]bool // by provider and ID, at most maxUnknownLogged
-	unknownFull   bool            // said that no more are logged
+	seed          maphash.Seed
+	unknownLogged map[uint64]time.Time // digest of provider and ID -> when logged
+	unknownLog    *logRate
 }
 
-// maxUnknownLogged bounds the instance IDs whose notifications were logged
-// as unknown: the IDs come from unauthenticated requests.
-const maxUnknownLogged = 1000
+const (
+	// maxUnknownRemembered bounds the digests kept: 16 bytes of key and
+	// value each, about 50 with the map's overhead, so about 200 KB.
+	maxUnknownRemembered = 4096
+	// unknownTTL is how long an unknown ID is not logged again.
+	unknownTTL = time.Hour
+	// unknownLogBurst lines at most per unknownLogPeriod.
+	unknownLogBurst  = 10
+	unknownLogPeriod = time.Minute
+	// maxLoggedIDLen is how much of an ID a log line quotes (in
+	// characters): a name is at most a few dozen.
+	maxLoggedIDLen = 64
+)
 
-// logUnknown logs the first notification for an instance the exporter
-// does not watch, once per instance.
-func (rc *receiver) logUnknown(logger *slog.Logger, provider, id string) {
+// logUnknown logs a notification for an instance the exporter does not
+// watch at now: once per instance and unknownTTL, and at most
+// unknownLogBurst lines per unknownLogPeriod.
+func (rc *receiver) logUnknown(logger *slog.Logger, provider, id string, now time.Time) {
 	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	key := provider + "\x00" + id
-	switch {
-	case rc.unknownLogged[key] || rc.unknownFull:
-		return
-	case len(rc.unknownLogged) == maxUnknownLogged:
-		rc.unknownFull = true
-		logger.Warn("Notifications for more unknown instances; no longer logging them", "provider", provider)
-		return
-	}
 	if rc.unknownLogged == nil {
-		rc.unknownLogged = map[string]bool{}
+		rc.seed = maphash.MakeSeed()
+		rc.unknownLogged = map[uint64]time.Time{}
+		rc.unknownLog = newLogRate(unknownLogBurst, unknownLogPeriod)
 	}
-	rc.unknownLogged[key] = true
-	logger.Warn("Notification for an instance the exporter does not watch (logged once per instance)",
-		"provider", provider, "id", shorten(id, 100))
+	var h maphash.Hash
+	h.SetSeed(rc.seed)
+	h.WriteString(provider)
+	h.WriteByte(0)
+	h.WriteString(id)
+	key := h.Sum64()
+	if at, ok := rc.unknownLogged[key]; ok && now.Sub(at) < unknownTTL && !now.Before(at) {
+		rc.mu.Unlock()
+		return
+	}
+	if len(rc.unknownLogged) >= maxUnknownRemembered {
+		for k, at := range rc.unknownLogged {
+			if now.Sub(at) >= unknownTTL || now.Before(at) {
+				delete(rc.unknownLogged, k)
+			}
+		}
+		if len(rc.unknownLogged) >= maxUnknownRemembered {
+			// All are recent: a flood. Forgetting them only lets an ID be
+			// logged again, which the rate below still bounds.
+			clear(rc.unknownLogged)
+		}
+	}
+	rc.unknownLogged[key] = now
+	rc.mu.Unlock()
+	ok, held := rc.unknownLog.allow(now)
+	if !ok {
+		return
+	}
+	args := []any{"provider", provider, "id", shortenID(id)}
+	if held > 0 {
+		args = append(args, "held_back", held)
+	}
+	logger.Warn("Notification for an instance the exporter does not watch (logged once per instance and hour, at most 10 lines a minute)", args...)
+}
+
+// shortenID cuts an ID from a request to maxLoggedIDLen characters for a
+// log line, without reading more of it than that.
+func shortenID(id string) string {
+	n := 0
+	for i := range id {
+		if n == maxLoggedIDLen {
+			return id[:i] + "…"
+		}
+		n++
+	}
+	return id
 }
 
 // Webhooks returns the notification receiver's handler: POST
@@ -209,7 +273,29 @@ func (c *Collector) Webhooks() http.Handler {
 		mux.HandleFunc("POST /webhook/"+p.Name, h)
 		mux.HandleFunc("POST /webhook/"+p.Name+"/", h)
 	}
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// ServeMux answers a path that is not clean (// or ..) with a
+		// redirect to the clean one, which quotes the path and a secret
+		// in it. No provider sends such a path, nor one not rooted.
+		if !cleanPath(r.URL.Path) {
+			http.NotFound(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath reports whether p is a rooted path as path.Clean leaves it,
+// but for a trailing slash.
+func cleanPath(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false // "*", to which ServeMux answers 400 of its own
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
 }
 
 // pathSecret is the first path segment after /webhook/<provider>/.
@@ -248,7 +334,7 @@ func (c *Collector) serveNotification(p *Provider, w http.ResponseWriter, r *htt
 	}
 	targets := c.current().byID[p.Name+"\x00"+n.ID]
 	if len(targets) == 0 {
-		c.receiver.logUnknown(c.logger, p.Name, n.ID)
+		c.receiver.logUnknown(c.logger, p.Name, n.ID, now)
 		c.answer(w, p, nil, OutcomeUnknownInstance)
 		return
 	}
@@ -309,9 +395,24 @@ func (c *Collector) answer(w http.ResponseWriter, p *Provider, targets []*target
 		t.stats.countNotification(outcome)
 	}
 	c.metrics.notification(p.Name, outcome)
+	answered := answeredAs(outcome)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(p.Webhook.Status(outcome))
-	_, _ = io.WriteString(w, outcome+"\n")
+	w.WriteHeader(p.Webhook.Status(answered))
+	_, _ = io.WriteString(w, answered+"\n")
+}
+
+// answeredAs is the outcome a sender is told. An unknown instance is
+// answered as a refused credential: the answer is written before any
+// credential is checked, so telling them apart would tell anyone which
+// instance IDs the exporter watches. No provider needs the difference
+// (GREEN-API gets 200 for both; Evolution API retries neither a 401 nor
+// a 404 from 2.3.0, and both from 2.2.x). The metrics and the log keep
+// it.
+func answeredAs(outcome string) string {
+	if outcome == OutcomeUnknownInstance {
+		return OutcomeUnauthorized
+	}
+	return outcome
 }
 
 // notify applies a notification received at now to the target's memory
@@ -333,7 +434,7 @@ func (c *Collector) answer(w http.ResponseWriter, p *Provider, targets []*target
 func (t *target) notify(n Notification, now time.Time) string {
 	o := t.outcomeOf(n.State, nil)
 	o.disconnect = n.Disconnect
-	if ahead := now.Add(maxClockAhead); n.Absolute && n.At.After(ahead) {
+	if ahead := now.Add(maxClockSkew); n.Absolute && n.At.After(ahead) {
 		// A clock far ahead of ours (or a forged time) must not make
 		// every later notification look older for long.
 		n.At = ahead
@@ -344,7 +445,14 @@ func (t *target) notify(n Notification, now time.Time) string {
 	}
 	m := t.mem
 	m.mu.Lock()
-	stale := (!m.notifiedAt.IsZero() && (n.At.Before(m.notifiedAt) || n.At.Equal(m.notifiedAt) && m.last.state == o.state)) ||
+	// The sender's times order two notifications that arrived within
+	// maxClockSkew of each other (see maxClockSkew); a repeat of the
+	// last one is stale whenever it comes.
+	// (A request that started before the last one applied, and is
+	// applied after it, has an earlier now: it is within the skew.)
+	ordered := !m.notifiedAt.IsZero() && now.Sub(m.notifiedRecv) <= maxClockSkew
+	repeat := !m.notifiedAt.IsZero() && n.At.Equal(m.notifiedAt) && m.last.state == o.state
+	stale := ordered && n.At.Before(m.notifiedAt) || repeat ||
 		// Timestamps have seconds: a notification of the second a call
 		// started is the newer one.
 		asOf.Unix() < m.asOf.Unix() ||
@@ -361,7 +469,7 @@ func (t *target) notify(n Notification, now time.Time) string {
 	if !had || prev.state != o.state || prev.up != o.up {
 		m.since = now
 	}
-	m.last, m.updated, m.asOf, m.notified, m.notifiedAt = o, now, asOf, true, n.At
+	m.last, m.updated, m.asOf, m.notified, m.notifiedAt, m.notifiedRecv = o, now, asOf, true, n.At, now
 	m.noteDisconnect(o)
 	if due := maxTime(m.limit.till(), m.called.Add(callSpacing)); due.Before(m.freshTill) {
 		m.freshTill = due

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
 func TestDecodeNotifications(t *testing.T) {
@@ -205,6 +207,123 @@ func TestFarFutureNotificationDoesNotPoison(t *testing.T) {
 	}
 }
 
+// TestEvolutionClockGoesBack: Evolution API writes its server's local
+// time; at the end of daylight saving time it goes back an hour. Its
+// events after the shift are older than the last one before it: they
+// are stale only while they arrive within maxClockSkew of that one, not
+// for the hour. The times are explicit.
+func TestEvolutionClockGoesBack(t *testing.T) {
+	t.Parallel()
+	e := newWebhookEnv(t, "")
+	e.scrape(t)
+	tg := targetNamed(t, e.c, "bot")
+	recv := time.Now().Add(time.Second)
+	local := recv.Add(3 * time.Hour) // the server's local time, marked UTC
+	event := func(state string, at time.Time) Notification {
+		return Notification{ID: "sales-bot", State: state, At: at}
+	}
+	if got := notifyTarget(tg, event("close", local), recv); got != OutcomeAccepted {
+		t.Fatalf("before the shift: %s", got)
+	}
+	// The clock goes back an hour; a retry of an older event in between
+	// (arriving at once) is still judged by the server's times.
+	if got := notifyTarget(tg, event("open", local.Add(-time.Second)), recv.Add(time.Second)); got != OutcomeStale {
+		t.Errorf("an older event arriving a second later: %s, want stale", got)
+	}
+	shifted := local.Add(-time.Hour)
+	if got := notifyTarget(tg, event("open", shifted.Add(2*time.Minute)), recv.Add(2*time.Minute)); got != OutcomeAccepted {
+		t.Errorf("an event two minutes after the clock went back an hour: %s, want accepted", got)
+	}
+	if got, _ := e.shown(t, "bot"); got != "open" {
+		t.Errorf("bot shows %q, want open", got)
+	}
+	if got := notifyTarget(tg, event("close", shifted.Add(2*time.Minute+time.Second)), recv.Add(2*time.Minute+time.Second)); got != OutcomeAccepted {
+		t.Errorf("the next event on the shifted clock: %s, want accepted", got)
+	}
+}
+
+// TestConcurrentNotificationsKeepTheSendersOrder: two requests received
+// at once are applied in either order; the one received a moment earlier
+// and applied later is still ordered by the sender's times.
+func TestConcurrentNotificationsKeepTheSendersOrder(t *testing.T) {
+	t.Parallel()
+	e := newWebhookEnv(t, "")
+	e.scrape(t)
+	tg := targetNamed(t, e.c, "bot")
+	recv := time.Now().Add(time.Second)
+	if got := notifyTarget(tg, Notification{ID: "sales-bot", State: "open", At: recv.Add(19 * time.Second)}, recv); got != OutcomeAccepted {
+		t.Fatalf("the newer event: %s", got)
+	}
+	if got := notifyTarget(tg, Notification{ID: "sales-bot", State: "close", At: recv.Add(5 * time.Second)}, recv.Add(-10*time.Millisecond)); got != OutcomeStale {
+		t.Errorf("an older event received 10 ms earlier, applied later: %s, want stale", got)
+	}
+}
+
+// TestForgedTimestampsHoldNothing: a stream of notifications with forged
+// times (far ahead, for both providers; Evolution API's date_time is not
+// covered by its JWT) holds a genuine notification stale for at most
+// maxClockSkew after the last of them.
+func TestForgedTimestampsHoldNothing(t *testing.T) {
+	t.Parallel()
+	e := newWebhookEnv(t, "")
+	e.scrape(t)
+	recv := time.Now().Add(time.Second)
+	for _, tc := range []struct {
+		name, id string
+		absolute bool
+		forged   string
+		genuine  string
+	}{
+		{"shop", "1101000001", true, "authorized", "blocked"},
+		{"bot", "sales-bot", false, "open", "close"},
+	} {
+		tg := targetNamed(t, e.c, tc.name)
+		at := recv
+		for i := range 20 {
+			at = recv.Add(time.Duration(i) * 10 * time.Second)
+			forged := Notification{ID: tc.id, State: tc.forged, At: at.AddDate(100, 0, i), Absolute: tc.absolute}
+			notifyTarget(tg, forged, at)
+		}
+		genuine := Notification{ID: tc.id, State: tc.genuine, At: at.Add(maxClockSkew + time.Second), Absolute: tc.absolute}
+		if got := notifyTarget(tg, genuine, at.Add(maxClockSkew+time.Second)); got != OutcomeAccepted {
+			t.Errorf("%s: a genuine notification %s after a stream of forged times: %s, want accepted", tc.name, maxClockSkew+time.Second, got)
+		}
+		if got, _ := e.shown(t, tc.name); got != tc.genuine {
+			t.Errorf("%s shows %q, want %q", tc.name, got, tc.genuine)
+		}
+	}
+}
+
+// TestNotificationStreamCannotMaskPolls: someone who holds an instance's
+// webhook credentials streams notifications of a working state, with
+// times from the future, several between every two scrapes. Every
+// scrape shows what the provider's state request says: blocked (GREEN-API),
+// close (Evolution API).
+func TestNotificationStreamCannotMaskPolls(t *testing.T) {
+	t.Parallel()
+	e := newWebhookEnv(t, "")
+	e.sim.Set("greenapi", "1101000001", "api-token-1", simulator.Behaviour{State: "blocked"})
+	e.sim.Set("evolution", "sales-bot", "EVOLUTION-INSTANCE-TOKEN-0001", simulator.Behaviour{State: "close"})
+	e.scrape(t)
+	for scrape := range 8 {
+		// The stream's notifications come at least a second after the
+		// last call; so does the scrape.
+		setLastCallAgo(t, e.c, "shop", callSpacing)
+		setLastCallAgo(t, e.c, "bot", callSpacing)
+		for k := range 3 {
+			at := time.Now().Add(time.Duration(scrape*3+k+1) * time.Second)
+			e.post(t, "/webhook/greenapi", testWebhookToken, greenAPIState("1101000001", "authorized", at.Add(time.Hour)))
+			e.post(t, "/webhook/evolution", testWebhookToken, evolutionEvent("open", at.Add(time.Hour)))
+		}
+		text := e.scrape(t)
+		for name, want := range map[string]string{"shop": "blocked", "bot": "close"} {
+			if got, notified := stateIn(text, name); got != want || notified {
+				t.Errorf("scrape %d: %s shows %q (notified %v), want %s from the call", scrape, name, got, notified, want)
+			}
+		}
+	}
+}
+
 // TestDisconnectReason: Evolution API's statusReason names why an
 // instance closed, until it works again.
 func TestDisconnectReason(t *testing.T) {
@@ -291,7 +410,7 @@ func TestNotificationAnswers(t *testing.T) {
 			{"Evolution malformed", "/webhook/evolution", jwt(testJWTKey, valid), readFixture(t, "webhook/evolution", "no_state.json"), 400, OutcomeMalformed, "bot", "open"},
 			{"GREEN-API body at the Evolution path", "/webhook/evolution", testWebhookToken, greenAPIState("1101000001", "blocked", now), 400, OutcomeMalformed, "shop", "authorized"},
 			{"Evolution too large", "/webhook/evolution", testWebhookToken, append([]byte(`{"pad":"`+strings.Repeat("x", MaxNotificationBytes)+`",`), evolutionEvent("close", now)[1:]...), 422, OutcomeTooLarge, "bot", "open"},
-			{"Evolution unknown instance", "/webhook/evolution", testWebhookToken, []byte(strings.ReplaceAll(string(evolutionEvent("close", now)), "sales-bot", "other-bot")), 404, OutcomeUnknownInstance, "bot", "open"},
+			{"Evolution unknown instance", "/webhook/evolution", testWebhookToken, []byte(strings.ReplaceAll(string(evolutionEvent("close", now)), "sales-bot", "other-bot")), 401, OutcomeUnknownInstance, "bot", "open"},
 			// A secret in the URL's path: the only credential of Evolution
 			// API 1.8 and of every global webhook.
 			{"Evolution path secret", "/webhook/evolution/" + testPathSecret, "", evolutionEvent("close", now), 200, OutcomeAccepted, "bot", "close"},
@@ -314,8 +433,14 @@ func TestNotificationAnswers(t *testing.T) {
 			// would be stale.
 			tc := cases(t, time.Now().Add(2*time.Second))[i]
 			status, answer := e.post(t, tc.path, tc.auth, tc.body)
-			if status != tc.status || answer != tc.outcome+"\n" {
-				t.Errorf("got %d %q, want %d %q", status, answer, tc.status, tc.outcome)
+			// An unknown instance is answered as a refused credential
+			// (TestAnswersDoNotTellWatchedIDs), and counted apart.
+			want := tc.outcome
+			if want == OutcomeUnknownInstance {
+				want = OutcomeUnauthorized
+			}
+			if status != tc.status || answer != want+"\n" {
+				t.Errorf("got %d %q, want %d %q", status, answer, tc.status, want)
 			}
 			if got, _ := e.shown(t, tc.instance); got != tc.state {
 				t.Errorf("%s is %q, want %q", tc.instance, got, tc.state)
@@ -329,6 +454,30 @@ func TestNotificationAnswers(t *testing.T) {
 			checkNoLeak(t, "logs", e.logs.String(), testJWTKey)
 			checkNoLeak(t, "logs", e.logs.String(), testPathSecret)
 		})
+	}
+}
+
+// TestAnswersDoNotTellWatchedIDs: a caller without credentials gets the
+// same answer for an instance the exporter watches and for one it does
+// not, so it cannot learn which IDs are watched.
+func TestAnswersDoNotTellWatchedIDs(t *testing.T) {
+	t.Parallel()
+	e := newWebhookEnv(t, "")
+	now := time.Now().Add(2 * time.Second)
+	for _, tc := range []struct{ path, watched, unknown string }{
+		{"/webhook/greenapi", string(greenAPIState("1101000001", "blocked", now)), string(greenAPIState("1101009999", "blocked", now))},
+		{"/webhook/evolution", string(evolutionEvent("close", now)), strings.ReplaceAll(string(evolutionEvent("close", now)), "sales-bot", "other-bot")},
+		{"/webhook/evolution/" + strings.Repeat("p", 20), string(evolutionEvent("close", now)), strings.ReplaceAll(string(evolutionEvent("close", now)), "sales-bot", "other-bot")},
+	} {
+		for _, auth := range []string{"", "Bearer a-guess"} {
+			ws, wh, wa := testtool.Notify(t, nil, e.receiver+tc.path, auth, []byte(tc.watched))
+			us, uh, ua := testtool.Notify(t, nil, e.receiver+tc.path, auth, []byte(tc.unknown))
+			wh.Del("Date")
+			uh.Del("Date")
+			if ws != us || wa != ua || fmt.Sprint(wh) != fmt.Sprint(uh) {
+				t.Errorf("%s, Authorization %q: a watched ID is answered %d %v %q, an unknown one %d %v %q", tc.path, auth, ws, wh, wa, us, uh, ua)
+			}
+		}
 	}
 }
 
@@ -414,15 +563,74 @@ func TestUnknownInstancesLoggedOnce(t *testing.T) {
 	if n := strings.Count(e.logs.String(), "Refused a notification"); n != 1 {
 		t.Errorf("refused notification logged %d times, want once:\n%s", n, e.logs)
 	}
-	// IDs come from anyone: the set of those logged is bounded.
-	for i := range maxUnknownIDsLogged + 50 {
-		logUnknownNotification(e.c, "greenapi", strconv.Itoa(i))
+}
+
+// TestUnknownInstancesLogRateLimited: IDs come from anyone. A flood of
+// them is logged at a bounded rate, and does not end the log: an ID
+// after the flood is logged, with how many lines were held back; an ID
+// logged is logged again after unknownTTL; a long ID is shortened.
+func TestUnknownInstancesLogRateLimited(t *testing.T) {
+	t.Parallel()
+	e := newWebhookEnv(t, "")
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 5000 {
+		logUnknownNotification(e.c, "greenapi", strconv.Itoa(1109000000+i), t0.Add(time.Duration(i)*time.Millisecond))
 	}
-	if n := unknownIDsRemembered(e.c); n > maxUnknownIDsLogged+1 {
-		t.Errorf("%d unknown IDs remembered, want at most %d", n, maxUnknownIDsLogged+1)
+	lines := func() int { return strings.Count(e.logs.String(), "does not watch") }
+	if n := lines(); n != unknownLogBurst {
+		t.Errorf("5 000 unknown IDs in 5 s: %d lines, want %d", n, unknownLogBurst)
 	}
-	if n := strings.Count(e.logs.String(), "no longer logging"); n != 1 {
-		t.Errorf("the end of logging is said %d times, want once", n)
+	if n := unknownIDsRemembered(e.c); n > maxUnknownIDsRemembered {
+		t.Errorf("%d unknown IDs remembered, want at most %d", n, maxUnknownIDsRemembered)
+	}
+	later := t0.Add(10 * time.Minute)
+	logUnknownNotification(e.c, "greenapi", "1109999999", later)
+	if !strings.Contains(e.logs.String(), "1109999999") || !strings.Contains(e.logs.String(), "held_back=4990") {
+		t.Errorf("an unknown ID after the flood is not logged with the lines held back:\n%s", lastLine(e.logs.String()))
+	}
+	logUnknownNotification(e.c, "greenapi", "1109999999", later.Add(time.Minute))
+	logUnknownNotification(e.c, "greenapi", "1109999999", later.Add(unknownTTL+time.Minute))
+	if n := strings.Count(e.logs.String(), "1109999999"); n != 2 {
+		t.Errorf("an unknown ID logged %d times in an hour and a minute, want 2", n)
+	}
+	long := strings.Repeat("n", 65000)
+	logUnknownNotification(e.c, "evolution", long, later.Add(2*unknownTTL))
+	if last := lastLine(e.logs.String()); len(last) > 400 || !strings.Contains(last, strings.Repeat("n", maxLoggedIDLen)+"…") {
+		t.Errorf("a 65 000-character ID logged as a line of %d bytes, want it shortened to %d characters", len(last), maxLoggedIDLen)
+	}
+}
+
+// lastLine is the last line of a log.
+func lastLine(log string) string {
+	log = strings.TrimSuffix(log, "\n")
+	return log[strings.LastIndexByte(log, '\n')+1:]
+}
+
+// TestUnknownInstancesMemoryBounded: 1 000 notifications naming unknown
+// Evolution API instances with 65 KB names, sent without a credential,
+// keep no more than a few bytes each.
+func TestUnknownInstancesMemoryBounded(t *testing.T) {
+	e := newWebhookEnv(t, "")
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	name := strings.Repeat("x", 65000)
+	for i := range 1000 {
+		body := fmt.Appendf(nil, `{"event":"connection.update","instance":"%s%04d","data":{"state":"open"}}`, name, i)
+		if status, answer := e.post(t, "/webhook/evolution", "", body); status != http.StatusUnauthorized || answer != "unauthorized\n" {
+			t.Fatalf("notification %d: %d %q, want 401 unauthorized", i, status, answer)
+		}
+	}
+	after := heap()
+	if grown := int64(after) - int64(before); grown > 8<<20 {
+		t.Errorf("1 000 unknown 65 KB names keep %d MB, want under 8", grown>>20)
+	}
+	if got := testutil.ToFloat64(providerMetricsOf(e.c).notifications.WithLabelValues("evolution", OutcomeUnknownInstance)); got != 1000 {
+		t.Errorf("counted %v unknown_instance, want 1000", got)
 	}
 }
 

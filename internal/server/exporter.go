@@ -61,6 +61,11 @@ type Exporter struct {
 	reloadSuccess   prometheus.Gauge
 	reloadTimestamp prometheus.Gauge
 
+	// receiver counts the notification receiver's limits at work, once
+	// a receiver is made.
+	receiverOnce sync.Once
+	receiver     *receiverMetrics
+
 	// lastUnrefreshedLog is when the exporter last said it could not
 	// refresh every instance in time (Unix nanoseconds).
 	lastUnrefreshedLog atomic.Int64

@@ -91,7 +91,9 @@ func TestWebhookReceiverManyClients(t *testing.T) {
 	}
 	e := exportertest.StartWith(t, exportertest.Inline(cfg.String()), collector.Options{Concurrency: 8, MinInterval: time.Hour, Notifications: true})
 	srv := httptest.NewUnstartedServer(nil)
-	srv.Config = e.Receiver(server.DefaultReceiverTimeouts)
+	// All come from one address here: no per-client share, which
+	// TestReceiverSlowSendersPerClient tests.
+	srv.Config = e.ReceiverWith(server.DefaultReceiverTimeouts, server.NewReceiverLimits(0, 0))
 	srv.Start()
 	t.Cleanup(srv.Close)
 	exportertest.Scrape(t, e.URL, nil)

@@ -72,6 +72,16 @@ var scenarios = map[string]scenario{
 		map[string]string{"latency": "50ms", "interval": "15s"},
 		runSizing,
 	},
+	"notification-flood": {
+		"attackers on 50 addresses flood the notification receiver (unknown Evolution instances with 65 KB names, wrong tokens, bodies that never end); a genuine sender and a scraper measure what still gets through",
+		map[string]string{"instances": "100", "latency": "50ms", "duration": "30s"},
+		runNotificationFlood,
+	},
+	"connection-flood": {
+		"5 000 connections held idle and 200 slow senders on the notification receiver, file descriptors limited to 1 024; a genuine sender and a scraper measure what still gets through",
+		map[string]string{"instances": "100", "latency": "50ms", "duration": "30s"},
+		runConnectionFlood,
+	},
 	"compare": {
 		"CPU per provider call against json_exporter's CPU per probe (-json_exporter), same provider, same run",
 		map[string]string{"instances": "2000", "latency": "50ms", "scrapes": "3"},

@@ -40,20 +40,22 @@ const (
 
 // notifyKinds are the kinds' names, their shares of the notifications in
 // percent and the outcomes (the answers' bodies) expected of them.
-// unknown_instance is expected of every kind that names an instance: a
-// configured one the storm has just removed, a listed one the current
-// listing, filter or account does not hold.
+// An unknown instance (a configured one the storm has just removed, a
+// listed one the current listing, filter or account does not hold) is
+// answered unauthorized, like a wrong token, so that the answer does not
+// tell which IDs are watched: unauthorized is expected of every kind that
+// names an instance.
 var notifyKinds = [nKinds]struct {
 	name    string
 	percent int
 	want    []string
 }{
-	nConfigured:      {"configured, right token", 50, []string{"accepted", "stale", "unknown_instance"}},
-	nConfiguredWrong: {"configured, wrong token", 10, []string{"unauthorized", "unknown_instance"}},
-	nConfiguredNone:  {"configured, no token", 4, []string{"unauthorized", "unknown_instance"}},
-	nListed:          {"listed, right token", 15, []string{"accepted", "stale", "unknown_instance"}},
-	nListedWrong:     {"listed, wrong token", 5, []string{"unauthorized", "unknown_instance"}},
-	nUnknown:         {"unknown instance", 4, []string{"unknown_instance"}},
+	nConfigured:      {"configured, right token", 50, []string{"accepted", "stale", "unauthorized"}},
+	nConfiguredWrong: {"configured, wrong token", 10, []string{"unauthorized"}},
+	nConfiguredNone:  {"configured, no token", 4, []string{"unauthorized"}},
+	nListed:          {"listed, right token", 15, []string{"accepted", "stale", "unauthorized"}},
+	nListedWrong:     {"listed, wrong token", 5, []string{"unauthorized"}},
+	nUnknown:         {"unknown instance", 4, []string{"unauthorized"}},
 	nOther:           {"another typeWebhook", 4, []string{"ignored"}},
 	nMalformed:       {"malformed body", 8, []string{"malformed"}},
 }
