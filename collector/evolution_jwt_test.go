@@ -201,14 +201,10 @@ func TestEvolutionJWT(t *testing.T) {
 			if tc.auth != "" {
 				h.Set("Authorization", tc.auth)
 			}
-			start := time.Now()
 			got := evolutionWebhook.Authorize(spec, Credentials{Header: h}, now)
 			// Neither the key nor the token is printed.
 			if got != tc.want {
 				t.Errorf("Authorize = %s, want %s", authorizationNames[got], authorizationNames[tc.want])
-			}
-			if d := time.Since(start); d > time.Second {
-				t.Errorf("Authorize took %v", d)
 			}
 		})
 	}
