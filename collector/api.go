@@ -2,12 +2,10 @@ package collector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,26 +51,41 @@ type API struct {
 	secrets   []string // every form of every secret, see addSecret
 	logs      logSource
 	metrics   callObserver
+	// known hides the secrets of everything else the exporter watches
+	// (redact.go); nil for none.
+	known func() *redactor
 }
 
 // addSecret makes Redact hide sec in the forms it can take in a URL or in
-// a JSON error body that echoes it. Providers call it when building their
-// client, so that calls do not compute the forms again.
+// a body that echoes it. Providers call it when building their client,
+// so that calls do not compute the forms again.
 func (a *API) addSecret(sec string) {
-	quoted, _ := json.Marshal(sec)
-	for _, form := range []string{sec, url.PathEscape(sec), url.QueryEscape(sec), string(quoted[1 : len(quoted)-1])} {
-		if form != "" && !slices.Contains(a.secrets, form) {
+	addSecretForms(sec, func(form string) {
+		if !slices.Contains(a.secrets, form) {
 			a.secrets = append(a.secrets, form)
 		}
-	}
+	})
 }
 
-// Redact replaces every known secret in s with <secret>.
+// Redact replaces every secret of the call in s with <secret>.
 func (a *API) Redact(s string) string {
 	for _, form := range a.secrets {
-		s = strings.ReplaceAll(s, form, "<secret>")
+		s = strings.ReplaceAll(s, form, secretMark)
 	}
 	return s
+}
+
+// redactError hides in an error text the secrets of the call and every
+// other the exporter knows, and cuts it to maxErrorRunes: an upstream
+// error can quote another instance's token (a failing partner listing
+// quoting its instances'). It cuts after redacting, since a cut secret no
+// longer matches.
+func (a *API) redactError(msg string) string {
+	msg = a.Redact(msg)
+	if a.known != nil {
+		msg = a.known().redactHead(msg, maxErrorRunes)
+	}
+	return shorten(msg, maxErrorRunes)
 }
 
 // Get calls rawURL and passes the response to decode, which returns the
@@ -178,7 +191,7 @@ func (a *API) finish(ctx context.Context, method, rawURL string, start time.Time
 	// Redacting the URL costs; do it only for a debug line.
 	debug := a.logs.enabled(ctx, slog.LevelDebug)
 	if e != nil {
-		e.msg = shorten(a.Redact(e.msg), maxErrorRunes)
+		e.msg = a.redactError(e.msg)
 		if debug {
 			a.logs.log().Debug("Call failed", "method", method, "url", a.Redact(rawURL), "reason", e.Reason, "err", e.msg, "duration_seconds", elapsed.Seconds())
 		}

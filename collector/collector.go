@@ -78,12 +78,14 @@ func New(logger *slog.Logger, opts Options) *Collector {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	opts.Concurrency = max(opts.Concurrency, 1)
-	c := &Collector{logger: logger, opts: opts, metrics: newProviderMetrics(),
+	c := &Collector{opts: opts, metrics: newProviderMetrics(),
 		loops: map[*account]context.CancelFunc{}, replans: make(chan chan struct{}), stopped: make(chan struct{}),
 		rowLogs: map[string]*logRate{}}
 	for _, kind := range []string{skipConflict, skipMalformed, skipBadName} {
 		c.rowLogs[kind] = newLogRate(rowLogBurst, rowLogPeriod)
 	}
+	// Every line the collector writes hides the secrets it knows.
+	c.logger = slog.New(&redactingHandler{inner: logger.Handler(), known: c.knownSecrets})
 	c.snap.Store(emptySnapshot())
 	c.sched = newScheduler(opts.Concurrency, c.call)
 	go c.planner()

@@ -33,6 +33,9 @@ type snapshot struct {
 	// found says what each account's last listing gave.
 	found   map[*account]accountFound
 	clients clientPool
+	// known hides every secret of the snapshot (redact.go), built when
+	// a text first needs it.
+	known knownSecrets
 }
 
 // entry is a memory and the call it stands for: the *target of the first
@@ -377,7 +380,7 @@ func (c *Collector) newTarget(inst config.Instance, mem *memory, prev *target, f
 		foundBy:  f.account,
 		listed:   f.listed,
 	}
-	api := &API{client: hc, userAgent: c.opts.UserAgent, logs: t, metrics: c.metrics.observer(p.Name, stats)}
+	api := &API{client: hc, userAgent: c.opts.UserAgent, logs: t, metrics: c.metrics.observer(p.Name, stats), known: c.knownSecrets}
 	client, err := p.NewClient(inst.Spec, api)
 	if err != nil {
 		return nil, err

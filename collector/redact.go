@@ -1,0 +1,336 @@
+package collector
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+)
+
+// Redaction of every secret the exporter knows. An API hides its own
+// call's secrets (API.Redact), but an upstream text can quote others: a
+// partner listing that fails with an error page holding its instances'
+// tokens, a proxy that echoes a header, an Evolution server's error about
+// another instance. So every error text an API makes, and every line the
+// collector logs, also passes through the redactor of the current
+// snapshot, which knows the secrets of everything the snapshot watches.
+//
+// The redactor is built when the first text needs it, once per snapshot:
+// a fleet that works never builds one, and a reload or a listing that
+// changes the instances makes a new snapshot, so that a secret added by a
+// reload is hidden from the next error on, including one of a call that
+// began before the reload.
+
+// secretMark replaces a secret.
+const secretMark = "<secret>"
+
+// addSecretForms calls add with sec and the forms it can take in a URL,
+// in a JSON body that echoes it (as Go writes JSON, and with "/" escaped,
+// as PHP does), and in an HTML page.
+func addSecretForms(sec string, add func(string)) {
+	if sec == "" {
+		return
+	}
+	quoted, _ := json.Marshal(sec)
+	js := string(quoted[1 : len(quoted)-1])
+	for _, form := range [...]string{sec, url.PathEscape(sec), url.QueryEscape(sec), js,
+		strings.ReplaceAll(js, "/", `\/`), strings.ReplaceAll(sec, "&", "&amp;")} {
+		add(form)
+	}
+}
+
+// redactProbe is how many bytes of a text the redactor looks up at each
+// position: the forms at least this long are found with one map lookup
+// per byte of the text, however many there are.
+const redactProbe = 8
+
+// redactor hides a fixed set of secrets. Its zero value and nil hide
+// nothing.
+type redactor struct {
+	// long are the forms of redactProbe bytes or more, by their first
+	// redactProbe bytes, longest first; short are the others, longest
+	// first.
+	long  map[string][]string
+	short []string
+	// maxLen is the length of the longest form.
+	maxLen int
+}
+
+func newRedactor() *redactor { return &redactor{long: map[string][]string{}} }
+
+// add makes r hide form.
+func (r *redactor) add(form string) {
+	if form == "" {
+		return
+	}
+	if len(form) < redactProbe {
+		if !slices.Contains(r.short, form) {
+			r.short = append(r.short, form)
+		}
+		return
+	}
+	k := form[:redactProbe]
+	if forms := r.long[k]; !slices.Contains(forms, form) {
+		r.long[k] = append(forms, form)
+	}
+	r.maxLen = max(r.maxLen, len(form))
+}
+
+// addSecret makes r hide every form of sec.
+func (r *redactor) addSecret(sec string) { addSecretForms(sec, r.add) }
+
+// done orders the forms so that a secret that holds another is hidden
+// whole.
+func (r *redactor) done() {
+	longestFirst := func(a, b string) int { return len(b) - len(a) }
+	for _, forms := range r.long {
+		slices.SortFunc(forms, longestFirst)
+	}
+	slices.SortFunc(r.short, longestFirst)
+}
+
+// redact replaces every form of every secret in s with secretMark.
+func (r *redactor) redact(s string) string {
+	if r == nil {
+		return s
+	}
+	if len(r.long) > 0 && len(s) >= redactProbe {
+		var b strings.Builder
+		written := 0 // s[:written] is in b
+		for i := 0; i+redactProbe <= len(s); {
+			n := 0
+			for _, form := range r.long[s[i:i+redactProbe]] {
+				if strings.HasPrefix(s[i:], form) {
+					n = len(form)
+					break
+				}
+			}
+			if n == 0 {
+				i++
+				continue
+			}
+			if written == 0 {
+				b.Grow(len(s))
+			}
+			b.WriteString(s[written:i])
+			b.WriteString(secretMark)
+			i += n
+			written = i
+		}
+		if written > 0 {
+			b.WriteString(s[written:])
+			s = b.String()
+		}
+	}
+	for _, form := range r.short {
+		s = strings.ReplaceAll(s, form, secretMark)
+	}
+	return s
+}
+
+// redactHead is redact for a text that will be cut to maxRunes runes:
+// only the part that can stay is searched, so that an error quoting a
+// whole 64 KiB body costs as much as one quoting a line. The part kept
+// is long enough to hold whole any secret that begins in the first
+// maxRunes runes, and the cut falls after them.
+func (r *redactor) redactHead(s string, maxRunes int) string {
+	if r == nil {
+		return s
+	}
+	if head := utf8MaxLen*(maxRunes+1) + r.maxLen; len(s) > head {
+		s = s[:head]
+	}
+	return r.redact(s)
+}
+
+// utf8MaxLen is the most bytes one rune takes.
+const utf8MaxLen = 4
+
+// secretsOf adds to r the secrets of an instance's or an account's
+// configuration: its credential, its optional credentials (webhook
+// tokens, keys, path secrets) and those of its HTTP settings, whose
+// files are read, once, into files.
+func secretsOf(r *redactor, c *config.Common, fields config.Fields, files map[string]string) {
+	r.addSecret(c.Secret())
+	for _, o := range fields.Optional {
+		if o.Resolved != nil {
+			r.addSecret(*o.Resolved)
+		}
+	}
+	hc := &c.HTTPClientConfig
+	file := func(path string) {
+		if path == "" {
+			return
+		}
+		s, ok := files[path]
+		if !ok {
+			s = readSecretFile(path)
+			files[path] = s
+		}
+		r.addSecret(s)
+	}
+	if ba := hc.BasicAuth; ba != nil {
+		r.addSecret(string(ba.Password))
+		file(ba.PasswordFile)
+		if ba.Password != "" {
+			// As an echoed Authorization header shows it.
+			r.addSecret(base64.StdEncoding.EncodeToString([]byte(ba.Username + ":" + string(ba.Password))))
+		}
+	}
+	if au := hc.Authorization; au != nil {
+		r.addSecret(string(au.Credentials))
+		file(au.CredentialsFile)
+	}
+	if o := hc.OAuth2; o != nil {
+		r.addSecret(string(o.ClientSecret))
+		file(o.ClientSecretFile)
+	}
+	r.addSecret(string(hc.BearerToken))
+	file(hc.BearerTokenFile)
+	if hh := hc.HTTPHeaders; hh != nil {
+		for _, h := range hh.Headers {
+			for _, s := range h.Secrets {
+				r.addSecret(string(s))
+			}
+			for _, f := range h.Files {
+				file(f)
+			}
+		}
+	}
+	for _, values := range hc.ProxyConnectHeader {
+		for _, s := range values {
+			r.addSecret(string(s))
+		}
+	}
+}
+
+// maxSecretFileBytes bounds what is read of an HTTP setting's secret
+// file, as the configuration bounds its own secret files.
+const maxSecretFileBytes = 64 << 10
+
+// readSecretFile reads a secret file of the HTTP settings as the HTTP
+// client does, trimmed; "" when it cannot be read (the calls then fail
+// on their own).
+func readSecretFile(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileBytes))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// knownSecrets is a snapshot's redactor, built when first needed.
+type knownSecrets struct {
+	once sync.Once
+	r    *redactor
+}
+
+// redactor returns the redactor of every secret s knows: those of its
+// instances, configured and found, of its accounts, and the tokens of
+// every row of the accounts' last listings, the instances not watched
+// included.
+func (s *snapshot) redactor() *redactor {
+	s.known.once.Do(func() {
+		r := newRedactor()
+		files := map[string]string{}
+		for _, t := range s.targets {
+			secretsOf(r, t.spec.Base(), t.spec.Fields(), files)
+		}
+		for _, a := range s.accounts {
+			secretsOf(r, &a.spec.Account().Common, a.spec.Fields(), files)
+			a.state.mu.Lock()
+			if last := a.state.last; last != nil {
+				for _, in := range last.Instances {
+					r.addSecret(in.Token)
+				}
+			}
+			a.state.mu.Unlock()
+		}
+		r.done()
+		s.known.r = r
+	})
+	return s.known.r
+}
+
+// knownSecrets is the redactor of the current snapshot.
+func (c *Collector) knownSecrets() *redactor {
+	if s := c.current(); s != nil {
+		return s.redactor()
+	}
+	return nil // before New stores the first snapshot
+}
+
+// redactingHandler hides the known secrets in every line the collector
+// writes, in its attributes' text (the messages are the code's own). It is the net under the
+// redaction of error texts, for the lines that quote upstream text
+// otherwise (a state the exporter does not know, a name a listing
+// gave).
+type redactingHandler struct {
+	inner slog.Handler
+	known func() *redactor
+}
+
+func (h *redactingHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.inner.Enabled(ctx, level)
+}
+
+func (h *redactingHandler) Handle(ctx context.Context, rec slog.Record) error {
+	r := h.known()
+	out := slog.NewRecord(rec.Time, rec.Level, rec.Message, rec.PC)
+	rec.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(redactAttr(r, a))
+		return true
+	})
+	return h.inner.Handle(ctx, out)
+}
+
+func (h *redactingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	r := h.known()
+	red := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		red[i] = redactAttr(r, a)
+	}
+	return &redactingHandler{inner: h.inner.WithAttrs(red), known: h.known}
+}
+
+func (h *redactingHandler) WithGroup(name string) slog.Handler {
+	return &redactingHandler{inner: h.inner.WithGroup(name), known: h.known}
+}
+
+// redactAttr hides the secrets in a's text: strings, and anything else
+// written as text (errors, byte slices, values of any type), in groups
+// too. Numbers, times and durations hold no text.
+func redactAttr(r *redactor, a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(a.Key, r.redact(v.String()))
+	case slog.KindGroup:
+		group := v.Group()
+		red := make([]slog.Attr, len(group))
+		for i, g := range group {
+			red[i] = redactAttr(r, g)
+		}
+		return slog.Attr{Key: a.Key, Value: slog.GroupValue(red...)}
+	case slog.KindAny:
+		if b, ok := v.Any().([]byte); ok {
+			return slog.String(a.Key, r.redact(string(b)))
+		}
+		return slog.String(a.Key, r.redact(fmt.Sprint(v.Any())))
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}
