@@ -50,37 +50,46 @@ func addSecretForms(sec string, add func(string)) {
 
 // redactProbe is how many bytes of a text the redactor looks up at each
 // position: the forms at least this long are found with one map lookup
-// per byte of the text, however many there are.
+// per byte of the text, and one more per length of the forms that begin
+// with those bytes, however many forms there are and however alike
+// (tokens that share a prefix).
 const redactProbe = 8
 
 // redactor hides a fixed set of secrets. Its zero value and nil hide
 // nothing.
 type redactor struct {
-	// long are the forms of redactProbe bytes or more, by their first
-	// redactProbe bytes, longest first; short are the others, longest
-	// first.
-	long  map[string][]string
-	short []string
+	// forms are the forms of redactProbe bytes or more; lengths, by
+	// their first redactProbe bytes, the lengths of those forms, longest
+	// first. short are the shorter forms, longest first.
+	forms   map[string]struct{}
+	lengths map[string][]int
+	short   []string
 	// maxLen is the length of the longest form.
 	maxLen int
 }
 
-func newRedactor() *redactor { return &redactor{long: map[string][]string{}} }
+func newRedactor() *redactor {
+	return &redactor{forms: map[string]struct{}{}, lengths: map[string][]int{}}
+}
 
 // add makes r hide form.
 func (r *redactor) add(form string) {
-	if form == "" {
+	switch {
+	case form == "":
 		return
-	}
-	if len(form) < redactProbe {
+	case len(form) < redactProbe:
 		if !slices.Contains(r.short, form) {
 			r.short = append(r.short, form)
 		}
 		return
 	}
+	if _, ok := r.forms[form]; ok {
+		return
+	}
+	r.forms[form] = struct{}{}
 	k := form[:redactProbe]
-	if forms := r.long[k]; !slices.Contains(forms, form) {
-		r.long[k] = append(forms, form)
+	if ls := r.lengths[k]; !slices.Contains(ls, len(form)) {
+		r.lengths[k] = append(ls, len(form))
 	}
 	r.maxLen = max(r.maxLen, len(form))
 }
@@ -91,11 +100,10 @@ func (r *redactor) addSecret(sec string) { addSecretForms(sec, r.add) }
 // done orders the forms so that a secret that holds another is hidden
 // whole.
 func (r *redactor) done() {
-	longestFirst := func(a, b string) int { return len(b) - len(a) }
-	for _, forms := range r.long {
-		slices.SortFunc(forms, longestFirst)
+	for _, ls := range r.lengths {
+		slices.SortFunc(ls, func(a, b int) int { return b - a })
 	}
-	slices.SortFunc(r.short, longestFirst)
+	slices.SortFunc(r.short, func(a, b string) int { return len(b) - len(a) })
 }
 
 // redact replaces every form of every secret in s with secretMark.
@@ -103,15 +111,17 @@ func (r *redactor) redact(s string) string {
 	if r == nil {
 		return s
 	}
-	if len(r.long) > 0 && len(s) >= redactProbe {
+	if len(r.forms) > 0 && len(s) >= redactProbe {
 		var b strings.Builder
 		written := 0 // s[:written] is in b
 		for i := 0; i+redactProbe <= len(s); {
 			n := 0
-			for _, form := range r.long[s[i:i+redactProbe]] {
-				if strings.HasPrefix(s[i:], form) {
-					n = len(form)
-					break
+			for _, l := range r.lengths[s[i:i+redactProbe]] {
+				if i+l <= len(s) {
+					if _, ok := r.forms[s[i:i+l]]; ok {
+						n = l
+						break
+					}
 				}
 			}
 			if n == 0 {
@@ -244,26 +254,29 @@ type knownSecrets struct {
 // every row of the accounts' last listings, the instances not watched
 // included.
 func (s *snapshot) redactor() *redactor {
-	s.known.once.Do(func() {
-		r := newRedactor()
-		files := map[string]string{}
-		for _, t := range s.targets {
-			secretsOf(r, t.spec.Base(), t.spec.Fields(), files)
-		}
-		for _, a := range s.accounts {
-			secretsOf(r, &a.spec.Account().Common, a.spec.Fields(), files)
-			a.state.mu.Lock()
-			if last := a.state.last; last != nil {
-				for _, in := range last.Instances {
-					r.addSecret(in.Token)
-				}
-			}
-			a.state.mu.Unlock()
-		}
-		r.done()
-		s.known.r = r
-	})
+	s.known.once.Do(func() { s.known.r = buildRedactor(s) })
 	return s.known.r
+}
+
+// buildRedactor builds the redactor of s.
+func buildRedactor(s *snapshot) *redactor {
+	r := newRedactor()
+	files := map[string]string{}
+	for _, t := range s.targets {
+		secretsOf(r, t.spec.Base(), t.spec.Fields(), files)
+	}
+	for _, a := range s.accounts {
+		secretsOf(r, &a.spec.Account().Common, a.spec.Fields(), files)
+		a.state.mu.Lock()
+		if last := a.state.last; last != nil {
+			for _, in := range last.Instances {
+				r.addSecret(in.Token)
+			}
+		}
+		a.state.mu.Unlock()
+	}
+	r.done()
+	return r
 }
 
 // knownSecrets is the redactor of the current snapshot.
