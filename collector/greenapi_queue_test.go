@@ -306,7 +306,11 @@ func TestQueueWithheldBeforeAnyCount(t *testing.T) {
 	}
 }
 
-func TestQueueRetryAfterHoldsTheInstance(t *testing.T) {
+// TestQueueRetryAfterHoldsOnlyTheQueue: GREEN-API limits each method
+// of an instance on its own, so a 429 on getMessagesCount holds the queue
+// call for its Retry-After and not getStateInstance, whose answer
+// whatsapp_up and the state keep showing.
+func TestQueueRetryAfterHoldsOnlyTheQueue(t *testing.T) {
 	t.Parallel()
 	e := newQueueEnv(t, true, "", simulator.Behaviour{State: "authorized", QueueFault: simulator.FaultRateLimited, RetryAfter: time.Hour})
 	e.scrape(t)
@@ -314,8 +318,33 @@ func TestQueueRetryAfterHoldsTheInstance(t *testing.T) {
 	if calls != 1 || queueCalls != 1 {
 		t.Fatalf("%d state and %d queue calls, want one of each", calls, queueCalls)
 	}
+	e.set(simulator.Behaviour{State: "blocked", QueueFault: simulator.FaultRateLimited, RetryAfter: time.Hour})
+	checkScrape(t, e.scrape(t), []string{
+		`whatsapp_instance_state{provider="greenapi",name="shop",state="blocked"} 1`,
+		`whatsapp_up{provider="greenapi",name="shop"} 1`,
+		`whatsapp_api_request_errors_total{provider="greenapi",name="shop",method="getMessagesCount",reason="rate_limited"} 1`,
+	}, "whatsapp_outgoing_queue_messages")
+	if n := e.sim.Calls("greenapi", "1101000001"); n != calls+1 {
+		t.Errorf("%d state calls, want the state called again within the queue's Retry-After", n)
+	}
+	if n := e.sim.QueueCalls("greenapi", "1101000001"); n != queueCalls {
+		t.Errorf("%d queue calls, want none more within its Retry-After", n-queueCalls)
+	}
+	if n := strings.Count(e.logs.String(), "Queue request failing"); n != 1 {
+		t.Errorf("queue failure logged %d times, want once", n)
+	}
+}
+
+// TestStateRetryAfterHoldsBoth: a 429 on getStateInstance holds the state
+// call for its Retry-After, and the queue call with it, which is made
+// only after a state call that worked.
+func TestStateRetryAfterHoldsBoth(t *testing.T) {
+	t.Parallel()
+	e := newQueueEnv(t, true, "", simulator.Behaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Hour, Queue: 4})
 	e.scrape(t)
-	if e.sim.Calls("greenapi", "1101000001") != calls || e.sim.QueueCalls("greenapi", "1101000001") != queueCalls {
-		t.Errorf("the instance was called again within the queue's Retry-After")
+	e.set(simulator.Behaviour{State: "authorized", Queue: 4})
+	checkScrape(t, e.scrape(t), []string{`whatsapp_up{provider="greenapi",name="shop"} 0`}, "whatsapp_outgoing_queue_messages")
+	if calls, queueCalls := e.sim.Calls("greenapi", "1101000001"), e.sim.QueueCalls("greenapi", "1101000001"); calls != 1 || queueCalls != 0 {
+		t.Errorf("%d state and %d queue calls, want the one state call", calls, queueCalls)
 	}
 }

@@ -52,10 +52,16 @@ type memory struct {
 	priority time.Time     // updated, when queued
 }
 
-// limit is what an upstream instance's rate limit allows: no call before
-// the end of its last Retry-After.
+// limit is what an upstream instance's rate limits allow: no call before
+// the end of its last Retry-After. GREEN-API limits each method of an
+// instance on its own (its "Rate limiter" page: getStateInstance and
+// getMessagesCount one request a second each), so a Retry-After on the
+// queue call holds only the queue call (queueTill): the state call, on
+// which whatsapp_up depends, goes on. One on the state call holds both,
+// as the queue call is made only after a state call that worked.
 type limit struct {
-	heldTill atomic.Int64 // Unix nanoseconds; 0 for none
+	heldTill  atomic.Int64 // Unix nanoseconds; 0 for none
+	queueTill atomic.Int64 // the same for the queue call
 }
 
 func (l *limit) till() time.Time {
@@ -66,11 +72,23 @@ func (l *limit) till() time.Time {
 }
 
 // hold extends the limit to until.
-func (l *limit) hold(until time.Time) {
+func (l *limit) hold(until time.Time) { extend(&l.heldTill, until) }
+
+// holdQueue extends the limit of the queue call to until.
+func (l *limit) holdQueue(until time.Time) { extend(&l.queueTill, until) }
+
+// queueHeld says whether the queue call may not be made at now.
+func (l *limit) queueHeld(now time.Time) bool {
+	return now.UnixNano() < l.queueTill.Load()
+}
+
+// extend moves the time in till, Unix nanoseconds, to until if that is
+// later.
+func extend(till *atomic.Int64, until time.Time) {
 	n := until.UnixNano()
 	for {
-		old := l.heldTill.Load()
-		if old >= n || l.heldTill.CompareAndSwap(old, n) {
+		old := till.Load()
+		if old >= n || till.CompareAndSwap(old, n) {
 			return
 		}
 	}

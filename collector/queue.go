@@ -10,8 +10,9 @@ import (
 // messages pile up unsent, which only its queue of outgoing messages
 // shows. A provider that can read it gives its clients a MessagesQueue
 // method; the instances that watch it make that call right after their
-// state call, on the same worker, so that both share the schedule, the
-// concurrency and any Retry-After.
+// state call, on the same worker, so that both share the schedule and the
+// concurrency. A Retry-After on the state call holds both; one on the
+// queue call holds the queue call alone (see limit in memory.go).
 
 // queueReader is a client that reads its instance's outgoing queue.
 type queueReader interface {
@@ -69,10 +70,16 @@ const (
 // readQueue makes the queue call of t after a state call that ended as
 // stateErr, and records it in m. A state call that failed leaves the
 // queue unknown without a call: the provider is not answering, or asked
-// to wait.
+// to wait. Within the Retry-After of an earlier queue call, the queue
+// stays as that call left it, without a call.
 func readQueue(t *target, m *memory, stateErr error) {
 	if stateErr != nil {
 		m.recordQueue(t, queueSkipped, 0, nil)
+		return
+	}
+	if m.limit.queueHeld(time.Now()) {
+		// Still the answer of the call that asked to wait: the queue
+		// hidden, failing, logged once.
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
@@ -93,8 +100,8 @@ func readQueue(t *target, m *memory, stateErr error) {
 }
 
 // recordQueue stores how a queue call ended (n the count, e the failure),
-// holds the instance's calls for a Retry-After, and logs when the queue
-// calls start or stop failing.
+// holds the instance's queue calls for a Retry-After, and logs when the
+// queue calls start or stop failing.
 func (m *memory) recordQueue(src logSource, a queueAnswer, n int, e *Error) {
 	m.mu.Lock()
 	q := &m.queue
@@ -116,7 +123,7 @@ func (m *memory) recordQueue(src logSource, a queueAnswer, n int, e *Error) {
 	}
 	m.mu.Unlock()
 	if e != nil && e.RetryAfter > 0 {
-		m.hold(time.Now().Add(e.RetryAfter))
+		m.limit.holdQueue(time.Now().Add(e.RetryAfter))
 	}
 	switch {
 	case a == queueFailed && !wasFailing:
