@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -149,22 +150,25 @@ const maxQueueCount = 100_000_000
 // are those of getStateInstance, but for the 400 texts that report a
 // state (an instance starting, not authorized, or whose plan expired: none
 // sends): that answer withholds the count without failing
-// (errQueueWithheld).
+// (errQueueWithheld). No error quotes the answer: whatever a queue call
+// brings back may be a queued message (a proxy or a server that answers
+// showMessagesQueue's list), and the queue's contents are never logged;
+// an error describes the answer's shape instead (describeAnswer).
 func decodeGreenAPIMessagesCount(r Response) (int, error) {
 	if r.Status == http.StatusBadRequest {
 		if _, ok := greenAPITextState(r.Body); ok {
 			return 0, errQueueWithheld
 		}
 	}
-	if e := greenAPIStatusError(r); e != nil {
-		return 0, e
+	if r.Status < 200 || r.Status > 299 {
+		return 0, greenAPIStatusError(r, describeAnswer(r.Body))
 	}
 	// A map, not a struct: encoding/json matches a struct's keys without
 	// regard to case, and the count's two spellings are the only ones
 	// documented.
 	var v map[string]json.RawMessage
 	if err := json.Unmarshal(r.Body, &v); err != nil || v == nil {
-		return 0, newError(ReasonBadResponse, "HTTP %d: body is not a JSON object: %s", r.Status, snippet(r.Body))
+		return 0, newError(ReasonBadResponse, "HTTP %d: not a JSON object: %s", r.Status, describeAnswer(r.Body))
 	}
 	if greenAPICode401(r.Body) {
 		return 0, newError(ReasonUnauthorized, "HTTP %d with code 401 in the body", r.Status)
@@ -176,21 +180,49 @@ func decodeGreenAPIMessagesCount(r Response) (int, error) {
 		}
 		n, err := strconv.ParseInt(string(raw), 10, 64)
 		if err != nil || n < 0 || n > maxQueueCount {
-			return 0, newError(ReasonBadResponse, "HTTP %d: the count is not a whole number from 0 to %d: %s", r.Status, maxQueueCount, snippet(raw))
+			return 0, newError(ReasonBadResponse, "HTTP %d: the count is not a whole number from 0 to %d: %s", r.Status, maxQueueCount, describeAnswer(raw))
 		}
 		return int(n), nil
 	}
-	return 0, newError(ReasonBadResponse, "HTTP %d: no count in %s", r.Status, snippet(r.Body))
+	return 0, newError(ReasonBadResponse, "HTTP %d: no count in a JSON object of %d keys", r.Status, len(v))
+}
+
+// describeAnswer says what an answer is without quoting any of it: the
+// kind of its JSON value, or of its text, and its size.
+func describeAnswer(body []byte) string {
+	t := bytes.TrimSpace(body)
+	kind := "text"
+	switch {
+	case len(t) == 0:
+		return "empty"
+	case !json.Valid(t):
+		if t[0] == '<' {
+			kind = "markup (an HTML page?)"
+		}
+	case t[0] == '{':
+		kind = "a JSON object"
+	case t[0] == '[':
+		kind = "a JSON array"
+	case t[0] == '"':
+		kind = "a JSON string"
+	case t[0] == 't' || t[0] == 'f':
+		kind = "a JSON boolean"
+	case t[0] == 'n':
+		kind = "JSON null"
+	default:
+		kind = "a JSON number"
+	}
+	return fmt.Sprintf("%s of %d bytes, not quoted", kind, len(body))
 }
 
 // greenAPIStatusError classifies an answer that is not a 2xx, nil for one
-// that is.
-func greenAPIStatusError(r Response) *Error {
+// that is; detail describes its body.
+func greenAPIStatusError(r Response, detail string) *Error {
 	switch {
 	case r.Status == greenAPIQuotaExceeded:
 		return newError(ReasonQuotaExceeded, "HTTP 466: monthly quota of the plan used up")
 	case r.Status < 200 || r.Status > 299:
-		return statusError(r, snippet(r.Body))
+		return statusError(r, detail)
 	}
 	return nil
 }
@@ -226,7 +258,7 @@ func decodeGreenAPIState(r Response) (string, error) {
 			return state, nil
 		}
 	}
-	if e := greenAPIStatusError(r); e != nil {
+	if e := greenAPIStatusError(r, snippet(r.Body)); e != nil {
 		return "", e
 	}
 
