@@ -1,11 +1,13 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -346,5 +348,106 @@ func TestStateRetryAfterHoldsBoth(t *testing.T) {
 	checkScrape(t, e.scrape(t), []string{`whatsapp_up{provider="greenapi",name="shop"} 0`}, "whatsapp_outgoing_queue_messages")
 	if calls, queueCalls := e.sim.Calls("greenapi", "1101000001"), e.sim.QueueCalls("greenapi", "1101000001"); calls != 1 || queueCalls != 0 {
 		t.Errorf("%d state and %d queue calls, want the one state call", calls, queueCalls)
+	}
+}
+
+// queuedMessage is a message as showMessagesQueue lists it: a person's
+// text and number, which nothing may quote.
+const (
+	queuedText      = "Hello Anna, your code is 4711"
+	queuedRecipient = "79001234567"
+	queuedMessage   = `{"messageID":"BAE5F4886F6F2D05","messagesIDs":["BAE5F4886F6F2D05"],"type":"textMessage",` +
+		`"body":{"chatId":"` + queuedRecipient + `@c.us","message":"` + queuedText + `"}}`
+)
+
+// TestQueueAnswerNeverQuoted: whatever the queue call brings back in
+// place of a count, its error text and the log lines give its kind and
+// size, never its content.
+func TestQueueAnswerNeverQuoted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		reason string
+	}{
+		{"showMessagesQueue's list", 200, "[" + queuedMessage + "]", ReasonBadResponse},
+		{"an object without a count", 200, `{"messages":[` + queuedMessage + `]}`, ReasonBadResponse},
+		{"a count that is a message", 200, `{"count":` + queuedMessage + `}`, ReasonBadResponse},
+		{"a count that is a text", 200, `{"count":"` + queuedText + `"}`, ReasonBadResponse},
+		{"a JSON string", 200, `"` + queuedText + `"`, ReasonBadResponse},
+		{"plain text", 200, queuedText, ReasonBadResponse},
+		{"an HTML page", 200, "<html><body>" + queuedText + "</body></html>", ReasonBadResponse},
+		{"400 with another text", 400, queuedText, ReasonClientError},
+		{"429", 429, queuedMessage, ReasonRateLimited},
+		{"466", 466, queuedMessage, ReasonQuotaExceeded},
+		{"500", 500, queuedMessage, ReasonServerError},
+		{"502 page", 502, "<html>" + queuedText + "</html>", ReasonServerError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			apiURL, _ := startRecordingServer(t, replyBytes(tc.status, []byte(tc.body)))
+			c := newTestClient(t, "greenapi", instanceYAML("greenapi", "api_url", apiURL, "id_instance", "1101000001", "api_token", queueTestToken)+"    messages_queue: true\n")
+			_, err := c.Client.(queueReader).MessagesQueue(t.Context())
+			e := checkReason(t, err, tc.reason)
+			out := e.Error() + "\n" + c.logs.String()
+			if !strings.Contains(c.logs.String(), "Call failed") {
+				t.Errorf("the failure is not logged:\n%s", out)
+			}
+			for _, s := range []string{queuedText, queuedRecipient, "Anna", "4711"} {
+				if strings.Contains(out, s) {
+					t.Errorf("%q quoted:\n%s", s, out)
+				}
+			}
+		})
+	}
+}
+
+// TestQueueAnswerBounded: a queue answer of one 24 MiB message, or one
+// that never ends, is read no further than 64 KiB and fails with an
+// error that says so. Not parallel: it measures the process's
+// allocations.
+func TestQueueAnswerBounded(t *testing.T) {
+	huge := []byte(`[{"type":"textMessage","body":{"message":"` + strings.Repeat("x", 24<<20) + `"}}]`)
+	chunk := bytes.Repeat([]byte("y"), 32<<10)
+	for _, tc := range []struct {
+		name  string
+		serve providerServe
+	}{
+		{"24 MiB message", replyBytes(200, huge)},
+		{"endless", func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
+			_, _ = w.Write([]byte(`{"count":`))
+			for {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+				select {
+				case <-stop:
+					return
+				case <-r.Context().Done():
+					return
+				default:
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			apiURL, _ := startRecordingServer(t, tc.serve)
+			c := newTestClient(t, "greenapi", instanceYAML("greenapi", "api_url", apiURL, "id_instance", "1101000001", "api_token", queueTestToken)+"    messages_queue: true\n")
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			ctx, cancel := context.WithTimeout(t.Context(), providerTestSlack)
+			defer cancel()
+			_, err := c.Client.(queueReader).MessagesQueue(ctx)
+			runtime.ReadMemStats(&after)
+			e := checkReason(t, err, ReasonBadResponse)
+			if want := fmt.Sprintf("body larger than %d bytes", maxBodyBytes); !strings.Contains(e.Error(), want) {
+				t.Errorf("error %q, want it to say %q", e, want)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+				t.Errorf("the call allocated %d bytes, want at most 4 MiB", alloc)
+			}
+		})
 	}
 }
