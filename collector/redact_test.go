@@ -34,7 +34,7 @@ const (
 	redactDeleted = "Deleted-Token-0123456789ab"
 	redactShop    = "Shop-Token-0123456789abcd"
 	redactHook    = "Shop-Webhook-0123456789ab"
-	redactAcctHk  = "Account-Webhook-012345678"
+	redactAcctHk  = "Account-Webhook-Key-012345"
 	redactBearer  = "Bearer/Secret+0123456789="
 	redactAdded   = "Added-Token-0123456789abc"
 )
@@ -73,7 +73,7 @@ func (env *redactEnv) load(t *testing.T, extra string) {
 	yml := fmt.Sprintf(`instances:
   - {name: shop, provider: greenapi, api_url: %[1]q, id_instance: "1101000009", api_token: %[2]q, webhook_token: %[3]q, authorization: {credentials: %[4]q}}
 %[5]saccounts:
-  - {name: partner, provider: greenapi, api_url: %[1]q, instance_api_url: %[1]q, partner_token: %[6]q, webhook_token: %[7]q, refresh_interval: 1h}
+  - {name: partner, provider: greenapi, api_url: %[1]q, instance_api_url: %[1]q, partner_token: %[6]q, webhook_key: %[7]q, refresh_interval: 1h}
 `, env.url, redactShop, redactHook, redactBearer, extra, redactPartner, redactAcctHk)
 	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
 	if err != nil {
@@ -109,8 +109,9 @@ func (env *redactEnv) failWith(secrets ...string) {
 
 // TestFailingListingHidesEveryKnownSecret: a failing partner listing
 // whose error page quotes the tokens of the instances it lists (watched
-// or not), of the configured ones, their webhook tokens and HTTP
-// settings' secrets, puts none of them in the logs, /metrics or /probe;
+// or not), of the configured ones, their webhook tokens (given, or
+// derived from the account's key), the account's key and HTTP settings'
+// secrets, puts none of them in the logs, /metrics or /probe;
 // nor after a reload that adds an instance, whose token the next failure
 // quotes.
 func TestFailingListingHidesEveryKnownSecret(t *testing.T) {
@@ -121,7 +122,10 @@ func TestFailingListingHidesEveryKnownSecret(t *testing.T) {
 	if got := env.c.Instances(); len(got) != 3 {
 		t.Fatalf("watching %d instances, want shop, one and two", len(got))
 	}
-	all := []string{redactPartner, redactListed1, redactListed2, redactDeleted, redactShop, redactHook, redactAcctHk, redactBearer}
+	// The webhook token derived for the instance one from the account's
+	// key, too.
+	derived := deriveWebhookSecret(redactAcctHk, derivedToken, "1101000001")
+	all := []string{redactPartner, redactListed1, redactListed2, redactDeleted, redactShop, redactHook, redactAcctHk, redactBearer, derived}
 	env.failWith(all...)
 	env.list(t)
 
