@@ -3,6 +3,8 @@ package collector
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -289,4 +291,17 @@ func BenchmarkRedactor(b *testing.B) {
 			_ = r.redact(body)
 		}
 	})
+	// A log line as the collector writes one, through the redacting
+	// handler and without it.
+	for name, h := range map[string]slog.Handler{
+		"log-line":       &redactingHandler{inner: slog.NewTextHandler(io.Discard, nil), known: c.knownSecrets},
+		"log-line-plain": slog.NewTextHandler(io.Discard, nil),
+	} {
+		logger := slog.New(h).With("provider", "greenapi", "name", "i04711")
+		b.Run(name, func(b *testing.B) {
+			for range b.N {
+				logger.Warn("State request failing", "reason", ReasonServerError, "err", text)
+			}
+		})
+	}
 }
