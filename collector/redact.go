@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
@@ -64,8 +65,6 @@ type redactor struct {
 	forms   map[string]struct{}
 	lengths map[string][]int
 	short   []string
-	// maxLen is the length of the longest form.
-	maxLen int
 }
 
 func newRedactor() *redactor {
@@ -91,7 +90,6 @@ func (r *redactor) add(form string) {
 	if ls := r.lengths[k]; !slices.Contains(ls, len(form)) {
 		r.lengths[k] = append(ls, len(form))
 	}
-	r.maxLen = max(r.maxLen, len(form))
 }
 
 // addSecret makes r hide every form of sec.
@@ -107,37 +105,47 @@ func (r *redactor) done() {
 }
 
 // redact replaces every form of every secret in s with secretMark.
-func (r *redactor) redact(s string) string {
+func (r *redactor) redact(s string) string { return r.redactHead(s, -1) }
+
+// redactHead is redact for a text that will be cut to maxRunes runes
+// (none when negative): only as much of s is searched and returned as
+// the cut can keep, so that an error quoting a whole 64 KiB page costs
+// as much as one quoting a line. A secret that begins before the cut is
+// hidden whole; what is returned runs on past the cut, so that the cut
+// still shows the text went on.
+func (r *redactor) redactHead(s string, maxRunes int) string {
 	if r == nil {
 		return s
 	}
 	if len(r.forms) > 0 && len(s) >= redactProbe {
+		// The long forms first, so that a short one inside a long one
+		// does not break it. Matches are tried against the whole of s,
+		// never a piece of it, so none is cut in two. Past the cut, the
+		// search goes on for redactProbe runes more: a short form that
+		// begins before the cut ends before the search does.
 		var b strings.Builder
-		written := 0 // s[:written] is in b
-		for i := 0; i+redactProbe <= len(s); {
-			n := 0
-			for _, l := range r.lengths[s[i:i+redactProbe]] {
-				if i+l <= len(s) {
-					if _, ok := r.forms[s[i:i+l]]; ok {
-						n = l
-						break
-					}
+		written, runes := 0, 0 // s[:written] is in b; runes, of what is taken
+		i := 0
+		for i < len(s) && (maxRunes < 0 || runes <= maxRunes+redactProbe) {
+			if n := r.match(s, i); n > 0 {
+				if written == 0 {
+					b.Grow(len(s))
 				}
-			}
-			if n == 0 {
-				i++
+				b.WriteString(s[written:i])
+				b.WriteString(secretMark)
+				i += n
+				written = i
+				runes += len(secretMark)
 				continue
 			}
-			if written == 0 {
-				b.Grow(len(s))
-			}
-			b.WriteString(s[written:i])
-			b.WriteString(secretMark)
-			i += n
-			written = i
+			_, size := utf8.DecodeRuneInString(s[i:])
+			i += size
+			runes++
 		}
-		if written > 0 {
-			b.WriteString(s[written:])
+		if written == 0 {
+			s = s[:i]
+		} else {
+			b.WriteString(s[written:i])
 			s = b.String()
 		}
 	}
@@ -147,23 +155,21 @@ func (r *redactor) redact(s string) string {
 	return s
 }
 
-// redactHead is redact for a text that will be cut to maxRunes runes:
-// only the part that can stay is searched, so that an error quoting a
-// whole 64 KiB body costs as much as one quoting a line. The part kept
-// is long enough to hold whole any secret that begins in the first
-// maxRunes runes, and the cut falls after them.
-func (r *redactor) redactHead(s string, maxRunes int) string {
-	if r == nil {
-		return s
+// match returns the length of the longest form of redactProbe bytes or
+// more that s holds at i, 0 for none.
+func (r *redactor) match(s string, i int) int {
+	if len(s)-i < redactProbe {
+		return 0
 	}
-	if head := utf8MaxLen*(maxRunes+1) + r.maxLen; len(s) > head {
-		s = s[:head]
+	for _, l := range r.lengths[s[i:i+redactProbe]] {
+		if i+l <= len(s) {
+			if _, ok := r.forms[s[i:i+l]]; ok {
+				return l
+			}
+		}
 	}
-	return r.redact(s)
+	return 0
 }
-
-// utf8MaxLen is the most bytes one rune takes.
-const utf8MaxLen = 4
 
 // secretsOf adds to r the secrets of an instance's or an account's
 // configuration: its credential, its optional credentials (webhook

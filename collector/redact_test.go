@@ -195,9 +195,19 @@ func TestRedactor(t *testing.T) {
 	}
 	// A secret that begins before the cut is hidden whole; what comes
 	// after the part kept is not searched.
-	long := strings.Repeat("x", 295) + "Token-0123456789" + strings.Repeat("y", 100_000)
-	if got := shorten(r.redactHead(long, 300), 300); strings.Contains(got, "Token-") || !strings.HasSuffix(got, "…") {
-		t.Errorf("cut text %q", got[280:])
+	for _, long := range []string{
+		strings.Repeat("x", 295) + "Token-0123456789" + strings.Repeat("y", 100_000),
+		strings.Repeat("Token-0123456789-longer", 40),
+		strings.Repeat("é", 290) + "Token-0123456789" + strings.Repeat("é", 3) + "abc" + strings.Repeat("y", 1000),
+		strings.Repeat("x", 298) + "abc" + strings.Repeat("y", 1000),
+	} {
+		got := shorten(r.redactHead(long, 300), 300)
+		if strings.Contains(got, "Token-") || strings.Contains(got, "ab") || !strings.HasSuffix(got, "…") {
+			t.Errorf("cut text ends %q", got[max(0, len(got)-60):])
+		}
+		if len(got) > 4*300+len("…") {
+			t.Errorf("cut text of %d bytes", len(got))
+		}
 	}
 }
 
