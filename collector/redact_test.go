@@ -54,6 +54,10 @@ func newRedactEnv(t *testing.T) *redactEnv {
 				`{"idInstance":1101000002,"name":"two","apiTokenInstance":%q,"typeInstance":"whatsapp"},`+
 				`{"idInstance":1101000003,"name":"gone","apiTokenInstance":%q,"typeInstance":"whatsapp","deleted":true}]`,
 				redactListed1, redactListed2, redactDeleted)
+		case strings.HasPrefix(r.URL.Path, "/waInstance1101000009/") && env.failing.Load():
+			// The configured instance's own call fails with the page too.
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = w.Write([]byte(*env.page.Load()))
 		case strings.Contains(r.URL.Path, "/getStateInstance/"):
 			_, _ = w.Write([]byte(`{"stateInstance":"authorized"}`))
 		default:
@@ -109,8 +113,8 @@ func (env *redactEnv) failWith(secrets ...string) {
 	env.failing.Store(true)
 }
 
-// TestFailingListingHidesEveryKnownSecret: a failing partner listing
-// whose error page quotes the tokens of the instances it lists (watched
+// TestFailingListingHidesEveryKnownSecret: a failing partner listing,
+// and a failing state call, whose error page quotes the tokens of the instances it lists (watched
 // or not), of the configured ones, their webhook tokens (given, or
 // derived from the account's key), the account's key and HTTP settings'
 // secrets, puts none of them in the logs, /metrics or /probe;
@@ -131,13 +135,16 @@ func TestFailingListingHidesEveryKnownSecret(t *testing.T) {
 	env.failWith(all...)
 	env.list(t)
 
+	scrape := written(t, env.c.Refresh(context.Background()))
 	logs := env.logs.String()
-	if !strings.Contains(logs, "Listing failing") || !strings.Contains(logs, "upstream error") {
-		t.Fatalf("the failing listing is not logged with its page:\n%s", logs)
+	for _, want := range []string{"Listing failing", "State request failing", "upstream error"} {
+		if !strings.Contains(logs, want) {
+			t.Fatalf("no %q in the logs:\n%s", want, logs)
+		}
 	}
 	var out strings.Builder
 	out.WriteString(logs)
-	out.WriteString(written(t, env.c.Refresh(context.Background())))
+	out.WriteString(scrape)
 	for _, name := range []string{"one", "shop"} {
 		s, err := env.c.RefreshInstance(context.Background(), name)
 		if err != nil {
@@ -156,8 +163,8 @@ func TestFailingListingHidesEveryKnownSecret(t *testing.T) {
 	env.failWith(append(all, redactAdded)...)
 	env.list(t)
 	logs = env.logs.String()
-	if n := strings.Count(logs, "Call failed"); n != 2 {
-		t.Fatalf("%d failed calls logged, want 2:\n%s", n, logs)
+	if n := strings.Count(logs, `msg="Call failed" provider=greenapi account=partner`); n != 2 {
+		t.Fatalf("%d failed listings logged, want 2:\n%s", n, logs)
 	}
 	for _, s := range append(all, redactAdded) {
 		checkNoLeak(t, "logs after the reload", logs, s)
