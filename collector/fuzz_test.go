@@ -27,6 +27,10 @@ import (
 // fuzzSecret needs escaping in paths, queries and JSON.
 const fuzzSecret = `fuzz/S3cr3t+"key"=&<x>`
 
+// fuzzOtherSecret is another instance's token, which the exporter knows
+// (redact.go): no error text may quote it either.
+const fuzzOtherSecret = "other/Instance+Token=0123456789"
+
 // fuzzTransport answers every request with the response under test,
 // without a network.
 type fuzzTransport struct {
@@ -88,6 +92,7 @@ func FuzzProviderAnswer(f *testing.F) {
 		`null`, `{"code":401,"description":"Unauthorized"}`, `<html>` + fuzzSecret + `</html>`,
 		`instance in starting process try later`, `instance is starting or not authorized`,
 		`{"count":3}`, "{\"\u0441ount\":3}", `{"count":-1}`, `{"count":1e3}`, `{"count":100000001}`,
+		`{"error":"` + fuzzOtherSecret + `"}`, `<html>` + url.QueryEscape(fuzzOtherSecret) + `</html>`,
 	} {
 		for _, status := range []int{200, 400, 404, 429, 466, 502} {
 			for which := range specs {
@@ -96,6 +101,8 @@ func FuzzProviderAnswer(f *testing.F) {
 		}
 	}
 	f.Add(uint8(1), 429, "9300000000", []byte(`{}`))
+	var otherForms []string
+	addSecretForms(fuzzOtherSecret, func(form string) { otherForms = append(otherForms, form) })
 	f.Fuzz(func(t *testing.T, which uint8, status int, retry string, body []byte) {
 		if status < 100 || status > 599 {
 			status = 200 + (status%400+400)%400
@@ -107,24 +114,33 @@ func FuzzProviderAnswer(f *testing.F) {
 			client:  &http.Client{Transport: &fuzzTransport{status: status, header: http.Header{"Retry-After": {retry}}, body: body}},
 			logs:    logTo(logger),
 			metrics: newProviderMetrics().observer(p.Name, newInstanceStats(methodsOf(p, true))),
+			known:   func() *redactor { return fuzzKnown },
 		}
 		client, err := p.NewClient(spec, api)
 		if err != nil {
 			t.Fatal(err)
 		}
 		state, err := client.State(t.Context())
-		out := state + "\n" + fuzzCheckError(t, err)
+		errs := fuzzCheckError(t, err)
 		if q, ok := client.(queueReader); ok {
 			n, err := q.MessagesQueue(t.Context())
 			if n < 0 || n > maxQueueCount || (err != nil && n != 0) {
 				t.Fatalf("queue count %d with error %v", n, err)
 			}
 			if !errors.Is(err, errQueueWithheld) {
-				out += "\n" + fuzzCheckError(t, err)
+				errs += "\n" + fuzzCheckError(t, err)
 			} else if status != http.StatusBadRequest {
 				t.Fatalf("count withheld for HTTP %d", status)
 			}
 		}
+		// Another instance's token, in an error text: the state and the
+		// logs are the collector's to redact (its logger does).
+		for _, form := range otherForms {
+			if strings.Contains(errs, form) {
+				t.Fatalf("another instance's token (%q) reached an error:\n%s", form, errs)
+			}
+		}
+		out := state + "\n" + errs
 		out += "\n" + logs.String()
 		for _, form := range secretForms() {
 			if strings.Contains(out, form) {
@@ -133,6 +149,14 @@ func FuzzProviderAnswer(f *testing.F) {
 		}
 	})
 }
+
+// fuzzKnown knows fuzzOtherSecret.
+var fuzzKnown = func() *redactor {
+	r := newRedactor()
+	r.addSecret(fuzzOtherSecret)
+	r.done()
+	return r
+}()
 
 // fuzzCheckError fails the test unless err is nil or a classified *Error
 // with a Retry-After within bounds, and returns its text.
