@@ -234,7 +234,7 @@ func (c *Collector) newAccount(acct config.Account, key string, state *accountSt
 		state = &accountState{mem: newMemory(key, nil), stats: newInstanceStats(a.methods)}
 	}
 	a.state = state
-	api := &API{client: hc, userAgent: c.opts.UserAgent, logs: a, metrics: c.metrics.observer(p.Name, state.stats), known: c.knownSecrets}
+	api := &API{client: hc, userAgent: c.opts.UserAgent, logs: a, metrics: c.metrics.observer(p.Name, state.stats), known: c.known}
 	if a.lister, err = p.Account.NewLister(acct.Spec, api); err != nil {
 		return nil, err
 	}

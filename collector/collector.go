@@ -69,6 +69,9 @@ type Collector struct {
 	rowLogs map[string]*logRate
 
 	receiver receiver
+
+	// known is knownSecrets, made once: every API holds it.
+	known func() *redactor
 }
 
 // New returns a collector with no instances; call Update to set them and
@@ -85,7 +88,8 @@ func New(logger *slog.Logger, opts Options) *Collector {
 		c.rowLogs[kind] = newLogRate(rowLogBurst, rowLogPeriod)
 	}
 	// Every line the collector writes hides the secrets it knows.
-	c.logger = slog.New(&redactingHandler{inner: logger.Handler(), known: c.knownSecrets})
+	c.known = c.knownSecrets
+	c.logger = slog.New(&redactingHandler{inner: logger.Handler(), known: c.known})
 	c.snap.Store(emptySnapshot())
 	c.sched = newScheduler(opts.Concurrency, c.call)
 	go c.planner()

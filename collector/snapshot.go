@@ -380,7 +380,7 @@ func (c *Collector) newTarget(inst config.Instance, mem *memory, prev *target, f
 		foundBy:  f.account,
 		listed:   f.listed,
 	}
-	api := &API{client: hc, userAgent: c.opts.UserAgent, logs: t, metrics: c.metrics.observer(p.Name, stats), known: c.knownSecrets}
+	api := &API{client: hc, userAgent: c.opts.UserAgent, logs: t, metrics: c.metrics.observer(p.Name, stats), known: c.known}
 	client, err := p.NewClient(inst.Spec, api)
 	if err != nil {
 		return nil, err
