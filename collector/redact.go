@@ -25,11 +25,12 @@ import (
 // collector logs, also passes through the redactor of the current
 // snapshot, which knows the secrets of everything the snapshot watches.
 //
-// The redactor is built when the first text needs it, once per snapshot:
-// a fleet that works never builds one, and a reload or a listing that
-// changes the instances makes a new snapshot, so that a secret added by a
-// reload is hidden from the next error on, including one of a call that
-// began before the reload.
+// The redactor is built when the first text needs it (an error, or a log
+// line), once per snapshot: a reload or a listing that changes the
+// instances makes a new snapshot, so that a secret added by a reload is
+// hidden from the next error on, including one of a call that began
+// before the reload. Log lines are few (transitions, rate-limited kinds),
+// and a snapshot that logs nothing and sees no error builds none.
 
 // secretMark replaces a secret.
 const secretMark = "<secret>"
