@@ -16,7 +16,11 @@ import (
 // rows and then into values, took gigabytes. What the reading keeps is
 // one row at a time (at most maxRowBytes) and the instances kept, at most
 // the account's max_instances; rows that are not instances are counted,
-// not kept.
+// not kept. encoding/json's Decoder cannot do this: it buffers each value
+// whole before decoding it (Token too, for a string), so one row, or one
+// string, of 64 MiB would be held whole. The stream below only finds where
+// each value ends, keeping at most maxRowBytes of it, and leaves decoding a
+// row that fits to encoding/json.
 
 // maxRowBytes bounds one row of a listing: an Evolution API v2 row, the
 // largest, holds a few kilobytes of settings. A larger row is read to its
