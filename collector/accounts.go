@@ -105,8 +105,9 @@ type Listed struct {
 	// disconnection, when the row gives it (Evolution API v2's
 	// disconnectionReasonCode); 0 when it does not.
 	Disconnect int
-	// Skip says why the instance is not watched (one of skipReasons);
-	// empty to watch it.
+	// Skip says why a decoder does not watch the row (one of
+	// skipReasons); empty to watch it. A listing counts such rows in
+	// Skipped and holds none of them.
 	Skip string
 }
 
@@ -343,11 +344,11 @@ func (c *Collector) listingHold(a *account, l *Listing) time.Duration {
 }
 
 // sameInstances reports whether two listings hold the same instances
-// with the same credentials and flags, and give states for the same ones
+// with the same credentials, and give states for the same ones
 // (the states themselves aside).
 func sameInstances(a, b []Listed) bool {
 	return slices.EqualFunc(a, b, func(x, y Listed) bool {
-		return x.Name == y.Name && x.ID == y.ID && x.Token == y.Token && x.Skip == y.Skip && (x.State == "") == (y.State == "")
+		return x.Name == y.Name && x.ID == y.ID && x.Token == y.Token && (x.State == "") == (y.State == "")
 	})
 }
 
@@ -435,10 +436,6 @@ func (c *Collector) discovered(next *snapshot, taken, configuredIDs map[string]b
 			spec := a.spec.Account()
 			for _, in := range last.Instances {
 				name := spec.NamePrefix + in.Name
-				if in.Skip != "" {
-					af.skipped[in.Skip]++
-					continue
-				}
 				if !spec.Keeps(in.Name) {
 					af.skipped[skipFiltered]++
 					continue

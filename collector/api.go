@@ -26,13 +26,17 @@ func snippet(body []byte) string {
 // maxErrorRunes bounds an error text, which may quote a whole body.
 const maxErrorRunes = 300
 
-// shorten cuts s to at most max runes.
+// shorten cuts s to at most max runes, reading no more of it than that:
+// s may be a 64 KiB body or an ID from an unauthenticated request.
 func shorten(s string, max int) string {
-	r := []rune(s)
-	if len(r) <= max {
-		return s
+	n := 0
+	for i := range s {
+		if n == max {
+			return s[:i] + "…"
+		}
+		n++
 	}
-	return string(r[:max]) + "…"
+	return s
 }
 
 // Response is what API.Get hands to a provider's decoder.

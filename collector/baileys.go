@@ -198,7 +198,7 @@ func baileysListedInstance(provider string) func(config.AccountSpec, Listed, str
 			webhookPath:  webhookPath{WebhookPathSecret: promcfg.Secret(e.webhookKey.derive(derivedPath, l.ID))},
 			webhookToken: webhookToken{WebhookToken: promcfg.Secret(e.webhookKey.derive(derivedToken, l.ID))},
 			webhookJWT:   webhookJWT{WebhookJWTKey: promcfg.Secret(e.webhookKey.derive(derivedJWT, l.ID))},
-			globalPath:   e.webhookGlobalPath,
+			globalPath:   webhookPath{secret: e.webhookGlobalPath.secret},
 		}
 	}
 }

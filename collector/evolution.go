@@ -38,7 +38,7 @@ type EvolutionSpec struct {
 	webhookJWT   `yaml:",inline"`
 	// globalPath is the global webhook's path secret of the account that
 	// found the instance; not configurable on an instance.
-	globalPath webhookGlobalPath
+	globalPath webhookPath
 }
 
 // Fields implements config.Spec.

@@ -181,48 +181,19 @@ func (s *jsonStream) array(row func(raw []byte, whole bool) error) error {
 		}
 		return nil
 	}
-	if c, err := s.next(); err != nil || c != '[' {
-		return errSyntax
-	}
-	if c, err := s.peek(); err != nil {
-		return err
-	} else if c == ']' {
-		s.next()
-		return nil
-	}
-	for {
+	return s.elements('[', ']', func() error {
 		raw, whole, err := s.value()
 		if err != nil {
 			return err
 		}
-		if err := row(raw, whole); err != nil {
-			return err
-		}
-		c, err := s.next()
-		switch {
-		case err != nil:
-			return err
-		case c == ']':
-			return nil
-		case c != ',':
-			return errSyntax
-		}
-	}
+		return row(raw, whole)
+	})
 }
 
 // object reads an object, calling member with each key; member reads the
 // value, with s.value, s.array or s.object.
 func (s *jsonStream) object(member func(key string) error) error {
-	if c, err := s.next(); err != nil || c != '{' {
-		return errSyntax
-	}
-	if c, err := s.peek(); err != nil {
-		return err
-	} else if c == '}' {
-		s.next()
-		return nil
-	}
-	for {
+	return s.elements('{', '}', func() error {
 		raw, whole, err := s.value()
 		if err != nil {
 			return err
@@ -234,14 +205,31 @@ func (s *jsonStream) object(member func(key string) error) error {
 		if c, err := s.next(); err != nil || c != ':' {
 			return errSyntax
 		}
-		if err := member(key); err != nil {
+		return member(key)
+	})
+}
+
+// elements reads the elements of an array or object, between open and
+// closing and separated by commas, calling each to read each one.
+func (s *jsonStream) elements(open, closing byte, each func() error) error {
+	if c, err := s.next(); err != nil || c != open {
+		return errSyntax
+	}
+	if c, err := s.peek(); err != nil {
+		return err
+	} else if c == closing {
+		s.next()
+		return nil
+	}
+	for {
+		if err := each(); err != nil {
 			return err
 		}
 		c, err := s.next()
 		switch {
 		case err != nil:
 			return err
-		case c == '}':
+		case c == closing:
 			return nil
 		case c != ',':
 			return errSyntax

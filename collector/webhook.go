@@ -239,24 +239,11 @@ func (rc *receiver) logUnknown(logger *slog.Logger, provider, id string, now tim
 	if !ok {
 		return
 	}
-	args := []any{"provider", provider, "id", shortenID(id)}
+	args := []any{"provider", provider, "id", shorten(id, maxLoggedIDLen)}
 	if held > 0 {
 		args = append(args, "held_back", held)
 	}
 	logger.Warn("Notification for an instance the exporter does not watch (logged once per instance and hour, at most 10 lines a minute)", args...)
-}
-
-// shortenID cuts an ID from a request to maxLoggedIDLen characters for a
-// log line, without reading more of it than that.
-func shortenID(id string) string {
-	n := 0
-	for i := range id {
-		if n == maxLoggedIDLen {
-			return id[:i] + "…"
-		}
-		n++
-	}
-	return id
 }
 
 // Webhooks returns the notification receiver's handler: POST

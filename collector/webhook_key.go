@@ -3,7 +3,6 @@ package collector
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 
@@ -87,9 +86,4 @@ type webhookGlobalPath struct {
 func (w *webhookGlobalPath) field() config.OptionalSecret {
 	return config.OptionalSecret{Field: "webhook_global_path_secret", Value: &w.WebhookGlobalPathSecret, File: &w.WebhookGlobalPathSecretFile,
 		Resolved: &w.secret, Check: checkPathSecret}
-}
-
-// matches compares in constant time.
-func (w *webhookGlobalPath) matches(segment string) bool {
-	return w.secret != "" && subtle.ConstantTimeCompare([]byte(segment), []byte(w.secret)) == 1
 }
