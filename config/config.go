@@ -36,6 +36,10 @@ type Config struct {
 	Instances []Instance `yaml:"instances,omitempty"`
 	// Accounts list their instances; see accounts.go.
 	Accounts []Account `yaml:"accounts,omitempty"`
+	// What the exporter does on Alertmanager's behalf; see alerting.go.
+	Alertmanager   *Alertmanager   `yaml:"alertmanager,omitempty"`
+	Remediation    *Remediation    `yaml:"remediation,omitempty"`
+	WhatsAppAlerts *WhatsAppAlerts `yaml:"whatsapp_alerts,omitempty"`
 }
 
 // Common holds the settings every provider shares. Providers embed it inline
@@ -265,6 +269,7 @@ func Load(content []byte, dir string, opts Options) (*Config, error) {
 		seen[name] = k
 	}
 	errs = append(errs, resolveAccounts(cfg.Accounts, &resolver{dir: dir, opts: opts})...)
+	errs = append(errs, resolveAlerting(cfg, &resolver{dir: dir, opts: opts})...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
