@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/remediation"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/waalerts"
 )
 
 // program names the exporter's own metrics (whatsapp_exporter_build_info).
@@ -57,6 +59,10 @@ type Exporter struct {
 	opts      Options
 	collector *collector.Collector
 	registry  *prometheus.Registry
+	// remediation and waalerts act for Alertmanager (and the status
+	// page), as the configuration's sections say.
+	remediation *remediation.Engine
+	waalerts    *waalerts.Sender
 
 	reloadSuccess   prometheus.Gauge
 	reloadTimestamp prometheus.Gauge
@@ -94,6 +100,8 @@ func New(logger *slog.Logger, src ConfigSource, opts Options) *Exporter {
 			Help: "Time of the last successful configuration reload, in seconds since the Unix epoch.",
 		}),
 	}
+	e.remediation = remediation.New(logger, e.collector)
+	e.waalerts = waalerts.New(logger, e.collector)
 	e.registry.MustRegister(
 		versioncollector.NewCollector(program),
 		collectors.NewGoCollector(),
@@ -109,7 +117,10 @@ func New(logger *slog.Logger, src ConfigSource, opts Options) *Exporter {
 func (e *Exporter) Collector() *collector.Collector { return e.collector }
 
 // Close stops the collector's work.
-func (e *Exporter) Close() { e.collector.Close() }
+func (e *Exporter) Close() {
+	e.remediation.Close()
+	e.collector.Close()
+}
 
 // CheckConfig loads the configuration and builds what start-up builds
 // (HTTP clients read their CA and certificate files), so that OK means the
@@ -141,6 +152,8 @@ func (e *Exporter) Reload() error {
 		return err
 	}
 	e.cfg.Store(cfg)
+	e.remediation.Update(cfg)
+	e.waalerts.Update(cfg)
 	e.reloadSuccess.Set(1)
 	e.reloadTimestamp.SetToCurrentTime()
 	e.logger.Info("Loaded configuration", "instances", len(cfg.Instances))
