@@ -240,7 +240,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		noSystemd := false
 		amFlags := &web.FlagConfig{WebListenAddresses: &[]string{f.alertmanagerAddress}, WebSystemdSocket: &noSystemd, WebConfigFile: &f.alertmanagerConfigFile}
 		go func() {
-			served <- fmt.Errorf("Alertmanager's receivers: %w", web.Serve(ln, am, amFlags, logger.With("listener", "alertmanager")))
+			served <- fmt.Errorf("receivers for Alertmanager: %w", web.Serve(ln, am, amFlags, logger.With("listener", "alertmanager")))
 		}()
 	}
 	select {

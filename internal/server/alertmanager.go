@@ -58,7 +58,7 @@ var AlertmanagerTimeouts = ReceiverTimeouts{Header: 10 * time.Second, Read: 60 *
 
 // ErrAlertmanagerOpen refuses to serve Alertmanager's receivers with no
 // authentication at all.
-var ErrAlertmanagerOpen = errors.New("Alertmanager's receivers would be open to anyone: set alertmanager.bearer_token (or bearer_token_file) in the configuration file, or basic_auth_users in --alertmanager.config.file")
+var ErrAlertmanagerOpen = errors.New("the receivers for Alertmanager would be open to anyone: set alertmanager.bearer_token (or bearer_token_file) in the configuration file, or basic_auth_users in --alertmanager.config.file")
 
 // alertmanagerMetrics count Alertmanager's requests and their alerts.
 type alertmanagerMetrics struct {
