@@ -129,6 +129,9 @@ var realClock = clock{
 // reboot off half-way.
 const callTimeout = 30 * time.Second
 
+// fleetTTL is how long the count of each provider's instances is reused.
+const fleetTTL = 10 * time.Second
+
 // pruneEvery is how often the memory of instances no longer watched is
 // dropped.
 const pruneEvery = time.Minute
@@ -157,6 +160,11 @@ type Engine struct {
 	brakes    map[string]*brake    // by provider
 	rechecks  map[recheckKey]float64
 	lastPrune time.Time
+	// fleet counts the instances of each provider, for the brake's
+	// share, at fleetAt: counted again every fleetTTL at most, not at
+	// every request of a storm of 10 000.
+	fleet   map[string]int
+	fleetAt time.Time
 }
 
 // instance is the engine's memory of one instance: created at its first
@@ -241,8 +249,8 @@ func (e *Engine) Close() {
 	e.mu.Lock()
 	e.closed = true
 	for _, in := range e.insts {
-		if in.recheck != nil {
-			in.recheck.Stop()
+		if in.recheck != nil && in.recheck.Stop() {
+			e.wg.Done() // it will not run
 		}
 	}
 	e.mu.Unlock()
@@ -258,12 +266,6 @@ func (e *Engine) isClosed() bool {
 
 // Act decides on r and, when the guards allow, makes the action.
 func (e *Engine) Act(ctx context.Context, r Request) Result {
-	return e.act(ctx, r, nil)
-}
-
-// act is Act with the number of instances of each provider when the
-// caller has it (a message of many alerts counts them once).
-func (e *Engine) act(ctx context.Context, r Request, fleet func() map[string]int) Result {
 	rm := e.cfg.Load()
 	st, known := e.c.Status(r.Name)
 	if !known || st.Provider != r.Provider {
@@ -287,7 +289,7 @@ func (e *Engine) act(ctx context.Context, r Request, fleet func() map[string]int
 
 	now := e.clock.now()
 	e.mu.Lock()
-	inWindow := in.hasLast && in.last.Result != ResultHeld && now.Sub(in.last.At) < time.Duration(rm.Window)
+	inWindow := in.hasLast && now.Sub(in.last.At) < time.Duration(rm.Window)
 	braked := e.brakeEngaged(r.Provider, now, rm)
 	e.mu.Unlock()
 	// The cheap guards go before the state request: Alertmanager resends
@@ -324,7 +326,7 @@ func (e *Engine) act(ctx context.Context, r Request, fleet func() map[string]int
 	// the provider see this one.
 	now = e.clock.now()
 	e.mu.Lock()
-	if e.brakeFull(r.Provider, now, rm, fleet) {
+	if e.brakeFull(r.Provider, now, rm) {
 		e.mu.Unlock()
 		return e.held(r, ReasonBrake, fresh.State)
 	}
@@ -447,18 +449,16 @@ func (e *Engine) brakeEngaged(provider string, now time.Time, rm *config.Remedia
 
 // brakeFull says whether one more action of provider would be more than
 // the brake allows, engaging it when so.
-func (e *Engine) brakeFull(provider string, now time.Time, rm *config.Remediation, fleet func() map[string]int) bool {
+func (e *Engine) brakeFull(provider string, now time.Time, rm *config.Remediation) bool {
 	b := e.brake(provider, now, rm)
 	if now.Before(b.until) {
 		b.until = now.Add(time.Duration(rm.Brake.Window))
 		return true
 	}
-	var n int
-	if fleet != nil {
-		n = fleet()[provider]
-	} else {
-		n = countFleet(e.c.Instances())[provider]
+	if e.fleet == nil || now.Sub(e.fleetAt) >= fleetTTL || now.Before(e.fleetAt) {
+		e.fleet, e.fleetAt = countFleet(e.c.Instances()), now
 	}
+	n := e.fleet[provider]
 	limit := max(rm.Brake.MinActions, int(math.Floor(rm.Brake.MaxShare*float64(n))))
 	if len(b.acted) < limit {
 		return false
@@ -501,8 +501,8 @@ func (e *Engine) scheduleRecheck(r Request, in *instance, at time.Time, d time.D
 	if e.closed {
 		return
 	}
-	if in.recheck != nil {
-		in.recheck.Stop()
+	if in.recheck != nil && in.recheck.Stop() {
+		e.wg.Done() // replaced: it will not run
 	}
 	e.wg.Add(1)
 	in.recheck = e.clock.afterFunc(d, func() {

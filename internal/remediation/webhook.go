@@ -66,16 +66,13 @@ func (e *Engine) serveWebhook(w http.ResponseWriter, r *http.Request) {
 			reqs = append(reqs, Request{Provider: a.Labels["provider"], Name: a.Labels["name"], Action: ActionReboot, Source: SourceAlertmanager})
 		}
 	}
-	// The fleet is counted once per message, for the brake, and only if
-	// an alert gets that far.
-	fleet := sync.OnceValue(func() map[string]int { return countFleet(e.c.Instances()) })
 	results := make([]Result, len(reqs))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(webhookWorkers, len(reqs)) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(reqs); i = int(next.Add(1) - 1) {
-				results[i] = e.act(ctx, reqs[i], fleet)
+				results[i] = e.Act(ctx, reqs[i])
 			}
 		})
 	}
