@@ -144,7 +144,8 @@ func init() {
 			},
 		},
 	}, route{"GET", "/instance/connectionState/{name}", (*Simulator).evolutionState},
-		route{"GET", "/instance/fetchInstances", (*Simulator).evolutionFetchInstances})
+		route{"GET", "/instance/fetchInstances", (*Simulator).evolutionFetchInstances},
+		route{"POST", "/message/sendText/{name}", (*Simulator).evolutionSendText})
 }
 
 // evolutionNotification is Evolution API's connection.update event for an

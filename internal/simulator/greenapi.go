@@ -113,7 +113,9 @@ func init() {
 		},
 	}, route{"GET", "/{instance}/getStateInstance/{token}", (*Simulator).greenAPIState},
 		route{"GET", "/{instance}/getMessagesCount/{token}", (*Simulator).greenAPIMessagesCount},
-		route{"GET", "/partner/getInstances/{token}", (*Simulator).greenAPIPartnerInstances})
+		route{"GET", "/partner/getInstances/{token}", (*Simulator).greenAPIPartnerInstances},
+		route{"GET", "/{instance}/reboot/{token}", (*Simulator).greenAPIReboot},
+		route{"POST", "/{instance}/sendMessage/{token}", (*Simulator).greenAPISendMessage})
 }
 
 // GreenAPI's answers that are no stateInstance, given as a State.
