@@ -284,7 +284,7 @@ const (
 
 // SendText sends text to the number to through the instance named name,
 // with the same errors as Reboot. to is digits only, with the country
-// code; a bad number or an empty text is an *Error of reason
+// code, after an optional +; a bad number or an empty text is an *Error of reason
 // client_error, made without a call. No error quotes the number or the
 // text: they are people's.
 func (c *Collector) SendText(ctx context.Context, name, to, text string) error {
@@ -296,6 +296,9 @@ func (c *Collector) SendText(ctx context.Context, name, to, text string) error {
 	if !ok {
 		return ErrNotSupported
 	}
+	// A leading + is how numbers are often written (the whatsapp_alerts
+	// section allows it); the providers take digits alone.
+	to = strings.TrimPrefix(to, "+")
 	if len(to) < minRecipientDigits || len(to) > maxRecipientDigits || strings.Trim(to, "0123456789") != "" {
 		return newError(ReasonClientError, "the recipient must be a phone number of %d to %d digits, country code first, nothing else", minRecipientDigits, maxRecipientDigits)
 	}

@@ -286,7 +286,7 @@ func TestActionsRefused(t *testing.T) {
 			}
 		}
 		for _, tc := range []struct{ to, text string }{
-			{"+79001234567", "x"}, {"7900", "x"}, {"7900123456789012", "x"}, {"79001234567@c.us", "x"}, {"79001234567", " \n"},
+			{"++79001234567", "x"}, {"7900", "x"}, {"7900123456789012", "x"}, {"79001234567@c.us", "x"}, {"79001234567", " \n"},
 		} {
 			err := c.SendText(ctx, "shop", tc.to, tc.text)
 			var e *Error
