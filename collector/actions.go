@@ -231,32 +231,56 @@ const (
 // too (the instance's limit): Evolution API and Wachat, or a proxy in
 // front of any provider, do not say which method their 429 is about. A
 // Retry-After on an action holds that action alone.
+//
+// The calls of one kind run one at a time per instance, each a second
+// after the end of the last: the provider counts arrivals, and a call
+// that started a second after another may arrive less than a second
+// after it when the first was slow to arrive.
 type actionLimits struct {
 	mu sync.Mutex
 	// next is when each action may next be called: callSpacing after
-	// the start of the last, or the end of its Retry-After.
+	// the end of the last, or the end of its Retry-After.
 	next [numActions]time.Time
+	// turn holds a token while a call of the action is waiting for its
+	// time or under way; made when first needed, since most instances
+	// never act.
+	turn [numActions]chan struct{}
 }
 
-// reserve takes the next turn of action a for a call at or after now,
-// and returns when that turn is; a *HeldError, taking nothing, when ctx
-// ends before it.
-func (l *limit) reserve(ctx context.Context, a int, now time.Time) (time.Time, error) {
-	l.actions.mu.Lock()
-	defer l.actions.mu.Unlock()
-	due := maxTime(now, maxTime(l.actions.next[a], l.till()))
-	if dl, ok := ctx.Deadline(); ok && due.After(now) && dl.Before(due) {
-		return time.Time{}, &HeldError{Until: due}
+// take waits for action a's turn and time, and returns the function that
+// ends the turn with the call's end and Retry-After. When ctx ends before
+// the action's time, it returns a *HeldError and takes nothing; when it
+// ends while another call of the action is under way, a *HeldError until
+// a second from then at the earliest.
+func (l *limit) take(ctx context.Context, a int) (func(end time.Time, retryAfter time.Duration), error) {
+	al := &l.actions
+	al.mu.Lock()
+	if al.turn[a] == nil {
+		al.turn[a] = make(chan struct{}, 1)
 	}
-	l.actions.next[a] = due.Add(callSpacing)
-	return due, nil
-}
-
-// holdAction holds action a until until (its Retry-After).
-func (l *limit) holdAction(a int, until time.Time) {
-	l.actions.mu.Lock()
-	defer l.actions.mu.Unlock()
-	l.actions.next[a] = maxTime(l.actions.next[a], until)
+	turn := al.turn[a]
+	al.mu.Unlock()
+	select {
+	case turn <- struct{}{}:
+	case <-ctx.Done():
+		if _, ok := ctx.Deadline(); !ok {
+			return nil, ctx.Err() // cancelled, not out of time
+		}
+		return nil, &HeldError{Until: time.Now().Add(callSpacing)}
+	}
+	al.mu.Lock()
+	due := maxTime(al.next[a], l.till())
+	al.mu.Unlock()
+	if err := waitUntil(ctx, due); err != nil {
+		<-turn
+		return nil, err
+	}
+	return func(end time.Time, retryAfter time.Duration) {
+		al.mu.Lock()
+		al.next[a] = end.Add(max(callSpacing, retryAfter))
+		al.mu.Unlock()
+		<-turn
+	}, nil
 }
 
 // Reboot asks the instance's provider to reboot it, under the same rate
@@ -312,12 +336,8 @@ func (c *Collector) SendText(ctx context.Context, name, to, text string) error {
 // by the instance's timeout and by ctx, and holds the action for a
 // Retry-After in the answer.
 func (c *Collector) act(ctx context.Context, t *target, a int, call func(context.Context) error) error {
-	l := t.mem.limit
-	due, err := l.reserve(ctx, a, time.Now())
+	done, err := t.mem.limit.take(ctx, a)
 	if err != nil {
-		return err
-	}
-	if err := waitUntil(ctx, due); err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.timeout)
@@ -326,13 +346,13 @@ func (c *Collector) act(ctx context.Context, t *target, a int, call func(context
 	var e *Error
 	switch {
 	case err == nil:
+		done(time.Now(), 0)
 		return nil
 	case errors.As(err, &e):
-		if e.RetryAfter > 0 {
-			l.holdAction(a, time.Now().Add(e.RetryAfter))
-		}
+		done(time.Now(), e.RetryAfter)
 		return e
 	}
+	done(time.Now(), 0)
 	// Clients return *Errors, redacted by API; anything else is
 	// redacted here all the same.
 	return newError(ReasonBadResponse, "%s", shorten(c.current().redactor().redact(err.Error()), maxErrorRunes))

@@ -21,6 +21,7 @@ type fakeActor struct {
 	stateErr, rebootErr   atomic.Pointer[Error]
 	states, reboots, sent atomic.Int64
 	gate                  chan struct{}
+	rebootTook            time.Duration // rebootTimes are the reboots' ends
 	mu                    sync.Mutex
 	rebootTimes           []time.Time
 }
@@ -38,6 +39,7 @@ func (f *fakeActor) State(ctx context.Context) (string, error) {
 
 func (f *fakeActor) Reboot(ctx context.Context) error {
 	f.reboots.Add(1)
+	time.Sleep(f.rebootTook)
 	f.mu.Lock()
 	f.rebootTimes = append(f.rebootTimes, time.Now())
 	f.mu.Unlock()
@@ -298,6 +300,37 @@ func TestActionsRefused(t *testing.T) {
 		}
 		if n := f.sent.Load(); n != 0 {
 			t.Errorf("%d messages sent, want 0", n)
+		}
+	})
+}
+
+// TestActionsOneAtATime: reboots asked for at once run one after the
+// other, each a second after the end of the last (the provider counts
+// arrivals); a caller out of time while another reboot is under way is
+// held.
+func TestActionsOneAtATime(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeActor{state: "starting", rebootTook: 2 * time.Second}
+		c, _ := actorEnv(t, f)
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				if err := c.Reboot(context.Background(), "shop"); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		synctest.Wait() // one reboot under way, the other waiting
+		if err := c.Reboot(shortCtx(time.Second), "shop"); !errors.Is(err, ErrHeld) {
+			t.Errorf("Reboot out of time behind others = %v, want held", err)
+		}
+		wg.Wait()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if len(f.rebootTimes) != 2 || !f.rebootTimes[0].Equal(t0.Add(2*time.Second)) || !f.rebootTimes[1].Equal(t0.Add(5*time.Second)) {
+			t.Errorf("reboots ended at %v, want %v and %v", f.rebootTimes, t0.Add(2*time.Second), t0.Add(5*time.Second))
 		}
 	})
 }
