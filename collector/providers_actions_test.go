@@ -85,8 +85,8 @@ func TestGreenAPIReboot(t *testing.T) {
 // back classified, without the number.
 func TestSendTextProviders(t *testing.T) {
 	t.Parallel()
-	for _, v := range []simulator.EvolutionVersion{simulator.Evolution18, simulator.Evolution23} {
-		t.Run(fmt.Sprint("evolution version ", v), func(t *testing.T) {
+	for name, v := range map[string]simulator.EvolutionVersion{"evolution 1.8": simulator.Evolution18, "evolution 2.3": simulator.Evolution23} {
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			env := newTestEnv(t, Options{MinInterval: time.Hour})
 			env.sim.SetEvolutionVersion(v)
