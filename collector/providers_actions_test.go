@@ -280,3 +280,32 @@ func TestActionErrorsHideSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckListedInstance: Check of an instance whose state comes from
+// its account's listing makes the listing again, not a call of its own,
+// and returns what the new listing says.
+func TestCheckListedInstance(t *testing.T) {
+	t.Parallel()
+	env := newAccountEnv(t)
+	env.sim.SetAccount(simulator.Wachat, "agency-key", simulator.Member{ID: "t1_a"}, simulator.Member{ID: "t1_b"})
+	if err := env.load(t, "", env.account(simulator.Wachat, "agency", "agency-key", "states_from_listing: true")); err != nil {
+		t.Fatal(err)
+	}
+	agency := accountNamed(t, env.c, "agency")
+	waitFor(t, "the first listing", func() bool { return len(env.watched()) == 2 && listingDone(env.c, agency) })
+	if s, _ := env.c.Status("t1_a"); s.State != "connecting" || s.Account != "agency" || s.CanReboot || !s.CanSend {
+		t.Fatalf("Status(t1_a) = %+v", s)
+	}
+	before := env.sim.ListCalls(simulator.Wachat, "agency-key")
+	env.sim.Set(simulator.Wachat, "t1_a", "agency-key", simulator.Behaviour{State: "open"})
+	s, err := env.c.Check(context.Background(), "t1_a")
+	if err != nil || s.State != "open" || !s.Working {
+		t.Fatalf("Check(t1_a) = %+v, %v", s, err)
+	}
+	if n := env.sim.ListCalls(simulator.Wachat, "agency-key") - before; n != 1 {
+		t.Errorf("%d listings for one Check, want 1", n)
+	}
+	if n := env.sim.Calls(simulator.Wachat, "t1_a"); n != 0 {
+		t.Errorf("t1_a called %d times on its own", n)
+	}
+}
