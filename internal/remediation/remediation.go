@@ -52,7 +52,7 @@ const (
 	// ReasonNotDone is a failed action that the collector could not
 	// classify (the provider answered that it did not reboot, the call
 	// was cut short).
-	ReasonNotDone = "not_done"
+	ReasonNotDone = collector.ReasonNotDone
 )
 
 // Statuses of an instance's last action (the status label of
