@@ -677,3 +677,25 @@ func TestOwner(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMessageOf10000: one Alertmanager message asking to reboot
+// 10 000 instances of one provider, decided through the guards (the brake
+// holds all but 1 000 after the first), with the fake fleet: the
+// engine's own cost per alert.
+func BenchmarkMessageOf10000(b *testing.B) {
+	logger, _ := testlog.New()
+	for b.Loop() {
+		f := newFakeFleet()
+		for i := range 10000 {
+			f.add(gr, fmt.Sprint("i", i), "starting")
+		}
+		clk := &fakeClock{t: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+		e := newEngine(logger, f, clk.clock())
+		c, _ := config.Load([]byte("remediation: {}\ninstances: [{name: x, provider: greenapi, id_instance: 1101000001, api_token: t}]\n"), ".", config.Options{})
+		e.Update(c)
+		for i := range 10000 {
+			e.Act(context.Background(), reboot(fmt.Sprint("i", i)))
+		}
+		e.Close()
+	}
+}
