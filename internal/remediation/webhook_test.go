@@ -395,3 +395,46 @@ func TestWebhookShuttingDown(t *testing.T) {
 		t.Errorf("HTTP %d, want 503", status)
 	}
 }
+
+// TestWebhookRebootFailures: the simulator's GREEN-API reboot failures
+// become bounded reasons, the window stays taken (the call may have
+// reached the provider), and no token reaches the logs at debug level.
+func TestWebhookRebootFailures(t *testing.T) {
+	cases := map[string]struct {
+		rb     simulator.RebootBehaviour
+		reason string
+	}{
+		"inst0": {simulator.RebootBehaviour{NotDone: true}, remediation.ReasonNotDone}, // {"isReboot": false}
+		"inst1": {simulator.RebootBehaviour{Fault: simulator.FaultUnauthorized}, collector.ReasonUnauthorized},
+		"inst2": {simulator.RebootBehaviour{Fault: simulator.FaultServerError}, collector.ReasonServerError},
+		"inst3": {simulator.RebootBehaviour{Fault: simulator.FaultHTML}, collector.ReasonBadResponse},
+		"inst4": {simulator.RebootBehaviour{Fault: simulator.FaultRateLimited, RetryAfter: time.Minute}, collector.ReasonRateLimited},
+	}
+	r := newRig(t, len(cases), "brake: {max_share: 1}")
+	for name, c := range cases {
+		r.sim.SetReboot(simulator.GreenAPI, r.ids[name], c.rb)
+	}
+	var alerts []amwebhook.Alert
+	for name := range cases {
+		alerts = append(alerts, alert("greenapi", name))
+	}
+	answer := r.notify(t, alerts...)
+	if !strings.Contains(answer, fmt.Sprintf(`"failed":%d`, len(cases))) {
+		t.Errorf("answer %s", answer)
+	}
+	for name, c := range cases {
+		rec, _ := r.engine.Last("greenapi", name)
+		if rec.Result != remediation.ResultFailed || rec.Reason != c.reason || rec.Status != remediation.StatusFailed {
+			t.Errorf("%s: %+v, want failed %s", name, rec, c.reason)
+		}
+	}
+	r.notify(t, alerts...)
+	for name := range cases {
+		if n := r.reboots(name); n != 1 {
+			t.Errorf("%s: %d reboot requests, want 1 (the window holds the resend)", name, n)
+		}
+	}
+	if strings.Contains(r.logs.String(), instToken) || strings.Contains(r.logs.String(), amToken) {
+		t.Errorf("a token in the logs:\n%s", r.logs)
+	}
+}
