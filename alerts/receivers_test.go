@@ -219,7 +219,7 @@ func TestExporterReceiversDelivery(t *testing.T) {
 
 	// Alertmanager flushes each group after its group_wait (1 s here):
 	// poll until every expected request is in or time is up.
-	byInstance := map[string]map[string]bool{}
+	var byInstance map[string]map[string]bool // alert names by instance
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		remediate, problems := stub.messages("/alertmanager/remediate")
 		whatsapp, _ := stub.messages("/alertmanager/whatsapp")
