@@ -407,9 +407,14 @@ func (e *Engine) instance(r Request) *instance {
 // held counts and returns a held result.
 func (e *Engine) held(r Request, reason, state string) Result {
 	e.count(r, ResultHeld, reason)
-	level := slog.LevelDebug
-	if reason != ReasonWindow {
-		level = slog.LevelInfo
+	// Alertmanager resends every alert of a group: the holds that repeat
+	// at each resend (the window, the brake, which says itself once, no
+	// remediation) stay at debug level, lest a storm of 10 000 fill the
+	// log.
+	level := slog.LevelInfo
+	switch reason {
+	case ReasonWindow, ReasonBrake, ReasonNotEnabled:
+		level = slog.LevelDebug
 	}
 	e.logger.Log(context.Background(), level, "Remediation held", "provider", r.Provider, "name", r.Name, "reason", reason, "state", state, "source", r.Source)
 	return Result{Result: ResultHeld, Reason: reason, State: state}
