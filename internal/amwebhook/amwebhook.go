@@ -25,9 +25,10 @@ import (
 const Version = "4"
 
 // MaxBytes bounds a message. Alertmanager sends every alert of a group in
-// one message: 10 000 alerts of about 1 KB each fit; max_alerts in the
-// receiver's configuration bounds it on Alertmanager's side.
-const MaxBytes = 16 << 20
+// one message: 4 000 alerts of about 1 KB each fit, and the shipped
+// receivers group by instance and set max_alerts (Alertmanager then sends
+// the first alerts and says how many it left out).
+const MaxBytes = 4 << 20
 
 // Message is one notification: a group of alerts.
 type Message struct {

@@ -97,7 +97,16 @@ type alertmanager struct {
 	webConfigFile string
 	openLog       sync.Mutex
 	lastOpenLog   time.Time
+	// slots bound the requests handled at once (maxAlertmanagerRequests):
+	// each may hold a message of amwebhook.MaxBytes.
+	slots chan struct{}
 }
+
+// maxAlertmanagerRequests bounds the requests Alertmanager's receivers
+// handle at once. Alertmanager sends one request per group and receiver
+// at a time; two clustered Alertmanagers and a few receivers stay far
+// below it. More get 503, which Alertmanager retries.
+const maxAlertmanagerRequests = 16
 
 // AlertmanagerHandler serves Alertmanager's receivers: remediation at
 // AlertmanagerRemediatePath, WhatsApp messages at
@@ -107,7 +116,7 @@ type alertmanager struct {
 // it, to know that basic auth stands in front.
 func (e *Exporter) AlertmanagerHandler(webConfigFile string) http.Handler {
 	e.alertmanagerOnce.Do(func() { e.alertmanagerMetrics = newAlertmanagerMetrics(e.registry) })
-	a := &alertmanager{e: e, m: e.alertmanagerMetrics, webConfigFile: webConfigFile}
+	a := &alertmanager{e: e, m: e.alertmanagerMetrics, webConfigFile: webConfigFile, slots: make(chan struct{}, maxAlertmanagerRequests)}
 	e.remediation.MarkServed()
 	mux := http.NewServeMux()
 	mux.Handle(AlertmanagerRemediatePath, a.wrap(receiverRemediation, e.remediation.Handler()))
@@ -181,6 +190,13 @@ func (a *alertmanager) wrap(receiver string, h http.Handler) http.Handler {
 		if err := a.e.CheckAlertmanagerAuth(a.webConfigFile); err != nil {
 			a.logOpen(err)
 			http.Error(sw, "unauthorized: no authentication is configured for Alertmanager's receivers", http.StatusUnauthorized)
+			return
+		}
+		select {
+		case a.slots <- struct{}{}:
+			defer func() { <-a.slots }()
+		default:
+			http.Error(sw, "too many requests at once; retry later", http.StatusServiceUnavailable)
 			return
 		}
 		ctx := amwebhook.WithAlertCounter(r.Context(), func(outcome string, n int) {

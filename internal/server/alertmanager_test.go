@@ -3,10 +3,12 @@ package server_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +155,63 @@ func TestAlertmanagerReceiverMetrics(t *testing.T) {
 		if strings.Contains(text+e.Logs.String(), secret) {
 			t.Errorf("%s written", secret)
 		}
+	}
+}
+
+// TestAlertmanagerRequestsInFlightBounded: requests that hold their
+// bodies back take the receivers' slots; one more is answered 503 (which
+// Alertmanager retries) rather than held, and once they end a genuine
+// request is served.
+func TestAlertmanagerRequestsInFlightBounded(t *testing.T) {
+	cfg, _ := amConfig(t, fmt.Sprintf("alertmanager: {bearer_token: %q}\nremediation: {dry_run: true}\n", amTestToken))
+	e := exportertest.Start(t, exportertest.Inline(cfg), time.Second)
+	srv := httptest.NewServer(e.AlertmanagerHandler(""))
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	var conns []net.Conn
+	for range 16 {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, conn)
+		// The headers, and a body that has not come yet: the handler
+		// waits for it inside its slot.
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 1000\r\n\r\n{", server.AlertmanagerRemediatePath, amTestToken)
+	}
+	// The 16 slots fill as the server reads those requests; until then
+	// a request may still pass, so ask until one is refused.
+	refused := false
+	for range 1000 {
+		if amPost(t, srv.URL+server.AlertmanagerRemediatePath, "Bearer "+amTestToken, rebootStuck) == http.StatusServiceUnavailable {
+			refused = true
+			break
+		}
+		runtime.Gosched()
+	}
+	if !refused {
+		t.Fatal("a 17th request at once was not refused")
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	// The server sees the connections end as it reads from them.
+	served := false
+	for range 1000 {
+		status := amPost(t, srv.URL+server.AlertmanagerRemediatePath, "Bearer "+amTestToken, rebootStuck)
+		if status == http.StatusOK {
+			served = true
+			break
+		}
+		if status != http.StatusServiceUnavailable {
+			t.Fatalf("after the slow senders left: HTTP %d", status)
+		}
+		runtime.Gosched()
+	}
+	if !served {
+		t.Fatal("the slots are not given back when the slow senders leave")
+	}
+	if text := exportertest.Scrape(t, e.URL, nil); !strings.Contains(text, `whatsapp_alertmanager_requests_total{outcome="error",receiver="remediation"}`) {
+		t.Errorf("the refusal is not counted:\n%s", exportertest.GrepLines(text, "alertmanager_requests"))
 	}
 }
