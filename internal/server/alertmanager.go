@@ -64,6 +64,7 @@ var ErrAlertmanagerOpen = errors.New("the receivers for Alertmanager would be op
 type alertmanagerMetrics struct {
 	requests *prometheus.CounterVec
 	alerts   *prometheus.CounterVec
+	inFlight prometheus.Gauge
 }
 
 func newAlertmanagerMetrics(reg prometheus.Registerer) *alertmanagerMetrics {
@@ -76,6 +77,10 @@ func newAlertmanagerMetrics(reg prometheus.Registerer) *alertmanagerMetrics {
 			Name: "whatsapp_alertmanager_alerts_total",
 			Help: "Alerts of the accepted requests to Alertmanager's receivers, by receiver and outcome (remediation: ok, resolved, no_action, unknown_instance, other_replica, truncated).",
 		}, []string{"receiver", "outcome"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "whatsapp_alertmanager_requests_in_flight",
+			Help: "Requests Alertmanager's receivers are handling, of at most 16 at once.",
+		}),
 	}
 	for _, r := range []string{receiverRemediation, receiverWhatsApp} {
 		for _, o := range requestOutcomes {
@@ -86,7 +91,7 @@ func newAlertmanagerMetrics(reg prometheus.Registerer) *alertmanagerMetrics {
 	for _, o := range []string{remediation.AlertDecided, remediation.AlertUnknownInstance} {
 		m.alerts.WithLabelValues(receiverRemediation, o)
 	}
-	reg.MustRegister(m.requests, m.alerts)
+	reg.MustRegister(m.requests, m.alerts, m.inFlight)
 	return m
 }
 
@@ -194,7 +199,11 @@ func (a *alertmanager) wrap(receiver string, h http.Handler) http.Handler {
 		}
 		select {
 		case a.slots <- struct{}{}:
-			defer func() { <-a.slots }()
+			a.m.inFlight.Inc()
+			defer func() {
+				a.m.inFlight.Dec()
+				<-a.slots
+			}()
 		default:
 			http.Error(sw, "too many requests at once; retry later", http.StatusServiceUnavailable)
 			return
