@@ -62,17 +62,7 @@ func (e *Exporter) Handler(metricsPath string) (http.Handler, error) {
 		{Address: "/config", Text: "Configuration", Description: "as loaded, secrets hidden"},
 		{Address: "/-/healthy", Text: "Health"},
 	})
-	pattern := page // exactly, not a subtree
-	if page == "/" {
-		pattern = "/{$}"
-	}
-	mux.HandleFunc(pattern, status.serveHTTP)
-	// The buttons change something (a call to the provider, a reboot):
-	// POST only, and refused when a browser says another site sent them,
-	// as /-/reload.
-	buttons := http.NewCrossOriginProtection()
-	mux.Handle(statusCheckPath, buttons.Handler(http.HandlerFunc(status.serveCheck)))
-	mux.Handle(statusRebootPath, buttons.Handler(http.HandlerFunc(status.serveReboot)))
+	status.register(mux)
 	return mux, nil
 }
 

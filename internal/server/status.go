@@ -124,6 +124,21 @@ func newStatusPage(logger *slog.Logger, instances instanceSource, rem remediator
 	return p
 }
 
+// register serves the page at its path, exactly, and its buttons.
+func (p *statusPage) register(mux *http.ServeMux) {
+	pattern := p.path // exactly, not a subtree
+	if pattern == "/" {
+		pattern = "/{$}"
+	}
+	mux.HandleFunc(pattern, p.serveHTTP)
+	// The buttons change something (a call to the provider, a reboot):
+	// POST only, and refused when a browser says another site sent them,
+	// as /-/reload is.
+	buttons := http.NewCrossOriginProtection()
+	mux.Handle(statusCheckPath, buttons.Handler(http.HandlerFunc(p.serveCheck)))
+	mux.Handle(statusRebootPath, buttons.Handler(http.HandlerFunc(p.serveReboot)))
+}
+
 // statusQuery is the page's view: its filter and page.
 type statusQuery struct {
 	Q, Provider, State string
@@ -377,13 +392,21 @@ func humanDuration(d time.Duration) string {
 	case d < time.Minute:
 		return d.Truncate(time.Second).String()
 	case d < time.Hour:
-		return strings.TrimSuffix(d.Truncate(time.Second).String(), "0s")
+		return trimZeroSeconds(d.Truncate(time.Second).String())
 	case d < 48*time.Hour:
-		return strings.TrimSuffix(d.Truncate(time.Minute).String(), "0s")
+		return trimZeroSeconds(d.Truncate(time.Minute).String())
 	default:
 		days := d / (24 * time.Hour)
 		return fmt.Sprintf("%dd%dh", days, (d-days*24*time.Hour)/time.Hour)
 	}
+}
+
+// trimZeroSeconds makes 5m0s 5m.
+func trimZeroSeconds(s string) string {
+	if strings.HasSuffix(s, "m0s") {
+		return s[:len(s)-2]
+	}
+	return s
 }
 
 // flash is the outcome of a button, shown once on the page it redirects
