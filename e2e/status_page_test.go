@@ -133,8 +133,8 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if got := text(t, ctx, `tr[data-name="sales"] .state`); got != "yellowCard" {
 		t.Errorf("after Check now sales shows %q, want yellowCard", got)
 	}
-	if cls, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`tr[data-name="sales"] .state`), "class")); err != nil || !strings.Contains(cls, "red") {
-		t.Errorf("yellowCard's class %q (%v), want red as in the dashboards", cls, err)
+	if cls, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`tr[data-name="sales"] .state`), "class")); err != nil || !strings.Contains(cls.Value, "red") {
+		t.Errorf("yellowCard's class %q (%v), want red as in the dashboards", cls.Value, err)
 	}
 	if got := sim.Calls(simulator.GreenAPI, "1102"); got != calls+1 {
 		t.Errorf("Check now made %d state requests, want 1", got-calls)

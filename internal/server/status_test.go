@@ -255,7 +255,8 @@ func TestStatusPageRow(t *testing.T) {
 	ins := &fakeInstances{list: []collector.InstanceStatus{
 		{Provider: "greenapi", Name: `<script>alert(1)</script>`, Account: "partner", State: "starting", Since: statusNow.Add(-7*time.Minute - 3*time.Second),
 			Checked: statusNow.Add(-12 * time.Second), Up: true, Queue: 17, QueueKnown: true, CanReboot: true},
-		{Provider: "wachat", Name: "store", State: collector.StateUnknown, Reason: "timeout", Detail: `Get "https://example.com/<b>": timeout`},
+		{Provider: "wachat", Name: "store", State: collector.StateUnknown, Reason: "timeout", Detail: `Get "https://example.com/<b>": timeout`, Checked: statusNow.Add(-3 * time.Second)},
+		{Provider: "evolution", Name: "new", State: collector.StateUnknown},
 	}}
 	rem := &fakeRemediation{enabled: true, last: map[string]remediation.Record{
 		"greenapi/<script>alert(1)</script>": {Action: "reboot", Result: "done", Status: "waiting", State: "starting", At: statusNow.Add(-90 * time.Second)},
@@ -266,7 +267,7 @@ func TestStatusPageRow(t *testing.T) {
 		`&lt;script&gt;alert(1)&lt;/script&gt;`, "found by partner",
 		`<span class="state orange">starting</span>`, "for 7m3s", "12s ago", "<td>17</td>",
 		"reboot: done, waiting", "1m30s ago",
-		`<span class="state grey">unknown</span>`, `failing: timeout`, `https://example.com/&lt;b&gt;`, "<td title=\"\">never</td>",
+		`<span class="state grey">unknown</span>`, `failing: timeout`, `https://example.com/&lt;b&gt;`, "<td title=\"\">never</td>", "not checked yet",
 		`class="reboot">Reboot</button>`, "Remediation is on.",
 	} {
 		if !strings.Contains(body, want) {
