@@ -5,7 +5,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +128,55 @@ func TestStatusPageTenThousand(t *testing.T) {
 	body = exportertest.FetchOK(t, e.URL+"/?q=greenapi-1&provider=greenapi")
 	if rows := statusRows(body); len(rows) == 0 || rows[0] != "greenapi-1" {
 		t.Errorf("?q=greenapi-1&provider=greenapi: rows begin %v, want greenapi-1", rows[:min(3, len(rows))])
+	}
+}
+
+// TestStatusPageBehindWebConfig: the page and its buttons are behind the
+// main listener's --web.config.file, as /metrics is.
+func TestStatusPageBehindWebConfig(t *testing.T) {
+	webConfig := filepath.Join(t.TempDir(), "web.yml")
+	// bcrypt (cost 4) of "status-page-password".
+	const hash = "$2a$04$kPxogQhLecEjNd1c9spIAuJTjFUioeXyotrvisqrXT22SgGIKGVNq"
+	if err := os.WriteFile(webConfig, []byte("basic_auth_users:\n  admin: "+hash+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, base, logs := exportertest.StartBinary(t, "--demo", "--web.config.file="+webConfig)
+	form := url.Values{"name": {"demo-shop"}, "provider": {"greenapi"}}.Encode()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, c := range []struct {
+		method, path, password string
+		want                   int
+	}{
+		{http.MethodGet, "/", "", http.StatusUnauthorized},
+		{http.MethodGet, "/?q=demo-shop&provider=greenapi", "wrong", http.StatusUnauthorized},
+		{http.MethodPost, "/status/check", "", http.StatusUnauthorized},
+		{http.MethodPost, "/status/reboot", "", http.StatusUnauthorized},
+		{http.MethodGet, "/?q=demo-shop&provider=greenapi", "status-page-password", http.StatusOK},
+		{http.MethodPost, "/status/check", "status-page-password", http.StatusSeeOther},
+	} {
+		var body io.Reader
+		if c.method == http.MethodPost {
+			body = strings.NewReader(form)
+		}
+		req, err := http.NewRequest(c.method, base+c.path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if c.password != "" {
+			req.SetBasicAuth("admin", c.password)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s %s with password %q: HTTP %d, want %d\n%s\n%s", c.method, c.path, c.password, resp.StatusCode, c.want, b, logs)
+		}
+		if c.want == http.StatusOK && !slices.Contains(statusRows(string(b)), "demo-shop") {
+			t.Errorf("GET %s: demo-shop is not on the page", c.path)
+		}
 	}
 }
