@@ -552,13 +552,46 @@ func (p *statusPage) serveReboot(w http.ResponseWriter, r *http.Request) {
 	case remediation.ResultDryRun:
 		f.Kind, f.Text = "ok", "Dry run: the reboot was decided and counted, not made"
 	case remediation.ResultHeld:
-		f.Kind, f.Text = "held", "Not rebooted, held: "+cmp.Or(res.Reason, "no reason given")
+		f.Kind, f.Text = "held", "Not rebooted, held: "+explain(res.Reason, heldReasons, res.State)
 	default:
-		f.Kind, f.Text = "error", "Reboot failed: "+cmp.Or(res.Reason, res.Result, "no reason given")
+		f.Kind, f.Text = "error", "Reboot failed: "+explain(cmp.Or(res.Reason, res.Result), failedReasons, res.State)
 	}
 	p.logAction("Status page: Reboot", s, "result", res.Result, "reason", res.Reason)
 	setFlash(w, f)
 	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// heldReasons and failedReasons say what the remediation's reasons (the
+// reason label of whatsapp_remediation_actions_total) mean to the
+// operator; %s is the state the instance was found in.
+var (
+	heldReasons = map[string]string{
+		"window":           "the instance was acted on within the remediation window",
+		"brake":            "the fleet brake holds: too many of the provider's instances needed an action at once",
+		"state_changed":    "a fresh state request found %s, which is not one of reboot_states",
+		"not_enabled":      "the configuration does not allow this action for the instance",
+		"rate_limited":     "the provider's rate limit holds calls to the instance; try again in a moment",
+		"unknown_instance": "the instance is no longer watched",
+		"other_replica":    "another replica of the exporter acts for this instance",
+	}
+	failedReasons = map[string]string{
+		"not_done": "the provider answered that it did not reboot the instance",
+	}
+)
+
+// explain is reason with its meaning, when known.
+func explain(reason string, meanings map[string]string, state string) string {
+	if reason == "" {
+		return "no reason given"
+	}
+	m, ok := meanings[reason]
+	if !ok {
+		return reason
+	}
+	if strings.Contains(m, "%s") {
+		m = fmt.Sprintf(m, cmp.Or(state, collector.StateUnknown))
+	}
+	return reason + " (" + m + ")"
 }
 
 func (p *statusPage) logAction(msg string, s collector.InstanceStatus, args ...any) {

@@ -452,7 +452,8 @@ func TestStatusReboot(t *testing.T) {
 	}{
 		{remediation.Result{Result: remediation.ResultDone, State: "starting"}, "ok: shop (greenapi): Rebooted (it was starting); the state is requested again after the wait"},
 		{remediation.Result{Result: remediation.ResultDryRun}, "ok: shop (greenapi): Dry run: the reboot was decided and counted, not made"},
-		{remediation.Result{Result: remediation.ResultHeld, Reason: "window"}, "held: shop (greenapi): Not rebooted, held: window"},
+		{remediation.Result{Result: remediation.ResultHeld, Reason: "window"}, "held: shop (greenapi): Not rebooted, held: window (the instance was acted on within the remediation window)"},
+		{remediation.Result{Result: remediation.ResultHeld, Reason: "state_changed", State: "authorized"}, "held: shop (greenapi): Not rebooted, held: state_changed (a fresh state request found authorized, which is not one of reboot_states)"},
 		{remediation.Result{Result: remediation.ResultFailed, Reason: "unauthorized"}, "error: shop (greenapi): Reboot failed: unauthorized"},
 	} {
 		rem.result = c.res
@@ -461,8 +462,8 @@ func TestStatusReboot(t *testing.T) {
 		}
 	}
 	want := remediation.Request{Provider: "greenapi", Name: "shop", Action: remediation.ActionReboot, Source: "status_page"}
-	if len(rem.requests) != 4 || rem.requests[0] != want {
-		t.Errorf("requests %+v, want 4 of %+v", rem.requests, want)
+	if len(rem.requests) != 5 || rem.requests[0] != want {
+		t.Errorf("requests %+v, want 5 of %+v", rem.requests, want)
 	}
 }
 
