@@ -474,7 +474,8 @@ func (p *statusPage) action(w http.ResponseWriter, r *http.Request, what string)
 	// Only the view's own parameters are kept from return: the redirect
 	// stays on this page, whatever the form says.
 	view, _ := url.ParseQuery(r.PostForm.Get("return"))
-	back = p.url(parseStatusQuery(view), parseStatusQuery(view).Page)
+	q := parseStatusQuery(view)
+	back = p.url(q, q.Page)
 	name, provider := r.PostForm.Get("name"), r.PostForm.Get("provider")
 	s, found := p.instances.Status(name)
 	if name == "" || !found || (provider != "" && s.Provider != provider) {

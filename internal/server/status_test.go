@@ -577,3 +577,33 @@ func TestHumanDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusPageWithMetricsAtRoot: with --web.telemetry-path=/ the page
+// moves to /status, its forms and links with it, and the buttons' paths
+// cannot be the metrics path.
+func TestStatusPageWithMetricsAtRoot(t *testing.T) {
+	logger, _ := testlog.New()
+	e := New(logger, ConfigSource{Inline: []byte("instances:\n  - {provider: greenapi, api_url: \"http://127.0.0.1:1\", id_instance: 1101, api_token: t}\n")}, Options{})
+	t.Cleanup(e.Close)
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := e.Handler("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	code, body := get(t, nil, srv.URL+"/status")
+	if code != http.StatusOK || !strings.Contains(body, `<form class="filter" method="get" action="/status">`) || !strings.Contains(body, `href="/" title="every instance`) {
+		t.Errorf("GET /status: HTTP %d, want the page with its filter on /status and Metrics at /:\n%s", code, body)
+	}
+	if _, body := get(t, nil, srv.URL+"/"); !strings.Contains(body, "# TYPE") {
+		t.Error("GET / does not serve the metrics")
+	}
+	for _, p := range []string{statusPagePath, statusCheckPath, statusRebootPath} {
+		if checkTelemetryPath(p) == nil {
+			t.Errorf("--web.telemetry-path=%s is accepted; it is the status page's", p)
+		}
+	}
+}
