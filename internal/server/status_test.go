@@ -607,3 +607,14 @@ func TestStatusPageWithMetricsAtRoot(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStatusPage renders the first page of 10 000 instances.
+func BenchmarkStatusPage(b *testing.B) {
+	logger, _ := testlog.New()
+	p := newStatusPage(logger, &fakeInstances{list: fleet(10000)}, &fakeRemediation{enabled: true}, "/", nil)
+	req := httptest.NewRequest(http.MethodGet, "/?state=blocked", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		p.serveHTTP(httptest.NewRecorder(), req)
+	}
+}
