@@ -52,6 +52,12 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 // the answer leads to (the status page after its redirect).
 func pressButton(t *testing.T, ctx context.Context, sel string) {
 	t.Helper()
+	// The page is loaded: a button missing now never comes, and Click
+	// would wait for it until the test's deadline.
+	if present, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf("document.querySelector(%q) !== null", sel))); err != nil || !present {
+		body, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.body.innerText"))
+		t.Fatalf("no %s on the page (%v):\n%s", sel, err, body)
+	}
 	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel)))
 	if err != nil {
 		t.Fatalf("pressing %s: %v", sel, err)
