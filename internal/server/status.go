@@ -567,16 +567,16 @@ func (p *statusPage) serveReboot(w http.ResponseWriter, r *http.Request) {
 // operator; %s is the state the instance was found in.
 var (
 	heldReasons = map[string]string{
-		"window":           "the instance was acted on within the remediation window",
-		"brake":            "the fleet brake holds: too many of the provider's instances needed an action at once",
-		"state_changed":    "a fresh state request found %s, which is not one of reboot_states",
-		"not_enabled":      "the configuration does not allow this action for the instance",
-		"rate_limited":     "the provider's rate limit holds calls to the instance; try again in a moment",
-		"unknown_instance": "the instance is no longer watched",
-		"other_replica":    "another replica of the exporter acts for this instance",
+		remediation.ReasonWindow:          "the instance was acted on within the remediation window",
+		remediation.ReasonBrake:           "the fleet brake holds: too many of the provider's instances needed an action at once",
+		remediation.ReasonStateChanged:    "a fresh state request found %s, which is not one of reboot_states",
+		remediation.ReasonNotEnabled:      "the configuration does not allow this action for the instance",
+		remediation.ReasonRateLimited:     "the provider's rate limit holds calls to the instance; try again in a moment",
+		remediation.ReasonUnknownInstance: "the instance is no longer watched",
+		remediation.ReasonOtherReplica:    "another replica of the exporter acts for this instance",
 	}
 	failedReasons = map[string]string{
-		"not_done": "the provider answered that it did not reboot the instance",
+		remediation.ReasonNotDone: "the provider answered that it did not reboot the instance",
 	}
 )
 
