@@ -92,6 +92,7 @@ type instanceSource interface {
 // remediator is what the page asks of the remediation engine.
 type remediator interface {
 	Enabled() bool
+	DryRun() bool
 	Act(ctx context.Context, r remediation.Request) remediation.Result
 	Last(provider, name string) (remediation.Record, bool)
 }
@@ -268,6 +269,7 @@ type statusView struct {
 	Prev, Next  string
 	Page, Pages int
 	Remediation bool
+	DryRun      bool
 	CheckPath   string
 	RebootPath  string
 }
@@ -303,7 +305,7 @@ func (p *statusPage) view(q statusQuery) statusView {
 	v := statusView{
 		Version: version.Version, Links: p.links, Path: p.path, Query: q,
 		Return: q.values(q.Page).Encode(), Total: len(all),
-		Remediation: p.rem.Enabled(), CheckPath: statusCheckPath, RebootPath: statusRebootPath,
+		Remediation: p.rem.Enabled(), DryRun: p.rem.DryRun(), CheckPath: statusCheckPath, RebootPath: statusRebootPath,
 	}
 	providers := map[string]bool{}
 	counts := map[string]int{}

@@ -61,12 +61,15 @@ func (f *fakeInstances) Check(_ context.Context, name string) (collector.Instanc
 type fakeRemediation struct {
 	mu       sync.Mutex
 	enabled  bool
+	dryRun   bool
 	result   remediation.Result
 	requests []remediation.Request
 	last     map[string]remediation.Record
 }
 
 func (f *fakeRemediation) Enabled() bool { return f.enabled }
+
+func (f *fakeRemediation) DryRun() bool { return f.dryRun }
 
 func (f *fakeRemediation) Act(_ context.Context, r remediation.Request) remediation.Result {
 	f.mu.Lock()
@@ -280,6 +283,10 @@ func TestStatusPageRow(t *testing.T) {
 	// One Reboot button: wachat's instance cannot reboot.
 	if n := strings.Count(body, `class="reboot"`); n != 1 {
 		t.Errorf("%d Reboot buttons, want 1", n)
+	}
+	rem.dryRun = true
+	if _, body = get(t, nil, base+"/"); !strings.Contains(body, "Remediation is on, in dry run") {
+		t.Error("the page does not say the remediation is a dry run")
 	}
 	// Without remediation, none.
 	rem.enabled = false
