@@ -109,6 +109,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if got := text(t, ctx, `tr[data-name="shop"] .state`); got != "starting" {
 		t.Errorf("shop shows %q, want starting", got)
 	}
+	if got := text(t, ctx, `.summary`); !strings.Contains(got, "Remediation is on, in dry run") {
+		t.Errorf("the summary says %q, want the remediation on in dry run", got)
+	}
 
 	// The filter: name and provider, on the server.
 	if err := chromedp.Do(ctx,
