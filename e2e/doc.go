@@ -6,8 +6,10 @@
 // runs in process (internal/exportertest), or as its binary where the test
 // needs its listeners.
 //
-// The suites skip when promtool, prometheus, alertmanager or Grafana's
-// JavaScript packages are missing, and fail instead when
+// The status page's suite drives Chromium (status_page_test.go).
+//
+// The suites skip when promtool, prometheus, alertmanager, chromium or
+// Grafana's JavaScript packages are missing, and fail instead when
 // WHATSAPP_EXPORTER_REQUIRE_TOOLS is set (see internal/testtool); -short
 // skips them.
 package e2e

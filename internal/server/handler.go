@@ -17,8 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/version"
-	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"go.yaml.in/yaml/v2"
@@ -51,24 +49,20 @@ func (e *Exporter) Handler(metricsPath string) (http.Handler, error) {
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "Healthy\n")
 	})
-	if metricsPath != "/" {
-		landing, err := web.NewLandingPage(web.LandingConfig{
-			Name:        "WhatsApp Exporter",
-			Description: "Prometheus exporter for the state of WhatsApp API instances",
-			Version:     version.Info(),
-			Links: []web.LandingLinks{
-				{Address: metricsPath, Text: "Metrics", Description: "every instance, and the exporter's own"},
-				{Address: "/sd", Text: "Service discovery", Description: "one target per instance, for /probe?target=<name>"},
-				{Address: exporterMetricsPath, Text: "Exporter metrics", Description: "the exporter's own only"},
-				{Address: "/config", Text: "Configuration", Description: "as loaded, secrets hidden"},
-				{Address: "/-/healthy", Text: "Health"},
-			},
-		})
-		if err != nil {
-			return nil, err
-		}
-		mux.Handle("/", landing)
+	// The status page is the landing page, unless the metrics are served
+	// there; its links are the former landing page's.
+	page := "/"
+	if metricsPath == "/" {
+		page = statusPagePath
 	}
+	status := newStatusPage(e.logger, e.collector, e.remediation, page, []statusLink{
+		{Address: metricsPath, Text: "Metrics", Description: "every instance, and the exporter's own"},
+		{Address: "/sd", Text: "Service discovery", Description: "one target per instance, for /probe?target=<name>"},
+		{Address: exporterMetricsPath, Text: "Exporter metrics", Description: "the exporter's own only"},
+		{Address: "/config", Text: "Configuration", Description: "as loaded, secrets hidden"},
+		{Address: "/-/healthy", Text: "Health"},
+	})
+	status.register(mux)
 	return mux, nil
 }
 
@@ -265,7 +259,7 @@ func shortValue(v string) string {
 const exporterMetricsPath = "/exporter-metrics"
 
 // reservedPaths are the exporter's own endpoints.
-var reservedPaths = []string{"/config", "/-/reload", "/-/healthy", "/probe", "/sd", exporterMetricsPath}
+var reservedPaths = []string{"/config", "/-/reload", "/-/healthy", "/probe", "/sd", exporterMetricsPath, statusPagePath, statusCheckPath, statusRebootPath}
 
 // checkTelemetryPath accepts a plain absolute URL path that is not one of
 // the exporter's own endpoints.
