@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -14,11 +15,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/amwebhook"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
 // The tests in this file stand a fake in for the collector, to reach what
@@ -174,8 +177,6 @@ func counter(t *testing.T, s *Sender, name string, labels ...string) float64 {
 		return testutil.ToFloat64(s.metrics.failures.WithLabelValues(labels...))
 	case "skips":
 		return testutil.ToFloat64(s.metrics.skips.WithLabelValues(labels...))
-	case "requests":
-		return testutil.ToFloat64(s.metrics.requests.WithLabelValues(labels...))
 	}
 	t.Fatal(name)
 	return 0
@@ -354,20 +355,20 @@ func TestFakeRefusedRequests(t *testing.T) {
 	r := startFake(t, f, fakeConfig(t, []string{"first"}, []string{"4915100000001"}, ""))
 	good := notification(t, "firing", blockedAlert("shop", "wachat", t0))
 	for _, c := range []struct {
-		token   string
-		body    []byte
-		code    int
-		outcome string
+		token string
+		body  []byte
+		code  int
 	}{
-		{"", good, 401, OutcomeUnauthorized},
-		{"wrong-token-0123456789", good, 401, OutcomeUnauthorized},
-		{testToken, []byte(`{"version":"4","alerts":[{"status":"firing"`), 400, OutcomeMalformed},
-		{testToken, []byte(`{"version":"3","alerts":[]}`), 400, OutcomeMalformed},
-		{testToken, []byte(`{"version":"4","alerts":[{"status":"pending"}]}`), 400, OutcomeMalformed},
+		{"", good, 401},
+		{"wrong-token-0123456789", good, 401},
+		{testToken, []byte(`{"version":"4","alerts":[{"status":"firing"`), 400},
+		{testToken, []byte(`{"version":"3","alerts":[]}`), 400},
+		{testToken, []byte(`{"version":"4","alerts":[{"status":"pending"}]}`), 400},
+		{testToken, append([]byte(`{"version":"4","x":"`), bytes.Repeat([]byte("4915100000001"), amwebhook.MaxBytes/13+1)...), 413},
 	} {
 		code, body := r.post(t, c.token, c.body)
 		if code != c.code {
-			t.Errorf("%s: %d %q, want %d", c.outcome, code, body, c.code)
+			t.Errorf("%.40s: %d %q, want %d", c.body, code, body, c.code)
 		}
 		if strings.Contains(body, "4915100000001") || strings.Contains(body, testToken) {
 			t.Errorf("answer quotes the request: %q", body)
@@ -380,11 +381,6 @@ func TestFakeRefusedRequests(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
 		t.Errorf("GET: %d Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
-	}
-	for o, want := range map[string]float64{OutcomeUnauthorized: 2, OutcomeMalformed: 3, OutcomeMethod: 1, OutcomeAccepted: 0} {
-		if got := counter(t, r.s, "requests", o); got != want {
-			t.Errorf("requests %s: %v, want %v", o, got, want)
-		}
 	}
 	if len(f.messages()) != 0 {
 		t.Error("a refused request sent a message")
@@ -466,5 +462,58 @@ func assertNoSecrets(t *testing.T, s *Sender, logs string, secrets ...string) {
 		if strings.Contains(exp.String(), sec) {
 			t.Errorf("the metrics hold %q", sec)
 		}
+	}
+}
+
+// The metrics after every kind of request pass promtool.
+func TestMetricsPassPromtool(t *testing.T) {
+	f := newFake(working("greenapi", "first"), working("wachat", "second"))
+	f.sendErr["first"] = &collector.Error{Reason: collector.ReasonTimeout}
+	r := startFake(t, f, fakeConfig(t, []string{"first", "second", "gone"}, []string{"4915100000001"}, "{messages: 1}"))
+	r.post(t, testToken, notification(t, "firing", blockedAlert("shop", "evolution", t0)))
+	r.post(t, testToken, notification(t, "resolved", blockedAlert("shop", "evolution", t0)))
+	r.post(t, "", nil)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.s.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&text, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{
+		`whatsapp_alert_messages_total{result="sent",sender="second",sender_provider="wachat"} 1`,
+		`whatsapp_alert_messages_total{result="sent",sender="first",sender_provider="greenapi"} 0`,
+		`whatsapp_alert_messages_total{result="rate_limited",sender="",sender_provider=""} 1`,
+		`whatsapp_alert_send_failures_total{reason="timeout",sender="first",sender_provider="greenapi"} 1`,
+	} {
+		if !strings.Contains(text.String(), want+"\n") {
+			t.Errorf("missing %s in\n%s", want, text.String())
+		}
+	}
+	promtool := testtool.Require(t, "promtool")
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(text.String())
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("promtool check metrics: %v\n%s\n%s", err, out, text.String())
+	}
+}
+
+// A reload drops the series of a sender removed from the configuration.
+func TestUpdateDropsSeriesOfRemovedSenders(t *testing.T) {
+	f := newFake(working("greenapi", "first"), working("wachat", "second"))
+	r := startFake(t, f, fakeConfig(t, []string{"first", "second"}, []string{"4915100000001"}, ""))
+	r.post(t, testToken, notification(t, "firing", blockedAlert("shop", "evolution", t0)))
+	r.s.Update(fakeConfig(t, []string{"second"}, []string{"4915100000001"}, ""))
+	if n := testutil.CollectAndCount(r.s.metrics.messages); n != 5 { // second's sent and the four without a sender
+		t.Errorf("%d series of whatsapp_alert_messages_total after the reload, want 5", n)
+	}
+	if got := counter(t, r.s, "messages", "wachat", "second", ResultSent); got != 0 {
+		t.Errorf("second: %v", got)
 	}
 }

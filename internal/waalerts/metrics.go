@@ -24,34 +24,16 @@ const (
 	SkipCheckFailed = "check_failed"     // its status was stale and could not be requested now
 )
 
-// Outcomes of a request, the outcome label of
-// whatsapp_alertmanager_requests_total.
-const (
-	OutcomeAccepted     = "accepted"
-	OutcomeUnauthorized = "unauthorized"
-	OutcomeMalformed    = "malformed"
-	OutcomeTooLarge     = "too_large"
-	OutcomeMethod       = "method"
-	OutcomeNotEnabled   = "not_enabled"
-)
-
-// Receiver is this receiver's value of the receiver label.
-const Receiver = "whatsapp"
-
-// RequestsHelp is the help of whatsapp_alertmanager_requests_total, which
-// the remediation receiver exposes too (receiver="remediation"): one
-// registry takes both only with the same help and label names.
-const RequestsHelp = "Requests to the exporter's Alertmanager receivers, by receiver and outcome."
-
 // metrics are the sender's. Their labels are bounded by the
 // configuration: a sender is a configured instance name, its provider one
 // of the providers; a recipient's number and a message's text are never a
-// label.
+// label. Requests are counted by the server that routes them
+// (whatsapp_alertmanager_requests_total{receiver="whatsapp"}), from the
+// answer's status.
 type metrics struct {
 	messages *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	skips    *prometheus.CounterVec
-	requests *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -68,11 +50,6 @@ func newMetrics() *metrics {
 			Name: "whatsapp_alert_sender_skips_total",
 			Help: "Notifications for which a configured sender instance was passed over, by sender and reason.",
 		}, []string{"sender_provider", "sender", "reason"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name:        "whatsapp_alertmanager_requests_total",
-			Help:        RequestsHelp,
-			ConstLabels: prometheus.Labels{"receiver": Receiver},
-		}, []string{"outcome"}),
 	}
 }
 
@@ -80,12 +57,10 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.messages.Describe(ch)
 	m.failures.Describe(ch)
 	m.skips.Describe(ch)
-	m.requests.Describe(ch)
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.messages.Collect(ch)
 	m.failures.Collect(ch)
 	m.skips.Collect(ch)
-	m.requests.Collect(ch)
 }

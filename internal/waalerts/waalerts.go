@@ -94,9 +94,6 @@ func New(logger *slog.Logger, c *collector.Collector) *Sender {
 		s.inst = c
 	}
 	s.set.Store(&settings{})
-	for _, o := range []string{OutcomeAccepted, OutcomeUnauthorized, OutcomeMalformed, OutcomeTooLarge, OutcomeMethod, OutcomeNotEnabled} {
-		s.metrics.requests.WithLabelValues(o)
-	}
 	return s
 }
 
@@ -166,20 +163,13 @@ func (s *Sender) serve(w http.ResponseWriter, r *http.Request) {
 	set := s.set.Load()
 	msg, err := amwebhook.Read(r, set.token)
 	if err != nil {
-		outcome := OutcomeMalformed
-		switch {
-		case errors.Is(err, amwebhook.ErrUnauthorized):
-			outcome = OutcomeUnauthorized
-		case errors.Is(err, amwebhook.ErrMethod):
-			outcome = OutcomeMethod
+		if errors.Is(err, amwebhook.ErrMethod) {
 			w.Header().Set("Allow", http.MethodPost)
-		case errors.Is(err, amwebhook.ErrTooLarge):
-			outcome = OutcomeTooLarge
 		}
-		s.metrics.requests.WithLabelValues(outcome).Inc()
-		// Read's errors never quote the request: safe to log and answer.
+		// Read's errors never quote the request (beyond 32 bytes of a
+		// version or status that is not one): safe to log and answer.
 		if ok, held := s.refusals.allow(s.now()); ok {
-			s.logger.Warn("Refused an Alertmanager request to the WhatsApp receiver", "outcome", outcome, "err", err, "held_back", held)
+			s.logger.Warn("Refused an Alertmanager request to the WhatsApp receiver", "status", amwebhook.Status(err), "err", err, "held_back", held)
 		}
 		http.Error(w, err.Error(), amwebhook.Status(err))
 		return
@@ -187,14 +177,12 @@ func (s *Sender) serve(w http.ResponseWriter, r *http.Request) {
 	if !set.enabled || s.inst == nil {
 		// Nothing to retry: the configuration has no whatsapp_alerts
 		// section, and Alertmanager's other receivers are not held.
-		s.metrics.requests.WithLabelValues(OutcomeNotEnabled).Inc()
 		if ok, held := s.refusals.allow(s.now()); ok {
 			s.logger.Warn("Alertmanager sent a notification to the WhatsApp receiver, but the configuration has no whatsapp_alerts section", "held_back", held)
 		}
 		http.Error(w, "whatsapp_alerts is not configured", http.StatusNotFound)
 		return
 	}
-	s.metrics.requests.WithLabelValues(OutcomeAccepted).Inc()
 	rep := s.deliver(r.Context(), set, msg)
 	if rep.undelivered > 0 {
 		http.Error(w, fmt.Sprintf("no sender could send to %d of %d recipients; retry", rep.undelivered, len(set.recipients)), http.StatusServiceUnavailable)
