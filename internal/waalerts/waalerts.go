@@ -41,6 +41,11 @@ const (
 	// checkTimeout bounds that request, so that a hanging first sender
 	// leaves time for the second.
 	checkTimeout = 10 * time.Second
+	// sendTimeout bounds one send, its wait for the instance's turn
+	// included (GREEN-API takes one message a second per instance): a
+	// sender whose turn is further away than that is held at once
+	// (collector.HeldError), and the next sender is tried.
+	sendTimeout = 30 * time.Second
 	// Lines about refused requests, which anyone who reaches the listener
 	// can cause.
 	refusalLogBurst  = 5
@@ -285,7 +290,9 @@ func (p *picker) send(ctx context.Context, to, text string) (*candidate, string)
 			continue
 		}
 		tried = true
-		err := p.s.inst.SendText(ctx, c.name, to, text)
+		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+		err := p.s.inst.SendText(sctx, c.name, to, text)
+		cancel()
 		if err == nil {
 			return c, ResultSent
 		}
