@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -515,5 +517,47 @@ func TestUpdateDropsSeriesOfRemovedSenders(t *testing.T) {
 	}
 	if got := counter(t, r.s, "messages", "wachat", "second", ResultSent); got != 0 {
 		t.Errorf("second: %v", got)
+	}
+}
+
+// A sender whose turn is too far away (collector.HeldError) is passed
+// for the next.
+func TestFakeHeldSenderFallsBack(t *testing.T) {
+	f := newFake(working("greenapi", "first"), working("wachat", "second"))
+	f.sendErr["first"] = &collector.HeldError{Until: t0.Add(time.Minute)}
+	r := startFake(t, f, fakeConfig(t, []string{"first", "second"}, []string{"4915100000001"}, ""))
+	if code, body := r.post(t, testToken, notification(t, "firing", blockedAlert("shop", "evolution", t0))); code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	if msgs := f.messages(); len(msgs) != 1 || msgs[0].sender != "second" {
+		t.Errorf("sent %+v", msgs)
+	}
+	if got := counter(t, r.s, "failures", "greenapi", "first", "held"); got != 1 {
+		t.Errorf("held: %v", got)
+	}
+}
+
+// A notification of thousands of alerts is one message per recipient,
+// bounded; an alert that names a sender without a provider label passes
+// that sender over all the same.
+func TestFakeHugeNotification(t *testing.T) {
+	f := newFake(working("greenapi", "first"), working("wachat", "second"))
+	r := startFake(t, f, fakeConfig(t, []string{"first", "second"}, []string{"4915100000001", "4915100000002"}, ""))
+	alerts := make([]amwebhook.Alert, 5000)
+	for k := range alerts {
+		alerts[k] = blockedAlert(fmt.Sprintf("shop-%d", k), "evolution", t0.Add(-time.Hour))
+	}
+	alerts[4999].Labels = map[string]string{"alertname": "WhatsAppApiUnauthorized", "name": "first"}
+	if code, body := r.post(t, testToken, notification(t, "firing", alerts...)); code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	msgs := f.messages()
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages, want 2", len(msgs))
+	}
+	for _, m := range msgs {
+		if m.sender != "second" || utf8.RuneCountInString(m.text) > maxText || !strings.HasSuffix(m.text, "and 4990 more (4990 firing, 0 resolved)") {
+			t.Errorf("through %s, %d characters, ending %q", m.sender, len(m.text), m.text[max(0, len(m.text)-50):])
+		}
 	}
 }
