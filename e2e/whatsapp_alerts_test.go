@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +20,8 @@ import (
 )
 
 // The WhatsApp receiver's end-to-end tests: a real Alertmanager with the
-// shipped routes sends its notifications of the paging receiver
-// (whatsapp-pager, where the shipped configuration sends critical alerts)
-// to the receiver, which sends them through the simulator's instances.
+// shipped routes sends the notifications of its WhatsApp receiver to the
+// exporter's, which sends them through the simulator's instances.
 
 const (
 	waToken      = "e2e-alertmanager-token-0123"
@@ -64,13 +64,23 @@ func startWhatsAppReceiver(t *testing.T, sim *simulator.Simulator, simURL, green
 }
 
 // startWhatsAppAlertmanager runs Alertmanager with the shipped routes,
-// whatsapp-pager a webhook to the WhatsApp receiver with its bearer
-// token, every other receiver the sink.
+// their WhatsApp receiver a webhook to the WhatsApp receiver with its
+// bearer token, every other receiver the sink. The shipped configuration's
+// receiver is "whatsapp" (notAuthorized, blocked, banned, yellowCard);
+// before it had one, the pager's stands in.
 func startWhatsAppAlertmanager(t *testing.T, receiverURL string) (string, *testtool.WebhookSink, *testlog.Buffer) {
 	t.Helper()
+	shipped, err := os.ReadFile(alertmanagerFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	receiver := "whatsapp-pager"
+	if strings.Contains(string(shipped), "\n  - name: whatsapp\n") {
+		receiver = "whatsapp"
+	}
 	sink := testtool.NewWebhookSink(t)
 	addr, logs := testtool.StartAlertmanagerWith(t, alertmanagerFile, sink.URL, testtool.AlertmanagerOptions{
-		Webhooks: map[string]testtool.Webhook{"whatsapp-pager": {URL: receiverURL, BearerToken: waToken, SendResolved: true}},
+		Webhooks: map[string]testtool.Webhook{receiver: {URL: receiverURL, BearerToken: waToken, SendResolved: true}},
 	})
 	return addr, sink, logs
 }
