@@ -71,6 +71,9 @@ type Sender struct {
 	limiter  *limiter
 	metrics  *metrics
 	refusals *logRate
+	// limited bounds the lines about messages over a rate limit: a
+	// flapping fleet sends many notifications.
+	limited *logRate
 
 	// updateMu serialises Update; providers is each configured sender's
 	// provider at the last one, to drop the series of senders gone.
@@ -94,7 +97,8 @@ func New(logger *slog.Logger, c *collector.Collector) *Sender {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Sender{logger: logger, c: c, now: time.Now, limiter: newLimiter(), metrics: newMetrics(),
-		refusals: newLogRate(refusalLogBurst, refusalLogPeriod), providers: map[string]string{}}
+		refusals: newLogRate(refusalLogBurst, refusalLogPeriod), limited: newLogRate(refusalLogBurst, refusalLogPeriod),
+		providers: map[string]string{}}
 	if c != nil {
 		s.inst = c
 	}
@@ -216,7 +220,7 @@ func (s *Sender) deliver(ctx context.Context, set *settings, msg *amwebhook.Mess
 	for k, to := range set.recipients {
 		// Logs name a recipient by its place in the configuration, never
 		// by its number.
-		log := s.logger.With("recipient", k, "status", msg.Status, "alerts", len(msg.Alerts))
+		log := s.logger.With("recipient", k, "status", msg.Status, "alertname", field(msg.CommonLabels["alertname"], maxAlertName), "alerts", len(msg.Alerts))
 		v, id := s.limiter.reserve(to, d, now)
 		switch v {
 		case duplicate:
@@ -227,7 +231,9 @@ func (s *Sender) deliver(ctx context.Context, set *settings, msg *amwebhook.Mess
 		case rateLimited:
 			rep.rateLimited++
 			s.metrics.messages.WithLabelValues("", "", ResultRateLimited).Inc()
-			log.Warn("Not sending a WhatsApp alert: the recipient is over its rate limit")
+			if ok, held := s.limited.allow(now); ok {
+				log.Warn("Not sending a WhatsApp alert: the recipient is over its rate limit", "held_back", held)
+			}
 			continue
 		}
 		c, result := p.send(ctx, to, text)
