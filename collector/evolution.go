@@ -53,6 +53,7 @@ type evolutionClient struct {
 	url    string
 	header http.Header
 	name   string
+	base   string // api_url, for the actions (evolution_actions.go)
 }
 
 func newEvolutionClient(spec config.Spec, api *API) (Client, error) {
@@ -63,6 +64,7 @@ func newEvolutionClient(spec config.Spec, api *API) (Client, error) {
 		url:    b.APIURL + "/instance/connectionState/" + url.PathEscape(b.ID()),
 		header: http.Header{"Apikey": {b.Secret()}},
 		name:   b.ID(),
+		base:   b.APIURL,
 	}, nil
 }
 

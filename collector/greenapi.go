@@ -109,6 +109,9 @@ type greenAPIClient struct {
 	api      *API
 	url      string
 	queueURL string
+	// base is {apiUrl}/waInstance{id} and token the instance's token,
+	// for the actions (greenapi_actions.go).
+	base, token string
 }
 
 func newGreenAPIClient(spec config.Spec, api *API) (Client, error) {
@@ -118,6 +121,8 @@ func newGreenAPIClient(spec config.Spec, api *API) (Client, error) {
 		api:      api,
 		url:      b.APIURL + "/waInstance" + b.ID() + "/getStateInstance/" + url.PathEscape(b.Secret()),
 		queueURL: b.APIURL + "/waInstance" + b.ID() + "/getMessagesCount/" + url.PathEscape(b.Secret()),
+		base:     b.APIURL + "/waInstance" + b.ID(),
+		token:    b.Secret(),
 	}, nil
 }
 

@@ -354,7 +354,7 @@ func TestStateRetryAfterHoldsBoth(t *testing.T) {
 // queuedMessage is a message as showMessagesQueue lists it: a person's
 // text and number, which nothing may quote.
 const (
-	queuedText      = "Hello Anna, your code is 4711"
+	queuedText      = "Hello Anna, your code is kumquat"
 	queuedRecipient = "79001234567"
 	queuedMessage   = `{"messageID":"BAE5F4886F6F2D05","messagesIDs":["BAE5F4886F6F2D05"],"type":"textMessage",` +
 		`"body":{"chatId":"` + queuedRecipient + `@c.us","message":"` + queuedText + `"}}`
@@ -394,7 +394,7 @@ func TestQueueAnswerNeverQuoted(t *testing.T) {
 			if !strings.Contains(c.logs.String(), "Call failed") {
 				t.Errorf("the failure is not logged:\n%s", out)
 			}
-			for _, s := range []string{queuedText, queuedRecipient, "Anna", "4711"} {
+			for _, s := range []string{queuedText, queuedRecipient, "Anna", "kumquat"} {
 				if strings.Contains(out, s) {
 					t.Errorf("%q quoted:\n%s", s, out)
 				}

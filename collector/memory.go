@@ -46,6 +46,9 @@ type memory struct {
 	// queue is what the instance remembers of its outgoing queue
 	// (queue.go).
 	queue queueMemory
+	// detail is the text of the last failed call, secrets hidden, for
+	// the status page (actions.go); "" after a call that worked.
+	detail string
 
 	// Owned by the scheduler, under its lock.
 	done     chan struct{} // closed when the queued or running call ends
@@ -62,6 +65,8 @@ type memory struct {
 type limit struct {
 	heldTill  atomic.Int64 // Unix nanoseconds; 0 for none
 	queueTill atomic.Int64 // the same for the queue call
+	// actions space the instance's reboots and messages (actions.go).
+	actions actionLimits
 }
 
 func (l *limit) till() time.Time {
@@ -197,7 +202,7 @@ func (m *memory) record(src logSource, o outcome, detail string, started, now ti
 		if m.last.up != o.up {
 			m.since = now
 		}
-		m.last.up, m.last.reason = o.up, o.reason
+		m.last.up, m.last.reason, m.detail = o.up, o.reason, detail
 		m.mu.Unlock()
 		return
 	}
@@ -205,7 +210,7 @@ func (m *memory) record(src logSource, o outcome, detail string, started, now ti
 	if !had || prev.state != o.state || prev.up != o.up {
 		m.since = now
 	}
-	m.last, m.updated, m.asOf, m.notified = o, now, started, false
+	m.last, m.updated, m.asOf, m.notified, m.detail = o, now, started, false, detail
 	m.noteDisconnect(o)
 	m.mu.Unlock()
 

@@ -120,3 +120,9 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// ReasonNotDone is an action the provider answered without doing it:
+// GREEN-API's reboot answering {"isReboot": false}. It is no reason of a
+// state request, so it is not in Reasons (whose values label the call
+// metrics): the remediation's metrics carry it.
+const ReasonNotDone = "not_done"

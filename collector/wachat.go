@@ -33,20 +33,22 @@ type WachatSpec struct {
 }
 
 type wachatClient struct {
-	api    *API
-	url    string
-	header http.Header
-	name   string
+	api     *API
+	url     string
+	header  http.Header
+	name    string
+	sendURL string // for the actions (wachat_actions.go)
 }
 
 func newWachatClient(spec config.Spec, api *API) (Client, error) {
 	b := spec.Base()
 	api.addSecret(b.Secret())
 	return &wachatClient{
-		api:    api,
-		url:    b.APIURL + "/instance/state?instanceName=" + url.QueryEscape(b.ID()),
-		header: http.Header{"Authorization": {"Bearer " + b.Secret()}},
-		name:   b.ID(),
+		api:     api,
+		url:     b.APIURL + "/instance/state?instanceName=" + url.QueryEscape(b.ID()),
+		header:  http.Header{"Authorization": {"Bearer " + b.Secret()}},
+		name:    b.ID(),
+		sendURL: b.APIURL + "/send/text",
 	}, nil
 }
 

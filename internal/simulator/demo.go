@@ -34,6 +34,9 @@ func Demo() *Simulator {
 	for _, p := range Providers() {
 		for _, d := range p.Demo {
 			s.Schedule(p.Name, d.ID, d.Secret, d.Steps...)
+			if d.Reboot != nil {
+				s.SetReboot(p.Name, d.ID, *d.Reboot)
+			}
 			if d.Webhook != (WebhookAuth{}) {
 				s.SetWebhook(p.Name, d.ID, d.Webhook)
 			}
@@ -72,5 +75,27 @@ func DemoConfig(baseURL string) string {
 			b.WriteString(p.AccountConfig(baseURL, a.Demo.Name, a.Demo.Key, a.Demo.Extra...))
 		}
 	}
+	b.WriteString(demoAlerting)
 	return b.String()
 }
+
+// The demo's WhatsApp alerts: its senders, in order, and its recipient;
+// and the bearer token Alertmanager's webhook requests carry in the demo.
+const (
+	DemoAlertSender        = "demo-alerts"
+	DemoAlertFallback      = "demo-evolution-alerts"
+	DemoAlertRecipient     = "79990000001"
+	DemoAlertmanagerToken  = "demo-alertmanager-token"
+	demoRemediationWindow  = "5m"
+	demoRemediationRecheck = "30s"
+)
+
+// demoAlerting are the demo's sections for Alertmanager's receivers. The
+// remediation is live, not a dry run: the simulator is ours, and its
+// reboots are what the demo shows (demo-stuck recovers, demo-stuck-hard
+// does not). Its window and re-check are shorter than the defaults so
+// that a newcomer sees a whole remediation in a minute.
+var demoAlerting = "alertmanager:\n  bearer_token: " + DemoAlertmanagerToken + "\n" +
+	"remediation:\n  window: " + demoRemediationWindow + "\n  recheck_after: " + demoRemediationRecheck + "\n" +
+	"whatsapp_alerts:\n  senders: [" + DemoAlertSender + ", " + DemoAlertFallback + "]\n" +
+	"  recipients: [\"" + DemoAlertRecipient + "\"]\n"

@@ -114,6 +114,9 @@ func init() {
 				state(NotLoaded, 40*time.Millisecond, 20*time.Second),
 				state("open", 40*time.Millisecond, 40*time.Second),
 			}},
+			// The second sender of the demo's WhatsApp alerts, tried
+			// when the first fails.
+			{Name: DemoAlertFallback, ID: "demo-evo-alerts", Secret: "demo-key-alerts", Steps: []Step{state("open", 40*time.Millisecond, time.Hour)}},
 		},
 		Account: &AccountDescription{
 			Config: func(name, apiURL, key string) string {
@@ -144,7 +147,8 @@ func init() {
 			},
 		},
 	}, route{"GET", "/instance/connectionState/{name}", (*Simulator).evolutionState},
-		route{"GET", "/instance/fetchInstances", (*Simulator).evolutionFetchInstances})
+		route{"GET", "/instance/fetchInstances", (*Simulator).evolutionFetchInstances},
+		route{"POST", "/message/sendText/{name}", (*Simulator).evolutionSendText})
 }
 
 // evolutionNotification is Evolution API's connection.update event for an

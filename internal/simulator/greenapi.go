@@ -71,6 +71,25 @@ func init() {
 				state("authorized", 60*time.Millisecond, 100*time.Second),
 				state(GreenAPIExpired, 60*time.Millisecond, 60*time.Second),
 			}},
+			// For the remediation (issue 21): stuck in starting until a
+			// reboot, which it takes 20 seconds to come back from; stuck
+			// in starting whatever a reboot does (the remediation's
+			// re-check finds it unchanged); on a yellow card, which a
+			// reboot does not lift (GREEN-API's news "whatsapp-yellow-
+			// card"), and which the remediation leaves alone unless its
+			// reboot_states name yellowCard.
+			{Name: "demo-stuck", ID: "1101000007", Secret: "demo-token-stuck", Steps: []Step{state("starting", 60*time.Millisecond, time.Hour)},
+				Reboot: &RebootBehaviour{After: []Step{
+					state("starting", 60*time.Millisecond, 20*time.Second),
+					state("authorized", 60*time.Millisecond, 24*time.Hour),
+				}}},
+			{Name: "demo-stuck-hard", ID: "1101000008", Secret: "demo-token-stuck-hard", Steps: []Step{state("starting", 60*time.Millisecond, time.Hour)},
+				Reboot: &RebootBehaviour{}},
+			{Name: "demo-yellow", ID: "1101000009", Secret: "demo-token-yellow", Steps: []Step{state("yellowCard", 60*time.Millisecond, time.Hour)},
+				Reboot: &RebootBehaviour{}},
+			// The first sender of the demo's WhatsApp alerts: always
+			// working.
+			{Name: DemoAlertSender, ID: "1101000010", Secret: "demo-token-alerts", Steps: []Step{state("authorized", 60*time.Millisecond, time.Hour)}},
 			{Name: "demo-flaky", ID: "1101000005", Secret: "demo-token-flaky", Timeout: 2 * time.Second, Steps: []Step{
 				state("authorized", 300*time.Millisecond, 40*time.Second),
 				failing(FaultRateLimited, 50*time.Millisecond, 20*time.Second),
@@ -113,7 +132,9 @@ func init() {
 		},
 	}, route{"GET", "/{instance}/getStateInstance/{token}", (*Simulator).greenAPIState},
 		route{"GET", "/{instance}/getMessagesCount/{token}", (*Simulator).greenAPIMessagesCount},
-		route{"GET", "/partner/getInstances/{token}", (*Simulator).greenAPIPartnerInstances})
+		route{"GET", "/partner/getInstances/{token}", (*Simulator).greenAPIPartnerInstances},
+		route{"GET", "/{instance}/reboot/{token}", (*Simulator).greenAPIReboot},
+		route{"POST", "/{instance}/sendMessage/{token}", (*Simulator).greenAPISendMessage})
 }
 
 // GreenAPI's answers that are no stateInstance, given as a State.

@@ -86,6 +86,9 @@ type DemoInstance struct {
 	// MessagesQueue makes the exporter read the instance's outgoing
 	// queue (GREEN-API).
 	MessagesQueue bool
+	// Reboot is how it answers a reboot (GREEN-API); nil for the
+	// default: done, and the schedule goes on.
+	Reboot *RebootBehaviour
 }
 
 // route is one endpoint of a provider: a method and a path pattern below

@@ -101,6 +101,11 @@ type instance struct {
 
 	spacingMu sync.Mutex
 	spacing   Spacing
+
+	// origin is when a schedule set by a reboot began; zero for a
+	// schedule counted from the simulator's start (actions.go).
+	origin  time.Time
+	actions instanceActions
 }
 
 // Spacing describes the intervals between the calls an instance received:
@@ -129,6 +134,10 @@ type Simulator struct {
 	evolution EvolutionVersion
 	// retryUnit is what the providers' retry delays count as a second.
 	retryUnit time.Duration
+	// messages are the messages sent through every instance
+	// (actions.go).
+	msgMu    sync.Mutex
+	messages []Message
 }
 
 // SetRateLimit makes the simulator count, in Spacing.Under, the calls to an
@@ -184,7 +193,7 @@ func (s *Simulator) Schedule(provider, id, secret string, steps ...Step) {
 		in = &instance{}
 		s.instances[key] = in
 	}
-	in.secret, in.schedule, in.setAt = secret, steps, time.Now()
+	in.secret, in.schedule, in.setAt, in.origin = secret, steps, time.Now(), time.Time{}
 }
 
 // Calls is how many requests an instance has received.
@@ -229,7 +238,11 @@ func (s *Simulator) lookupAt(provider, id string, queue bool) (secret string, b 
 		in.calls.Add(1)
 		in.recordCall(time.Now(), s.rateLimit)
 	}
-	b, since = currentAt(in.schedule, time.Since(s.start))
+	origin := s.start
+	if !in.origin.IsZero() {
+		origin = in.origin
+	}
+	b, since = currentAt(in.schedule, time.Since(origin))
 	if len(in.schedule) == 1 {
 		since = time.Since(in.setAt)
 	}

@@ -54,7 +54,8 @@ func init() {
 			},
 		},
 	}, route{"GET", "/instance/state", (*Simulator).wachatState},
-		route{"GET", "/instance/list", (*Simulator).wachatList})
+		route{"GET", "/instance/list", (*Simulator).wachatList},
+		route{"POST", "/send/text", (*Simulator).wachatSendText})
 }
 
 // wachatList serves GET /instance/list with Authorization: Bearer KEY:

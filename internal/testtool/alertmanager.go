@@ -107,6 +107,28 @@ func (s *WebhookSink) Wait(t testing.TB, timeout time.Duration, what string, mat
 // inhibitions stay as they are.
 func TestAlertmanagerConfig(t testing.TB, file, url string) string {
 	t.Helper()
+	return TestAlertmanagerConfigWith(t, file, url, AlertmanagerOptions{})
+}
+
+// AlertmanagerOptions change TestAlertmanagerConfigWith's configuration.
+type AlertmanagerOptions struct {
+	// RepeatInterval replaces every repeat_interval; 1h when empty.
+	RepeatInterval string
+	// Webhooks are receivers kept as webhooks to their own URL (the
+	// exporter's Alertmanager receivers) rather than to the sink.
+	Webhooks map[string]Webhook
+}
+
+// Webhook is a webhook receiver of AlertmanagerOptions.
+type Webhook struct {
+	URL          string
+	BearerToken  string
+	SendResolved bool
+}
+
+// TestAlertmanagerConfigWith is TestAlertmanagerConfig with options.
+func TestAlertmanagerConfigWith(t testing.TB, file, url string, o AlertmanagerOptions) string {
+	t.Helper()
 	content, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -116,14 +138,25 @@ func TestAlertmanagerConfig(t testing.TB, file, url string) string {
 	if !ok {
 		t.Fatal("no receivers section in " + file)
 	}
+	if o.RepeatInterval == "" {
+		o.RepeatInterval = "1h"
+	}
 	head = regexp.MustCompile(`(?m)^  smtp_.*\n`).ReplaceAllString(head, "")
 	head = regexp.MustCompile(`group_wait: \S+`).ReplaceAllString(head, "group_wait: 1s")
 	head = regexp.MustCompile(`group_interval: \S+`).ReplaceAllString(head, "group_interval: 1s")
-	head = regexp.MustCompile(`repeat_interval: \S+`).ReplaceAllString(head, "repeat_interval: 1h")
+	head = regexp.MustCompile(`repeat_interval: \S+`).ReplaceAllString(head, "repeat_interval: "+o.RepeatInterval)
 	var b strings.Builder
 	b.WriteString(head + "\nreceivers:\n")
 	for _, m := range regexp.MustCompile(`(?m)^  - name: (\S+)$`).FindAllStringSubmatch(s[len(head):], -1) {
-		fmt.Fprintf(&b, "  - name: %s\n    webhook_configs:\n      - url: %q\n        send_resolved: true\n", m[1], url)
+		wh, ok := o.Webhooks[m[1]]
+		if !ok {
+			fmt.Fprintf(&b, "  - name: %s\n    webhook_configs:\n      - url: %q\n        send_resolved: true\n", m[1], url)
+			continue
+		}
+		fmt.Fprintf(&b, "  - name: %s\n    webhook_configs:\n      - url: %q\n        send_resolved: %t\n", m[1], wh.URL, wh.SendResolved)
+		if wh.BearerToken != "" {
+			fmt.Fprintf(&b, "        http_config:\n          authorization:\n            credentials: %q\n", wh.BearerToken)
+		}
 	}
 	return b.String()
 }
@@ -132,11 +165,18 @@ func TestAlertmanagerConfig(t testing.TB, file, url string) string {
 // and returns its address.
 func StartAlertmanager(t testing.TB, file, webhookURL string) (string, *testlog.Buffer) {
 	t.Helper()
+	return StartAlertmanagerWith(t, file, webhookURL, AlertmanagerOptions{})
+}
+
+// StartAlertmanagerWith runs Alertmanager with TestAlertmanagerConfigWith
+// and returns its address.
+func StartAlertmanagerWith(t testing.TB, file, webhookURL string, o AlertmanagerOptions) (string, *testlog.Buffer) {
+	t.Helper()
 	Amtool(t, file)
 	bin := RequireAny(t, "alertmanager", "prometheus-alertmanager")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(cfg, []byte(TestAlertmanagerConfig(t, file, webhookURL)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(TestAlertmanagerConfigWith(t, file, webhookURL, o)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	addr := FreeAddr(t)
