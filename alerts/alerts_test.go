@@ -45,12 +45,23 @@ func TestAlertRulesAnnotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	alerts := regexp.MustCompile(`(?m)^      - alert: (\w+)\n((?:        .*\n?)+)`).FindAllStringSubmatch(string(content), -1)
-	if len(alerts) != 18 {
-		t.Fatalf("found %d alerts in %s, want 18", len(alerts), rulesFile)
+	// 27 rules, 25 names: WhatsAppInstanceStartingTooLong is three rules,
+	// one per way GREEN-API's procedure for starting ends.
+	if len(alerts) != 27 {
+		t.Fatalf("found %d alerts in %s, want 27", len(alerts), rulesFile)
 	}
 	for _, a := range alerts {
 		name, body := a[1], a[2]
-		if !regexp.MustCompile(`severity: (critical|warning|info)\n`).MatchString(body) {
+		// Requests to the exporter to act are never pages: severity none
+		// and the label that routes them to its remediation receiver.
+		remediate := strings.HasSuffix(name, "Remediate")
+		if remediate != strings.Contains(body, "remediation: reboot\n") {
+			t.Errorf("%s: only the *Remediate alerts, and all of them, carry remediation: reboot", name)
+		}
+		if remediate != strings.Contains(body, "severity: none\n") {
+			t.Errorf("%s: only the *Remediate alerts, and all of them, have severity none", name)
+		}
+		if !regexp.MustCompile(`severity: (critical|warning|info|none)\n`).MatchString(body) {
 			t.Errorf("%s: no severity label", name)
 		}
 		for _, key := range []string{"summary:", "description:", "runbook_url:"} {
@@ -60,6 +71,18 @@ func TestAlertRulesAnnotations(t *testing.T) {
 		}
 		switch {
 		case name == "WhatsAppExporterDown":
+		case name == "WhatsAppRemediationBrakeEngaged":
+			if !strings.Contains(body, "{{ $labels.provider }}") {
+				t.Errorf("%s: the description must name the provider", name)
+			}
+		case name == "WhatsAppAlertmanagerUnauthorized":
+			if !strings.Contains(body, "{{ $labels.receiver }}") {
+				t.Errorf("%s: the description must name the receiver", name)
+			}
+		case name == "WhatsAppAlertMessagesFailing":
+			if !strings.Contains(body, "{{ $labels.sender }}") || !strings.Contains(body, "{{ $labels.result }}") {
+				t.Errorf("%s: the description must name the sender and the result", name)
+			}
 		case strings.HasPrefix(name, "WhatsAppAccount"):
 			if !strings.Contains(body, "{{ $labels.account }}") || !strings.Contains(body, "{{ $labels.provider }}") {
 				t.Errorf("%s: the description must name the provider and the account", name)
@@ -83,8 +106,26 @@ func TestAlertmanagerRoutes(t *testing.T) {
 		labels   []string
 		receiver string
 	}{
-		{[]string{"alertname=WhatsAppInstanceBlocked", "severity=critical", "provider=greenapi", "name=shop"}, "whatsapp-pager"},
-		{[]string{"alertname=WhatsAppInstanceBanned", "severity=critical", "provider=evolution", "name=bot", "reason=banned"}, "whatsapp-pager"},
+		// GREEN-API's notification system: notAuthorized, blocked (Banned,
+		// the Baileys family's) and yellowCard reach WhatsApp too, beside
+		// the pager.
+		{[]string{"alertname=WhatsAppInstanceBlocked", "severity=critical", "provider=greenapi", "name=shop"}, "whatsapp,whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceBanned", "severity=critical", "provider=evolution", "name=bot", "reason=banned"}, "whatsapp,whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceNotAuthorized", "severity=critical", "provider=greenapi", "name=shop", "state=notAuthorized"}, "whatsapp,whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceYellowCard", "severity=critical", "provider=greenapi", "name=ads", "state=yellowCard"}, "whatsapp,whatsapp-pager"},
+		// Requests to act go to the exporter only, never to a person.
+		{[]string{"alertname=WhatsAppInstanceStartingRemediate", "severity=none", "remediation=reboot", "provider=greenapi", "name=shop", "state=starting"}, "whatsapp-exporter-remediation"},
+		{[]string{"alertname=WhatsAppInstanceYellowCardRemediate", "severity=none", "remediation=reboot", "provider=greenapi", "name=ads", "state=yellowCard"}, "whatsapp-exporter-remediation"},
+		// The page for starting, whatever way the procedure ended.
+		{[]string{"alertname=WhatsAppInstanceStartingTooLong", "severity=warning", "remediation_outcome=rebooted", "provider=greenapi", "name=shop", "state=starting"}, "whatsapp-chat"},
+		{[]string{"alertname=WhatsAppInstanceStartingTooLong", "severity=warning", "remediation_outcome=not_done", "provider=greenapi", "name=shop", "state=starting"}, "whatsapp-chat"},
+		{[]string{"alertname=WhatsAppInstanceConnectingTooLong", "severity=warning", "provider=evolution", "name=bot", "state=connecting"}, "whatsapp-chat"},
+		// Alerts on the exporter's own actions and messages go to people,
+		// and not through WhatsApp, which may be what fails.
+		{[]string{"alertname=WhatsAppRemediationBrakeEngaged", "severity=warning", "provider=greenapi"}, "whatsapp-chat"},
+		{[]string{"alertname=WhatsAppRemediationFailing", "severity=warning", "provider=greenapi", "name=shop", "action=reboot", "result=failed", "reason=timeout"}, "whatsapp-chat"},
+		{[]string{"alertname=WhatsAppAlertmanagerUnauthorized", "severity=warning", "receiver=remediation", "outcome=unauthorized"}, "whatsapp-chat"},
+		{[]string{"alertname=WhatsAppAlertMessagesFailing", "severity=warning", "sender_provider=greenapi", "sender=ops", "result=failed"}, "whatsapp-chat"},
 		{[]string{"alertname=WhatsAppInstanceNotWorking", "severity=critical", "provider=evolution", "name=bot"}, "whatsapp-pager"},
 		{[]string{"alertname=WhatsAppInstanceExpired", "severity=critical", "provider=greenapi", "name=trial", "state=expired"}, "whatsapp-pager"},
 		{[]string{"alertname=WhatsAppInstanceCreatingTooLong", "severity=warning", "provider=greenapi", "name=new", "state=creating"}, "whatsapp-chat"},
@@ -151,8 +192,12 @@ func TestAlertmanagerInhibitions(t *testing.T) {
 		// while one fires for the same instance, whatever its severity.
 		{Labels: l("alertname", "WhatsAppInstanceNotAuthorized", "job", "other", "provider", "evolution", "name", "h", "state", "close", "severity", "critical")},
 		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "evolution", "name", "h", "severity", "critical"), inhibits: true},
-		{Labels: l("alertname", "WhatsAppInstanceStartingTooLong", "job", "other", "provider", "wachat", "name", "h", "state", "connecting", "severity", "warning")},
+		{Labels: l("alertname", "WhatsAppInstanceConnectingTooLong", "job", "other", "provider", "wachat", "name", "h", "state", "connecting", "severity", "warning")},
 		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "wachat", "name", "h", "severity", "critical"), inhibits: true},
+		// While the exporter reboots a starting instance and re-checks it,
+		// NotWorking waits: StartingTooLong says what became of it.
+		{Labels: l("alertname", "WhatsAppInstanceStartingRemediate", "job", "other", "provider", "greenapi", "name", "k", "state", "starting", "severity", "none", "remediation", "reboot")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "greenapi", "name", "k", "severity", "critical"), inhibits: true},
 		{Labels: l("alertname", "WhatsAppInstanceExpired", "job", "other", "provider", "greenapi", "name", "h", "state", "expired", "severity", "critical")},
 		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "greenapi", "name", "h", "severity", "critical"), inhibits: true},
 		// An instance that moves between states fires no state alert:

@@ -234,7 +234,9 @@ func checkPanels(t *testing.T, prom *promServer, sel selection, runs []panelRun,
 			t.Errorf("%s: %v\n%s", what, r.err, r.rq.Expr)
 			continue
 		}
-		if r.empty() && !mayBeEmpty(r.rq.Expr) {
+		// The remediation's panels show nothing before its first action,
+		// and these tests run the exporter without one.
+		if r.empty() && !mayBeEmpty(r.rq.Expr) && !strings.Contains(r.rq.Expr, "whatsapp_remediation_") {
 			t.Errorf("%s: no data\n%s", what, r.rq.Expr)
 		}
 		if r.q.Panel != nil {
