@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/remediation"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/server"
 )
 
@@ -61,6 +63,14 @@ type flags struct {
 	// connections.
 	webhookConns, webhookConnsPerClient int
 	messagesQueue                       bool
+	// alertmanagerAddress is where Alertmanager's receivers listen
+	// (remediation, WhatsApp messages); empty leaves them off.
+	alertmanagerAddress    string
+	alertmanagerConfigFile string
+	// alertmanagerReplica and alertmanagerPeers share the instances'
+	// remediation among replicas; empty acts on every instance.
+	alertmanagerReplica string
+	alertmanagerPeers   []string
 }
 
 // parseFlags parses the command line. done is true when the program is to
@@ -82,6 +92,10 @@ func parseFlags(args []string, stdout, stderr io.Writer) (f *flags, code int, do
 	app.Flag("webhook.config.file", "Path to an exporter-toolkit web configuration file for the notification receiver: TLS (providers send their credentials in the Authorization header, so basic auth cannot be used).").Default("").StringVar(&f.webhookConfigFile)
 	app.Flag("webhook.max-connections", "Connections the notification receiver keeps open at once at most; more are closed as soon as accepted. Each holds a file descriptor and about 20 KB. 0 means no limit.").Default("512").IntVar(&f.webhookConns)
 	app.Flag("webhook.max-connections-per-client", "Connections one client (an IPv4 address or an IPv6 /64) may keep open to the notification receiver at once, and half as many notifications handled at once; more connections are closed, more notifications answered 503. 0 means no limit (behind a reverse proxy, which is one client).").Default("64").IntVar(&f.webhookConnsPerClient)
+	app.Flag("alertmanager.listen-address", "Address on which to receive Alertmanager's webhooks: /alertmanager/remediate (remediation) and /alertmanager/whatsapp (WhatsApp messages), e.g. :10042; off when empty. The exporter refuses to start it unless the configuration has alertmanager.bearer_token(_file) or --alertmanager.config.file sets basic_auth_users.").Default("").StringVar(&f.alertmanagerAddress)
+	app.Flag("alertmanager.config.file", "Path to an exporter-toolkit web configuration file for Alertmanager's receivers: TLS and basic auth.").Default("").StringVar(&f.alertmanagerConfigFile)
+	app.Flag("alertmanager.replica", "This replica's name among --alertmanager.peers: each instance is remediated by one replica only, the one the peers' names give it.").Default("").StringVar(&f.alertmanagerReplica)
+	app.Flag("alertmanager.peers", "The names of every replica (repeat the flag, or separate with commas), the same list on each; with --alertmanager.replica.").StringsVar(&f.alertmanagerPeers)
 	f.web = kingpinflag.AddFlags(app, ":10040")
 	promslogflag.AddFlags(app, f.log)
 	app.Version(version.Print(program))
@@ -101,7 +115,15 @@ func parseFlags(args []string, stdout, stderr io.Writer) (f *flags, code int, do
 	case f.webhookConns < 0 || f.webhookConnsPerClient < 0:
 		fmt.Fprintf(stderr, "%s: --webhook.max-connections and --webhook.max-connections-per-client must not be negative\n", program)
 		return nil, 2, true
+	case (f.alertmanagerReplica == "") != (len(f.alertmanagerPeers) == 0):
+		fmt.Fprintf(stderr, "%s: --alertmanager.replica and --alertmanager.peers go together\n", program)
+		return nil, 2, true
 	}
+	var peers []string
+	for _, p := range f.alertmanagerPeers {
+		peers = append(peers, strings.Split(p, ",")...)
+	}
+	f.alertmanagerPeers = peers
 	return f, 0, false
 }
 
@@ -160,12 +182,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Error("Cannot load the configuration", "err", err)
 		return 1
 	}
+	var owner *remediation.Owner
+	if f.alertmanagerReplica != "" {
+		if owner, err = remediation.NewOwner(f.alertmanagerReplica, f.alertmanagerPeers); err != nil {
+			logger.Error("Cannot share remediation among replicas", "err", err)
+			return 1
+		}
+		e.SetRemediationOwner(owner)
+	}
+	if f.alertmanagerAddress != "" {
+		// Never open by accident: refuse to start rather than serve
+		// reboots to anyone.
+		if err := e.CheckAlertmanagerAuth(f.alertmanagerConfigFile); err != nil {
+			logger.Error("Cannot serve Alertmanager's receivers", "err", err)
+			return 1
+		}
+		if err := web.Validate(f.alertmanagerConfigFile); err != nil {
+			logger.Error("Cannot serve Alertmanager's receivers", "err", fmt.Errorf("--alertmanager.config.file: %w", err))
+			return 1
+		}
+	}
 	stopHUP := reloadOnSIGHUP(logger, e)
 	defer stopHUP()
 
 	metricsServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	servers := []*http.Server{metricsServer}
-	served := make(chan error, 2)
+	served := make(chan error, 3)
 	go func() { served <- web.ListenAndServe(metricsServer, f.web, logger) }()
 	if f.webhookAddress != "" {
 		limits := server.NewReceiverLimits(f.webhookConns, f.webhookConnsPerClient)
@@ -185,6 +227,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if demo != nil {
 			go demo.Notify(ctx, f.webhookAddress, logger)
 		}
+	}
+	if f.alertmanagerAddress != "" {
+		ln, err := net.Listen("tcp", f.alertmanagerAddress)
+		if err != nil {
+			logger.Error("Cannot listen for Alertmanager", "address", f.alertmanagerAddress, "err", err)
+			return 1
+		}
+		defer ln.Close()
+		am := e.Alertmanager(f.alertmanagerConfigFile)
+		servers = append(servers, am)
+		noSystemd := false
+		amFlags := &web.FlagConfig{WebListenAddresses: &[]string{f.alertmanagerAddress}, WebSystemdSocket: &noSystemd, WebConfigFile: &f.alertmanagerConfigFile}
+		go func() {
+			served <- fmt.Errorf("receivers for Alertmanager: %w", web.Serve(ln, am, amFlags, logger.With("listener", "alertmanager")))
+		}()
 	}
 	select {
 	case err := <-served:

@@ -3,25 +3,26 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
-	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/exportertest"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/server"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
-	"github.com/whatsapp-exporter/whatsapp_exporter/internal/waalerts"
 )
 
 // The WhatsApp receiver's end-to-end tests: a real Alertmanager with the
 // shipped routes sends the notifications of its WhatsApp receiver to the
-// exporter's, which sends them through the simulator's instances.
+// exporter's (/alertmanager/whatsapp, authenticated by the bearer token),
+// which sends them through the simulator's instances.
 
 const (
 	waToken      = "e2e-alertmanager-token-0123"
@@ -32,35 +33,23 @@ const (
 	waWachatKey  = "e2e-wachat-sender-key"
 )
 
-// startWhatsAppReceiver serves the WhatsApp receiver in process, with two
-// senders watched by a collector of its own: ops-green (GREEN-API), then
-// ops-wachat (Wachat), in the states given.
-func startWhatsAppReceiver(t *testing.T, sim *simulator.Simulator, simURL, greenState, wachatState string) (string, *testlog.Buffer) {
+// startWhatsAppExporter runs the exporter in process with its
+// Alertmanager receivers served on loopback, watching the instances of
+// extra and two senders: ops-green (GREEN-API), then ops-wachat (Wachat),
+// in the states given. It returns the exporter and the URL of its
+// WhatsApp receiver.
+func startWhatsAppExporter(t *testing.T, sim *simulator.Simulator, simURL, greenState, wachatState, extra string) (*exportertest.Exporter, string) {
 	t.Helper()
 	sim.Set(simulator.GreenAPI, waGreenID, waGreenToken, simulator.Behaviour{State: greenState})
 	sim.Set(simulator.Wachat, waWachat, waWachatKey, simulator.Behaviour{State: wachatState})
-	yml := "instances:\n" +
-		simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "ops-green", waGreenID, waGreenToken) +
-		simulator.ProviderOf(simulator.Wachat).Config(simURL, "ops-wachat", waWachat, waWachatKey) +
-		"alertmanager:\n  bearer_token: " + waToken + "\n" +
-		"whatsapp_alerts:\n  senders: [ops-green, ops-wachat]\n  recipients: ['+" + waRecipient + "']\n"
-	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger, logs := testlog.New()
-	c := collector.New(logger, collector.Options{Concurrency: 4, UserAgent: "e2e"})
-	t.Cleanup(c.Close)
-	if err := c.Update(cfg); err != nil {
-		t.Fatal(err)
-	}
-	s := waalerts.New(logger, c)
-	s.Update(cfg)
-	mux := http.NewServeMux()
-	mux.Handle("/alertmanager/whatsapp", s.Handler())
-	srv := httptest.NewServer(mux)
+	e := exportertest.Start(t, exportertest.Inline("instances:\n"+extra+
+		simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "ops-green", waGreenID, waGreenToken)+
+		simulator.ProviderOf(simulator.Wachat).Config(simURL, "ops-wachat", waWachat, waWachatKey)+
+		"alertmanager:\n  bearer_token: "+waToken+"\n"+
+		"whatsapp_alerts:\n  senders: [ops-green, ops-wachat]\n  recipients: ['+"+waRecipient+"']\n"), 0)
+	srv := httptest.NewServer(e.AlertmanagerHandler(""))
 	t.Cleanup(srv.Close)
-	return srv.URL + "/alertmanager/whatsapp", logs
+	return e, srv.URL + server.AlertmanagerWhatsAppPath
 }
 
 // startWhatsAppAlertmanager runs Alertmanager with the shipped routes,
@@ -117,9 +106,9 @@ func TestWhatsAppAlertEndToEnd(t *testing.T) {
 	sim := simulator.New()
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
 	simURL := exportertest.StartSimulator(t, sim)
-	e := exportertest.Start(t, exportertest.Inline("instances:\n"+
-		simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "e2e-shop", "1101000001", "e2e-token")), 0)
-	receiverURL, waLogs := startWhatsAppReceiver(t, sim, simURL, "authorized", "open")
+	e, receiverURL := startWhatsAppExporter(t, sim, simURL, "authorized", "open",
+		simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "e2e-shop", "1101000001", "e2e-token"))
+	waLogs := e.Logs
 	amAddr, _, amLogs := startWhatsAppAlertmanager(t, receiverURL)
 	prom := startPrometheus(t, scrapeConfig(singleEndpoint, strings.TrimPrefix(e.URL, "http://")), amAddr)
 
@@ -147,9 +136,31 @@ func TestWhatsAppAlertEndToEnd(t *testing.T) {
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized"})
 	waitMessage(t, sim, 90*time.Second, "message of the resolved WhatsAppInstanceBlocked", isBlocked("RESOLVED"), waLogs, amLogs, prom.logs)
 
+	// The exporter's /metrics counts both messages, and Alertmanager's
+	// requests; nothing of the recipient's number.
+	code, metrics := exportertest.Get(t, e.URL+"/metrics", nil)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: HTTP %d", code)
+	}
+	sent := 0
+	for _, m := range sim.Messages() {
+		if m.Instance == waGreenID {
+			sent++
+		}
+	}
+	if want := fmt.Sprintf(`whatsapp_alert_messages_total{result="sent",sender="ops-green",sender_provider="greenapi"} %d`, sent); !strings.Contains(metrics, want+"\n") {
+		t.Errorf("/metrics lacks %s", want)
+	}
+	if regexp.MustCompile(`(?m)^whatsapp_alertmanager_requests_total\{outcome="accepted",receiver="whatsapp"\} [1-9]`).FindString(metrics) == "" {
+		t.Errorf("/metrics counts no accepted request of Alertmanager to the WhatsApp receiver")
+	}
+	exportertest.PromtoolCheckMetrics(t, metrics)
 	for _, secret := range []string{waRecipient, waToken, waGreenToken, waWachatKey, "is blocked"} {
 		if strings.Contains(waLogs.String(), secret) {
-			t.Errorf("the receiver's logs hold %q", secret)
+			t.Errorf("the exporter's logs hold %q", secret)
+		}
+		if strings.Contains(metrics, secret) {
+			t.Errorf("/metrics holds %q", secret)
 		}
 	}
 }
@@ -165,7 +176,8 @@ func TestWhatsAppAlertFallbackEndToEnd(t *testing.T) {
 	}
 	sim := simulator.New()
 	simURL := exportertest.StartSimulator(t, sim)
-	receiverURL, waLogs := startWhatsAppReceiver(t, sim, simURL, "notAuthorized", "open")
+	e, receiverURL := startWhatsAppExporter(t, sim, simURL, "notAuthorized", "open", "")
+	waLogs := e.Logs
 	amAddr, _, amLogs := startWhatsAppAlertmanager(t, receiverURL)
 
 	// An alert as the shipped rules write it (alerts/whatsapp.rules.yml),

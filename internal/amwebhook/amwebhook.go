@@ -9,6 +9,7 @@
 package amwebhook
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -144,4 +145,26 @@ func clip(s string) string {
 		return s[:32] + "…"
 	}
 	return s
+}
+
+// AlertCounter counts the alerts of a request by outcome
+// (whatsapp_alertmanager_alerts_total): the server that routes a request
+// to a receiver puts one for that receiver in the request's context, so
+// that the receivers count under one metric without registering it
+// twice.
+type AlertCounter func(outcome string, n int)
+
+type alertCounterKey struct{}
+
+// WithAlertCounter returns ctx carrying f.
+func WithAlertCounter(ctx context.Context, f AlertCounter) context.Context {
+	return context.WithValue(ctx, alertCounterKey{}, f)
+}
+
+// CountAlerts counts n alerts of outcome with the counter of ctx, if any.
+// Outcomes are a receiver's fixed words, never a value of the message.
+func CountAlerts(ctx context.Context, outcome string, n int) {
+	if f, ok := ctx.Value(alertCounterKey{}).(AlertCounter); ok && n > 0 {
+		f(outcome, n)
+	}
 }

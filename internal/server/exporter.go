@@ -72,6 +72,11 @@ type Exporter struct {
 	receiverOnce sync.Once
 	receiver     *receiverMetrics
 
+	// alertmanagerMetrics count Alertmanager's requests, once its
+	// receivers are served (alertmanager.go).
+	alertmanagerOnce    sync.Once
+	alertmanagerMetrics *alertmanagerMetrics
+
 	// lastUnrefreshedLog is when the exporter last said it could not
 	// refresh every instance in time (Unix nanoseconds).
 	lastUnrefreshedLog atomic.Int64
@@ -109,6 +114,8 @@ func New(logger *slog.Logger, src ConfigSource, opts Options) *Exporter {
 		e.reloadSuccess,
 		e.reloadTimestamp,
 		e.collector.ProviderMetrics(),
+		e.remediation.Collector(),
+		e.waalerts.Collector(),
 	)
 	return e
 }

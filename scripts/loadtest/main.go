@@ -82,6 +82,11 @@ var scenarios = map[string]scenario{
 		map[string]string{"instances": "100", "latency": "50ms", "duration": "30s"},
 		runConnectionFlood,
 	},
+	"remediation-storm": {
+		"every instance stuck in starting; 5 senders ask Alertmanager's remediation receiver to reboot them all, once a second each, while 20 attackers send forged tokens, unknown names and endless bodies: the brake holds, no instance is rebooted twice",
+		map[string]string{"instances": "1000", "latency": "50ms", "duration": "20s"},
+		runRemediationStorm,
+	},
 	"compare": {
 		"CPU per provider call against json_exporter's CPU per probe (-json_exporter), same provider, same run",
 		map[string]string{"instances": "2000", "latency": "50ms", "scrapes": "3"},
