@@ -40,7 +40,7 @@ const (
 	ReasonWindow       = "window"        // the instance was acted on within the window
 	ReasonBrake        = "brake"         // the fleet brake of its provider holds
 	ReasonStateChanged = "state_changed" // a fresh state request found a state not to act on
-	ReasonNotEnabled   = "not_enabled"   // no remediation section, or the provider has no such action
+	ReasonNotEnabled   = "not_enabled"   // no remediation section, the provider has no such action, or reboot_states leaves the state out
 	ReasonRateLimited  = "rate_limited"  // the provider's rate limit holds calls to the instance
 	// ReasonUnknownInstance: no instance of that provider and name is
 	// watched. Never a label value (the name came from outside).
@@ -318,6 +318,12 @@ func (e *Engine) Act(ctx context.Context, r Request) Result {
 		return e.failedCheck(r, collectorReason(fresh.Reason), fresh.State)
 	}
 	if !slices.Contains(rm.RebootStates, fresh.State) {
+		// A state a reboot may be configured for, but is not
+		// (yellowCard by default), is the configuration's choice; any
+		// other is an alert that no longer holds.
+		if slices.Contains(config.RebootableStates, fresh.State) {
+			return e.held(r, ReasonNotEnabled, fresh.State)
+		}
 		return e.held(r, ReasonStateChanged, fresh.State)
 	}
 
