@@ -199,6 +199,12 @@ func (a *alertmanager) wrap(receiver string, h http.Handler) http.Handler {
 			http.Error(sw, "unauthorized: no authentication is configured for Alertmanager's receivers", http.StatusUnauthorized)
 			return
 		}
+		// A wrong token is refused before it takes a slot: only
+		// Alertmanager, holding the token, can fill them.
+		if cfg := a.e.cfg.Load(); cfg != nil && cfg.Alertmanager.Token() != "" && !amwebhook.Authorized(r, cfg.Alertmanager.Token()) {
+			http.Error(sw, amwebhook.ErrUnauthorized.Error(), http.StatusUnauthorized)
+			return
+		}
 		select {
 		case a.slots <- struct{}{}:
 			a.m.inFlight.Inc()
