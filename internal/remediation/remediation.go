@@ -22,6 +22,7 @@ import (
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/lograte"
 )
 
 // Actions.
@@ -152,7 +153,7 @@ type Engine struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	unknownLog *logRate
+	unknownLog *lograte.Limiter
 
 	mu        sync.Mutex
 	closed    bool
@@ -209,7 +210,7 @@ func newEngine(logger *slog.Logger, c instances, clk clock) *Engine {
 		clock:      clk,
 		ctx:        ctx,
 		cancel:     cancel,
-		unknownLog: newLogRate(5, time.Minute),
+		unknownLog: lograte.New(5, time.Minute),
 		insts:      map[string]*instance{},
 		brakes:     map[string]*brake{},
 		rechecks:   map[recheckKey]float64{},
