@@ -202,6 +202,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if demo != nil {
+		go demo.Refresh(ctx, e)
+	}
 	stopHUP := reloadOnSIGHUP(logger, e)
 	defer stopHUP()
 

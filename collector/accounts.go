@@ -193,7 +193,7 @@ const (
 // logRow writes a line about a row of a listing, of a kind, unless the
 // kind's lines are held back.
 func (c *Collector) logRow(a *account, kind string, level slog.Level, msg string, args ...any) {
-	ok, held := c.rowLogs[kind].allow(time.Now())
+	ok, held := c.rowLogs[kind].Allow(time.Now())
 	if !ok {
 		return
 	}

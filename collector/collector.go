@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/lograte"
 )
 
 // Options tune the collector.
@@ -66,7 +67,7 @@ type Collector struct {
 	stopped chan struct{}
 	// rowLogs bound the lines about listing rows, by kind: a listing of
 	// thousands of rows in conflict must not write thousands of lines.
-	rowLogs map[string]*logRate
+	rowLogs map[string]*lograte.Limiter
 
 	receiver receiver
 
@@ -83,9 +84,9 @@ func New(logger *slog.Logger, opts Options) *Collector {
 	opts.Concurrency = max(opts.Concurrency, 1)
 	c := &Collector{opts: opts, metrics: newProviderMetrics(),
 		loops: map[*account]context.CancelFunc{}, replans: make(chan chan struct{}), stopped: make(chan struct{}),
-		rowLogs: map[string]*logRate{}}
+		rowLogs: map[string]*lograte.Limiter{}}
 	for _, kind := range []string{skipConflict, skipMalformed, skipBadName} {
-		c.rowLogs[kind] = newLogRate(rowLogBurst, rowLogPeriod)
+		c.rowLogs[kind] = lograte.New(rowLogBurst, rowLogPeriod)
 	}
 	// Every line the collector writes hides the secrets it knows.
 	c.known = c.knownSecrets

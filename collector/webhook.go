@@ -17,6 +17,7 @@ import (
 	promcfg "github.com/prometheus/common/config"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/lograte"
 )
 
 // Notifications: providers can push an instance's state changes to a URL
@@ -184,7 +185,7 @@ type receiver struct {
 	mu            sync.Mutex
 	seed          maphash.Seed
 	unknownLogged map[uint64]time.Time // digest of provider and ID -> when logged
-	unknownLog    *logRate
+	unknownLog    *lograte.Limiter
 }
 
 const (
@@ -209,7 +210,7 @@ func (rc *receiver) logUnknown(logger *slog.Logger, provider, id string, now tim
 	if rc.unknownLogged == nil {
 		rc.seed = maphash.MakeSeed()
 		rc.unknownLogged = map[uint64]time.Time{}
-		rc.unknownLog = newLogRate(unknownLogBurst, unknownLogPeriod)
+		rc.unknownLog = lograte.New(unknownLogBurst, unknownLogPeriod)
 	}
 	var h maphash.Hash
 	h.SetSeed(rc.seed)
@@ -235,7 +236,7 @@ func (rc *receiver) logUnknown(logger *slog.Logger, provider, id string, now tim
 	}
 	rc.unknownLogged[key] = now
 	rc.mu.Unlock()
-	ok, held := rc.unknownLog.allow(now)
+	ok, held := rc.unknownLog.Allow(now)
 	if !ok {
 		return
 	}

@@ -157,7 +157,7 @@ func TestInstanceLinksToStatusPage(t *testing.T) {
 			t.Errorf("State: the query does not keep provider and name for the link: %s", p.Targets[0].Expr)
 		}
 	}
-	if !strings.Contains(raw, `"url": "${exporter_url:raw}/?q=${__field.labels.name}&provider=${__field.labels.provider}"`) {
+	if !strings.Contains(raw, `"url": "${exporter_url:raw}/?q=${__field.labels.name:percentencode}&provider=${__field.labels.provider:percentencode}"`) {
 		t.Errorf("no data link to the instance's entry on the status page")
 	}
 }

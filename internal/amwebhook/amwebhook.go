@@ -130,22 +130,14 @@ func Decode(body []byte) (*Message, error) {
 		return nil, fmt.Errorf("%w: not JSON", ErrMalformed)
 	}
 	if m.Version != Version {
-		return nil, fmt.Errorf("%w: version %q, want %q (Alertmanager's webhook_configs)", ErrMalformed, clip(m.Version), Version)
+		return nil, fmt.Errorf("%w: version is not %q (Alertmanager's webhook_configs)", ErrMalformed, Version)
 	}
 	for k, a := range m.Alerts {
 		if a.Status != Firing && a.Status != Resolved {
-			return nil, fmt.Errorf("%w: alerts[%d].status %q, want firing or resolved", ErrMalformed, k, clip(a.Status))
+			return nil, fmt.Errorf("%w: alerts[%d].status is neither firing nor resolved", ErrMalformed, k)
 		}
 	}
 	return &m, nil
-}
-
-// clip bounds a value quoted in an error.
-func clip(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "…"
-	}
-	return s
 }
 
 // AlertCounter counts the alerts of a request by outcome

@@ -349,8 +349,9 @@ func TestFreshStateFirst(t *testing.T) {
 	// The alert was for starting, the instance is authorized by now.
 	f.set("a", func(in *fakeInst) { in.state = "authorized" })
 	want(t, e.Act(t.Context(), reboot("a")), ResultHeld, ReasonStateChanged)
-	// yellowCard is opt-in.
-	want(t, e.Act(t.Context(), reboot("b")), ResultHeld, ReasonStateChanged)
+	// yellowCard is opt-in: left out of reboot_states, it is not
+	// enabled.
+	want(t, e.Act(t.Context(), reboot("b")), ResultHeld, ReasonNotEnabled)
 	// The state request fails: nothing done, the reason is the
 	// collector's.
 	f.set("c", func(in *fakeInst) { in.checkErr = &collector.Error{Reason: collector.ReasonTimeout} })

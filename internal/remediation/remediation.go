@@ -22,6 +22,7 @@ import (
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/lograte"
 )
 
 // Actions.
@@ -40,7 +41,7 @@ const (
 	ReasonWindow       = "window"        // the instance was acted on within the window
 	ReasonBrake        = "brake"         // the fleet brake of its provider holds
 	ReasonStateChanged = "state_changed" // a fresh state request found a state not to act on
-	ReasonNotEnabled   = "not_enabled"   // no remediation section, or the provider has no such action
+	ReasonNotEnabled   = "not_enabled"   // no remediation section, the provider has no such action, or reboot_states leaves the state out
 	ReasonRateLimited  = "rate_limited"  // the provider's rate limit holds calls to the instance
 	// ReasonUnknownInstance: no instance of that provider and name is
 	// watched. Never a label value (the name came from outside).
@@ -152,7 +153,7 @@ type Engine struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	unknownLog *logRate
+	unknownLog *lograte.Limiter
 
 	mu        sync.Mutex
 	closed    bool
@@ -209,7 +210,7 @@ func newEngine(logger *slog.Logger, c instances, clk clock) *Engine {
 		clock:      clk,
 		ctx:        ctx,
 		cancel:     cancel,
-		unknownLog: newLogRate(5, time.Minute),
+		unknownLog: lograte.New(5, time.Minute),
 		insts:      map[string]*instance{},
 		brakes:     map[string]*brake{},
 		rechecks:   map[recheckKey]float64{},
@@ -318,6 +319,12 @@ func (e *Engine) Act(ctx context.Context, r Request) Result {
 		return e.failedCheck(r, collectorReason(fresh.Reason), fresh.State)
 	}
 	if !slices.Contains(rm.RebootStates, fresh.State) {
+		// A state a reboot may be configured for, but is not
+		// (yellowCard by default), is the configuration's choice; any
+		// other is an alert that no longer holds.
+		if slices.Contains(config.RebootableStates, fresh.State) {
+			return e.held(r, ReasonNotEnabled, fresh.State)
+		}
 		return e.held(r, ReasonStateChanged, fresh.State)
 	}
 

@@ -107,7 +107,7 @@ func (e *Engine) serveWebhook(w http.ResponseWriter, r *http.Request) {
 // Only the labels that name the instance are written, cut short; never
 // the annotations (they may hold people's words).
 func (e *Engine) logUnknown(r Request) {
-	ok, held := e.unknownLog.allow(e.clock.now())
+	ok, held := e.unknownLog.Allow(e.clock.now())
 	if !ok {
 		return
 	}

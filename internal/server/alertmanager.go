@@ -45,6 +45,8 @@ var requestOutcomes = map[int]string{
 	http.StatusBadRequest:            "malformed",
 	http.StatusRequestEntityTooLarge: "too_large",
 	http.StatusMethodNotAllowed:      "method",
+	// The receiver's section is not in the configuration.
+	http.StatusNotFound: "not_configured",
 }
 
 // outcomeError is the outcome of any other answer: a 5xx (shutting down,
@@ -71,7 +73,7 @@ func newAlertmanagerMetrics(reg prometheus.Registerer) *alertmanagerMetrics {
 	m := &alertmanagerMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "whatsapp_alertmanager_requests_total",
-			Help: "Requests to Alertmanager's receivers, by receiver and outcome: accepted, unauthorized, malformed, too_large, method, error (5xx, retried by Alertmanager).",
+			Help: "Requests to Alertmanager's receivers, by receiver and outcome: accepted, unauthorized, malformed, too_large, method, not_configured, error (5xx, retried by Alertmanager).",
 		}, []string{"receiver", "outcome"}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "whatsapp_alertmanager_alerts_total",
@@ -195,6 +197,12 @@ func (a *alertmanager) wrap(receiver string, h http.Handler) http.Handler {
 		if err := a.e.CheckAlertmanagerAuth(a.webConfigFile); err != nil {
 			a.logOpen(err)
 			http.Error(sw, "unauthorized: no authentication is configured for Alertmanager's receivers", http.StatusUnauthorized)
+			return
+		}
+		// A wrong token is refused before it takes a slot: only
+		// Alertmanager, holding the token, can fill them.
+		if cfg := a.e.cfg.Load(); cfg != nil && cfg.Alertmanager.Token() != "" && !amwebhook.Authorized(r, cfg.Alertmanager.Token()) {
+			http.Error(sw, amwebhook.ErrUnauthorized.Error(), http.StatusUnauthorized)
 			return
 		}
 		select {

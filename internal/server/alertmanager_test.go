@@ -188,6 +188,10 @@ func TestAlertmanagerRequestsInFlightBounded(t *testing.T) {
 	if status := amPost(t, srv.URL+server.AlertmanagerRemediatePath, "Bearer "+amTestToken, rebootStuck); status != http.StatusServiceUnavailable {
 		t.Fatalf("a 17th request at once: HTTP %d, want 503", status)
 	}
+	// A wrong token is refused as such: it never needed a slot.
+	if status := amPost(t, srv.URL+server.AlertmanagerRemediatePath, "Bearer "+amTestToken+"x", rebootStuck); status != http.StatusUnauthorized {
+		t.Errorf("a wrong token while every slot is taken: HTTP %d, want 401", status)
+	}
 	for _, c := range conns {
 		c.Close()
 	}

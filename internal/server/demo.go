@@ -61,3 +61,25 @@ func (d *Demo) Notify(ctx context.Context, addr string, logger *slog.Logger) {
 		logger.Warn("Demo: notification failed", "err", err)
 	})
 }
+
+// demoRefreshEvery is how often the demo refreshes its instances by
+// itself.
+const demoRefreshEvery = 15 * time.Second
+
+// Refresh refreshes the exporter's instances now and then every
+// demoRefreshEvery until ctx ends, as a Prometheus scraping it would: the
+// status page then shows states without a Prometheus running.
+func (d *Demo) Refresh(ctx context.Context, e *Exporter) {
+	t := time.NewTicker(demoRefreshEvery)
+	defer t.Stop()
+	for {
+		refreshCtx, cancel := context.WithTimeout(ctx, demoRefreshEvery)
+		e.collector.Refresh(refreshCtx)
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

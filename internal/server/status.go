@@ -15,12 +15,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/common/version"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/lograte"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/remediation"
 )
 
@@ -109,7 +109,7 @@ type statusPage struct {
 	now   func() time.Time
 	// actionLog bounds the log lines of the buttons: anyone who can reach
 	// the page can press them.
-	actionLog *logRate
+	actionLog *lograte.Limiter
 }
 
 type statusLink struct{ Address, Text, Description string }
@@ -117,7 +117,7 @@ type statusLink struct{ Address, Text, Description string }
 func newStatusPage(logger *slog.Logger, instances instanceSource, rem remediator, path string, links []statusLink) *statusPage {
 	p := &statusPage{
 		logger: logger, instances: instances, rem: rem, path: path, links: links,
-		now: time.Now, actionLog: newLogRate(20, time.Minute),
+		now: time.Now, actionLog: lograte.New(20, time.Minute),
 	}
 	p.tmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 		"colour": stateColour,
@@ -598,7 +598,7 @@ func explain(reason string, meanings map[string]string, state string) string {
 }
 
 func (p *statusPage) logAction(msg string, s collector.InstanceStatus, args ...any) {
-	ok, held := p.actionLog.allow(p.now())
+	ok, held := p.actionLog.Allow(p.now())
 	if !ok {
 		return
 	}
@@ -607,36 +607,4 @@ func (p *statusPage) logAction(msg string, s collector.InstanceStatus, args ...a
 		args = append(args, "held_back", held)
 	}
 	p.logger.Info(msg, args...)
-}
-
-// logRate bounds the lines of one kind a stream of requests can write (a
-// copy of collector's): at most burst lines per period, the next line
-// written saying how many were held back.
-type logRate struct {
-	period time.Duration
-	burst  int
-
-	mu    sync.Mutex
-	start time.Time
-	used  int
-	held  int
-}
-
-func newLogRate(burst int, period time.Duration) *logRate {
-	return &logRate{period: period, burst: burst}
-}
-
-func (r *logRate) allow(now time.Time) (ok bool, held int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if now.Sub(r.start) >= r.period || now.Before(r.start) {
-		r.start, r.used = now, 0
-	}
-	if r.used >= r.burst {
-		r.held++
-		return false, 0
-	}
-	r.used++
-	held, r.held = r.held, 0
-	return true, held
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/whatsapp-exporter/whatsapp_exporter/collector"
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/amwebhook"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/lograte"
 )
 
 const (
@@ -70,10 +71,10 @@ type Sender struct {
 	set      atomic.Pointer[settings]
 	limiter  *limiter
 	metrics  *metrics
-	refusals *logRate
+	refusals *lograte.Limiter
 	// limited bounds the lines about messages over a rate limit: a
 	// flapping fleet sends many notifications.
-	limited *logRate
+	limited *lograte.Limiter
 
 	// updateMu serialises Update; providers is each configured sender's
 	// provider at the last one, to drop the series of senders gone.
@@ -97,7 +98,7 @@ func New(logger *slog.Logger, c *collector.Collector) *Sender {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Sender{logger: logger, c: c, now: time.Now, limiter: newLimiter(), metrics: newMetrics(),
-		refusals: newLogRate(refusalLogBurst, refusalLogPeriod), limited: newLogRate(refusalLogBurst, refusalLogPeriod),
+		refusals: lograte.New(refusalLogBurst, refusalLogPeriod), limited: lograte.New(refusalLogBurst, refusalLogPeriod),
 		providers: map[string]string{}}
 	if c != nil {
 		s.inst = c
@@ -177,7 +178,7 @@ func (s *Sender) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		// Read's errors never quote the request (beyond 32 bytes of a
 		// version or status that is not one): safe to log and answer.
-		if ok, held := s.refusals.allow(s.now()); ok {
+		if ok, held := s.refusals.Allow(s.now()); ok {
 			s.logger.Warn("Refused an Alertmanager request to the WhatsApp receiver", "status", amwebhook.Status(err), "err", err, "held_back", held)
 		}
 		http.Error(w, err.Error(), amwebhook.Status(err))
@@ -186,7 +187,7 @@ func (s *Sender) serve(w http.ResponseWriter, r *http.Request) {
 	if !set.enabled || s.inst == nil {
 		// Nothing to retry: the configuration has no whatsapp_alerts
 		// section, and Alertmanager's other receivers are not held.
-		if ok, held := s.refusals.allow(s.now()); ok {
+		if ok, held := s.refusals.Allow(s.now()); ok {
 			s.logger.Warn("Alertmanager sent a notification to the WhatsApp receiver, but the configuration has no whatsapp_alerts section", "held_back", held)
 		}
 		http.Error(w, "whatsapp_alerts is not configured", http.StatusNotFound)
@@ -231,7 +232,7 @@ func (s *Sender) deliver(ctx context.Context, set *settings, msg *amwebhook.Mess
 		case rateLimited:
 			rep.rateLimited++
 			s.metrics.messages.WithLabelValues("", "", ResultRateLimited).Inc()
-			if ok, held := s.limited.allow(now); ok {
+			if ok, held := s.limited.Allow(now); ok {
 				log.Warn("Not sending a WhatsApp alert: the recipient is over its rate limit", "held_back", held)
 			}
 			continue

@@ -122,11 +122,20 @@ func runRemediationStorm(e *env) error {
 	for range 5 {
 		wg.Go(func() {
 			for e.running(x, end) {
-				code, took, err := post(remediationToken, bytes.NewReader(all))
-				sent.Add(1)
-				record("genuine", code, took, err)
-				if err == nil && code >= 500 {
-					errors.Add(1)
+				// A 503 (every slot taken, by attackers holding the
+				// token) is retried, as Alertmanager retries it; the
+				// message fails when 10 tries in a row do not pass.
+				for try := 0; ; try++ {
+					code, took, err := post(remediationToken, bytes.NewReader(all))
+					sent.Add(1)
+					record("genuine", code, took, err)
+					if err == nil && code == http.StatusServiceUnavailable && try < 10 {
+						continue
+					}
+					if err != nil || code >= 500 {
+						errors.Add(1)
+					}
+					break
 				}
 				e.sleepUntil(time.Now().Add(time.Second))
 			}
@@ -182,7 +191,7 @@ func runRemediationStorm(e *env) error {
 		e.fail("%d instances rebooted more than once within the window", twice)
 	}
 	if errors.Load() > 0 {
-		e.fail("%d genuine messages answered 5xx", errors.Load())
+		e.fail("%d genuine messages not taken after 10 tries", errors.Load())
 	}
 	return nil
 }

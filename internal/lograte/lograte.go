@@ -1,16 +1,18 @@
-package collector
+// Package lograte bounds the log lines of one kind that a stream of
+// events from outside can write.
+package lograte
 
 import (
 	"sync"
 	"time"
 )
 
-// logRate bounds the lines of one kind that a stream of events can write:
+// Limiter bounds the lines of one kind that a stream of events can write:
 // events that come from outside (notifications for unknown instances,
 // rows of a listing) must not fill a disk or drown the other lines. At
 // most burst lines are written per period; the next line written says how
 // many were held back in between.
-type logRate struct {
+type Limiter struct {
 	period time.Duration
 	burst  int
 
@@ -20,15 +22,15 @@ type logRate struct {
 	held  int       // lines held back since the last one written
 }
 
-// newLogRate lets burst lines through per period.
-func newLogRate(burst int, period time.Duration) *logRate {
-	return &logRate{period: period, burst: burst}
+// New lets burst lines through per period.
+func New(burst int, period time.Duration) *Limiter {
+	return &Limiter{period: period, burst: burst}
 }
 
-// allow reports whether a line may be written at now and, when it may,
+// Allow reports whether a line may be written at now and, when it may,
 // how many lines were held back since the last one written: the caller
 // adds that count to the line (as "held_back") when it is not 0.
-func (r *logRate) allow(now time.Time) (ok bool, held int) {
+func (r *Limiter) Allow(now time.Time) (ok bool, held int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if now.Sub(r.start) >= r.period || now.Before(r.start) {

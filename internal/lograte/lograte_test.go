@@ -1,4 +1,4 @@
-package collector
+package lograte
 
 import (
 	"testing"
@@ -7,7 +7,7 @@ import (
 
 func TestLogRate(t *testing.T) {
 	t.Parallel()
-	r := newLogRate(2, time.Minute)
+	r := New(2, time.Minute)
 	t0 := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
 	type step struct {
 		at   time.Duration
@@ -22,7 +22,7 @@ func TestLogRate(t *testing.T) {
 		{63 * time.Second, false, 0},
 		{30 * time.Second, true, 1}, // a clock that went back starts a period
 	} {
-		ok, held := r.allow(t0.Add(s.at))
+		ok, held := r.Allow(t0.Add(s.at))
 		if ok != s.ok || held != s.held {
 			t.Errorf("step %d at %v: allow = %v, %d; want %v, %d", i, s.at, ok, held, s.ok, s.held)
 		}
