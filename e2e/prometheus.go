@@ -74,6 +74,26 @@ func startPrometheus(t *testing.T, scrapeConfigs, alertmanager string) *promServ
 // when empty.
 func startPrometheusOn(t *testing.T, dataDir, scrapeConfigs, alertmanager string) *promServer {
 	t.Helper()
+	return startPrometheusWith(t, dataDir, 2, scrapeConfigs, alertmanager)
+}
+
+// startPrometheusScaled is startPrometheus with the shipped rules' minute
+// made perMinute seconds rather than 2. The remediation's tests need it:
+// the fixed latencies between an alert firing and its effect being
+// evaluated (Alertmanager's group_wait, the provider's one request a
+// second, a scrape, an evaluation: 3 to 6 seconds on a loaded machine) do
+// not shrink with the rules, and at 2 seconds a minute they eat most of
+// the 5 minutes the rules leave between the request to reboot and the
+// page for a reboot that did not come.
+func startPrometheusScaled(t *testing.T, perMinute int, scrapeConfigs, alertmanager string) *promServer {
+	t.Helper()
+	return startPrometheusWith(t, "", perMinute, scrapeConfigs, alertmanager)
+}
+
+// startPrometheusWith is startPrometheusOn with a minute of the rules made
+// perMinute seconds.
+func startPrometheusWith(t *testing.T, dataDir string, perMinute int, scrapeConfigs, alertmanager string) *promServer {
+	t.Helper()
 	prometheus := testtool.Require(t, "prometheus")
 	dir := t.TempDir()
 	if dataDir == "" {
@@ -88,7 +108,7 @@ func startPrometheusOn(t *testing.T, dataDir, scrapeConfigs, alertmanager string
 		cfg += fmt.Sprintf("alerting:\n  alertmanagers:\n    - static_configs: [{targets: [%q]}]\n", alertmanager)
 	}
 	cfg += "scrape_configs:\n" + scrapeConfigs
-	for name, content := range map[string]string{"rules.yml": testtool.ShortenDurations(string(rules)), "prometheus.yml": cfg} {
+	for name, content := range map[string]string{"rules.yml": testtool.ScaleDurations(string(rules), perMinute), "prometheus.yml": cfg} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -189,11 +189,15 @@ func StartAlertmanagerWith(t testing.TB, file, webhookURL string, o Alertmanager
 // ShortenDurations scales rules' durations down so that a test runs in
 // seconds: one minute becomes two seconds, in a `for`, a range and an
 // offset alike (an offset compares with its range).
-func ShortenDurations(rules string) string {
+func ShortenDurations(rules string) string { return ScaleDurations(rules, 2) }
+
+// ScaleDurations is ShortenDurations with another scale: a minute of the
+// rules becomes perMinute seconds.
+func ScaleDurations(rules string, perMinute int) string {
 	re := regexp.MustCompile(`(for: |\[|offset )(\d+)m\b`)
 	return re.ReplaceAllStringFunc(rules, func(m string) string {
 		sub := re.FindStringSubmatch(m)
 		n, _ := strconv.Atoi(sub[2])
-		return sub[1] + strconv.Itoa(2*n) + "s"
+		return sub[1] + strconv.Itoa(perMinute*n) + "s"
 	})
 }
