@@ -100,7 +100,7 @@ func TestQueueAlertEndToEnd(t *testing.T) {
 // Evolution API 1.8 instance that cannot reach WhatsApp: it goes
 // connecting, close (Baileys' 408, connection lost), connecting, ... for
 // ever, and the server pushes each close with its code. No state lasts
-// for the `for` of its own alert, so NotAuthorized and StartingTooLong
+// for the `for` of its own alert, so NotAuthorized and ConnectingTooLong
 // never fire; WhatsAppInstanceNotWorking reaches the pager, its
 // description naming the states and the reason, and resolves once the
 // instance is open again.
@@ -128,7 +128,7 @@ func TestNotWorkingAlertEndToEnd(t *testing.T) {
 	pipe.prom.waitQuery(t, 30*time.Second, `whatsapp_instance_state{name="e2e-bot", state="open"} == 1`, func(s []sample) bool { return len(s) == 1 })
 
 	// The durations are shortened to 2 s a minute: NotAuthorized's 3m
-	// is 6 s, StartingTooLong's 5m 10 s, NotWorking's 10m 20 s. Each
+	// is 6 s, ConnectingTooLong's 5m 10 s, NotWorking's 10m 20 s. Each
 	// state lasts less than its alert's `for`, and longer than a scrape
 	// (1 s), so Prometheus sees both, as a real instance retrying every
 	// ten seconds or so is seen by scrapes a minute apart.
