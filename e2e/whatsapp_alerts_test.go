@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -53,20 +52,12 @@ func startWhatsAppExporter(t *testing.T, sim *simulator.Simulator, simURL, green
 }
 
 // startWhatsAppAlertmanager runs Alertmanager with the shipped routes,
-// their WhatsApp receiver a webhook to the WhatsApp receiver with its
-// bearer token, every other receiver the sink. The shipped configuration's
-// receiver is "whatsapp" (notAuthorized, blocked, banned, yellowCard);
-// before it had one, the pager's stands in.
+// their WhatsApp receiver ("whatsapp": notAuthorized, blocked, banned,
+// yellowCard) a webhook to the exporter's with its bearer token, every
+// other receiver the sink.
 func startWhatsAppAlertmanager(t *testing.T, receiverURL string) (string, *testtool.WebhookSink, *testlog.Buffer) {
 	t.Helper()
-	shipped, err := os.ReadFile(alertmanagerFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	receiver := "whatsapp-pager"
-	if strings.Contains(string(shipped), "\n  - name: whatsapp\n") {
-		receiver = "whatsapp"
-	}
+	const receiver = "whatsapp"
 	sink := testtool.NewWebhookSink(t)
 	addr, logs := testtool.StartAlertmanagerWith(t, alertmanagerFile, sink.URL, testtool.AlertmanagerOptions{
 		Webhooks: map[string]testtool.Webhook{receiver: {URL: receiverURL, BearerToken: waToken, SendResolved: true}},
