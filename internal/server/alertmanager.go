@@ -81,7 +81,7 @@ func newAlertmanagerMetrics(reg prometheus.Registerer) *alertmanagerMetrics {
 		}, []string{"receiver", "outcome"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "whatsapp_alertmanager_requests_in_flight",
-			Help: "Requests Alertmanager's receivers are handling, of at most 16 at once.",
+			Help: fmt.Sprintf("Requests Alertmanager's receivers are handling, of at most %d at once.", maxAlertmanagerRequests),
 		}),
 	}
 	for _, r := range []string{receiverRemediation, receiverWhatsApp} {
