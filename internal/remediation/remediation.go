@@ -436,13 +436,11 @@ func (e *Engine) failedCheck(r Request, reason, state string) Result {
 }
 
 func (e *Engine) count(r Request, result, reason string) {
-	action := r.Action
-	if action != ActionReboot {
-		action = ActionReboot // the only action; another never becomes a label value
-	}
 	in := e.instance(r)
 	e.mu.Lock()
-	in.counts[countKey{action, result, reason}]++
+	// reboot is the only action: r.Action, which came from outside,
+	// never becomes a label value.
+	in.counts[countKey{ActionReboot, result, reason}]++
 	e.mu.Unlock()
 }
 
