@@ -460,11 +460,10 @@ func (e *Engine) brakeEngaged(provider string, now time.Time, rm *config.Remedia
 // brakeFull says whether one more action of provider would be more than
 // the brake allows, engaging it when so.
 func (e *Engine) brakeFull(provider string, now time.Time, rm *config.Remediation) bool {
-	b := e.brake(provider, now, rm)
-	if now.Before(b.until) {
-		b.until = now.Add(time.Duration(rm.Brake.Window))
+	if e.brakeEngaged(provider, now, rm) {
 		return true
 	}
+	b := e.brakes[provider] // made and pruned by brakeEngaged
 	if e.fleet == nil || now.Sub(e.fleetAt) >= fleetTTL || now.Before(e.fleetAt) {
 		e.fleet, e.fleetAt = countFleet(e.c.Instances()), now
 	}
