@@ -1,7 +1,7 @@
 // Package remediation carries out what a provider recommends doing to an
 // instance when an alert fires: GREEN-API's reboot of an instance stuck in
 // "starting", then a state request again after a wait. It acts for
-// Alertmanager (the webhook receiver in alertmanager.go) and for the
+// Alertmanager (the webhook receiver in webhook.go) and for the
 // status page's Reboot button, through the same guards: the configuration
 // must allow the action, at most one action per instance per window, the
 // provider's rate limit, a fleet brake, and a dry run.
