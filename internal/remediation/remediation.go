@@ -1,7 +1,7 @@
 // Package remediation carries out what a provider recommends doing to an
 // instance when an alert fires: GREEN-API's reboot of an instance stuck in
 // "starting", then a state request again after a wait. It acts for
-// Alertmanager (the webhook receiver in alertmanager.go) and for the
+// Alertmanager (the webhook receiver in webhook.go) and for the
 // status page's Reboot button, through the same guards: the configuration
 // must allow the action, at most one action per instance per window, the
 // provider's rate limit, a fleet brake, and a dry run.
@@ -436,13 +436,11 @@ func (e *Engine) failedCheck(r Request, reason, state string) Result {
 }
 
 func (e *Engine) count(r Request, result, reason string) {
-	action := r.Action
-	if action != ActionReboot {
-		action = ActionReboot // the only action; another never becomes a label value
-	}
 	in := e.instance(r)
 	e.mu.Lock()
-	in.counts[countKey{action, result, reason}]++
+	// reboot is the only action: r.Action, which came from outside,
+	// never becomes a label value.
+	in.counts[countKey{ActionReboot, result, reason}]++
 	e.mu.Unlock()
 }
 
@@ -462,11 +460,10 @@ func (e *Engine) brakeEngaged(provider string, now time.Time, rm *config.Remedia
 // brakeFull says whether one more action of provider would be more than
 // the brake allows, engaging it when so.
 func (e *Engine) brakeFull(provider string, now time.Time, rm *config.Remediation) bool {
-	b := e.brake(provider, now, rm)
-	if now.Before(b.until) {
-		b.until = now.Add(time.Duration(rm.Brake.Window))
+	if e.brakeEngaged(provider, now, rm) {
 		return true
 	}
+	b := e.brakes[provider] // made and pruned by brakeEngaged
 	if e.fleet == nil || now.Sub(e.fleetAt) >= fleetTTL || now.Before(e.fleetAt) {
 		e.fleet, e.fleetAt = countFleet(e.c.Instances()), now
 	}

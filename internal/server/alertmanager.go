@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/amwebhook"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/lograte"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/remediation"
 )
 
@@ -81,7 +81,7 @@ func newAlertmanagerMetrics(reg prometheus.Registerer) *alertmanagerMetrics {
 		}, []string{"receiver", "outcome"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "whatsapp_alertmanager_requests_in_flight",
-			Help: "Requests Alertmanager's receivers are handling, of at most 16 at once.",
+			Help: fmt.Sprintf("Requests Alertmanager's receivers are handling, of at most %d at once.", maxAlertmanagerRequests),
 		}),
 	}
 	for _, r := range []string{receiverRemediation, receiverWhatsApp} {
@@ -102,8 +102,8 @@ type alertmanager struct {
 	e             *Exporter
 	m             *alertmanagerMetrics
 	webConfigFile string
-	openLog       sync.Mutex
-	lastOpenLog   time.Time
+	// openLog says at most once a minute why requests are refused.
+	openLog *lograte.Limiter
 	// slots bound the requests handled at once (maxAlertmanagerRequests):
 	// each may hold a message of amwebhook.MaxBytes.
 	slots chan struct{}
@@ -123,7 +123,7 @@ const maxAlertmanagerRequests = 16
 // it, to know that basic auth stands in front.
 func (e *Exporter) AlertmanagerHandler(webConfigFile string) http.Handler {
 	e.alertmanagerOnce.Do(func() { e.alertmanagerMetrics = newAlertmanagerMetrics(e.registry) })
-	a := &alertmanager{e: e, m: e.alertmanagerMetrics, webConfigFile: webConfigFile, slots: make(chan struct{}, maxAlertmanagerRequests)}
+	a := &alertmanager{e: e, m: e.alertmanagerMetrics, webConfigFile: webConfigFile, openLog: lograte.New(1, time.Minute), slots: make(chan struct{}, maxAlertmanagerRequests)}
 	e.remediation.MarkServed()
 	mux := http.NewServeMux()
 	mux.Handle(AlertmanagerRemediatePath, a.wrap(receiverRemediation, e.remediation.Handler()))
@@ -225,12 +225,15 @@ func (a *alertmanager) wrap(receiver string, h http.Handler) http.Handler {
 
 // logOpen says, at most once a minute, why requests are refused.
 func (a *alertmanager) logOpen(err error) {
-	a.openLog.Lock()
-	defer a.openLog.Unlock()
-	if now := time.Now(); now.Sub(a.lastOpenLog) >= time.Minute {
-		a.lastOpenLog = now
-		a.e.logger.Error("Refusing Alertmanager's requests", "err", err)
+	ok, held := a.openLog.Allow(time.Now())
+	if !ok {
+		return
 	}
+	args := []any{"err", err}
+	if held > 0 {
+		args = append(args, "held_back", held)
+	}
+	a.e.logger.Error("Refusing Alertmanager's requests", args...)
 }
 
 // statusWriter remembers the status of an answer.
