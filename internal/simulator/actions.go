@@ -206,10 +206,17 @@ func (s *Simulator) greenAPIReboot(w http.ResponseWriter, r *http.Request) {
 
 // greenAPISendMessage serves POST /waInstance{id}/sendMessage/{token}
 // {"chatId": "<digits>@c.us", "message": "…"}: {"idMessage": "…"}
-// (GREEN-API's documentation, "SendMessage"): 400 for a chatId or
-// message missing or a message over 20 000 characters, 400 "instance is
-// starting or not authorized" while the instance cannot send, 466 when
-// the developer plan's quota of correspondents is used up.
+// (GREEN-API's documentation, "SendMessage",
+// https://green-api.com/en/docs/api/sending/SendMessage/): 400
+// "Validation failed. Details: …" for a chatId or message missing or a
+// message over 20 000 characters (its "Common errors" page; the JSON
+// around the text is the simulator's), and with SetSend the 466 of the
+// developer plan's quota of correspondents or another fault. It does not
+// answer 400 "instance is starting or not authorized" while the instance
+// cannot send, which API-FACTS.md reports of GREEN-API's methods other
+// than getStateInstance (from its issue tracker, not confirmed for this
+// one): it follows "Tracking the state of an instance", below, whose
+// messages are queued.
 func (s *Simulator) greenAPISendMessage(w http.ResponseWriter, r *http.Request) {
 	in, id := s.greenAPIInstance(w, r)
 	if in == nil {
@@ -316,10 +323,13 @@ func (s *Simulator) evolutionSendText(w http.ResponseWriter, r *http.Request) {
 
 // wachatSendText serves POST /send/text with Authorization: Bearer KEY,
 // {"instanceName", "number", "type": "text", "message", "delay"?}
-// (Wachat's API documentation). Its answer is not documented beyond
-// success; the simulator answers {"success": true, "data": {...}} like
-// Wachat's other methods, and {"success": false, "error"} with their
-// statuses.
+// (Wachat's API documentation, "Send Text Message",
+// https://docs.wachat.net/api-reference/send-text: 200, "queued for
+// dispatch"). Its body is not documented, nor are Wachat's error bodies
+// and rate limits (API-FACTS.md): the simulator's {"success": true,
+// "data": {...}}, its {"success": false, "error"} bodies and their
+// statuses (a 200 for FaultUnsuccessful) are guesses in the shape of
+// Wachat's documented answers, as wachatState's are.
 func (s *Simulator) wachatSendText(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		InstanceName string `json:"instanceName"`
