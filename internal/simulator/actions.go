@@ -114,6 +114,20 @@ func (s *Simulator) instance(provider, id string) *instance {
 	return s.instances[provider+"/"+id]
 }
 
+// secretOf is in's secret, which Set may change at any time.
+func (s *Simulator) secretOf(in *instance) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return in.secret
+}
+
+// sendBehaviour is how the instance answers messages to send (SetSend).
+func (a *instanceActions) sendBehaviour() SendBehaviour {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.send
+}
+
 // spaced records a call of method and reports whether it came at least
 // ActionSpacing (less the slack) after the last one.
 func (a *instanceActions) spaced(method string, now time.Time) bool {
@@ -166,10 +180,7 @@ func (s *Simulator) greenAPIInstance(w http.ResponseWriter, r *http.Request) (*i
 		http.Error(w, "Forbidden", http.StatusForbidden)
 		return nil, ""
 	}
-	s.mu.RLock()
-	secret := in.secret
-	s.mu.RUnlock()
-	if r.PathValue("token") != secret {
+	if r.PathValue("token") != s.secretOf(in) {
 		http.Error(w, "Unauthorized", http.StatusUnauthorized)
 		return nil, ""
 	}
@@ -265,10 +276,7 @@ func (s *Simulator) evolutionSendText(w http.ResponseWriter, r *http.Request) {
 		evolutionError(w, http.StatusNotFound, "Not Found", `The "`+name+`" instance does not exist`)
 		return
 	}
-	s.mu.RLock()
-	secret := in.secret
-	s.mu.RUnlock()
-	if key := r.Header.Get("apikey"); key != secret && !s.hasAccount(Evolution, key) {
+	if key := r.Header.Get("apikey"); key != s.secretOf(in) && !s.hasAccount(Evolution, key) {
 		evolutionError(w, http.StatusUnauthorized, "Unauthorized", "Unauthorized")
 		return
 	}
@@ -291,9 +299,7 @@ func (s *Simulator) evolutionSendText(w http.ResponseWriter, r *http.Request) {
 		evolutionError(w, http.StatusBadRequest, "Bad Request", `instance requires property "`+field+`"`)
 		return
 	}
-	in.actions.mu.Lock()
-	sb := in.actions.send
-	in.actions.mu.Unlock()
+	sb := in.actions.sendBehaviour()
 	switch sb.Fault {
 	case FaultNone:
 	case FaultClientError:
@@ -347,16 +353,11 @@ func (s *Simulator) wachatSendText(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, `{"success":false,"error":"Instance not found"}`)
 		return
 	}
-	s.mu.RLock()
-	secret := in.secret
-	s.mu.RUnlock()
-	if key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); key != secret {
+	if key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); key != s.secretOf(in) {
 		writeJSON(w, http.StatusUnauthorized, `{"success":false,"error":"Invalid API key"}`)
 		return
 	}
-	in.actions.mu.Lock()
-	sb := in.actions.send
-	in.actions.mu.Unlock()
+	sb := in.actions.sendBehaviour()
 	switch sb.Fault {
 	case FaultNone:
 	case FaultUnsuccessful:
