@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -96,7 +97,7 @@ func (a *API) redactError(msg string) string {
 // reported state or an *Error. method is the method label of the call.
 func (a *API) Get(ctx context.Context, method, rawURL string, header http.Header, decode func(Response) (string, error)) (string, error) {
 	start := time.Now()
-	resp, err := a.do(ctx, rawURL, header, maxBodyBytes)
+	resp, err := a.do(ctx, http.MethodGet, rawURL, header, nil, maxBodyBytes)
 	var state string
 	if err == nil {
 		state, err = decode(resp)
@@ -131,7 +132,7 @@ func (a *API) List(ctx context.Context, method, rawURL string, header http.Heade
 }
 
 func (a *API) list(ctx context.Context, rawURL string, header http.Header, lim listLimits, decode func(Response, *jsonStream) (Listing, error)) (Listing, error) {
-	resp, err := a.send(ctx, rawURL, header)
+	resp, err := a.send(ctx, http.MethodGet, rawURL, header, nil)
 	if err != nil {
 		return Listing{}, err
 	}
@@ -214,7 +215,7 @@ func (a *API) finish(ctx context.Context, method, rawURL string, start time.Time
 // without a count, as it does for an instance that cannot tell one.
 func (a *API) GetCount(ctx context.Context, method, rawURL string, header http.Header, decode func(Response) (int, error)) (int, error) {
 	start := time.Now()
-	resp, err := a.do(ctx, rawURL, header, maxBodyBytes)
+	resp, err := a.do(ctx, http.MethodGet, rawURL, header, nil, maxBodyBytes)
 	var n int
 	if err == nil {
 		n, err = decode(resp)
@@ -229,9 +230,13 @@ func (a *API) GetCount(ctx context.Context, method, rawURL string, header http.H
 	return n, nil
 }
 
-// send makes a GET request.
-func (a *API) send(ctx context.Context, rawURL string, header http.Header) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+// send makes a request of verb with body (JSON; nil for none).
+func (a *API) send(ctx context.Context, verb, rawURL string, header http.Header, body []byte) (*http.Response, error) {
+	var rd io.Reader // nil, not a nil *bytes.Reader, when there is no body
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, verb, rawURL, rd)
 	if err != nil {
 		return nil, newError(ReasonClientError, "building request: %s", unwrapURLError(err))
 	}
@@ -239,6 +244,9 @@ func (a *API) send(ctx context.Context, rawURL string, header http.Header) (*htt
 		req.Header[k] = v
 	}
 	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if a.userAgent != "" {
 		req.Header.Set("User-Agent", a.userAgent)
 	}
@@ -249,10 +257,10 @@ func (a *API) send(ctx context.Context, rawURL string, header http.Header) (*htt
 	return resp, nil
 }
 
-// do makes the request and reads at most limit bytes of the answer,
-// redacted.
-func (a *API) do(ctx context.Context, rawURL string, header http.Header, limit int64) (Response, error) {
-	resp, err := a.send(ctx, rawURL, header)
+// do makes the request with reqBody (JSON; nil for none) and reads at
+// most limit bytes of the answer, redacted.
+func (a *API) do(ctx context.Context, verb, rawURL string, header http.Header, reqBody []byte, limit int64) (Response, error) {
+	resp, err := a.send(ctx, verb, rawURL, header, reqBody)
 	if err != nil {
 		return Response{}, err
 	}

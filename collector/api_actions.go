@@ -1,9 +1,7 @@
 package collector
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"time"
 )
@@ -17,7 +15,7 @@ import (
 // (the remediation and the alert sender count their own).
 func (a *API) Act(ctx context.Context, verb, method, rawURL string, header http.Header, body []byte, decode func(Response) error) error {
 	start := time.Now()
-	resp, err := a.doAction(ctx, verb, rawURL, header, body)
+	resp, err := a.do(ctx, verb, rawURL, header, body, maxBodyBytes)
 	if err == nil {
 		err = decode(resp)
 	}
@@ -25,48 +23,4 @@ func (a *API) Act(ctx context.Context, verb, method, rawURL string, header http.
 		return e
 	}
 	return nil
-}
-
-// doAction is do for any verb and a body.
-func (a *API) doAction(ctx context.Context, verb, rawURL string, header http.Header, body []byte) (Response, error) {
-	var rd *bytes.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	var req *http.Request
-	var err error
-	if rd != nil {
-		req, err = http.NewRequestWithContext(ctx, verb, rawURL, rd)
-	} else {
-		req, err = http.NewRequestWithContext(ctx, verb, rawURL, nil)
-	}
-	if err != nil {
-		return Response{}, newError(ReasonClientError, "building request: %s", unwrapURLError(err))
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if a.userAgent != "" {
-		req.Header.Set("User-Agent", a.userAgent)
-	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return Response{}, transportError(ctx, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
-	switch {
-	case err != nil:
-		return Response{}, transportError(ctx, err)
-	case len(b) > maxBodyBytes:
-		return Response{}, newError(ReasonBadResponse, "HTTP %d: body larger than %d bytes", resp.StatusCode, maxBodyBytes)
-	}
-	if len(a.secrets) > 0 {
-		b = []byte(a.Redact(string(b)))
-	}
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }

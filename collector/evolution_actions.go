@@ -25,8 +25,9 @@ import (
 // {"error":true}), and neither close (the session is gone: a person must
 // scan a QR code) nor connecting (Evolution API reconnects by itself, and
 // restarts push an instance waiting for a QR code toward its QR limit and
-// a logout) is mended by one (/tmp/research21.md). So Evolution API
-// clients are Senders, not Rebooters.
+// a logout) is mended by one (restartInstance in instance.controller.ts,
+// tags 1.8.2 and 2.3.6). So Evolution API clients are Senders, not
+// Rebooters.
 
 // SendText implements Sender.
 func (c *evolutionClient) SendText(ctx context.Context, to, text string) error {

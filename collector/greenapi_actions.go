@@ -8,8 +8,8 @@ import (
 	"unicode/utf8"
 )
 
-// GREEN-API's actions (/tmp/research21.md and API-FACTS.md, checked
-// against GREEN-API's documentation pages "Reboot",
+// GREEN-API's actions (API-FACTS.md, checked against GREEN-API's
+// documentation pages "Reboot",
 // https://green-api.com/en/docs/api/account/Reboot/, and "SendMessage",
 // https://green-api.com/en/docs/api/sending/SendMessage/):
 //

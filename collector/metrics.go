@@ -145,7 +145,7 @@ func (m *providerMetrics) observer(provider string, stats *instanceStats) callOb
 func (o callObserver) observe(method string, d time.Duration, e *Error) {
 	i := slices.Index(o.stats.methods, method)
 	if i < 0 {
-		return // a method the provider did not declare: a programming error
+		return // an action (API.Act), which the instance does not count
 	}
 	reason := ""
 	if e != nil {

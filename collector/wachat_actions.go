@@ -10,7 +10,8 @@ import (
 // /api/v1, as for the state request) with the bearer key,
 // {"instanceName", "number", "type": "text", "message"}; without a
 // "delay" Wachat waits a random 3 to 5 seconds, "typing", before sending
-// (Wachat's API documentation, /tmp/research21.md). Wachat documents no
+// (Wachat's API documentation, "Send Text Message",
+// https://docs.wachat.net/api-reference/send-text). Wachat documents no
 // restart or reboot (state, logout, delete and QR code only), so its
 // clients are Senders, not Rebooters.
 

@@ -99,7 +99,7 @@ func (s *Simulator) listing(provider, key string) (step AccountStep, members []l
 		l := listed{Member: m}
 		if in, ok := s.instances[provider+"/"+m.ID]; ok {
 			l.Secret = in.secret
-			l.Behaviour = current(in.schedule, time.Since(s.start))
+			l.Behaviour = current(in.schedule, s.elapsed(in))
 		}
 		members = append(members, l)
 	}

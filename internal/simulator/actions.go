@@ -114,6 +114,20 @@ func (s *Simulator) instance(provider, id string) *instance {
 	return s.instances[provider+"/"+id]
 }
 
+// secretOf is in's secret, which Set may change at any time.
+func (s *Simulator) secretOf(in *instance) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return in.secret
+}
+
+// sendBehaviour is how the instance answers messages to send (SetSend).
+func (a *instanceActions) sendBehaviour() SendBehaviour {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.send
+}
+
 // spaced records a call of method and reports whether it came at least
 // ActionSpacing (less the slack) after the last one.
 func (a *instanceActions) spaced(method string, now time.Time) bool {
@@ -166,10 +180,7 @@ func (s *Simulator) greenAPIInstance(w http.ResponseWriter, r *http.Request) (*i
 		http.Error(w, "Forbidden", http.StatusForbidden)
 		return nil, ""
 	}
-	s.mu.RLock()
-	secret := in.secret
-	s.mu.RUnlock()
-	if r.PathValue("token") != secret {
+	if r.PathValue("token") != s.secretOf(in) {
 		http.Error(w, "Unauthorized", http.StatusUnauthorized)
 		return nil, ""
 	}
@@ -206,10 +217,17 @@ func (s *Simulator) greenAPIReboot(w http.ResponseWriter, r *http.Request) {
 
 // greenAPISendMessage serves POST /waInstance{id}/sendMessage/{token}
 // {"chatId": "<digits>@c.us", "message": "…"}: {"idMessage": "…"}
-// (GREEN-API's documentation, "SendMessage"): 400 for a chatId or
-// message missing or a message over 20 000 characters, 400 "instance is
-// starting or not authorized" while the instance cannot send, 466 when
-// the developer plan's quota of correspondents is used up.
+// (GREEN-API's documentation, "SendMessage",
+// https://green-api.com/en/docs/api/sending/SendMessage/): 400
+// "Validation failed. Details: …" for a chatId or message missing or a
+// message over 20 000 characters (its "Common errors" page; the JSON
+// around the text is the simulator's), and with SetSend the 466 of the
+// developer plan's quota of correspondents or another fault. It does not
+// answer 400 "instance is starting or not authorized" while the instance
+// cannot send, which API-FACTS.md reports of GREEN-API's methods other
+// than getStateInstance (from its issue tracker, not confirmed for this
+// one): it follows "Tracking the state of an instance", below, whose
+// messages are queued.
 func (s *Simulator) greenAPISendMessage(w http.ResponseWriter, r *http.Request) {
 	in, id := s.greenAPIInstance(w, r)
 	if in == nil {
@@ -258,10 +276,7 @@ func (s *Simulator) evolutionSendText(w http.ResponseWriter, r *http.Request) {
 		evolutionError(w, http.StatusNotFound, "Not Found", `The "`+name+`" instance does not exist`)
 		return
 	}
-	s.mu.RLock()
-	secret := in.secret
-	s.mu.RUnlock()
-	if key := r.Header.Get("apikey"); key != secret && !s.hasAccount(Evolution, key) {
+	if key := r.Header.Get("apikey"); key != s.secretOf(in) && !s.hasAccount(Evolution, key) {
 		evolutionError(w, http.StatusUnauthorized, "Unauthorized", "Unauthorized")
 		return
 	}
@@ -284,9 +299,7 @@ func (s *Simulator) evolutionSendText(w http.ResponseWriter, r *http.Request) {
 		evolutionError(w, http.StatusBadRequest, "Bad Request", `instance requires property "`+field+`"`)
 		return
 	}
-	in.actions.mu.Lock()
-	sb := in.actions.send
-	in.actions.mu.Unlock()
+	sb := in.actions.sendBehaviour()
 	switch sb.Fault {
 	case FaultNone:
 	case FaultClientError:
@@ -316,10 +329,13 @@ func (s *Simulator) evolutionSendText(w http.ResponseWriter, r *http.Request) {
 
 // wachatSendText serves POST /send/text with Authorization: Bearer KEY,
 // {"instanceName", "number", "type": "text", "message", "delay"?}
-// (Wachat's API documentation). Its answer is not documented beyond
-// success; the simulator answers {"success": true, "data": {...}} like
-// Wachat's other methods, and {"success": false, "error"} with their
-// statuses.
+// (Wachat's API documentation, "Send Text Message",
+// https://docs.wachat.net/api-reference/send-text: 200, "queued for
+// dispatch"). Its body is not documented, nor are Wachat's error bodies
+// and rate limits (API-FACTS.md): the simulator's {"success": true,
+// "data": {...}}, its {"success": false, "error"} bodies and their
+// statuses (a 200 for FaultUnsuccessful) are guesses in the shape of
+// Wachat's documented answers, as wachatState's are.
 func (s *Simulator) wachatSendText(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		InstanceName string `json:"instanceName"`
@@ -337,16 +353,11 @@ func (s *Simulator) wachatSendText(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, `{"success":false,"error":"Instance not found"}`)
 		return
 	}
-	s.mu.RLock()
-	secret := in.secret
-	s.mu.RUnlock()
-	if key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); key != secret {
+	if key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); key != s.secretOf(in) {
 		writeJSON(w, http.StatusUnauthorized, `{"success":false,"error":"Invalid API key"}`)
 		return
 	}
-	in.actions.mu.Lock()
-	sb := in.actions.send
-	in.actions.mu.Unlock()
+	sb := in.actions.sendBehaviour()
 	switch sb.Fault {
 	case FaultNone:
 	case FaultUnsuccessful:

@@ -1,12 +1,14 @@
 package simulator
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // call makes one request to the simulator and returns the status and
@@ -69,6 +71,40 @@ func TestGreenAPIReboot(t *testing.T) {
 	}
 	if n := s.Calls(GreenAPI, "1"); n != 1 {
 		t.Errorf("state calls = %d, want 1: reboots are not state calls", n)
+	}
+}
+
+// TestRebootScheduleNotified: a reboot's schedule counts from the reboot
+// in what the instance pushes too, as in what it answers: a notification
+// right after the reboot carries the schedule's first state, though the
+// simulator started longer ago than that state lasts.
+func TestRebootScheduleNotified(t *testing.T) {
+	s := New()
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	s.Set(GreenAPI, "1", "tok", Behaviour{State: "starting"})
+	s.SetReboot(GreenAPI, "1", RebootBehaviour{After: []Step{
+		{Behaviour: Behaviour{State: "starting"}, For: 2 * time.Second},
+		{Behaviour: Behaviour{State: "authorized"}, For: time.Hour},
+	}})
+	time.Sleep(2100 * time.Millisecond) // the simulator's start, past the first step
+	if code, _ := call(t, srv, "GET", "/waInstance1/reboot/tok", ""); code != http.StatusOK {
+		t.Fatalf("reboot: %d", code)
+	}
+	bodies := make(chan string, 1)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies <- string(b)
+	}))
+	defer recv.Close()
+	if _, err := s.Notify(context.Background(), recv.Client(), recv.URL, GreenAPI, "1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-bodies; !strings.Contains(got, `"starting"`) {
+		t.Errorf("notified after the reboot: %s, want starting, the reboot's first step", got)
+	}
+	if _, got := call(t, srv, "GET", "/waInstance1/getStateInstance/tok", ""); !strings.Contains(got, `"starting"`) {
+		t.Errorf("state after the reboot: %s, want starting", got)
 	}
 }
 

@@ -238,15 +238,22 @@ func (s *Simulator) lookupAt(provider, id string, queue bool) (secret string, b 
 		in.calls.Add(1)
 		in.recordCall(time.Now(), s.rateLimit)
 	}
-	origin := s.start
-	if !in.origin.IsZero() {
-		origin = in.origin
-	}
-	b, since = currentAt(in.schedule, time.Since(origin))
+	b, since = currentAt(in.schedule, s.elapsed(in))
 	if len(in.schedule) == 1 {
 		since = time.Since(in.setAt)
 	}
 	return in.secret, b, since, true
+}
+
+// elapsed is how far into its schedule an instance is: since its reboot
+// when a reboot set it, else since the simulator's start. Every reader of
+// a schedule (state requests, listings, notifications) goes through it.
+// Under s.mu.
+func (s *Simulator) elapsed(in *instance) time.Duration {
+	if !in.origin.IsZero() {
+		return time.Since(in.origin)
+	}
+	return time.Since(s.start)
 }
 
 func (in *instance) recordCall(now time.Time, limit time.Duration) {

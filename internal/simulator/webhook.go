@@ -150,7 +150,7 @@ func (s *Simulator) Notify(ctx context.Context, client *http.Client, baseURL, pr
 	var auth WebhookAuth
 	var secret string
 	if ok {
-		b, secret = current(in.schedule, time.Since(s.start)), in.secret
+		b, secret = current(in.schedule, s.elapsed(in)), in.secret
 		if in.webhook != nil {
 			auth = *in.webhook
 		}
@@ -222,7 +222,7 @@ func (s *Simulator) SendNotifications(ctx context.Context, baseURL string, repor
 			if in.webhook == nil {
 				continue
 			}
-			b := current(in.schedule, time.Since(s.start))
+			b := current(in.schedule, s.elapsed(in))
 			if prev, seen := last[key]; seen && (prev.State != b.State || prev.Fault != b.Fault || prev.Reason != b.Reason) {
 				_, id, _ := strings.Cut(key, "/")
 				changes = append(changes, change{key, id, in.secret, b, *in.webhook})
