@@ -236,6 +236,7 @@ type statusRow struct {
 	CheckedTitle    string
 	Last            *statusLast
 	CanReboot       bool
+	Unwell          bool
 }
 
 // statusLast is an instance's last remediation, as shown.
@@ -360,6 +361,7 @@ func (p *statusPage) view(q statusQuery) statusView {
 			Anchor:         "instance-" + s.Provider + "-" + s.Name,
 			Colour:         stateColour(s.State),
 			CanReboot:      v.Remediation && s.CanReboot,
+			Unwell:         unwell(&s),
 			CheckedAgo:     "never",
 		}
 		if !s.Since.IsZero() {
