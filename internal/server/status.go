@@ -393,8 +393,6 @@ func sortedKeys[V any](m map[string]V) []string {
 // days, in days and hours beyond.
 func humanDuration(d time.Duration) string {
 	switch d = max(d, 0); {
-	case d < time.Minute:
-		return d.Truncate(time.Second).String()
 	case d < time.Hour:
 		return trimZeroSeconds(d.Truncate(time.Second).String())
 	case d < 48*time.Hour:
