@@ -123,11 +123,11 @@ func since(start, end time.Time) (string, bool) {
 	if start.IsZero() || end.IsZero() || !end.After(start) {
 		return "", false
 	}
-	return Duration(end.Sub(start)), true
+	return duration(end.Sub(start)), true
 }
 
-// Duration writes d as a person reads it: 45s, 12m, 3h5m, 2d4h.
-func Duration(d time.Duration) string {
+// duration writes d as a person reads it: 45s, 12m, 3h5m, 2d4h.
+func duration(d time.Duration) string {
 	switch {
 	case d < time.Minute:
 		return fmt.Sprintf("%ds", int(d/time.Second))
