@@ -12,7 +12,10 @@ import (
 )
 
 // The text of a message. GREEN-API takes at most 20 000 characters
-// (sendMessage); a phone screen shows far fewer. Each field is clipped
+// (sendMessage on the waInstance path the collector calls,
+// https://green-api.com/en/docs/api/sending/SendMessage/; the /v3 path's
+// page says 4 000, a path the exporter does not use); a phone screen
+// shows far fewer. Each field is clipped
 // and at most maxListed alerts are listed, so that the longest text
 // Format can write stays under maxText whatever the notification holds.
 const (
