@@ -236,6 +236,7 @@ type statusRow struct {
 	CheckedTitle    string
 	Last            *statusLast
 	CanReboot       bool
+	Unwell          bool
 }
 
 // statusLast is an instance's last remediation, as shown.
@@ -360,6 +361,7 @@ func (p *statusPage) view(q statusQuery) statusView {
 			Anchor:         "instance-" + s.Provider + "-" + s.Name,
 			Colour:         stateColour(s.State),
 			CanReboot:      v.Remediation && s.CanReboot,
+			Unwell:         unwell(&s),
 			CheckedAgo:     "never",
 		}
 		if !s.Since.IsZero() {
@@ -391,8 +393,6 @@ func sortedKeys[V any](m map[string]V) []string {
 // days, in days and hours beyond.
 func humanDuration(d time.Duration) string {
 	switch d = max(d, 0); {
-	case d < time.Minute:
-		return d.Truncate(time.Second).String()
 	case d < time.Hour:
 		return trimZeroSeconds(d.Truncate(time.Second).String())
 	case d < 48*time.Hour:

@@ -12,7 +12,10 @@ import (
 )
 
 // The text of a message. GREEN-API takes at most 20 000 characters
-// (sendMessage); a phone screen shows far fewer. Each field is clipped
+// (sendMessage on the waInstance path the collector calls,
+// https://green-api.com/en/docs/api/sending/SendMessage/; the /v3 path's
+// page says 4 000, a path the exporter does not use); a phone screen
+// shows far fewer. Each field is clipped
 // and at most maxListed alerts are listed, so that the longest text
 // Format can write stays under maxText whatever the notification holds.
 const (
@@ -123,11 +126,11 @@ func since(start, end time.Time) (string, bool) {
 	if start.IsZero() || end.IsZero() || !end.After(start) {
 		return "", false
 	}
-	return Duration(end.Sub(start)), true
+	return duration(end.Sub(start)), true
 }
 
-// Duration writes d as a person reads it: 45s, 12m, 3h5m, 2d4h.
-func Duration(d time.Duration) string {
+// duration writes d as a person reads it: 45s, 12m, 3h5m, 2d4h.
+func duration(d time.Duration) string {
 	switch {
 	case d < time.Minute:
 		return fmt.Sprintf("%ds", int(d/time.Second))

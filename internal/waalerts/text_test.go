@@ -139,8 +139,8 @@ func TestDuration(t *testing.T) {
 		50 * time.Hour:                "2d2h",
 		48*time.Hour + 10*time.Minute: "2d",
 	} {
-		if got := Duration(d); got != want {
-			t.Errorf("Duration(%v) = %q, want %q", d, got, want)
+		if got := duration(d); got != want {
+			t.Errorf("duration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

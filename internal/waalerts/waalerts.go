@@ -64,7 +64,6 @@ type instances interface {
 // Sender is Alertmanager's WhatsApp receiver.
 type Sender struct {
 	logger *slog.Logger
-	c      *collector.Collector
 	inst   instances
 	now    func() time.Time
 
@@ -97,7 +96,7 @@ func New(logger *slog.Logger, c *collector.Collector) *Sender {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Sender{logger: logger, c: c, now: time.Now, limiter: newLimiter(), metrics: newMetrics(),
+	s := &Sender{logger: logger, now: time.Now, limiter: newLimiter(), metrics: newMetrics(),
 		refusals: lograte.New(refusalLogBurst, refusalLogPeriod), limited: lograte.New(refusalLogBurst, refusalLogPeriod),
 		providers: map[string]string{}}
 	if c != nil {
