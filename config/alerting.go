@@ -83,8 +83,21 @@ type WhatsAppAlerts struct {
 	Senders []string `yaml:"senders"`
 	// Recipients are WhatsApp numbers: digits with the country code, an
 	// optional leading +.
-	Recipients []string  `yaml:"recipients"`
-	RateLimit  RateLimit `yaml:"rate_limit,omitempty"`
+	Recipients PhoneNumbers `yaml:"recipients"`
+	RateLimit  RateLimit    `yaml:"rate_limit,omitempty"`
+}
+
+// PhoneNumbers are people's numbers: /config shows only their last two
+// digits.
+type PhoneNumbers []string
+
+// MarshalYAML hides all but the last two digits of each number.
+func (p PhoneNumbers) MarshalYAML() (any, error) {
+	out := make([]string, len(p))
+	for k, n := range p {
+		out[k] = "<number …" + n[max(len(n)-2, 0):] + ">"
+	}
+	return out, nil
 }
 
 // RateLimit bounds the messages one recipient gets: Messages per Per.

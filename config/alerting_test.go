@@ -52,6 +52,10 @@ whatsapp_alerts:
 	if strings.Contains(string(out), secretValue) {
 		t.Errorf("the marshalled configuration shows the token:\n%s", out)
 	}
+	// People's numbers are not shown either, but for their last digits.
+	if strings.Contains(string(out), "9001234567") || !strings.Contains(string(out), "<number …67>") {
+		t.Errorf("the marshalled configuration shows the recipients' numbers:\n%s", out)
+	}
 
 	// Without the remediation section nothing is rebooted; the default
 	// states are starting only (yellowCard is opt-in).
