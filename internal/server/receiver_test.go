@@ -24,17 +24,12 @@ import (
 var shortReceiverTimeouts = server.ReceiverTimeouts{Header: 300 * time.Millisecond, Read: 600 * time.Millisecond, Write: time.Second, Idle: time.Second}
 
 func TestWebhookReceiverCutsOffSlowSenders(t *testing.T) {
-	sim := simulator.New()
-	sim.Set(simulator.GreenAPI, "1101000001", "token", simulator.Behaviour{State: "authorized"})
-	simURL := exportertest.StartSimulator(t, sim)
-	cfg := "instances:\n" + simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "shop", "1101000001", "token", `webhook_token: "wh"`)
-	e := exportertest.StartWith(t, exportertest.Inline(cfg), collector.Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
+	e := receiverExporter(t) // the first poll: authorized
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Config = e.Receiver(shortReceiverTimeouts)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	exportertest.Scrape(t, e.URL, nil) // the first poll: authorized
 
 	// closed reports whether the server ends the connection, and what it
 	// answered, after the sender wrote part of a request and stalled.
