@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -121,9 +120,7 @@ func TestNotWorkingAlertEndToEnd(t *testing.T) {
 		simulator.ProviderOf(simulator.Evolution).Config(simURL, id, id, key, auth.Config()...)})
 	receiver := testtool.FreeAddr(t)
 	_, base, logs := exportertest.StartBinary(t, "--config.file="+cfg, "--webhook.listen-address="+receiver)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go sim.SendNotifications(ctx, "http://"+receiver, func(err error) { t.Errorf("notification: %v\n%s", err, logs) })
+	exportertest.PushNotifications(t, sim, "http://"+receiver, func(err error) { t.Errorf("notification: %v\n%s", err, logs) })
 	pipe := startAlertPipeline(t, base)
 	pipe.prom.waitQuery(t, 30*time.Second, `whatsapp_instance_state{name="e2e-bot", state="open"} == 1`, func(s []sample) bool { return len(s) == 1 })
 

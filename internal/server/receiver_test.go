@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -142,13 +141,7 @@ func receiverFor(t *testing.T, e *exportertest.Exporter, sim *simulator.Simulato
 	t.Helper()
 	receiver := httptest.NewServer(e.Receiver(server.DefaultReceiverTimeouts).Handler)
 	t.Cleanup(receiver.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	go func() {
-		defer close(done)
-		sim.SendNotifications(ctx, receiver.URL, nil)
-	}()
+	exportertest.PushNotifications(t, sim, receiver.URL, nil)
 }
 
 // waitDeliveries waits until the simulator has made n deliveries of an
