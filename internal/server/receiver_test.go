@@ -158,8 +158,10 @@ func waitDeliveries(t *testing.T, sim *simulator.Simulator, provider, id string,
 
 // TestGreenAPINotificationQueueNeverStalls: GREEN-API resends an
 // instance's notification until it gets HTTP 200, and the later ones wait
-// behind it. The receiver answers every notification it read whole with
-// 200, even one it refuses, so the next one arrives at once.
+// behind it (API-FACTS.md, GREEN-API: "Notifications are a per-instance
+// queue", inferred from the provider's documentation). The receiver
+// answers every notification it read whole with 200, even one it
+// refuses, so the next one arrives at once.
 func TestGreenAPINotificationQueueNeverStalls(t *testing.T) {
 	sim := simulator.New()
 	sim.SetRetryUnit(time.Hour) // a resend would come an hour later: never within the test
@@ -200,7 +202,10 @@ func TestGreenAPINotificationQueueNeverStalls(t *testing.T) {
 // TestEvolutionWebhookVersions: what each Evolution API version can send
 // (1.8: no header; 2.2: its headers as they are, a jwt_key too; 2.3: a
 // JWT) meets the credentials the exporter offers for it, and every
-// version's retries end.
+// version's retries end (API-FACTS.md, Evolution API: "Webhook versions",
+// read in its source: 2.2 retries 10 times, 2.3 not after a 401). The
+// 1.8 rows take the simulator's 1.8, which does not retry, where
+// API-FACTS.md says v1 retries any failure 10 times too.
 func TestEvolutionWebhookVersions(t *testing.T) {
 	const pathSecret = "evo-path-secret-0123456789"
 	for _, tc := range []struct {
