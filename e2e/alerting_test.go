@@ -38,11 +38,7 @@ func TestAlertingEndToEnd(t *testing.T) {
 	pipe := startAlertPipeline(t, e.URL)
 
 	// Wait for the first scrapes, then block the number.
-	for deadline := time.Now().Add(30 * time.Second); sim.Calls(simulator.GreenAPI, "1101000001") < 2; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus does not scrape the exporter:\n%s", pipe.prom.logs)
-		}
-	}
+	pipe.prom.waitScrapes(t, sim, "1101000001")
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "blocked"})
 	a := pipe.wait(t, 60*time.Second, "firing WhatsAppInstanceBlocked at whatsapp-pager", alert("WhatsAppInstanceBlocked", "firing", "whatsapp-pager"))
 	for k, want := range map[string]string{"severity": "critical", "provider": "greenapi", "name": "e2e-shop", "state": "blocked", "job": "whatsapp"} {
