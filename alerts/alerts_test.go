@@ -144,6 +144,29 @@ func TestAlertmanagerRoutes(t *testing.T) {
 	}
 }
 
+// postAlerts posts alerts with these label sets, each firing for an
+// hour, to the API of the Alertmanager at addr.
+func postAlerts(t *testing.T, addr string, logs fmt.Stringer, labels ...map[string]string) {
+	t.Helper()
+	type alert struct {
+		Labels map[string]string `json:"labels"`
+		EndsAt time.Time         `json:"endsAt"`
+	}
+	var alerts []alert
+	for _, l := range labels {
+		alerts = append(alerts, alert{Labels: l, EndsAt: time.Now().Add(time.Hour)})
+	}
+	body, _ := json.Marshal(alerts)
+	resp, err := http.Post("http://"+addr+"/api/v2/alerts", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("posting alerts: HTTP %d\n%s", resp.StatusCode, logs)
+	}
+}
+
 // TestAlertmanagerInhibitions posts alerts to a real Alertmanager running
 // the shipped routes and inhibitions and reads which it mutes.
 func TestAlertmanagerInhibitions(t *testing.T) {
@@ -151,8 +174,7 @@ func TestAlertmanagerInhibitions(t *testing.T) {
 	addr, logs := testtool.StartAlertmanager(t, alertmanagerFile, sink.URL)
 
 	type alert struct {
-		Labels   map[string]string `json:"labels"`
-		EndsAt   time.Time         `json:"endsAt"`
+		Labels   map[string]string
 		inhibits bool
 	}
 	l := func(kv ...string) map[string]string {
@@ -208,18 +230,11 @@ func TestAlertmanagerInhibitions(t *testing.T) {
 		{Labels: l("alertname", "WhatsAppInstanceStateUnknown", "job", "other", "provider", "evolution", "name", "j", "severity", "warning")},
 		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "evolution", "name", "j", "severity", "critical"), inhibits: true},
 	}
-	for i := range alerts {
-		alerts[i].EndsAt = time.Now().Add(time.Hour)
+	var labels []map[string]string
+	for _, a := range alerts {
+		labels = append(labels, a.Labels)
 	}
-	body, _ := json.Marshal(alerts)
-	resp, err := http.Post("http://"+addr+"/api/v2/alerts", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("posting alerts: HTTP %d\n%s", resp.StatusCode, logs)
-	}
+	postAlerts(t, addr, logs, labels...)
 
 	key := func(m map[string]string) string {
 		return m["alertname"] + "/" + m["job"] + "/" + m["provider"] + "/" + m["name"]

@@ -1,10 +1,8 @@
 package alerts_test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -194,28 +192,12 @@ func TestExporterReceiversDelivery(t *testing.T) {
 		}
 		return m
 	}
-	type alert struct {
-		Labels map[string]string `json:"labels"`
-		EndsAt time.Time         `json:"endsAt"`
-	}
-	alerts := []alert{
-		{Labels: l("alertname", "WhatsAppInstanceStartingRemediate", "provider", "greenapi", "name", "shop", "state", "starting", "severity", "none", "remediation", "reboot")},
-		{Labels: l("alertname", "WhatsAppInstanceYellowCardRemediate", "provider", "greenapi", "name", "shop", "state", "yellowCard", "severity", "none", "remediation", "reboot")},
-		{Labels: l("alertname", "WhatsAppInstanceStartingRemediate", "provider", "greenapi", "name", "other", "state", "starting", "severity", "none", "remediation", "reboot")},
-		{Labels: l("alertname", "WhatsAppInstanceBlocked", "provider", "greenapi", "name", "spam", "state", "blocked", "severity", "critical")},
-	}
-	for i := range alerts {
-		alerts[i].EndsAt = time.Now().Add(time.Hour)
-	}
-	body, _ := json.Marshal(alerts)
-	resp, err := http.Post("http://"+addr+"/api/v2/alerts", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("posting alerts: HTTP %d\n%s", resp.StatusCode, logs)
-	}
+	postAlerts(t, addr, logs,
+		l("alertname", "WhatsAppInstanceStartingRemediate", "provider", "greenapi", "name", "shop", "state", "starting", "severity", "none", "remediation", "reboot"),
+		l("alertname", "WhatsAppInstanceYellowCardRemediate", "provider", "greenapi", "name", "shop", "state", "yellowCard", "severity", "none", "remediation", "reboot"),
+		l("alertname", "WhatsAppInstanceStartingRemediate", "provider", "greenapi", "name", "other", "state", "starting", "severity", "none", "remediation", "reboot"),
+		l("alertname", "WhatsAppInstanceBlocked", "provider", "greenapi", "name", "spam", "state", "blocked", "severity", "critical"),
+	)
 
 	// Alertmanager flushes each group after its group_wait (1 s here):
 	// poll until every expected request is in or time is up.

@@ -1,6 +1,7 @@
 package dashboards_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,30 +39,12 @@ type annotation struct {
 
 func annotations(t *testing.T, d testtool.Dashboard) []annotation {
 	t.Helper()
-	var out []annotation
-	list, _ := d.Raw["annotations"].(map[string]any)["list"].([]any)
-	for _, a := range list {
-		m := a.(map[string]any)
-		if m["expr"] == nil {
-			continue // the built-in annotations
-		}
-		var ann annotation
-		ann.Name, _ = m["name"].(string)
-		ann.Expr, _ = m["expr"].(string)
-		ann.TitleFormat, _ = m["titleFormat"].(string)
-		ann.TextFormat, _ = m["textFormat"].(string)
-		ann.Step, _ = m["step"].(string)
-		ann.Enable, _ = m["enable"].(bool)
-		if f, ok := m["filter"].(map[string]any); ok {
-			ann.Filter.Exclude, _ = f["exclude"].(bool)
-			ids, _ := f["ids"].([]any)
-			for _, id := range ids {
-				ann.Filter.IDs = append(ann.Filter.IDs, int(id.(float64)))
-			}
-		}
-		out = append(out, ann)
+	var doc struct{ Annotations struct{ List []annotation } }
+	if err := json.Unmarshal(d.Content, &doc); err != nil {
+		t.Fatalf("%s: annotations: %v", d.UID, err)
 	}
-	return out
+	// The built-in annotations have no query.
+	return slices.DeleteFunc(doc.Annotations.List, func(a annotation) bool { return a.Expr == "" })
 }
 
 // TestInstanceShowsActions checks the instance dashboard marks each

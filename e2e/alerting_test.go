@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -39,11 +38,7 @@ func TestAlertingEndToEnd(t *testing.T) {
 	pipe := startAlertPipeline(t, e.URL)
 
 	// Wait for the first scrapes, then block the number.
-	for deadline := time.Now().Add(30 * time.Second); sim.Calls(simulator.GreenAPI, "1101000001") < 2; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus does not scrape the exporter:\n%s", pipe.prom.logs)
-		}
-	}
+	pipe.prom.waitScrapes(t, sim, "1101000001")
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "blocked"})
 	a := pipe.wait(t, 60*time.Second, "firing WhatsAppInstanceBlocked at whatsapp-pager", alert("WhatsAppInstanceBlocked", "firing", "whatsapp-pager"))
 	for k, want := range map[string]string{"severity": "critical", "provider": "greenapi", "name": "e2e-shop", "state": "blocked", "job": "whatsapp"} {
@@ -121,9 +116,7 @@ func TestNotWorkingAlertEndToEnd(t *testing.T) {
 		simulator.ProviderOf(simulator.Evolution).Config(simURL, id, id, key, auth.Config()...)})
 	receiver := testtool.FreeAddr(t)
 	_, base, logs := exportertest.StartBinary(t, "--config.file="+cfg, "--webhook.listen-address="+receiver)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go sim.SendNotifications(ctx, "http://"+receiver, func(err error) { t.Errorf("notification: %v\n%s", err, logs) })
+	exportertest.PushNotifications(t, sim, "http://"+receiver, func(err error) { t.Errorf("notification: %v\n%s", err, logs) })
 	pipe := startAlertPipeline(t, base)
 	pipe.prom.waitQuery(t, 30*time.Second, `whatsapp_instance_state{name="e2e-bot", state="open"} == 1`, func(s []sample) bool { return len(s) == 1 })
 

@@ -26,9 +26,17 @@ type alertPipeline struct {
 
 func startAlertPipeline(t *testing.T, exporterURL string) *alertPipeline {
 	t.Helper()
+	return startAlertPipelineWith(t, exporterURL, 2, testtool.AlertmanagerOptions{})
+}
+
+// startAlertPipelineWith is startAlertPipeline with a minute of the rules
+// made perMinute seconds (startPrometheusScaled) and Alertmanager's
+// configuration changed by o.
+func startAlertPipelineWith(t *testing.T, exporterURL string, perMinute int, o testtool.AlertmanagerOptions) *alertPipeline {
+	t.Helper()
 	sink := testtool.NewWebhookSink(t)
-	amAddr, amLogs := testtool.StartAlertmanager(t, alertmanagerFile, sink.URL)
-	prom := startPrometheus(t, scrapeConfig(singleEndpoint, strings.TrimPrefix(exporterURL, "http://")), amAddr)
+	amAddr, amLogs := testtool.StartAlertmanagerWith(t, alertmanagerFile, sink.URL, o)
+	prom := startPrometheusScaled(t, perMinute, scrapeConfig(singleEndpoint, strings.TrimPrefix(exporterURL, "http://")), amAddr)
 	return &alertPipeline{sink: sink, amLogs: amLogs, prom: prom}
 }
 

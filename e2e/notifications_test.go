@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/http/httptest"
 	"testing"
@@ -36,9 +35,7 @@ func TestNotificationAlertDelay(t *testing.T) {
 				sim.SetWebhook(simulator.GreenAPI, "1101000001", simulator.WebhookAuth{Token: "e2e-webhook-token"})
 				receiver := httptest.NewServer(e.Receiver(server.DefaultReceiverTimeouts).Handler)
 				t.Cleanup(receiver.Close)
-				ctx, cancel := context.WithCancel(context.Background())
-				t.Cleanup(cancel)
-				go sim.SendNotifications(ctx, receiver.URL, func(err error) { t.Errorf("notification: %v", err) })
+				exportertest.PushNotifications(t, sim, receiver.URL, func(err error) { t.Errorf("notification: %v", err) })
 			}
 			pipe := startAlertPipeline(t, e.URL)
 			prom := pipe.prom

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/grafana"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
@@ -196,6 +197,17 @@ func keys(samples []sample, labels ...string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// waitScrapes waits until the simulator's GREEN-API instance id has
+// been called twice: Prometheus scrapes the exporter that watches it.
+func (p *promServer) waitScrapes(t *testing.T, sim *simulator.Simulator, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); sim.Calls(simulator.GreenAPI, id) < 2; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Prometheus does not scrape the exporter:\n%s", p.logs)
+		}
+	}
 }
 
 // waitQuery polls q until ok accepts its result, failing after limit.

@@ -12,7 +12,6 @@ import (
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/exportertest"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/server"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
-	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
@@ -57,11 +56,9 @@ const (
 // remediationRun is the simulator, the exporter with its Alertmanager
 // receivers on loopback, Alertmanager and Prometheus.
 type remediationRun struct {
-	sim    *simulator.Simulator
-	e      *exportertest.Exporter
-	sink   *testtool.WebhookSink
-	amLogs *testlog.Buffer
-	prom   *promServer
+	*alertPipeline
+	sim *simulator.Simulator
+	e   *exportertest.Exporter
 }
 
 // startRemediationRun starts the pipeline with two GREEN-API instances in
@@ -94,15 +91,13 @@ func startRemediationRun(t *testing.T, remediation, repeat string) *remediationR
 	srv := httptest.NewServer(e.AlertmanagerHandler(""))
 	t.Cleanup(srv.Close)
 
-	sink := testtool.NewWebhookSink(t)
-	amAddr, amLogs := testtool.StartAlertmanagerWith(t, alertmanagerFile, sink.URL, testtool.AlertmanagerOptions{
+	pipe := startAlertPipelineWith(t, e.URL, remScale, testtool.AlertmanagerOptions{
 		RepeatInterval: repeat,
 		Webhooks: map[string]testtool.Webhook{remReceiver: {
 			URL: srv.URL + server.AlertmanagerRemediatePath, BearerToken: remToken, SendResolved: false,
 		}},
 	})
-	prom := startPrometheusScaled(t, remScale, scrapeConfig(singleEndpoint, strings.TrimPrefix(e.URL, "http://")), amAddr)
-	return &remediationRun{sim: sim, e: e, sink: sink, amLogs: amLogs, prom: prom}
+	return &remediationRun{alertPipeline: pipe, sim: sim, e: e}
 }
 
 // logs are every log of the run, for a failure's message.

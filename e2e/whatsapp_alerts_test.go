@@ -103,11 +103,7 @@ func TestWhatsAppAlertEndToEnd(t *testing.T) {
 	amAddr, _, amLogs := startWhatsAppAlertmanager(t, receiverURL)
 	prom := startPrometheus(t, scrapeConfig(singleEndpoint, strings.TrimPrefix(e.URL, "http://")), amAddr)
 
-	for deadline := time.Now().Add(30 * time.Second); sim.Calls(simulator.GreenAPI, "1101000001") < 2; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus does not scrape the exporter:\n%s", prom.logs)
-		}
-	}
+	prom.waitScrapes(t, sim, "1101000001")
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "blocked"})
 	isBlocked := func(status string) func(simulator.Message) bool {
 		return func(m simulator.Message) bool {

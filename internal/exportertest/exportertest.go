@@ -10,6 +10,7 @@ package exportertest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -88,6 +89,21 @@ func StartSimulator(t testing.TB, sim *simulator.Simulator) string {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// PushNotifications has sim push its instances' changes to the
+// notification receiver at baseURL, as the providers would, until the
+// test ends, and waits for it to stop then; report (nil: none) hears of
+// each delivery that failed.
+func PushNotifications(t testing.TB, sim *simulator.Simulator, baseURL string, report func(error)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sim.SendNotifications(ctx, baseURL, report)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 // Get GETs rawURL with header and returns the status and the body.

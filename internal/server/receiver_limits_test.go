@@ -45,8 +45,10 @@ func receiverExporter(t *testing.T) *exportertest.Exporter {
 	return e
 }
 
-// notification is a GREEN-API state notification for the instance, in
-// the raw form of an HTTP/1.1 request that keeps its connection.
+// notification is a GREEN-API state notification for the instance (the
+// body of API-FACTS.md's GREEN-API push notifications, without wid and
+// typeInstance), in the raw form of an HTTP/1.1 request that keeps its
+// connection.
 func notification(state string, at int64) string {
 	body := fmt.Sprintf(`{"typeWebhook":"stateInstanceChanged","instanceData":{"idInstance":1101000001},"timestamp":%d,"stateInstance":%q}`, at, state)
 	return fmt.Sprintf("POST /webhook/greenapi HTTP/1.1\r\nHost: x\r\nAuthorization: wh\r\nContent-Length: %d\r\n\r\n%s", len(body), body)

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -24,17 +23,12 @@ import (
 var shortReceiverTimeouts = server.ReceiverTimeouts{Header: 300 * time.Millisecond, Read: 600 * time.Millisecond, Write: time.Second, Idle: time.Second}
 
 func TestWebhookReceiverCutsOffSlowSenders(t *testing.T) {
-	sim := simulator.New()
-	sim.Set(simulator.GreenAPI, "1101000001", "token", simulator.Behaviour{State: "authorized"})
-	simURL := exportertest.StartSimulator(t, sim)
-	cfg := "instances:\n" + simulator.ProviderOf(simulator.GreenAPI).Config(simURL, "shop", "1101000001", "token", `webhook_token: "wh"`)
-	e := exportertest.StartWith(t, exportertest.Inline(cfg), collector.Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
+	e := receiverExporter(t) // the first poll: authorized
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Config = e.Receiver(shortReceiverTimeouts)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	exportertest.Scrape(t, e.URL, nil) // the first poll: authorized
 
 	// closed reports whether the server ends the connection, and what it
 	// answered, after the sender wrote part of a request and stalled.
@@ -147,13 +141,7 @@ func receiverFor(t *testing.T, e *exportertest.Exporter, sim *simulator.Simulato
 	t.Helper()
 	receiver := httptest.NewServer(e.Receiver(server.DefaultReceiverTimeouts).Handler)
 	t.Cleanup(receiver.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	go func() {
-		defer close(done)
-		sim.SendNotifications(ctx, receiver.URL, nil)
-	}()
+	exportertest.PushNotifications(t, sim, receiver.URL, nil)
 }
 
 // waitDeliveries waits until the simulator has made n deliveries of an
@@ -170,8 +158,10 @@ func waitDeliveries(t *testing.T, sim *simulator.Simulator, provider, id string,
 
 // TestGreenAPINotificationQueueNeverStalls: GREEN-API resends an
 // instance's notification until it gets HTTP 200, and the later ones wait
-// behind it. The receiver answers every notification it read whole with
-// 200, even one it refuses, so the next one arrives at once.
+// behind it (API-FACTS.md, GREEN-API: "Notifications are a per-instance
+// queue", inferred from the provider's documentation). The receiver
+// answers every notification it read whole with 200, even one it
+// refuses, so the next one arrives at once.
 func TestGreenAPINotificationQueueNeverStalls(t *testing.T) {
 	sim := simulator.New()
 	sim.SetRetryUnit(time.Hour) // a resend would come an hour later: never within the test
@@ -212,7 +202,10 @@ func TestGreenAPINotificationQueueNeverStalls(t *testing.T) {
 // TestEvolutionWebhookVersions: what each Evolution API version can send
 // (1.8: no header; 2.2: its headers as they are, a jwt_key too; 2.3: a
 // JWT) meets the credentials the exporter offers for it, and every
-// version's retries end.
+// version's retries end (API-FACTS.md, Evolution API: "Webhook versions",
+// read in its source: 2.2 retries 10 times, 2.3 not after a 401). The
+// 1.8 rows take the simulator's 1.8, which does not retry, where
+// API-FACTS.md says v1 retries any failure 10 times too.
 func TestEvolutionWebhookVersions(t *testing.T) {
 	const pathSecret = "evo-path-secret-0123456789"
 	for _, tc := range []struct {

@@ -225,6 +225,9 @@ func (n notification) request() (body, auth string) {
 	if token != "" {
 		auth = "Bearer " + token
 	}
+	// The body of API-FACTS.md's GREEN-API push notifications; the token
+	// as Authorization: Bearer, as API-FACTS.md's GREEN-API section says
+	// it arrives.
 	typ := "stateInstanceChanged"
 	if n.kind == nOther {
 		typ = "incomingMessageReceived"

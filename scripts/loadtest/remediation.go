@@ -17,7 +17,7 @@ import (
 )
 
 // remediationToken is Alertmanager's bearer token in the scenario.
-const remediationToken = "loadtest-alertmanager-token-0123"
+const remediationToken = secretMarker + "alertmanager-token-0123"
 
 // runRemediationStorm: every instance of the fleet is stuck in starting
 // and Alertmanager asks to reboot them all at once, then keeps resending
