@@ -203,9 +203,10 @@ func TestGreenAPINotificationQueueNeverStalls(t *testing.T) {
 // (1.8: no header; 2.2: its headers as they are, a jwt_key too; 2.3: a
 // JWT) meets the credentials the exporter offers for it, and every
 // version's retries end (API-FACTS.md, Evolution API: "Webhook versions",
-// read in its source: 2.2 retries 10 times, 2.3 not after a 401). The
-// 1.8 rows take the simulator's 1.8, which does not retry, where
-// API-FACTS.md says v1 retries any failure 10 times too.
+// read in its source: 2.2 retries 10 times, 2.3 not after a 401). 1.8
+// does not retry: its ChannelStartupService.sendDataWebhook
+// (src/api/services/channel.service.ts at tag 1.8.2) posts once and logs
+// a failure; API-FACTS.md's "v1 retries 10 times" does not hold for it.
 func TestEvolutionWebhookVersions(t *testing.T) {
 	const pathSecret = "evo-path-secret-0123456789"
 	for _, tc := range []struct {

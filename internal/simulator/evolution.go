@@ -211,6 +211,11 @@ func (v evolutionDelivery) header(h http.Header, auth WebhookAuth, now time.Time
 	}
 }
 
+// retry is each version's: 1.8.2 posts once and logs a failure
+// (ChannelStartupService.sendDataWebhook, src/api/services/
+// channel.service.ts; its only retry loops are RabbitMQ's), 2.2 retries
+// any failure 10 times 30 s apart, 2.3 not a 400, 401, 403, 404 or 422,
+// with a growing delay (API-FACTS.md, Evolution API, "Webhook versions").
 func (v evolutionDelivery) retry(attempt, status int, unit time.Duration) (time.Duration, bool) {
 	switch EvolutionVersion(v) {
 	case Evolution18:
