@@ -4,16 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 )
 
 // FuzzReceiverRequest sends any request (method, path, headers and body,
@@ -44,8 +43,7 @@ func FuzzReceiverRequest(f *testing.F) {
 	} {
 		f.Add(seed.method, seed.path, seed.header, []byte(seed.body))
 	}
-	logs := &takenLog{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger, logs := testlog.New()
 	c := New(logger, Options{Concurrency: 1, MinInterval: time.Hour, Notifications: true})
 	f.Cleanup(c.Close)
 	cfg, err := config.Load(fmt.Appendf(nil, `instances:
@@ -98,7 +96,7 @@ func FuzzReceiverRequest(f *testing.F) {
 		_ = w.Result().Header.Write(&whole)
 		whole.WriteString(answer)
 		checkNoSecretIn(t, "answer", whole.String(), secrets)
-		checkNoSecretIn(t, "logs", logs.take(), secrets)
+		checkNoSecretIn(t, "logs", logs.Take(), secrets)
 	})
 }
 
@@ -120,26 +118,4 @@ func checkNoSecretIn(t *testing.T, what, text string, secrets []string) {
 			t.Errorf("a secret in the %s", what)
 		}
 	}
-}
-
-// takenLog holds what a logger wrote since it was last taken: a fuzz
-// target checks each input's lines alone, in time that does not grow
-// with the inputs before it.
-type takenLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *takenLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *takenLog) take() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.buf.String()
-	l.buf.Reset()
-	return s
 }
