@@ -42,6 +42,22 @@ type AccountKind struct {
 	// every refresh_interval. Without it, the states a listing carries
 	// are as fresh as the list.
 	StateRequest bool
+	// NewState makes the provider's own state of an account
+	// (accountState.ext), which the account of the same key keeps across
+	// reloads, as its listings: Meta's, what its notifications told. Nil
+	// for none.
+	NewState func() any
+	// Metrics are the provider's own metrics of its accounts; nil for
+	// none.
+	Metrics *AccountMetricSet
+}
+
+// AccountMetricSet are a provider's own metrics of its accounts,
+// collected from the current ones with the accounts' metrics.
+type AccountMetricSet struct {
+	Descs []*prometheus.Desc
+	// Collect sends the metrics of one account of the provider.
+	Collect func(a *account, ch chan<- prometheus.Metric)
 }
 
 // Lister lists an account's instances.
@@ -83,6 +99,9 @@ type Listing struct {
 	// BadName is the first name that cannot be one, quoted and cut, for
 	// the log.
 	BadName string
+	// Account is what the listing told of the account itself (a WABA's
+	// health and review); nil when it tells nothing.
+	Account *AccountHealth
 }
 
 // Listed is an instance in a listing.
@@ -105,6 +124,9 @@ type Listed struct {
 	// disconnection, when the row gives it (Evolution API v2's
 	// disconnectionReasonCode); 0 when it does not.
 	Disconnect int
+	// Health is the instance's health when the row tells it, as its
+	// state request would (Provider.Health); nil otherwise.
+	Health *Health
 	// Skip says why a decoder does not watch the row (one of
 	// skipReasons); empty to watch it. A listing counts such rows in
 	// Skipped and holds none of them.
@@ -176,6 +198,10 @@ type accountState struct {
 	// confirmation.
 	holding bool
 
+	// ext is the provider's own state of the account
+	// (AccountKind.NewState), made with it; nil for none.
+	ext any
+
 	// problems are the rows of the last plan that could not be watched
 	// for a reason that was logged (conflict, malformed), by name: a row
 	// is logged when its problem appears, not again at every plan while
@@ -233,6 +259,9 @@ func (c *Collector) newAccount(acct config.Account, key string, state *accountSt
 	a.logger = c.logger.With("provider", p.Name, "account", spec.Name)
 	if state == nil {
 		state = &accountState{mem: newMemory(key, nil), stats: newInstanceStats(a.methods)}
+		if p.Account.NewState != nil {
+			state.ext = p.Account.NewState()
+		}
 	}
 	a.state = state
 	api := &API{client: hc, userAgent: c.opts.UserAgent, logs: a, metrics: c.metrics.observer(p.Name, state.stats), known: c.known}
@@ -337,10 +366,14 @@ func (c *Collector) list(a *account) {
 // listing is the state request of the instances whose live states it
 // carries, as long as a state request's.
 func (c *Collector) listingHold(a *account, l *Listing) time.Duration {
+	hold := time.Duration(a.spec.Account().RefreshInterval)
 	if a.kind.StateRequest && l != nil && slices.ContainsFunc(l.Instances, func(in Listed) bool { return in.State != "" }) {
-		return c.opts.MinInterval
+		hold = c.opts.MinInterval
 	}
-	return time.Duration(a.spec.Account().RefreshInterval)
+	if p, ok := a.lister.(pacer); ok {
+		hold = max(hold, p.Pace())
+	}
+	return hold
 }
 
 // sameInstances reports whether two listings hold the same instances
@@ -382,6 +415,9 @@ func (c *Collector) recordListed(a *account, listed []Listed, e *Error, took tim
 			reason, detail, o.reason = e.Reason, e.Error(), e.Reason
 		case ok && row.State != "":
 			o = t.outcomeOf(row.State, nil)
+			if t.provider.Health {
+				o.health = orUnknown(row.Health)
+			}
 		default:
 			continue // gone from the listing, or polled from now on
 		}
@@ -472,7 +508,7 @@ func (c *Collector) discovered(next *snapshot, taken, configuredIDs map[string]b
 // plan when its row has not changed, and records it in resolved.
 func (a *account) resolve(in Listed, name string, resolved map[Listed]config.Spec) (config.Spec, error) {
 	row := in
-	row.State, row.Disconnect = "", 0 // change at every listing; not in the configuration
+	row.State, row.Disconnect, row.Health = "", 0, nil // change at every listing; not in the configuration
 	if s, ok := a.resolved[row]; ok {
 		resolved[row] = s
 		return s, nil
@@ -513,6 +549,13 @@ func (m accountMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{accountInstancesDesc, accountSkippedDesc, accountRefreshedDesc, accountIntervalDesc, accountDurationDesc, accountErrorsDesc, accountHeldDesc} {
 		ch <- d
 	}
+	for _, p := range registered() {
+		if p.Account != nil && p.Account.Metrics != nil {
+			for _, d := range p.Account.Metrics.Descs {
+				ch <- d
+			}
+		}
+	}
 }
 
 func (m accountMetrics) Collect(ch chan<- prometheus.Metric) {
@@ -538,6 +581,9 @@ func (m accountMetrics) Collect(ch chan<- prometheus.Metric) {
 			if n := calls.errors[k].Load(); n > 0 {
 				ch <- prometheus.MustNewConstMetric(accountErrorsDesc, prometheus.CounterValue, float64(n), a.provider.Name, a.name, method, r)
 			}
+		}
+		if a.kind.Metrics != nil {
+			a.kind.Metrics.Collect(a, ch)
 		}
 	}
 }

@@ -182,6 +182,8 @@ func (c *Collector) Instances() []InstanceInfo {
 type Scrape struct {
 	targets       []*target
 	notifications bool
+	// health is set when an instance's provider tells health.
+	health bool
 	// Unrefreshed are the instances whose call did not end before the
 	// scrape's deadline: they are exposed with their previous result, or
 	// not at all before their first.
@@ -220,6 +222,12 @@ func (c *Collector) refresh(ctx context.Context, targets []*target) *Scrape {
 		}
 	}
 	s := &Scrape{targets: targets, notifications: c.opts.Notifications}
+	for _, t := range targets {
+		if t.provider.Health {
+			s.health = true
+			break
+		}
+	}
 	for i, done := range waits {
 		select {
 		case <-done:
@@ -262,10 +270,23 @@ func (c *Collector) poll(t *target) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
 	defer cancel()
 	start := time.Now()
-	raw, err := t.client.State(ctx)
+	var raw string
+	var err error
+	var health *Health
+	if hc, ok := t.client.(healthClient); ok {
+		raw, health, err = hc.StateHealth(ctx)
+	} else {
+		raw, err = t.client.State(ctx)
+	}
 	now := time.Now()
 	o := t.outcomeOf(raw, err)
+	if o.up && t.provider.Health {
+		o.health = orUnknown(health)
+	}
 	hold := c.opts.MinInterval
+	if p, ok := t.client.(pacer); ok {
+		hold = max(hold, p.Pace())
+	}
 	detail := ""
 	var e *Error
 	if errors.As(err, &e) {

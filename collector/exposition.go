@@ -44,6 +44,16 @@ var (
 		"1 when the current whatsapp_instance_state came from a notification the provider pushed, 0 when from a state request.", "gauge"}
 	notificationsFamily = family{"whatsapp_webhook_notifications_total",
 		"Notifications received for the instance, by outcome; an outcome appears with its first notification.", "counter"}
+	canSendFamily = family{"whatsapp_meta_can_send_message",
+		"Whether the business phone number can send (Meta's Cloud API health_status), as the worst can_send_message of its health entities (the number, its WABA, the business, the app) at its last state request: 1 for the current status, 0 for the others; unknown when the answer did not tell. BLOCKED: it cannot send; LIMITED: it can, within limits.", "gauge"}
+	healthErrorFamily = family{"whatsapp_meta_health_error",
+		"An error that keeps a health entity of the business phone number (entity_type PHONE_NUMBER, WABA, BUSINESS or APP) from AVAILABLE, by Meta's error_code, at its last state request: 1 while it lasts, absent otherwise.", "gauge"}
+	qualityFamily = family{"whatsapp_meta_quality_rating",
+		"Quality rating of the business phone number (quality_rating) at its last state request: 1 for the current rating, 0 for the others; unknown when the answer did not tell (Meta's UNKNOWN).", "gauge"}
+	limitFamily = family{"whatsapp_meta_messaging_limit_users",
+		"How many unique users the business phone number may start conversations with in 24 hours (whatsapp_business_manager_messaging_limit, shared by the business portfolio, or the deprecated per-number messaging_limit_tier): +Inf when unlimited, NaN when the answer did not tell.", "gauge"}
+	phoneInfoFamily = family{"whatsapp_meta_phone_number_info",
+		"Settings of the business phone number that decide whether it can send, at its last state request, as labels (throughput.level, name_status, code_verification_status, platform_type, account_mode); unknown when the answer did not tell.", "gauge"}
 	unrefreshedFamily = family{"whatsapp_exporter_scrape_unrefreshed_instances",
 		"Instances this scrape could not refresh before its deadline: exposed with their previous result (see whatsapp_last_update_timestamp_seconds), or not at all before their first.", "gauge"}
 )
@@ -53,8 +63,10 @@ var (
 type familyWriter struct {
 	family
 	// notifications is set for the families written only when the
-	// notification receiver serves.
+	// notification receiver serves, health for those written only when
+	// an instance's provider tells health (health.go).
 	notifications bool
+	health        bool
 	write         func(tw *textWriter, results []instanceResult)
 }
 
@@ -150,6 +162,43 @@ var instanceFamilies = []familyWriter{
 		for i := range results {
 			if r := &results[i]; r.t.queue != nil && r.queue.known {
 				tw.sample("", float64(r.queue.messages), r.t.labels)
+			}
+		}
+	}},
+	{family: canSendFamily, health: true, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			if r := &results[i]; r.o.health != nil {
+				writeOneHot(tw, r.t.labels, canSendLabels, r.o.health.CanSend)
+			}
+		}
+	}},
+	{family: healthErrorFamily, health: true, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			if r := &results[i]; r.o.health != nil {
+				for _, l := range r.o.health.errLabels {
+					tw.sample("", 1, r.t.labels, l)
+				}
+			}
+		}
+	}},
+	{family: qualityFamily, health: true, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			if r := &results[i]; r.o.health != nil {
+				writeOneHot(tw, r.t.labels, qualityLabels, r.o.health.Quality)
+			}
+		}
+	}},
+	{family: limitFamily, health: true, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			if r := &results[i]; r.o.health != nil {
+				tw.sample("", r.o.health.MessagingLimit, r.t.labels)
+			}
+		}
+	}},
+	{family: phoneInfoFamily, health: true, write: func(tw *textWriter, results []instanceResult) {
+		for i := range results {
+			if r := &results[i]; r.o.health != nil {
+				tw.sample("", 1, r.t.labels, r.o.health.infoLabels)
 			}
 		}
 	}},
@@ -269,7 +318,7 @@ func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 	}
 	for i := range instanceFamilies {
 		f := &instanceFamilies[i]
-		if f.notifications && !s.notifications {
+		if f.notifications && !s.notifications || f.health && !s.health {
 			continue
 		}
 		tw.header(f.family)
@@ -280,6 +329,37 @@ func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 
 	err := tw.w.Flush()
 	return cw.n, err
+}
+
+// oneHotLabels are the label pairs of a one-hot family: one per value,
+// then "unknown".
+type oneHotLabels struct {
+	values []string
+	labels []string
+}
+
+func newOneHotLabels(name string, values []string) oneHotLabels {
+	l := oneHotLabels{values: values}
+	for _, v := range append(values, StateUnknown) {
+		l.labels = append(l.labels, name+`="`+escapeLabel(v)+`"`)
+	}
+	return l
+}
+
+var (
+	canSendLabels = newOneHotLabels("status", CanSendValues)
+	qualityLabels = newOneHotLabels("rating", QualityValues)
+)
+
+// writeOneHot writes a sample per value of l, 1 for v (or for unknown
+// when v is none of them).
+func writeOneHot(tw *textWriter, instance string, l oneHotLabels, v string) {
+	known := false
+	for j, x := range l.values {
+		tw.sample("", boolValue(v == x), instance, l.labels[j])
+		known = known || v == x
+	}
+	tw.sample("", boolValue(!known), instance, l.labels[len(l.values)])
 }
 
 // reasonLabels are the reason label pairs, by index in Reasons.

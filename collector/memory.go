@@ -115,6 +115,9 @@ type outcome struct {
 	// when the answer tells it.
 	working    bool
 	disconnect string
+	// health is what the answer told beyond the state (health.go); nil
+	// for providers that tell nothing more, and when the call failed.
+	health *Health
 }
 
 // freshness returns when the memory was last updated and whether its

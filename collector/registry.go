@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"net/http"
 	"slices"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
@@ -43,6 +44,16 @@ type Provider struct {
 	// Webhook says how the provider pushes state changes; nil when the
 	// exporter does not receive them.
 	Webhook *Webhook
+	// Health is set when the provider's answers tell an instance's
+	// health (health.go): its clients are healthClients, its listings
+	// fill Listed.Health, and the health families are written for its
+	// instances.
+	Health bool
+	// Handler serves the provider's own notification paths,
+	// /webhook/<name> and below, when its notifications are not one
+	// instance's state (Meta's Cloud API tells of a WABA and its numbers,
+	// signed for an app); nil for a Webhook's or none.
+	Handler func(c *Collector, w http.ResponseWriter, r *http.Request)
 	// QueueMethod is the method label of the outgoing queue call, when
 	// the provider's clients can read it (queue.go).
 	QueueMethod string

@@ -254,6 +254,12 @@ func (rc *receiver) logUnknown(logger *slog.Logger, provider, id string, now tim
 func (c *Collector) Webhooks() http.Handler {
 	mux := http.NewServeMux()
 	for _, p := range registered() {
+		if p.Handler != nil {
+			h := func(w http.ResponseWriter, r *http.Request) { p.Handler(c, w, r) }
+			mux.HandleFunc("/webhook/"+p.Name, h)
+			mux.HandleFunc("/webhook/"+p.Name+"/", h)
+			continue
+		}
 		if p.Webhook == nil {
 			continue
 		}
