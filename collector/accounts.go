@@ -47,9 +47,9 @@ type AccountKind struct {
 	// reloads, as its listings: Meta's, what its notifications told. Nil
 	// for none.
 	NewState func() any
-	// Metrics are the provider's own metrics of its accounts; nil for
-	// none.
-	Metrics *AccountMetricSet
+	// Metrics are the provider's own metrics of its accounts; each file
+	// of the provider may add a set in its init.
+	Metrics []*AccountMetricSet
 }
 
 // AccountMetricSet are a provider's own metrics of its accounts,
@@ -550,9 +550,11 @@ func (m accountMetrics) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	for _, p := range registered() {
-		if p.Account != nil && p.Account.Metrics != nil {
-			for _, d := range p.Account.Metrics.Descs {
-				ch <- d
+		if p.Account != nil {
+			for _, set := range p.Account.Metrics {
+				for _, d := range set.Descs {
+					ch <- d
+				}
 			}
 		}
 	}
@@ -582,8 +584,8 @@ func (m accountMetrics) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(accountErrorsDesc, prometheus.CounterValue, float64(n), a.provider.Name, a.name, method, r)
 			}
 		}
-		if a.kind.Metrics != nil {
-			a.kind.Metrics.Collect(a, ch)
+		for _, set := range a.kind.Metrics {
+			set.Collect(a, ch)
 		}
 	}
 }
