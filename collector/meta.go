@@ -176,7 +176,12 @@ func (c *metaClient) StateHealth(ctx context.Context) (string, *Health, error) {
 			return "", newError(ReasonBadResponse, "HTTP %d: no phone number in the answer (check api_url and state_path): %s", r.Status, snippet(r.Body))
 		}
 		h = n.health()
-		return metaState(n.Status), nil
+		if n.Status == "" || n.Status == "UNKNOWN" {
+			return StateUnknown, nil
+		}
+		// As it is: the collector logs a value it does not know, once
+		// per call of one number (a listing's rows are mapped instead).
+		return n.Status, nil
 	})
 	if err != nil {
 		return "", nil, err

@@ -143,7 +143,7 @@ func stretch(every time.Duration, u float64) time.Duration {
 		return every * metaHoldFactor
 	case u > metaSlowFrom:
 		f := 1 + (metaStretchMax-1)*(u-metaSlowFrom)/(metaHoldFrom-metaSlowFrom)
-		return time.Duration(float64(every) * f)
+		return time.Duration(float64(every) * f).Round(time.Second)
 	}
 	return every
 }
