@@ -46,10 +46,10 @@ import (
 const Meta = "meta"
 
 // The Graph API versions served: MetaVersion tells both messaging limit
-// fields; MetaOldVersion only messaging_limit_tier (the simulator's
-// assumption: whatsapp_business_manager_messaging_limit is the newer
-// field, and Graph answers a field a version does not have with error
-// 100).
+// fields; MetaOldVersion only messaging_limit_tier, and leaves
+// whatsapp_business_manager_messaging_limit out when asked (the
+// simulator's assumption: in which version the newer field appeared is
+// not documented, and a client asking both must work on either).
 const (
 	MetaVersion    = "v23.0"
 	MetaOldVersion = "v22.0"
@@ -471,7 +471,7 @@ func (s *Simulator) metaNumber(w http.ResponseWriter, r *http.Request, id, token
 	if metaRefused(w, u) {
 		return
 	}
-	node, err := metaSelect(metaNumberNode(id, b, waba, wabaID, metaVersion(r)), fields, metaNumberFields(metaVersion(r)), "WhatsAppBusinessPhoneNumber")
+	node, err := metaSelect(metaNumberNode(id, b, waba, wabaID, metaVersion(r)), fields, metaNumberFields, "WhatsAppBusinessPhoneNumber")
 	if err != nil {
 		metaError(w, http.StatusBadRequest, 100, 0, "OAuthException", err.Error())
 		return
@@ -591,9 +591,11 @@ const (
 )
 
 // metaPage is a page of numbers from after on: {"data":[…],"paging":
-// {"cursors":{"before","after"},"next"}}; next, the full URL of the next
-// page, only when there is one and edge is the request (an expansion
-// tells only cursors). A bad cursor gives {"error": message}.
+// {"cursors":{"before","after"},"next"}}; next, the full URL of the
+// edge's next page, only when there is one. edge says the request is the
+// edge's, not the WABA node's expansion (phone_numbers.limit(N){…}),
+// whose next names the edge with the expansion's fields. A bad cursor
+// gives {"error": message}.
 func metaPage(r *http.Request, members []listed, waba *MetaWABA, wabaID, version string, limit int, after string, fields []metaField, edge bool) map[string]any {
 	if limit <= 0 {
 		limit = metaDefaultLimit
@@ -618,7 +620,7 @@ func metaPage(r *http.Request, members []listed, waba *MetaWABA, wabaID, version
 		if b.Fault != FaultNone {
 			b = Behaviour{} // a number the listing cannot read: its id alone
 		}
-		node, err := metaSelect(metaNumberNode(m.ID, b, waba, wabaID, version), fields, metaNumberFields(version), "WhatsAppBusinessPhoneNumber")
+		node, err := metaSelect(metaNumberNode(m.ID, b, waba, wabaID, version), fields, metaNumberFields, "WhatsAppBusinessPhoneNumber")
 		if err != nil {
 			return map[string]any{"error": err.Error()}
 		}
@@ -630,15 +632,24 @@ func metaPage(r *http.Request, members []listed, waba *MetaWABA, wabaID, version
 			"before": base64.StdEncoding.EncodeToString([]byte("cursor:" + strconv.Itoa(start))),
 			"after":  base64.StdEncoding.EncodeToString([]byte("cursor:" + strconv.Itoa(end))),
 		}}
-		if end < len(members) && edge {
-			q := r.URL.Query()
+		if end < len(members) {
+			// The edge's next page; an expansion's is the edge's
+			// too, with the expansion's fields.
+			path, q := r.URL.Path, r.URL.Query()
+			if !edge {
+				path += "/phone_numbers"
+				q = url.Values{}
+				if fields != nil {
+					q.Set("fields", metaFieldString(fields))
+				}
+			}
 			q.Set("after", paging["cursors"].(map[string]string)["after"])
 			q.Set("limit", strconv.Itoa(limit))
 			scheme := "http"
 			if r.TLS != nil {
 				scheme = "https"
 			}
-			paging["next"] = (&url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}).String()
+			paging["next"] = (&url.URL{Scheme: scheme, Host: r.Host, Path: path, RawQuery: q.Encode()}).String()
 		}
 		page["paging"] = paging
 	}
@@ -764,13 +775,12 @@ func metaHealthNode(h MetaHealth, phoneID, wabaID string, phone bool) map[string
 // The fields each node type has: asking for another is Graph's error
 // 100. Those without a value in the simulator are left out of answers.
 var (
-	metaNumberFieldsV22 = []string{"id", "display_phone_number", "verified_name", "status", "quality_rating",
+	metaNumberFields = []string{"id", "whatsapp_business_manager_messaging_limit", "display_phone_number", "verified_name", "status", "quality_rating",
 		"messaging_limit_tier", "throughput", "name_status", "new_name_status", "code_verification_status",
 		"account_mode", "platform_type", "is_official_business_account", "is_on_biz_app", "is_pin_enabled",
 		"country_code", "country_dial_code", "search_visibility", "last_onboarded_time", "health_status",
 		"certificate", "new_certificate", "host_platform", "unified_cert_status", "username", "webhook_configuration"}
-	metaNumberFieldsV23 = append(slices.Clone(metaNumberFieldsV22), "whatsapp_business_manager_messaging_limit")
-	metaWABAFields      = []string{"id", "name", "account_review_status", "business_verification_status",
+	metaWABAFields = []string{"id", "name", "account_review_status", "business_verification_status",
 		"ownership_type", "currency", "timezone_id", "message_template_namespace", "health_status",
 		"phone_numbers", "country", "status", "primary_funding_id", "on_behalf_of_business_info"}
 	// metaListDefault are the fields of a listing without fields=.
@@ -779,13 +789,6 @@ var (
 	// metaNodeDefault are the fields of a node without fields=.
 	metaNodeDefault = []metaField{{name: "id"}, {name: "display_phone_number"}, {name: "verified_name"}, {name: "quality_rating"}, {name: "name"}}
 )
-
-func metaNumberFields(version string) []string {
-	if version == MetaOldVersion {
-		return metaNumberFieldsV22
-	}
-	return metaNumberFieldsV23
-}
 
 // metaField is one field of a fields= parameter: a name, an optional
 // .limit(N), and the fields of its own value.
@@ -907,4 +910,22 @@ func metaSub(v any, sub []metaField) any {
 		return out
 	}
 	return v
+}
+
+// metaFieldString writes fields back in Graph's syntax.
+func metaFieldString(fields []metaField) string {
+	var b strings.Builder
+	for i, f := range fields {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(f.name)
+		if f.limit > 0 {
+			fmt.Fprintf(&b, ".limit(%d)", f.limit)
+		}
+		if f.sub != nil {
+			b.WriteString("{" + metaFieldString(f.sub) + "}")
+		}
+	}
+	return b.String()
 }
