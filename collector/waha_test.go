@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -420,4 +423,53 @@ func TestWahaServerAccount(t *testing.T) {
 			t.Errorf("a found session refuses the server's signature: %v", got)
 		}
 	}
+}
+
+// FuzzWahaNotification sends any body to /webhook/waha, signed with the
+// session's key and not: no panic, a status of wahaStatus's, an outcome
+// as the answer, and neither the key nor anything of the body's payload
+// in the answer or the logs.
+func FuzzWahaNotification(f *testing.F) {
+	for _, name := range []string{"session_status_doc.json", "session_status_full.json", "session_status_passkey.json", "message.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "waha", "webhook", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"event":"session.status","session":"default","timestamp":9007199254740993,"payload":{"status":"WORKING","statuses":[{"status":"WORKING","timestamp":-1}]}}`))
+	logger, logs := testlog.New()
+	c := New(logger, Options{Concurrency: 1, MinInterval: time.Hour, Notifications: true})
+	f.Cleanup(c.Close)
+	cfg, err := config.Load([]byte(`instances:
+  - {name: shop, provider: waha, api_url: "http://127.0.0.1:1", session: default, api_key: FUZZ-WAHA-API-KEY, webhook_hmac_key: FUZZ-WAHA-HMAC-KEY}
+`), f.TempDir(), config.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := c.Update(cfg); err != nil {
+		f.Fatal(err)
+	}
+	h := c.Webhooks()
+	allowed := map[int]bool{200: true, 400: true, 401: true, 408: true}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, signed := range []bool{true, false} {
+			req := httptest.NewRequest(http.MethodPost, "/webhook/waha", strings.NewReader(string(body)))
+			if signed {
+				req.Header.Set("X-Webhook-Hmac", simulator.WahaHMAC("FUZZ-WAHA-HMAC-KEY", body))
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			answer := strings.TrimSpace(w.Body.String())
+			if !allowed[w.Code] || !slices.Contains(Outcomes[:], answer) {
+				t.Errorf("signed %v: HTTP %d %q", signed, w.Code, answer)
+			}
+			if w.Code != wahaStatus(answer) {
+				t.Errorf("signed %v: HTTP %d for %s, want %d", signed, w.Code, answer, wahaStatus(answer))
+			}
+		}
+		if out := logs.Take(); strings.Contains(out, "FUZZ-WAHA") || strings.Contains(out, "7911111") {
+			t.Errorf("a secret or a number reached the logs:\n%s", out)
+		}
+	})
 }
