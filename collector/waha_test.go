@@ -158,6 +158,8 @@ func wahaCases(t *testing.T) []providerCase {
 			wantText: []string{"HTTP 400", "all must be a boolean value", "Bad Request"}},
 		{name: "429", serve: reply(429, "empty.txt", "Retry-After", "7"), wantReason: ReasonRateLimited,
 			wantRetryAfter: [2]time.Duration{7 * time.Second, 7 * time.Second}},
+		{name: "429 Retry-After HTTP date", serve: reply(429, "empty.txt", "Retry-After", retryDateIn30s), wantReason: ReasonRateLimited,
+			wantRetryAfter: [2]time.Duration{20 * time.Second, 30 * time.Second}},
 		{name: "500 exception filter body", serve: reply(500, "error_500.json"), wantReason: ReasonServerError,
 			wantText: []string{"HTTP 500", "Session status is not as expected"}, wantNotText: []string{"manager.abc.js"}},
 		{name: "500 echoing the key", serve: reply(500, "error_500_echo_key.json"), wantReason: ReasonServerError,
