@@ -33,6 +33,9 @@ type WebhookAuth struct {
 	// PathSecret is a segment of the webhook's URL after the receiver's
 	// /webhook/<provider>/: what every Evolution API version sends.
 	PathSecret string
+	// HMACKey is the key a provider signs each body with (WAHA's
+	// hmac.key: X-Webhook-Hmac).
+	HMACKey string
 }
 
 // Config is the fields of the exporter's configuration that match: to
@@ -47,6 +50,9 @@ func (a WebhookAuth) Config() []string {
 	}
 	if a.PathSecret != "" {
 		f = append(f, fmt.Sprintf("webhook_path_secret: %q", a.PathSecret))
+	}
+	if a.HMACKey != "" {
+		f = append(f, fmt.Sprintf("webhook_hmac_key: %q", a.HMACKey))
 	}
 	return f
 }
@@ -90,6 +96,11 @@ type deliverer interface {
 	// queued says a failed notification holds back the instance's later
 	// ones.
 	queued() bool
+}
+
+// bodySigner is a deliverer whose headers sign the body (WAHA's HMAC).
+type bodySigner interface {
+	sign(h http.Header, auth WebhookAuth, body []byte)
 }
 
 // SetRetryUnit sets what the providers' retry delays count as a second,
@@ -181,6 +192,9 @@ func send(ctx context.Context, client *http.Client, baseURL string, p *Provider,
 	}
 	req.Header.Set("Content-Type", "application/json")
 	d.header(req.Header, auth, now)
+	if bs, ok := d.(bodySigner); ok {
+		bs.sign(req.Header, auth, n.Body)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
