@@ -68,6 +68,7 @@ func init() {
 			IdentityField: "instance_name", SecretField: "api_key",
 		},
 		NewClient: newWhatsmeowClient,
+		Account:   whatsmeowAccounts,
 		Webhook:   whatsmeowWebhook,
 	})
 }
@@ -92,6 +93,8 @@ type whatsmeowServer struct {
 	states []whatsmeowErrorState
 	// keyNames says what api_key is, for the error of a refused key.
 	keyNames string
+	// list is how the server lists its instances (whatsmeow_accounts.go).
+	list whatsmeowList
 }
 
 // whatsmeowErrorState is an error answer that reports a state: its
@@ -136,6 +139,11 @@ var whatsmeowServers = []whatsmeowServer{
 			{http.StatusBadRequest, "no active session found", whatsmeowLoggedOut},
 		},
 		keyNames: "api_key is the instance's token; a wrong token and an unknown instance are answered alike",
+		// GET /instance/all with GLOBAL_API_KEY in apikey (AuthAdmin):
+		// {"message":"success","data":[{"id","name","token","connected",..}]},
+		// connected being IsLoggedIn (instance_service.go GetAll).
+		list: whatsmeowList{path: "/instance/all", header: func(key string) http.Header { return http.Header{"Apikey": {key}} },
+			rows: "data", name: "name", token: "token"},
 	},
 	{
 		name:      "wuzapi",
@@ -146,16 +154,28 @@ var whatsmeowServers = []whatsmeowServer{
 			{http.StatusInternalServerError, "No session", whatsmeowLoggedOut},
 		},
 		keyNames: "api_key is the user's token; a wrong token and an unknown user are answered alike",
+		// GET /admin/users with WUZAPI_ADMIN_TOKEN in Authorization
+		// (authadmin): {"code":200,"data":[{"id","name","token",
+		// "connected","loggedIn",..}],"success":true}, the pair read live
+		// from each user's client (handlers.go ListUsers).
+		list: whatsmeowList{path: "/admin/users", header: func(key string) http.Header { return http.Header{"Authorization": {key}} },
+			rows: "data", name: "name", token: "token", connected: "connected", loggedIn: "loggedIn"},
 	},
 	{
-		name: "gowa",
-		path: func(id string) string { return "/devices/" + url.PathEscape(id) + "/status" },
-		header: func(key string) http.Header {
-			return http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(key))}}
-		},
+		name:      "gowa",
+		path:      func(id string) string { return "/devices/" + url.PathEscape(id) + "/status" },
+		header:    gowaBasicAuth,
 		connected: []string{"results", "is_connected"}, loggedIn: []string{"results", "is_logged_in"},
 		keyNames: "api_key is the server's basic auth, user:password",
+		// GET /devices: {"code":"SUCCESS","results":[{"id","state",..}]}
+		// (src/ui/rest/device.go ListDevices, src/domains/device/device.go).
+		list: whatsmeowList{path: "/devices", header: gowaBasicAuth, rows: "results", name: "id"},
 	},
+}
+
+// gowaBasicAuth is GOWA's credential: api_key is user:password.
+func gowaBasicAuth(key string) http.Header {
+	return http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(key))}}
 }
 
 // whatsmeowServerNamed returns the row of a server; false for none.
@@ -189,6 +209,9 @@ type WhatsmeowSpec struct {
 	// The credentials of its notifications (whatsmeow_webhook.go).
 	webhookPath `yaml:",inline"`
 	webhookHMAC `yaml:",inline"`
+	// globalPath is Evolution Go's WEBHOOK_URL path secret of the account
+	// that found the instance; not configurable on an instance.
+	globalPath webhookPath
 }
 
 // Fields implements config.Spec.

@@ -47,9 +47,9 @@ var whatsmeowWebhook = &Webhook{
 	Authorize: func(spec config.Spec, cred Credentials, _ time.Time) Authorization {
 		s := spec.(*WhatsmeowSpec)
 		switch {
-		case s.webhookPath.matches(cred.PathSecret), s.webhookHMAC.authorizes(cred.Header, cred.Body):
+		case s.webhookPath.matches(cred.PathSecret), s.globalPath.matches(cred.PathSecret), s.webhookHMAC.authorizes(cred.Header, cred.Body):
 			return Authorized
-		case s.webhookPath.secret == "" && s.webhookHMAC.key == "":
+		case s.webhookPath.secret == "" && s.globalPath.secret == "" && s.webhookHMAC.key == "":
 			return NoCredentials
 		}
 		return Refused
