@@ -169,7 +169,8 @@ var whatsmeowServers = []whatsmeowServer{
 		keyNames: "api_key is the server's basic auth, user:password",
 		// GET /devices: {"code":"SUCCESS","results":[{"id","state",..}]}
 		// (src/ui/rest/device.go ListDevices, src/domains/device/device.go).
-		list: whatsmeowList{path: "/devices", header: gowaBasicAuth, rows: "results", name: "id"},
+		// With no devices, results is left out (omitempty).
+		list: whatsmeowList{path: "/devices", header: gowaBasicAuth, rows: "results", name: "id", success: [2]string{"code", "SUCCESS"}},
 	},
 }
 

@@ -45,6 +45,9 @@ type whatsmeowList struct {
 	// connected and loggedIn are the keys of the live pair in a row; ""
 	// when the rows do not hold it.
 	connected, loggedIn string
+	// success, when set, is the answer's key and value that say it
+	// worked, for a server that leaves the rows out when there are none.
+	success [2]string
 }
 
 // WhatsmeowAccountSpec is a server of the family; api_key is its admin
@@ -120,10 +123,14 @@ func (wl *whatsmeowList) decode(r Response, s *jsonStream) (Listing, error) {
 		return Listing{}, statusError(r, detail)
 	}
 	var l Listing
-	found := false
+	found, succeeded := false, false
 	err := s.object(func(key string) error {
 		if key != wl.rows {
-			_, _, err := s.value()
+			raw, _, err := s.value()
+			if err == nil && wl.success[0] != "" && key == wl.success[0] {
+				var v string
+				succeeded = json.Unmarshal(raw, &v) == nil && v == wl.success[1]
+			}
 			return err
 		}
 		// A repeated key replaces the first, as in encoding/json.
@@ -161,6 +168,8 @@ func (wl *whatsmeowList) decode(r Response, s *jsonStream) (Listing, error) {
 		return Listing{}, newError(ReasonBadResponse, "HTTP %d: the listing is not a JSON object", r.Status)
 	case err != nil:
 		return Listing{}, err
+	case !found && succeeded:
+		return l, nil // no instances
 	case !found:
 		return Listing{}, newError(ReasonBadResponse, "HTTP %d: no %q array in the listing", r.Status, wl.rows)
 	}
