@@ -14,17 +14,20 @@ import (
 )
 
 // Whatsmeow is the provider name the simulator files the whatsmeow
-// family's instances under (Evolution Go, wuzapi, GOWA). Each instance is
-// served as a server of its own, below /whatsmeow/<instance>, so that the
-// servers that know an instance by its token alone (Evolution Go, wuzapi)
-// need no search by token; which server it is follows from its ID:
-// "wuzapi-..." is a wuzapi user, "gowa-..." a GOWA device, anything else an
-// Evolution Go instance.
+// family's instances under (Evolution Go, wuzapi, GOWA). Each configured
+// instance is served as a server of its own, below /whatsmeow/<instance>,
+// so that the servers that know an instance by its token alone (Evolution
+// Go, wuzapi) need no search by token; which server it is follows from its
+// ID: "wuzapi-..." is a wuzapi user, "gowa-..." a GOWA device, anything
+// else an Evolution Go instance. The simulated account is a GOWA server,
+// below /whatsmeow/gowa-server, whose devices are named in the path and
+// share its basic auth.
 const Whatsmeow = "whatsmeow"
 
-// The family's states as the status calls tell them, and the ban only a
-// notification tells (the status call then says disconnected).
-var whatsmeowStates = []string{"logged_in", "pairing", "disconnected", "logged_out"}
+// The family's states: those the status calls tell, and the ban only a
+// notification tells (the status call then says disconnected: see the
+// provider's Specials).
+var whatsmeowStates = []string{"logged_in", "pairing", "disconnected", "logged_out", WhatsmeowTemporaryBan}
 
 // WhatsmeowTemporaryBan is a behaviour's state for a temporarily banned
 // instance: notified as TemporaryBan, polled as disconnected.
@@ -47,9 +50,30 @@ func init() {
 		Path:     "/whatsmeow",
 		States:   whatsmeowStates,
 		Specials: []Special{{State: WhatsmeowTemporaryBan, Reads: "disconnected", Up: true}},
+		// An undocumented state is answered as no session.
+		Undocumented: "logged_out",
 		Instance: func(name, apiURL, id, secret string) string {
 			return fmt.Sprintf("name: %q, provider: whatsmeow, server: %q, api_url: %q, instance_name: %q, api_key: %q",
 				name, whatsmeowServerOf(id), apiURL+"/"+url.PathEscape(id), id, secret)
+		},
+		Account: &AccountDescription{
+			Config: func(name, apiURL, key string) string {
+				return fmt.Sprintf("name: %q, provider: whatsmeow, server: gowa, api_url: %q, api_key: %q", name, apiURL+"/gowa-server", key)
+			},
+			SharedKey: true,
+			// A GOWA server whose second device is added after a minute
+			// and needs its QR code scanned.
+			Demo: DemoAccount{
+				Name: "demo-gowa-server", Key: "admin:demo-gowa-password", Extra: []string{"refresh_interval: 20s"},
+				Instances: []DemoInstance{
+					{ID: "gowa-front-desk", Secret: "admin:demo-gowa-password", Steps: []Step{state("logged_in", 30*time.Millisecond, time.Hour)}},
+					{ID: "gowa-new-desk", Secret: "admin:demo-gowa-password", Steps: []Step{state("pairing", 30*time.Millisecond, time.Hour)}},
+				},
+				Steps: []AccountStep{
+					{For: 60 * time.Second, Members: []Member{{ID: "gowa-front-desk"}}},
+					{For: 60 * time.Second, Members: []Member{{ID: "gowa-front-desk"}, {ID: "gowa-new-desk"}}},
+				},
+			},
 		},
 		Notification: whatsmeowNotification,
 		deliverer:    func(*Simulator) deliverer { return whatsmeowDelivery{} },
@@ -79,7 +103,10 @@ func init() {
 		},
 	}, route{"GET", "/{id}/instance/status", (*Simulator).whatsmeowEvolutionGoStatus},
 		route{"GET", "/{id}/session/status", (*Simulator).whatsmeowWuzapiStatus},
-		route{"GET", "/{id}/devices/{device}/status", (*Simulator).whatsmeowGOWAStatus})
+		route{"GET", "/{id}/devices/{device}/status", (*Simulator).whatsmeowGOWAStatus},
+		// A literal server segment: a wildcard one would overlap
+		// GREEN-API's /{instance}/getStateInstance/{token}.
+		route{"GET", "/gowa-server/devices", (*Simulator).whatsmeowGOWADevices})
 }
 
 // whatsmeowPair is what the status call reports of a behaviour's state;
@@ -106,6 +133,9 @@ func (s *Simulator) whatsmeowLookup(w http.ResponseWriter, r *http.Request, serv
 	if whatsmeowServerOf(id) != server {
 		http.NotFound(w, r)
 		return Behaviour{}, false
+	}
+	if server == "gowa" {
+		id = r.PathValue("device") // the server's segment may be an account's
 	}
 	secret, b, ok := s.lookup(Whatsmeow, id)
 	if !ok || !check(secret) {
@@ -199,6 +229,42 @@ func (s *Simulator) whatsmeowGOWAStatus(w http.ResponseWriter, r *http.Request) 
 	connected, loggedIn, _ := whatsmeowPair(b.State)
 	body, _ := json.Marshal(map[string]any{"code": "SUCCESS", "message": "Device status",
 		"results": map[string]any{"device_id": r.PathValue("device"), "is_connected": connected, "is_logged_in": loggedIn}})
+	writeJSON(w, http.StatusOK, string(body))
+}
+
+// whatsmeowGOWADevices serves GOWA's GET /devices with the server's basic
+// auth (src/ui/rest/device.go ListDevices): every device with its state as
+// GOWA derives it, logged_in while IsLoggedIn whether or not connected
+// (src/usecase/device.go deriveState); results is left out when there are
+// none.
+func (s *Simulator) whatsmeowGOWADevices(w http.ResponseWriter, r *http.Request) {
+	enc, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Basic ")
+	key, _ := base64.StdEncoding.DecodeString(enc)
+	step, members, ok := s.listing(Whatsmeow, string(key))
+	if !ok {
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if !wait(r, step.Latency) || listingFault(w, r, step) {
+		return
+	}
+	var rows []map[string]any
+	for _, m := range members {
+		connected, loggedIn, _ := whatsmeowPair(m.State)
+		state := "disconnected"
+		switch {
+		case loggedIn:
+			state = "logged_in"
+		case connected:
+			state = "connected"
+		}
+		rows = append(rows, map[string]any{"id": m.ID, "state": state, "created_at": "2026-03-01T10:00:00Z"})
+	}
+	answer := map[string]any{"code": "SUCCESS", "message": "List devices"}
+	if len(rows) > 0 {
+		answer["results"] = rows
+	}
+	body, _ := json.Marshal(answer)
 	writeJSON(w, http.StatusOK, string(body))
 }
 
