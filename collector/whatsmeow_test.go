@@ -112,10 +112,19 @@ func whatsmeowCommonCases(t *testing.T) []providerCase {
 		{name: "401 echoing the key", serve: reply(401, "echo_key.json"), wantReason: ReasonUnauthorized, wantText: []string{"HTTP 401", "<secret>"}},
 		{name: "500 echoing the key", serve: reply(500, "echo_key.json"), wantReason: ReasonServerError},
 	}
-	cases = append(cases, bodySizeCases(func(n int) []byte {
-		return paddedBody(`{"message":"success","data":{"Connected":true,"LoggedIn":true},"results":{"is_connected":true,"is_logged_in":true}}`, n)
-	}, whatsmeowLoggedIn)...)
-	return append(cases, transportCases()...)
+	return cases
+}
+
+// TestWhatsmeowBodyLimitsAndTransport: the body limit and the transport
+// failures, which the servers share (api.go): run against one server, to
+// keep the package's parallel load (4 MiB bodies, hanging servers) down.
+func TestWhatsmeowBodyLimitsAndTransport(t *testing.T) {
+	t.Parallel()
+	runProviderCases(t, []providerTarget{whatsmeowTarget("evolution-go")}, func(*testing.T) []providerCase {
+		return append(bodySizeCases(func(n int) []byte {
+			return paddedBody(`{"message":"success","data":{"Connected":true,"LoggedIn":true}}`, n)
+		}, whatsmeowLoggedIn), transportCases()...)
+	})
 }
 
 // TestWhatsmeowCommonAnswers: every server's client classifies the
