@@ -632,6 +632,10 @@ type providerTest struct {
 	stateBody func(state string) string
 	// goodState is a state stateBody reports as is.
 	goodState string
+	// fixedStates is set when the client never returns text of the
+	// answer as the state (the whatsmeow family maps two booleans onto
+	// its own states): no answer can echo a secret into a state.
+	fixedStates bool
 }
 
 // everyTarget is one test instance of each registered provider.

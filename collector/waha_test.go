@@ -216,7 +216,7 @@ func TestWahaHMACDocumentedExample(t *testing.T) {
 	const sig = "208f8a55dde9e05519e898b10b89bf0d0b3b0fdf11fdbf09b6b90476301b98d8097c462b2b17a6ce93b6b47a136cf2e78a33a63f6752c2c1631777076153fa89"
 	w := webhookHMAC{key: "my-secret-key"}
 	h := http.Header{"X-Webhook-Hmac": {sig}, "X-Webhook-Hmac-Algorithm": {"sha512"}}
-	if !w.authorizes(h, body) {
+	if !w.authorizesWAHA(h, body) {
 		t.Fatal("the documented example is refused")
 	}
 	if got := simulator.WahaHMAC("my-secret-key", body); got != sig {

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	promcfg "github.com/prometheus/common/config"
-
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
 
@@ -39,7 +37,7 @@ var wahaWebhook = &Webhook{
 		if s.webhookHMAC.key == "" {
 			return NoCredentials
 		}
-		if s.webhookHMAC.authorizes(cred.Header, cred.Body) {
+		if s.webhookHMAC.authorizesWAHA(cred.Header, cred.Body) {
 			return Authorized
 		}
 		return Refused
@@ -71,24 +69,13 @@ func wahaStatus(outcome string) int {
 	return http.StatusBadRequest
 }
 
-// webhookHMAC is the key WAHA signs a webhook's bodies with.
-type webhookHMAC struct {
-	WebhookHMACKey     promcfg.Secret `yaml:"webhook_hmac_key,omitempty"`
-	WebhookHMACKeyFile string         `yaml:"webhook_hmac_key_file,omitempty"`
-	key                string
-}
-
-func (w *webhookHMAC) field() config.OptionalSecret {
-	return config.OptionalSecret{Field: "webhook_hmac_key", Value: &w.WebhookHMACKey, File: &w.WebhookHMACKeyFile, Resolved: &w.key}
-}
-
 // wahaHMACAlgorithm is the only algorithm WAHA signs with.
 const wahaHMACAlgorithm = "sha512"
 
 // authorizes checks X-Webhook-Hmac against the body, in constant time. An
 // X-Webhook-Hmac-Algorithm other than sha512 is refused: WAHA sends no
 // other, and a check must not follow what the request says of itself.
-func (w *webhookHMAC) authorizes(h http.Header, body []byte) bool {
+func (w *webhookHMAC) authorizesWAHA(h http.Header, body []byte) bool {
 	if w.key == "" {
 		return false
 	}

@@ -80,8 +80,8 @@ func TestTokenNeverLeaks(t *testing.T) {
 			continue
 		}
 		secret := listedToken
-		if p.Name == simulator.Wachat {
-			secret = token // Wachat's instances answer to the account's key
+		if p.Account.SharedKey {
+			secret = token // the instances answer to the account's key
 		}
 		accountSim.Set(p.Name, "1102000001", secret, simulator.Behaviour{State: p.States[0]})
 		accountSim.Set(p.Name, "1102000002", secret, simulator.Behaviour{Fault: simulator.FaultUnauthorized})
@@ -101,6 +101,9 @@ func TestTokenNeverLeaks(t *testing.T) {
 			extra = append(extra, fmt.Sprintf("webhook_jwt_key: %q", token), fmt.Sprintf("webhook_path_secret: %q", pathSecret))
 		case simulator.Waha:
 			extra = []string{fmt.Sprintf("webhook_hmac_key: %q", token)} // WAHA signs with an HMAC key, and sends no token
+		case simulator.Whatsmeow:
+			// No header credential: a path secret, and wuzapi's HMAC key.
+			extra = []string{fmt.Sprintf("webhook_hmac_key: %q", token), fmt.Sprintf("webhook_path_secret: %q", pathSecret)}
 		}
 		cfg += p.Config(closedURL, p.Name+"-webhook", "1103000001", token, extra...)
 	}
@@ -148,7 +151,16 @@ func TestTokenNeverLeaks(t *testing.T) {
 		notify(base+n.Path, token, append(body[:len(body)-1:len(body)-1], []byte(`,"x":"`+token)...)) // malformed
 		notify(base+n.Path, token, append(body[:len(body)-1:len(body)-1], []byte(`,"x":"`+strings.Repeat(token, 5000)+`"}`)...))
 		notify(base+"/"+pathSecret+"x"+n.Path, "", body) // a wrong secret in the path
-		accepted += 2
+		if p.Name != simulator.Whatsmeow {
+			accepted += 2 // the header credentials
+		}
+		if p.Name == simulator.Whatsmeow {
+			for k, state := range []string{"logged_out", "logged_in"} {
+				n, _ := sim.NotificationOf(p.Name, "1103000001", simulator.Behaviour{State: state}, token, time.Now().Add(time.Duration(k+1)*time.Minute))
+				notify(base+"/"+pathSecret+n.Path, "", n.Body)
+				accepted++
+			}
+		}
 		if p.Name == simulator.Evolution {
 			n, _ := sim.NotificationOf(p.Name, "1103000001", simulator.Behaviour{State: "open"}, token, time.Now().Add(time.Minute))
 			notify(base+"/"+pathSecret+n.Path, "", n.Body)

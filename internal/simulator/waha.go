@@ -240,15 +240,13 @@ type wahaDelivery struct{}
 
 func (wahaDelivery) queued() bool { return false }
 
-func (wahaDelivery) header(h http.Header, _ WebhookAuth, now time.Time) {
+// header sets WAHA's request ID and timestamp and, with a key,
+// X-Webhook-Hmac: the hex HMAC-SHA512 of the body.
+func (wahaDelivery) header(h http.Header, auth WebhookAuth, body []byte, now time.Time) {
 	var id [16]byte
 	_, _ = rand.Read(id[:])
 	h.Set("X-Webhook-Request-Id", hex.EncodeToString(id[:]))
 	h.Set("X-Webhook-Timestamp", strconv.FormatInt(now.UnixMilli(), 10))
-}
-
-// sign sets X-Webhook-Hmac: the hex HMAC-SHA512 of the body with the key.
-func (wahaDelivery) sign(h http.Header, auth WebhookAuth, body []byte) {
 	if auth.HMACKey == "" {
 		return
 	}
