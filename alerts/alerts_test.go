@@ -25,12 +25,18 @@ const (
 	alertmanagerFile = "alertmanager.yml"
 )
 
+// rulesTestFiles are the unit tests of rulesFile: the whole file, and
+// its whatsapp_meta group (Meta's Cloud API) apart.
+var rulesTestFiles = []string{rulesTestFile, "meta.rules.test.yml"}
+
 func TestAlertRules(t *testing.T) {
 	promtool := testtool.Require(t, "promtool")
 	testtool.Run(t, promtool, "check", "rules", rulesFile)
-	out := testtool.Run(t, promtool, "test", "rules", rulesTestFile)
-	if !strings.Contains(out, "SUCCESS") {
-		t.Fatalf("promtool test rules:\n%s", out)
+	for _, f := range rulesTestFiles {
+		out := testtool.Run(t, promtool, "test", "rules", f)
+		if strings.Count(out, "SUCCESS") != 1 {
+			t.Fatalf("promtool test rules %s:\n%s", f, out)
+		}
 	}
 }
 
@@ -45,10 +51,11 @@ func TestAlertRulesAnnotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	alerts := regexp.MustCompile(`(?m)^      - alert: (\w+)\n((?:        .*\n?)+)`).FindAllStringSubmatch(string(content), -1)
-	// 27 rules, 25 names: WhatsAppInstanceStartingTooLong is three rules,
-	// one per way GREEN-API's procedure for starting ends.
-	if len(alerts) != 27 {
-		t.Fatalf("found %d alerts in %s, want 27", len(alerts), rulesFile)
+	// 48 rules, 45 names: WhatsAppInstanceStartingTooLong is three rules,
+	// one per way GREEN-API's procedure for starting ends, and
+	// WhatsAppMetaWabaRestricted two, one per severity.
+	if len(alerts) != 48 {
+		t.Fatalf("found %d alerts in %s, want 48", len(alerts), rulesFile)
 	}
 	for _, a := range alerts {
 		name, body := a[1], a[2]
@@ -83,12 +90,29 @@ func TestAlertRulesAnnotations(t *testing.T) {
 			if !strings.Contains(body, "{{ $labels.sender }}") || !strings.Contains(body, "{{ $labels.result }}") {
 				t.Errorf("%s: the description must name the sender and the result", name)
 			}
-		case strings.HasPrefix(name, "WhatsAppAccount"):
+		case strings.HasPrefix(name, "WhatsAppMetaBudget") || name == "WhatsAppMetaApiThrottled":
+			// A request budget is a WABA account's, or a single number's.
+			if !strings.Contains(body, "{{ $labels.budget }}") || !strings.Contains(body, "{{ $labels.provider }}") {
+				t.Errorf("%s: the description must name the provider and the budget", name)
+			}
+		case strings.HasPrefix(name, "WhatsAppAccount") || strings.HasPrefix(name, "WhatsAppMetaWaba"):
 			if !strings.Contains(body, "{{ $labels.account }}") || !strings.Contains(body, "{{ $labels.provider }}") {
 				t.Errorf("%s: the description must name the provider and the account", name)
 			}
 		case !strings.Contains(body, "{{ $labels.name }}") || !strings.Contains(body, "{{ $labels.provider }}"):
 			t.Errorf("%s: the description must name the provider and the instance", name)
+		}
+		// Meta's alerts name numbers and accounts by their configured
+		// names, never by a phone number (display_phone_number is no
+		// label) or anything else a label could carry.
+		if strings.HasPrefix(name, "WhatsAppMeta") {
+			for _, m := range regexp.MustCompile(`\$labels\.(\w+)`).FindAllStringSubmatch(body, -1) {
+				switch m[1] {
+				case "job", "instance", "provider", "name", "account", "budget", "type", "state", "method", "restriction_type":
+				default:
+					t.Errorf("%s: the annotations quote label %s", name, m[1])
+				}
+			}
 		}
 		anchor := "#" + strings.ToLower(name)
 		if !strings.Contains(body, "alerts/RUNBOOK.md"+anchor+`"`) {
