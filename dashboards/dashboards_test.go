@@ -178,6 +178,20 @@ func stateColour(state string) string {
 		return "red"
 	case "creating": // GREEN-API, up to 5 minutes: no problem yet
 		return "blue"
+	// Meta's Cloud API: a number's status. FLAGGED still sends (its
+	// quality is low), RESTRICTED and RATE_LIMITED answer customers only;
+	// PENDING is being registered; DELETED and MIGRATED are gone from the
+	// WABA, for the configuration to follow.
+	case "CONNECTED":
+		return "green"
+	case "FLAGGED", "RESTRICTED", "RATE_LIMITED":
+		return "orange"
+	case "PENDING":
+		return "blue"
+	case "UNVERIFIED", "DISCONNECTED", "BANNED":
+		return "red"
+	case "DELETED", "MIGRATED":
+		return "purple"
 	case collector.StateUnknown:
 		return "#8e8e8e"
 	}
@@ -235,7 +249,9 @@ func TestDashboardsColourEveryState(t *testing.T) {
 				}
 			}
 			for _, got := range []map[string]string{colour, overridden} {
-				if len(got) == 0 {
+				// unknown alone is a health value's (Meta's can-send
+				// status, quality rating), not a state.
+				if len(got) == 0 || len(got) == 1 && got[collector.StateUnknown] != "" {
 					continue
 				}
 				checked++
