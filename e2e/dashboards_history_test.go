@@ -48,8 +48,10 @@ func TestDashboardsHistory(t *testing.T) {
 	var names []string
 	accounts := "accounts:\n"
 	for i, p := range simulator.Providers() {
-		working := p.States[slices.IndexFunc(p.States, func(s string) bool { return s == "authorized" || s == "open" })]
-		notWorking := p.States[slices.IndexFunc(p.States, func(s string) bool { return s != "authorized" && s != "open" })]
+		// Meta's Cloud API works in CONNECTED.
+		works := func(s string) bool { return s == "authorized" || s == "open" || s == "CONNECTED" }
+		working := p.States[slices.IndexFunc(p.States, works)]
+		notWorking := p.States[slices.IndexFunc(p.States, func(s string) bool { return !works(s) })]
 		for j, b := range []simulator.Behaviour{{State: working}, {State: notWorking}, {Fault: simulator.FaultServerError}} {
 			name, id := fmt.Sprintf("%s-%d", p.Name, j), fmt.Sprintf("11030%02d%03d", i, j)
 			sim.Set(p.Name, id, "history-secret-"+id, b)
