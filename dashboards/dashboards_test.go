@@ -198,11 +198,19 @@ func stateColour(state string) string {
 	return "no colour defined for " + state
 }
 
-// healthColumns are the table columns of Meta's health values (a
+// healthMapping tells a mapping of Meta's health values alone (a
 // number's can-send status and quality rating, a WABA's review), some of
 // which are spelt like a number's status (PENDING, RESTRICTED) but are not
 // states.
-var healthColumns = []string{"status", "rating", "review"}
+func healthMapping(m testtool.ValueMapping) bool {
+	for _, o := range m.Options {
+		if o.Text != collector.StateUnknown && !slices.Contains(collector.CanSendValues, o.Text) &&
+			!slices.Contains(collector.QualityValues, o.Text) && !slices.Contains(collector.ReviewValues, o.Text) {
+			return false
+		}
+	}
+	return true
+}
 
 // mappings returns a panel's value mappings, defaults and overrides.
 func mappings(t *testing.T, p testtool.Panel) []testtool.ValueMapping {
@@ -210,7 +218,7 @@ func mappings(t *testing.T, p testtool.Panel) []testtool.ValueMapping {
 }
 
 // stateMappings returns a panel's value mappings but those of Meta's
-// health columns.
+// health values.
 func stateMappings(t *testing.T, p testtool.Panel) []testtool.ValueMapping {
 	return panelMappings(t, p, false)
 }
@@ -218,9 +226,6 @@ func stateMappings(t *testing.T, p testtool.Panel) []testtool.ValueMapping {
 func panelMappings(t *testing.T, p testtool.Panel, health bool) []testtool.ValueMapping {
 	m := slices.Clone(p.FieldConfig.Defaults.Mappings)
 	for _, o := range p.FieldConfig.Overrides {
-		if name, _ := o.Matcher.Options.(string); !health && o.Matcher.ID == "byName" && slices.Contains(healthColumns, name) {
-			continue
-		}
 		for _, prop := range o.Properties {
 			if prop.ID == "mappings" {
 				var more []testtool.ValueMapping
@@ -230,6 +235,9 @@ func panelMappings(t *testing.T, p testtool.Panel, health bool) []testtool.Value
 				m = append(m, more...)
 			}
 		}
+	}
+	if !health {
+		m = slices.DeleteFunc(m, healthMapping)
 	}
 	return m
 }

@@ -43,6 +43,18 @@ var healthFamilies = map[string][]string{
 	"rating": collector.QualityValues,
 }
 
+// codedFamilies are the values of the one-hot families that panels turn
+// into codes, by metric.
+var codedFamilies = map[string]struct {
+	label  string
+	values []string
+}{
+	"whatsapp_meta_can_send_message":      {"status", collector.CanSendValues},
+	"whatsapp_meta_quality_rating":        {"rating", collector.QualityValues},
+	"whatsapp_meta_waba_review_status":    {"status", collector.ReviewValues},
+	"whatsapp_meta_waba_can_send_message": {"status", collector.CanSendValues},
+}
+
 // TestMetaHealthColoured checks every panel that maps a can-send status
 // or a quality rating maps every value of its family, unknown included,
 // with its colour.
@@ -87,16 +99,18 @@ func TestMetaHealthColoured(t *testing.T) {
 	}
 }
 
-// TestMetaHealthCodes checks the instance dashboard's timelines that turn
-// a one-hot health family into a number: every value has a code, each
-// code one value, each shown as its value, and 0 (none true) as unknown.
+// TestMetaHealthCodes checks the queries that turn a one-hot health
+// family into a number (the instance's timelines, the WABAs' review):
+// every value has a code, each code one value, each shown as its value,
+// and 0 (none true) as unknown.
 func TestMetaHealthCodes(t *testing.T) {
 	checked := 0
 	for _, d := range testtool.LoadDashboards(t, ".") {
 		for _, p := range d.AllPanels() {
 			for _, tg := range p.Targets {
-				for label, values := range healthFamilies {
-					arms := regexp.MustCompile(`\b`+label+`="(\w+)"\} \* (\d+)`).FindAllStringSubmatch(tg.Expr, -1)
+				for metric, f := range codedFamilies {
+					label, values := f.label, f.values
+					arms := regexp.MustCompile(`\b`+metric+`\{[^}]*\b`+label+`="(\w+)"\} \* (\d+)`).FindAllStringSubmatch(tg.Expr, -1)
 					if len(arms) == 0 {
 						continue
 					}
@@ -129,8 +143,8 @@ func TestMetaHealthCodes(t *testing.T) {
 			}
 		}
 	}
-	if checked != 2 {
-		t.Errorf("%d health code queries found, want the instance's Can send and Quality rating", checked)
+	if checked != 3 {
+		t.Errorf("%d health code queries found, want the instance's Can send and Quality rating and the WABAs' review", checked)
 	}
 }
 
@@ -140,9 +154,9 @@ func TestMetaHealthCodes(t *testing.T) {
 // its dashboard, the budget's series are bounded, and no query reads a
 // label beyond those of the contract (no phone number is ever one).
 func TestMetaPanelsForFleets(t *testing.T) {
-	labels := regexp.MustCompile(`\b(?:by|on|without|ignoring) \(([^)]*)\)|"([a-z_]+)", "\$1", "([a-z_]+)"`)
+	labels := regexp.MustCompile(`\b(?:by|on|without|ignoring) \(([^)]*)\)`)
 	allowed := []string{"provider", "name", "account", "budget", "type", "status", "rating", "entity_type", "error_code",
-		"throughput_level", "name_status", "code_verification_status", "platform_type", "account_mode", "review"}
+		"throughput_level", "name_status", "code_verification_status", "platform_type", "account_mode"}
 	titles := map[string]bool{}
 	for _, d := range testtool.LoadDashboards(t, ".") {
 		for _, p := range d.AllPanels() {
@@ -153,7 +167,7 @@ func TestMetaPanelsForFleets(t *testing.T) {
 				}
 				meta = true
 				for _, m := range labels.FindAllStringSubmatch(tg.Expr, -1) {
-					for _, l := range strings.Split(m[1]+","+m[2]+","+m[3], ",") {
+					for _, l := range strings.Split(m[1], ",") {
 						if l = strings.TrimSpace(l); l != "" && !slices.Contains(allowed, l) {
 							t.Errorf("%s %q: query uses label %s: %s", d.File, p.Title, l, tg.Expr)
 						}

@@ -121,8 +121,11 @@ func TestDashboardsHistory(t *testing.T) {
 						failures := strings.Contains(expr, "errors_total") && !strings.Contains(expr, "duration")
 						// No instance of the history reads its queue: the
 						// queue panels are checked with data on the demo.
+						// Meta's panels are checked with data on the demo
+						// (TestDashboardsLive), which has a WABA and its
+						// numbers' health.
 						return strings.Contains(expr, "ALERTS") || (failures && healthy && strings.Contains(expr, "name=~")) || queueMayBeEmpty(sel, expr, nil) ||
-							strings.Contains(expr, "whatsapp_instance_disconnect_reason")
+							strings.Contains(expr, "whatsapp_instance_disconnect_reason") || strings.Contains(expr, "whatsapp_meta_")
 					}
 					checkPanels(t, prom, sel, runs, end, mayBeEmpty)
 					for _, r := range runs {
