@@ -25,9 +25,10 @@ const (
 	alertmanagerFile = "alertmanager.yml"
 )
 
-// rulesTestFiles are the unit tests of rulesFile: the whole file, and
-// its whatsapp_meta group (Meta's Cloud API) apart.
-var rulesTestFiles = []string{rulesTestFile, "meta.rules.test.yml"}
+// rulesTestFiles are the unit tests of rulesFile: the whole file, its
+// whatsapp_meta group (Meta's Cloud API) apart, and the self-hosted
+// servers' states (WAHA, the whatsmeow family) apart.
+var rulesTestFiles = []string{rulesTestFile, "meta.rules.test.yml", "selfhosted.rules.test.yml"}
 
 func TestAlertRules(t *testing.T) {
 	promtool := testtool.Require(t, "promtool")
@@ -51,11 +52,11 @@ func TestAlertRulesAnnotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	alerts := regexp.MustCompile(`(?m)^      - alert: (\w+)\n((?:        .*\n?)+)`).FindAllStringSubmatch(string(content), -1)
-	// 48 rules, 45 names: WhatsAppInstanceStartingTooLong is three rules,
-	// one per way GREEN-API's procedure for starting ends, and
-	// WhatsAppMetaWabaRestricted two, one per severity.
-	if len(alerts) != 48 {
-		t.Fatalf("found %d alerts in %s, want 48", len(alerts), rulesFile)
+	// 53 rules, 49 names: WhatsAppInstanceStartingTooLong is four rules,
+	// one per way GREEN-API's procedure for starting ends and WAHA's
+	// STARTING, and WhatsAppMetaWabaRestricted two, one per severity.
+	if len(alerts) != 53 {
+		t.Fatalf("found %d alerts in %s, want 53", len(alerts), rulesFile)
 	}
 	for _, a := range alerts {
 		name, body := a[1], a[2]
@@ -137,6 +138,17 @@ func TestAlertmanagerRoutes(t *testing.T) {
 		{[]string{"alertname=WhatsAppInstanceBanned", "severity=critical", "provider=evolution", "name=bot", "reason=banned"}, "whatsapp,whatsapp-pager"},
 		{[]string{"alertname=WhatsAppInstanceNotAuthorized", "severity=critical", "provider=greenapi", "name=shop", "state=notAuthorized"}, "whatsapp,whatsapp-pager"},
 		{[]string{"alertname=WhatsAppInstanceYellowCard", "severity=critical", "provider=greenapi", "name=ads", "state=yellowCard"}, "whatsapp,whatsapp-pager"},
+		// The self-hosted servers' pages of the same kind: a phone to
+		// link, WAHA's FAILED (maybe a ban), whatsmeow's temporary ban.
+		{[]string{"alertname=WhatsAppInstanceAwaitingLink", "severity=critical", "provider=waha", "name=shop", "state=SCAN_QR_CODE"}, "whatsapp,whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceAwaitingLink", "severity=critical", "provider=whatsmeow", "name=bot", "state=pairing"}, "whatsapp,whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceFailed", "severity=critical", "provider=waha", "name=shop", "state=FAILED"}, "whatsapp,whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceBanned", "severity=critical", "provider=whatsmeow", "name=bot", "reason=temporary_ban"}, "whatsapp,whatsapp-pager"},
+		{[]string{"alertname=WhatsAppInstanceNotAuthorized", "severity=critical", "provider=whatsmeow", "name=bot", "state=logged_out"}, "whatsapp,whatsapp-pager"},
+		// Their warnings go to the chat.
+		{[]string{"alertname=WhatsAppInstanceStopped", "severity=warning", "provider=waha", "name=shop", "state=STOPPED"}, "whatsapp-chat"},
+		{[]string{"alertname=WhatsAppInstanceStartingTooLong", "severity=warning", "provider=waha", "name=shop", "state=STARTING"}, "whatsapp-chat"},
+		{[]string{"alertname=WhatsAppInstanceDisconnectedTooLong", "severity=warning", "provider=whatsmeow", "name=bot", "state=disconnected"}, "whatsapp-chat"},
 		// Requests to act go to the exporter only, never to a person.
 		{[]string{"alertname=WhatsAppInstanceStartingRemediate", "severity=none", "remediation=reboot", "provider=greenapi", "name=shop", "state=starting"}, "whatsapp-exporter-remediation"},
 		{[]string{"alertname=WhatsAppInstanceYellowCardRemediate", "severity=none", "remediation=reboot", "provider=greenapi", "name=ads", "state=yellowCard"}, "whatsapp-exporter-remediation"},
@@ -335,6 +347,21 @@ func TestAlertmanagerInhibitions(t *testing.T) {
 		// Blind while the exporter of their job is down.
 		{Labels: l("alertname", "WhatsAppMetaQualityYellow", "job", "whatsapp", "provider", "meta", "name", "m4", "rating", "YELLOW", "severity", "warning"), inhibits: true},
 		{Labels: l("alertname", "WhatsAppMetaWabaLimited", "job", "whatsapp", "provider", "meta", "account", "w3", "status", "LIMITED", "severity", "warning"), inhibits: true},
+		// The self-hosted servers: a steady state's own alert says it,
+		// not NotWorking; a temporary ban, not the link it then waits for.
+		{Labels: l("alertname", "WhatsAppInstanceFailed", "job", "other", "provider", "waha", "name", "w1", "state", "FAILED", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "waha", "name", "w1", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceAwaitingLink", "job", "other", "provider", "waha", "name", "w2", "state", "SCAN_QR_CODE", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "waha", "name", "w2", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceStartingTooLong", "job", "other", "provider", "waha", "name", "w3", "state", "STARTING", "severity", "warning")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "waha", "name", "w3", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceDisconnectedTooLong", "job", "other", "provider", "whatsmeow", "name", "g1", "state", "disconnected", "severity", "warning")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "whatsmeow", "name", "g1", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceBanned", "job", "other", "provider", "whatsmeow", "name", "g2", "reason", "temporary_ban", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppInstanceAwaitingLink", "job", "other", "provider", "whatsmeow", "name", "g2", "state", "pairing", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "whatsmeow", "name", "g2", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppInstanceNotAuthorized", "job", "other", "provider", "whatsmeow", "name", "g3", "state", "logged_out", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "whatsmeow", "name", "g3", "severity", "critical"), inhibits: true},
 		// No state known is said by StateUnknown, not NotWorking.
 		{Labels: l("alertname", "WhatsAppInstanceStateUnknown", "job", "other", "provider", "evolution", "name", "j", "severity", "warning")},
 		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "evolution", "name", "j", "severity", "critical"), inhibits: true},
