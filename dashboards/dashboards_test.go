@@ -192,6 +192,20 @@ func stateColour(state string) string {
 		return "red"
 	case "DELETED", "MIGRATED":
 		return "purple"
+	// The self-hosted servers. WAHA (provider waha): WORKING sends;
+	// STARTING will send soon; a person must link the phone
+	// (SCAN_QR_CODE, the passkey steps) or act on the session (FAILED,
+	// which is also WAHA's ban; STOPPED, started or excluded by someone).
+	// The whatsmeow family: logged_in sends; disconnected reconnects by
+	// itself, like connecting; pairing and logged_out wait for a person
+	// to link the device; temporary_ban is a ban.
+	case "WORKING", "logged_in":
+		return "green"
+	case "STARTING", "disconnected":
+		return "orange"
+	case "SCAN_QR_CODE", "PASSKEY_REQUIRED", "PASSKEY_CONFIRMATION_REQUIRED", "FAILED", "STOPPED",
+		"pairing", "logged_out", "temporary_ban":
+		return "red"
 	case collector.StateUnknown:
 		return "#8e8e8e"
 	}
