@@ -362,8 +362,11 @@ func receiveMeta(c *Collector, r *http.Request, now time.Time) string {
 		return OutcomeIgnored
 	}
 	outcomes := map[string]bool{}
+	// The calls made due, each once per delivery: Meta batches the
+	// changes of a WABA, and a ban comes with its restrictions.
+	polled := map[*memory]bool{}
 	for _, e := range env.Entry {
-		outcomes[applyMetaEntry(c, idx, signers, e.ID, e.Time, e.Changes, now)] = true
+		outcomes[applyMetaEntry(c, idx, signers, polled, e.ID, e.Time, e.Changes, now)] = true
 	}
 	for _, o := range []string{OutcomeAccepted, OutcomeStale, OutcomeIgnored, OutcomeUnauthorized, OutcomeUnknownInstance, OutcomeMalformed} {
 		if outcomes[o] {
@@ -414,8 +417,9 @@ func metaSigners(idx *metaIndex, headers []string, body []byte) map[string]bool 
 }
 
 // applyMetaEntry applies the changes of one WABA, sent at unix (entry.time),
-// to the subjects of that WABA whose app signed them.
-func applyMetaEntry(c *Collector, idx *metaIndex, signers map[string]bool, waba string, unix int64, changes []metaEntryChange, now time.Time) string {
+// to the subjects of that WABA whose app signed them, and makes their
+// calls due unless polled has them.
+func applyMetaEntry(c *Collector, idx *metaIndex, signers map[string]bool, polled map[*memory]bool, waba string, unix int64, changes []metaEntryChange, now time.Time) string {
 	var subjects []metaSubject
 	known := idx.byWABA[waba]
 	for _, s := range known {
@@ -451,7 +455,6 @@ func applyMetaEntry(c *Collector, idx *metaIndex, signers map[string]bool, waba 
 	}
 	outcome := OutcomeStale
 	malformed := false
-	polled := map[*memory]bool{}
 	for _, ch := range changes {
 		fi := metaFieldIndex(ch.Field)
 		var v metaChange
@@ -558,11 +561,21 @@ func metaApply(c *Collector, s metaSubject, st *metaAccountState, waba, field st
 	} else if s.target != nil {
 		logger = s.target.log()
 	}
-	if d := v.Decision; field == metaFieldReviewUpdate && d != "" && !at.Before(p.reviewAt) {
-		p.review, p.reviewAt = boundedValue(d, metaReviewDecisions), at
+	if field == metaFieldReviewUpdate {
+		// Older than the decision kept: the call made due for the newer
+		// one has told what the review is.
+		if v.Decision == "" || at.Before(p.reviewAt) {
+			return false
+		}
+		p.review, p.reviewAt = boundedValue(v.Decision, metaReviewDecisions), at
 		logger.Info("WABA review decision notified", "decision", p.review)
+		return true
 	}
+	// account_update: news when it tells what the exporter does not keep
+	// (a violation, a partner, a deletion), or changes what it keeps.
+	news := (v.BanInfo == nil || v.BanInfo.State == "") && len(v.RestrictionInfo) == 0
 	if v.BanInfo != nil && v.BanInfo.State != "" && !at.Before(p.banAt) {
+		news = true
 		if state := boundedValue(v.BanInfo.State, MetaBanStates); state != HealthOther {
 			p.ban, p.banAt = state, at
 			logger.Warn("WABA ban state notified", "ban_state", state)
@@ -582,12 +595,13 @@ func metaApply(c *Collector, s metaSubject, st *metaAccountState, waba, field st
 			continue
 		}
 		p.restrictions[typ] = metaRestriction{expiry: expiry, at: at}
+		news = true
 		logger.Warn("WABA restriction notified", "restriction_type", typ, "expires", expiry.UTC().Format(time.RFC3339))
 	}
 	if v.ViolationInfo != nil && v.ViolationInfo.Type != "" {
 		logger.Warn("WABA policy violation notified", "violation_type", shorten(strings.Map(metaPlain, v.ViolationInfo.Type), 40))
 	}
-	return true
+	return news
 }
 
 // metaPlain keeps the letters, digits and '_' of a value logged, which
