@@ -97,7 +97,7 @@ type metaEnv struct {
 	answeredMu sync.Mutex
 }
 
-func newMetaEnv(t *testing.T) *metaEnv {
+func newMetaEnv(t testing.TB) *metaEnv {
 	t.Helper()
 	logger, logs := testlog.New()
 	e := &metaEnv{logs: logs, lister: &countingLister{}, client: &countingMetaClient{}}
