@@ -718,3 +718,51 @@ var (
 	_ config.Spec        = testMetaSpec{}
 	_ config.AccountSpec = testMetaAccountSpec{}
 )
+
+// BenchmarkMetaNotification passes one signed account_update through the
+// receiver of an exporter watching 10 000 single numbers of 10 000 WABAs
+// (the index of the snapshot built once, as between reloads), and
+// BenchmarkMetaIndex builds that index.
+func BenchmarkMetaNotification(b *testing.B) {
+	e := newMetaEnv(b)
+	snap := benchMetaSnapshot(e, 10000)
+	e.c.snap.Store(snap)
+	body := bytes.ReplaceAll(metaFixture(b, "account_update_violation.json", time.Now()), []byte(testMetaWABA), []byte("200000000005000"))
+	sig := metaSign(testMetaSecret, body)
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/webhook/meta", bytes.NewReader(body))
+		req.Header.Set(metaSignatureHeader, sig)
+		serveMetaWebhook(e.c, httptest.NewRecorder(), req)
+	}
+	if e.count(OutcomeAccepted) != 1 {
+		b.Fatalf("accepted = %v, want 1 (and the rest stale)", e.count(OutcomeAccepted))
+	}
+}
+
+func BenchmarkMetaIndex(b *testing.B) {
+	e := newMetaEnv(b)
+	snap := benchMetaSnapshot(e, 10000)
+	b.ReportAllocs()
+	for b.Loop() {
+		metaIndexCache.Store(nil)
+		metaIndexOf(snap)
+	}
+}
+
+// benchMetaSnapshot is a snapshot of n single numbers, each of its own
+// WABA, with the same app.
+func benchMetaSnapshot(e *metaEnv, n int) *snapshot {
+	snap := emptySnapshot()
+	for i := range n {
+		spec := &MetaSpec{PhoneNumberID: fmt.Sprint(100000000000000 + i), WABAID: fmt.Sprint(200000000000000 + i), AccessToken: testMetaAccessToken}
+		spec.Name, spec.Provider = fmt.Sprint("n", i), "meta"
+		spec.appSecret = testMetaSecret
+		tg := newLoneTarget(e.p, spec.Name, 5*time.Second, &countingMetaClient{})
+		tg.spec = testMetaSpec{spec}
+		snap.targets = append(snap.targets, tg)
+		snap.byName[tg.name] = tg
+		snap.entries[tg.mem.key] = entry{mem: tg.mem, work: tg}
+	}
+	return snap
+}
