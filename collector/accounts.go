@@ -268,6 +268,11 @@ func (c *Collector) newAccount(acct config.Account, key string, state *accountSt
 	if a.lister, err = p.Account.NewLister(acct.Spec, api); err != nil {
 		return nil, err
 	}
+	// A lister that spends a budget kept across reloads (Meta's) takes
+	// it from the account's state.
+	if s, ok := a.lister.(interface{ setState(ext any) }); ok {
+		s.setState(state.ext)
+	}
 	return a, nil
 }
 

@@ -2,6 +2,7 @@ package collector
 
 import (
 	promcfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
@@ -48,7 +49,15 @@ type MetaSpec struct {
 	AccessTokenFile string         `yaml:"access_token_file,omitempty"`
 	// WABAID is the number's WABA, optional: notifications name WABAs,
 	// so a number's are received only when it is set.
-	WABAID     string `yaml:"waba_id,omitempty"`
+	WABAID string `yaml:"waba_id,omitempty"`
+	// PollInterval is the least time between two state requests of the
+	// number (default 1m): Meta's request budget is per hour, and a
+	// scrape must not spend it (meta_budget.go).
+	PollInterval model.Duration `yaml:"poll_interval,omitempty"`
+	// StatePath replaces the Graph path /{phone_number_id}?fields=… of
+	// the state request, for a pass-through provider that serves the
+	// number's health elsewhere (360dialog: /health_status).
+	StatePath  string `yaml:"state_path,omitempty"`
 	metaShared `yaml:",inline"`
 }
 

@@ -47,6 +47,9 @@ func Demo() *Simulator {
 			}
 			s.ScheduleAccount(p.Name, p.Account.Demo.Key, p.Account.Demo.Steps...)
 		}
+		if p.demoSetup != nil {
+			p.demoSetup(s)
+		}
 	}
 	return s
 }
@@ -66,6 +69,7 @@ func DemoConfig(baseURL string) string {
 			if d.MessagesQueue {
 				extra = append(extra, "messages_queue: true")
 			}
+			extra = append(extra, d.Extra...)
 			b.WriteString(p.Config(baseURL, d.Name, d.ID, d.Secret, extra...))
 		}
 	}

@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -18,6 +19,9 @@ type Provider struct {
 	// Path is where the simulator serves the provider's API: the api_url
 	// of its instances, relative to the simulator's URL.
 	Path string
+	// Aliases are other paths its API is served under too (Meta's older
+	// Graph API version).
+	Aliases []string
 	// States are the states the provider documents.
 	States []string
 	// Specials are answers particular to the provider that report a state
@@ -39,6 +43,12 @@ type Provider struct {
 	// deliverer is how the provider delivers its notifications, on the
 	// simulator's version of it.
 	deliverer func(*Simulator) deliverer
+	// demoSetup prepares what --demo needs beyond its instances and
+	// account (Meta's WABA); pusher sends, in --demo, the notifications
+	// that are not one instance's state (Meta's, about WABAs). Both may
+	// be nil.
+	demoSetup func(*Simulator)
+	pusher    func(s *Simulator, ctx context.Context, baseURL string, report func(error))
 
 	routes []route
 }
@@ -89,6 +99,8 @@ type DemoInstance struct {
 	// Reboot is how it answers a reboot (GREEN-API); nil for the
 	// default: done, and the schedule goes on.
 	Reboot *RebootBehaviour
+	// Extra are more fields of its configuration.
+	Extra []string
 }
 
 // route is one endpoint of a provider: a method and a path pattern below

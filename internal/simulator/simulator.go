@@ -75,6 +75,9 @@ type Behaviour struct {
 	QueueRate     float64
 	QueueFault    Fault
 	QueueCountKey string
+	// Meta is what a number of Meta's Cloud API tells beyond its status
+	// (State): quality, health, limits (meta.go); nil for a healthy one.
+	Meta *MetaNumber
 }
 
 // QueueAt is the queue a behaviour holds d after it began.
@@ -138,6 +141,8 @@ type Simulator struct {
 	// (actions.go).
 	msgMu    sync.Mutex
 	messages []Message
+	// meta are Meta's WABAs and request budgets (meta.go).
+	meta metaSim
 }
 
 // SetRateLimit makes the simulator count, in Spacing.Under, the calls to an
@@ -167,8 +172,10 @@ func New() *Simulator {
 	s := &Simulator{start: time.Now(), mux: http.NewServeMux(), instances: map[string]*instance{}, accounts: map[string]*account{},
 		evolution: Evolution23, retryUnit: time.Second}
 	for _, p := range Providers() {
-		for _, r := range p.routes {
-			s.mux.HandleFunc(r.method+" "+p.Path+r.path, func(w http.ResponseWriter, req *http.Request) { r.handle(s, w, req) })
+		for _, path := range append([]string{p.Path}, p.Aliases...) {
+			for _, r := range p.routes {
+				s.mux.HandleFunc(r.method+" "+path+r.path, func(w http.ResponseWriter, req *http.Request) { r.handle(s, w, req) })
+			}
 		}
 	}
 	return s

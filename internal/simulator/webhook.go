@@ -204,6 +204,11 @@ type pending struct {
 // passed to report, which may be nil.
 func (s *Simulator) SendNotifications(ctx context.Context, baseURL string, report func(error)) {
 	client := &http.Client{Timeout: 5 * time.Second}
+	for _, p := range Providers() {
+		if p.pusher != nil {
+			go p.pusher(s, ctx, baseURL, report)
+		}
+	}
 	last := map[string]Behaviour{}
 	queues := map[string][]*pending{}
 	tick := time.NewTicker(20 * time.Millisecond)
