@@ -9,13 +9,16 @@ import (
 	"errors"
 	"hash/maphash"
 	"io"
+	"log/slog"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -208,7 +211,7 @@ type metaIndex struct {
 }
 
 // metaCredentialed is a meta configuration: a MetaSpec or a
-// MetaAccountSpec.
+// MetaAccountSpec (or a test's).
 type metaCredentialed interface{ webhookCreds() metaWebhookCreds }
 
 // metaIndexCache is the index of the last snapshot a delivery read: a
@@ -465,26 +468,20 @@ func applyMetaEntry(c *Collector, idx *metaIndex, signers map[string]bool, polle
 			}
 		}
 		for _, s := range subjects {
-			var st *metaAccountState
-			var m *memory
-			if s.account != nil {
-				st, m = metaStateOf(s.account), s.account.state.mem
-			} else {
-				st, m = metaStateOfTarget(s.target), s.target.mem
-			}
-			if st != nil {
-				st.pushed.changes[fi].Add(1)
+			pushed, budget, m := s.state()
+			if pushed != nil {
+				pushed.changes[fi].Add(1)
 			}
 			if fi == len(MetaWebhookFields)-1 {
 				continue
 			}
-			if !metaApply(c, s, st, waba, ch.Field, ch.Value, v, at) {
+			if !metaApply(s, pushed, ch.Field, ch.Value, v, at) {
 				continue
 			}
 			outcome = OutcomeAccepted
 			if !polled[m] {
 				polled[m] = true
-				metaPollSoon(c, m, st, now)
+				metaPollSoon(c, m, budget, now)
 			}
 		}
 	}
@@ -516,29 +513,57 @@ func pushedOf(a *account) *metaPushed {
 	return &metaPushed{} // counts nothing anyone reads
 }
 
-// metaStated is a single number's client that keeps a metaAccountState
-// (its request budget).
-type metaStated interface {
-	metaState() *metaAccountState
+// state is what a subject keeps of its notifications, the budget its
+// calls spend (nil when its client keeps none), and the memory of its
+// call.
+func (s metaSubject) state() (*metaPushed, *metaBudget, *memory) {
+	if s.account != nil {
+		if st := metaStateOf(s.account); st != nil {
+			return &st.pushed, &st.budget, s.account.state.mem
+		}
+		return nil, nil, s.account.state.mem
+	}
+	var budget *metaBudget
+	if mc, ok := s.target.client.(*metaClient); ok {
+		budget = mc.budget
+	}
+	return singlePushed(s.target.mem), budget, s.target.mem
 }
 
-// metaStateOfTarget is a single number's state, when its client keeps
-// one.
-func metaStateOfTarget(t *target) *metaAccountState {
-	if s, ok := t.client.(metaStated); ok {
-		return s.metaState()
+// metaSingles are what the notifications of each single number told, by
+// its memory (which a reload keeps while the number and its credential
+// stay): its changes ordered and redeliveries told apart as an
+// account's, though nothing of it is exposed. An entry goes with its
+// memory.
+var metaSingles struct {
+	mu sync.Mutex
+	m  map[weak.Pointer[memory]]*metaPushed
+}
+
+func singlePushed(m *memory) *metaPushed {
+	wp := weak.Make(m)
+	metaSingles.mu.Lock()
+	defer metaSingles.mu.Unlock()
+	if p, ok := metaSingles.m[wp]; ok {
+		return p
 	}
-	return nil
+	if metaSingles.m == nil {
+		metaSingles.m = map[weak.Pointer[memory]]*metaPushed{}
+	}
+	p := &metaPushed{}
+	metaSingles.m[wp] = p
+	runtime.AddCleanup(m, func(wp weak.Pointer[memory]) {
+		metaSingles.mu.Lock()
+		delete(metaSingles.m, wp)
+		metaSingles.mu.Unlock()
+	}, wp)
+	return p
 }
 
 // metaApply keeps what a change received at tells, and reports whether
 // it is news: a change redelivered, or older than what was kept of the
 // same kind, is stale.
-func metaApply(c *Collector, s metaSubject, st *metaAccountState, waba, field string, raw json.RawMessage, v metaChange, at time.Time) bool {
-	if st == nil {
-		return true // a single number without state: its call decides
-	}
-	p := &st.pushed
+func metaApply(s metaSubject, p *metaPushed, field string, raw json.RawMessage, v metaChange, at time.Time) bool {
 	var h maphash.Hash
 	h.SetSeed(metaSeed)
 	h.WriteString(field)
@@ -555,10 +580,10 @@ func metaApply(c *Collector, s metaSubject, st *metaAccountState, waba, field st
 		// trusts: the call they make due tells.
 		return true
 	}
-	logger := c.logger
+	var logger *slog.Logger
 	if s.account != nil {
 		logger = s.account.logger
-	} else if s.target != nil {
+	} else {
 		logger = s.target.log()
 	}
 	if field == metaFieldReviewUpdate {
@@ -649,8 +674,8 @@ func metaExpiry(raw json.RawMessage) (time.Time, bool) {
 // is made at once, or by the first scrape after that (a WABA's listing
 // carries its numbers' states, so a scrape asks for it). Without room,
 // the regular interval brings the news.
-func metaPollSoon(c *Collector, m *memory, st *metaAccountState, now time.Time) {
-	if st != nil && !st.budget.spare(now) {
+func metaPollSoon(c *Collector, m *memory, budget *metaBudget, now time.Time) {
+	if budget != nil && !budget.spare(now) {
 		return
 	}
 	m.mu.Lock()
@@ -676,6 +701,10 @@ var (
 		"Changes of Meta's webhooks received for the WABA, signed by its app, by field (other: every field the exporter does not read, such as messages).",
 		[]string{"provider", "account", "field"}, nil)
 )
+
+func init() {
+	metaAccounts.Metrics = append(metaAccounts.Metrics, metaPushedMetrics)
+}
 
 // metaPushedMetrics are the account metrics of Meta's notifications
 // (AccountKind.Metrics of the meta provider).

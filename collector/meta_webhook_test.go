@@ -26,7 +26,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
 
-	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
@@ -47,17 +46,6 @@ const (
 // person's message, their number, the business number.
 var testMetaPrivate = []string{"PERSONAL-MESSAGE-TEXT", "16505551234", "15550783881", "Sheena Nelson"}
 
-// Until the meta provider's registration lands (meta.go), the tests
-// build its configurations themselves: these make MetaSpec and
-// MetaAccountSpec configurations of the config package.
-type testMetaAccountSpec struct{ *MetaAccountSpec }
-
-func (testMetaAccountSpec) Validate() error { return nil }
-
-type testMetaSpec struct{ *MetaSpec }
-
-func (testMetaSpec) Validate() error { return nil }
-
 // countingLister is a WABA's listing: it counts its calls.
 type countingLister struct{ calls atomic.Int64 }
 
@@ -66,19 +54,15 @@ func (l *countingLister) List(context.Context) (Listing, error) {
 	return Listing{}, nil
 }
 
-// countingMetaClient is a single number's client: it counts its calls
-// and keeps a metaAccountState, as the meta client does.
+// countingMetaClient is a single number's client: it counts its calls.
 type countingMetaClient struct {
 	calls atomic.Int64
-	state metaAccountState
 }
 
 func (c *countingMetaClient) State(context.Context) (string, error) {
 	c.calls.Add(1)
 	return "CONNECTED", nil
 }
-
-func (c *countingMetaClient) metaState() *metaAccountState { return &c.state }
 
 // metaEnv is a collector watching two WABAs of two apps and a single
 // number of the first WABA, and its notification receiver.
@@ -112,7 +96,7 @@ func newMetaEnv(t testing.TB) *metaEnv {
 	spec.Name, spec.Provider = "single", "meta"
 	spec.appSecret, spec.verifyToken = testMetaSecret, testMetaSingleToken
 	e.single = newLoneTarget(e.p, "single", 5*time.Second, e.client)
-	e.single.spec = testMetaSpec{spec}
+	e.single.spec = spec
 	e.publish()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serveMetaWebhook(e.c, w, r) }))
 	t.Cleanup(srv.Close)
@@ -131,7 +115,7 @@ func (e *metaEnv) newAccount(name, waba, secret, verify string, l Lister, state 
 		state = &accountState{mem: newMemory("meta-account\x00"+name, nil), stats: newInstanceStats(newMethodSet("listPhoneNumbers")),
 			last: &Listing{}, ext: &metaAccountState{}}
 	}
-	return &account{provider: e.p, kind: e.kind, name: name, spec: testMetaAccountSpec{spec}, key: state.mem.key, lister: l,
+	return &account{provider: e.p, kind: e.kind, name: name, spec: spec, key: state.mem.key, lister: l,
 		logger: e.c.logger.With("provider", "meta", "account", name), methods: newMethodSet("listPhoneNumbers"), state: state}
 }
 
@@ -714,11 +698,6 @@ func (m metaSetCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (m metaSetCollector) Collect(ch chan<- prometheus.Metric) { metaPushedMetrics.Collect(m.a, ch) }
 
-var (
-	_ config.Spec        = testMetaSpec{}
-	_ config.AccountSpec = testMetaAccountSpec{}
-)
-
 // BenchmarkMetaNotification passes one signed account_update through the
 // receiver of an exporter watching 10 000 single numbers of 10 000 WABAs
 // (the index of the snapshot built once, as between reloads), and
@@ -759,10 +738,32 @@ func benchMetaSnapshot(e *metaEnv, n int) *snapshot {
 		spec.Name, spec.Provider = fmt.Sprint("n", i), "meta"
 		spec.appSecret = testMetaSecret
 		tg := newLoneTarget(e.p, spec.Name, 5*time.Second, &countingMetaClient{})
-		tg.spec = testMetaSpec{spec}
+		tg.spec = spec
 		snap.targets = append(snap.targets, tg)
 		snap.byName[tg.name] = tg
 		snap.entries[tg.mem.key] = entry{mem: tg.mem, work: tg}
 	}
 	return snap
+}
+
+// TestMetaBudgetHoldsPolls: while the WABA's budget is throttled, a change
+// is accepted and kept, but makes no call due: the regular interval
+// brings the values once access is regained.
+func TestMetaBudgetHoldsPolls(t *testing.T) {
+	t.Parallel()
+	e := newMetaEnv(t)
+	now := time.Now()
+	metaStateOf(e.waba).budget.throttle(now.Add(time.Hour))
+	body := metaFixture(t, "account_update_ban.json", now)
+	e.post(t, body, metaSign(testMetaSecret, body))
+	if e.count(OutcomeAccepted) != 1 {
+		t.Errorf("accepted = %v, want 1", e.count(OutcomeAccepted))
+	}
+	if e.asked(e.waba.state.mem, &e.lister.calls) {
+		t.Error("a listing was made due beyond the budget")
+	}
+	// The single number's client keeps no budget here: its call is due.
+	if !e.asked(e.single.mem, &e.client.calls) {
+		t.Error("the single number's call was not made due")
+	}
 }
