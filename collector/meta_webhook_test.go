@@ -26,6 +26,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
 
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
@@ -766,4 +767,46 @@ func TestMetaBudgetHoldsPolls(t *testing.T) {
 	if !e.asked(e.single.mem, &e.client.calls) {
 		t.Error("the single number's call was not made due")
 	}
+}
+
+// TestMetaSimulatorWebhooks: the receiver takes the handshake and the
+// signed deliveries of the simulator's Meta (internal/simulator), built
+// as Meta documents them, and a forged one changes nothing.
+func TestMetaSimulatorWebhooks(t *testing.T) {
+	t.Parallel()
+	e := newMetaEnv(t)
+	ctx := t.Context()
+	if status, body, err := simulator.MetaVerify(ctx, nil, e.url, testMetaVerify, "987654321"); err != nil || status != 200 || body != "987654321" {
+		t.Fatalf("handshake: %d %q %v", status, body, err)
+	}
+	expiry := time.Now().Add(48 * time.Hour).Truncate(time.Second)
+	for _, ch := range []simulator.MetaChange{
+		simulator.MetaRestrictionChange(expiry, "RESTRICTED_CUSTOMER_INITIATED_MESSAGING"),
+		simulator.MetaBanChange("DISABLE", "April 17, 2025"),
+		simulator.MetaQualityChange("15550783881", "DOWNGRADE", "TIER_1K"),
+		simulator.MetaReviewChange("PENDING"),
+		simulator.MetaCapabilityChange("TIER_10K", 10000),
+	} {
+		if status, err := simulator.SendMetaWebhook(ctx, nil, e.url, testMetaSecret, testMetaWABA, ch); err != nil || status != 200 {
+			t.Fatalf("delivery: %d %v", status, err)
+		}
+	}
+	forged := simulator.MetaEnvelope(testMetaWABA, time.Now(), simulator.MetaBanChange("REINSTATE", ""))
+	if status, err := simulator.PostMetaWebhook(ctx, nil, e.url, simulator.MetaSignature("not-the-secret", forged), forged); err != nil || status != 200 {
+		t.Fatalf("forged delivery: %d %v", status, err)
+	}
+	if e.count(OutcomeAccepted) != 5 || e.count(OutcomeUnauthorized) != 1 {
+		t.Errorf("accepted %v, unauthorized %v; want 5 and 1", e.count(OutcomeAccepted), e.count(OutcomeUnauthorized))
+	}
+	got := accountSeries(t, e.waba)
+	for k, v := range map[string]float64{
+		"whatsapp_meta_waba_restriction_expiry_timestamp_seconds{account=shop-waba,provider=meta,restriction_type=RESTRICTED_CUSTOMER_INITIATED_MESSAGING}": float64(expiry.Unix()),
+		"whatsapp_meta_waba_ban_state{account=shop-waba,provider=meta,state=DISABLE}":                                                                       1,
+		"whatsapp_meta_webhook_changes_total{account=shop-waba,field=phone_number_quality_update,provider=meta}":                                            1,
+	} {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	checkNoLeak(t, "logs", e.logs.String(), "15550783881")
 }
