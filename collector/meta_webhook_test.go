@@ -26,6 +26,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
 
+	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
@@ -809,4 +810,70 @@ func TestMetaSimulatorWebhooks(t *testing.T) {
 		}
 	}
 	checkNoLeak(t, "logs", e.logs.String(), "15550783881")
+}
+
+// TestMetaWebhookConfigured: with a configuration loaded as the exporter
+// loads it (a WABA account and a single number of that WABA, their
+// secrets inline), the handshake takes the account's verify token, and a
+// signed quality update makes the WABA's listing and the number's call
+// to a Graph server over loopback; the secrets show nowhere.
+func TestMetaWebhookConfigured(t *testing.T) {
+	t.Parallel()
+	var wabaCalls, numberCalls atomic.Int64
+	graph := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/"+testMetaWABA):
+			wabaCalls.Add(1)
+			w.Write(readFixture(t, "meta/accounts", "waba_single_page.json"))
+		case strings.HasSuffix(r.URL.Path, "/106540352242999"):
+			numberCalls.Add(1)
+			w.Write(readFixture(t, "meta", "phone_connected.json"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(graph.Close)
+	yml := fmt.Sprintf(`accounts:
+  - {name: shop, provider: meta, api_url: %[1]q, waba_id: %[2]q, access_token: %[3]q, app_secret: %[4]q, webhook_verify_token: %[5]q}
+instances:
+  - {name: single, provider: meta, api_url: %[1]q, phone_number_id: "106540352242999", waba_id: %[2]q, access_token: %[3]q, app_secret: %[4]q}
+`, graph.URL, testMetaWABA, testMetaAccessToken, testMetaSecret, testMetaVerify)
+	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, logs := newTestCollector(t, cfg)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serveMetaWebhook(c, w, r) }))
+	t.Cleanup(srv.Close)
+	a := accountNamed(t, c, "shop")
+	testtool.WaitFor(t, "the first listing", func() bool { return listingDone(c, a) })
+	if status, body, err := simulator.MetaVerify(t.Context(), nil, srv.URL+"/webhook/meta", testMetaVerify, "42"); err != nil || status != 200 || body != "42" {
+		t.Fatalf("handshake: %d %q %v", status, body, err)
+	}
+	listed := wabaCalls.Load()
+	m := a.state.mem
+	m.mu.Lock()
+	m.called = m.called.Add(-metaNotifyFloor) // the floor has passed
+	m.mu.Unlock()
+	body := metaFixture(t, "phone_number_quality_update.json", time.Now())
+	status, _, answer := testtool.Notify(t, nil, srv.URL+"/webhook/meta", metaSignatureHeader+": "+metaSign(testMetaSecret, body), body)
+	if status != 200 || answer != "ok\n" {
+		t.Fatalf("delivery: %d %q", status, answer)
+	}
+	testtool.WaitFor(t, "the listing and the number's call", func() bool { return wabaCalls.Load() > listed && numberCalls.Load() == 1 })
+	if got := testutil.ToFloat64(providerMetricsOf(c).notifications.WithLabelValues("meta", OutcomeAccepted)); got != 1 {
+		t.Errorf("accepted = %v, want 1", got)
+	}
+	var series strings.Builder
+	for k := range accountSeries(t, a) {
+		series.WriteString(k + "\n")
+	}
+	if !strings.Contains(series.String(), "whatsapp_meta_webhook_changes_total{account=shop,field=phone_number_quality_update,provider=meta}") {
+		t.Errorf("no change counted:\n%s", series.String())
+	}
+	for _, s := range []string{testMetaSecret, testMetaVerify, testMetaAccessToken, "15550783881"} {
+		checkNoLeak(t, "logs", logs.String(), s)
+		checkNoLeak(t, "series", series.String(), s)
+	}
 }
