@@ -167,6 +167,7 @@ type MetaWABA struct {
 type metaSim struct {
 	mu        sync.Mutex
 	wabas     map[string]*MetaWABA   // by token (account key)
+	wabaByID  map[string]*MetaWABA   // the same, by WABA ID
 	buckets   map[string]*metaBucket // by WABA ID
 	app       metaBucket
 	appBudget int
@@ -195,9 +196,13 @@ func (s *Simulator) SetMetaWABA(token string, w MetaWABA) {
 	s.meta.mu.Lock()
 	defer s.meta.mu.Unlock()
 	if s.meta.wabas == nil {
-		s.meta.wabas = map[string]*MetaWABA{}
+		s.meta.wabas, s.meta.wabaByID = map[string]*MetaWABA{}, map[string]*MetaWABA{}
+	}
+	if old := s.meta.wabas[token]; old != nil {
+		delete(s.meta.wabaByID, cmpStr(old.ID, MetaWABAID(token)))
 	}
 	s.meta.wabas[token] = &w
+	s.meta.wabaByID[cmpStr(w.ID, MetaWABAID(token))] = &w
 }
 
 // SetMetaAppBudget sets the app's calls per hour (X-App-Usage), beyond
@@ -236,10 +241,8 @@ func (s *Simulator) metaWABAOf(token string) (*MetaWABA, string) {
 
 // metaBudgetOf is a WABA's budget and window. Under s.meta.mu.
 func (s *Simulator) metaBudgetOf(wabaID string) (int, time.Duration) {
-	for token, w := range s.meta.wabas {
-		if w.ID == wabaID || (w.ID == "" && MetaWABAID(token) == wabaID) {
-			return cmp0(w.Budget, MetaActiveBudget), time.Duration(cmp0(int64(w.Window), int64(time.Hour)))
-		}
+	if w := s.meta.wabaByID[wabaID]; w != nil {
+		return cmp0(w.Budget, MetaActiveBudget), time.Duration(cmp0(int64(w.Window), int64(time.Hour)))
 	}
 	return MetaActiveBudget, time.Hour
 }
@@ -496,7 +499,7 @@ func metaRefused(w http.ResponseWriter, u metaUsage) bool {
 // metaWABA answers a WABA's node, with the phone_numbers edge when asked
 // (field expansion: phone_numbers.limit(N){fields}).
 func (s *Simulator) metaWABA(w http.ResponseWriter, r *http.Request, waba *MetaWABA, wabaID, token string, fields []metaField) {
-	step, members, _ := s.listing(Meta, token)
+	step, _ := s.metaListing(token)
 	if !wait(r, step.Latency) || metaFault(w, r, Behaviour{Fault: step.Fault, RetryAfter: step.RetryAfter}, wabaID) {
 		return
 	}
@@ -518,7 +521,7 @@ func (s *Simulator) metaWABA(w http.ResponseWriter, r *http.Request, waba *MetaW
 	version := metaVersion(r)
 	for _, f := range fields {
 		if f.name == "phone_numbers" {
-			page := metaPage(r, members, waba, wabaID, version, f.limit, "", f.sub, false)
+			page := s.metaPage(r, step.Members, waba, wabaID, version, f.limit, "", f.sub, false)
 			if e, bad := page["error"].(string); bad {
 				metaError(w, http.StatusBadRequest, 100, 0, "OAuthException", e)
 				return
@@ -565,7 +568,7 @@ func (s *Simulator) metaPhoneNumbers(w http.ResponseWriter, r *http.Request) {
 		metaNoObject(w, id)
 		return
 	}
-	step, members, _ := s.listing(Meta, token)
+	step, _ := s.metaListing(token)
 	if !wait(r, step.Latency) || metaFault(w, r, Behaviour{Fault: step.Fault, RetryAfter: step.RetryAfter}, wabaID) {
 		return
 	}
@@ -574,13 +577,43 @@ func (s *Simulator) metaPhoneNumbers(w http.ResponseWriter, r *http.Request) {
 	if metaRefused(w, u) {
 		return
 	}
-	page := metaPage(r, members, waba, wabaID, metaVersion(r), limit, q.Get("after"), fields, true)
+	page := s.metaPage(r, step.Members, waba, wabaID, metaVersion(r), limit, q.Get("after"), fields, true)
 	if e, bad := page["error"].(string); bad {
 		metaError(w, http.StatusBadRequest, 100, 0, "OAuthException", e)
 		return
 	}
 	body, _ := json.Marshal(page)
 	writeJSON(w, http.StatusOK, string(body))
+}
+
+// metaListing counts a listing call of the WABA whose token is key and
+// returns its current step; its members' behaviours are read a page at a
+// time (metaMembers), so that a page of a WABA of 10 000 numbers costs a
+// page's work.
+func (s *Simulator) metaListing(key string) (AccountStep, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.accounts[Meta+"/"+key]
+	if !ok {
+		return AccountStep{}, false
+	}
+	a.calls.Add(1)
+	return currentAccountStep(a.schedule, time.Since(s.start)), true
+}
+
+// metaMembers are members with their numbers' current behaviours.
+func (s *Simulator) metaMembers(ms []Member) []listed {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]listed, 0, len(ms))
+	for _, m := range ms {
+		l := listed{Member: m}
+		if in, ok := s.instances[Meta+"/"+m.ID]; ok {
+			l.Secret, l.Behaviour = in.secret, current(in.schedule, s.elapsed(in))
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // metaDefaultLimit and metaMaxLimit bound a page (OpenAPI: limit 1 to
@@ -596,7 +629,7 @@ const (
 // edge's, not the WABA node's expansion (phone_numbers.limit(N){…}),
 // whose next names the edge with the expansion's fields. A bad cursor
 // gives {"error": message}.
-func metaPage(r *http.Request, members []listed, waba *MetaWABA, wabaID, version string, limit int, after string, fields []metaField, edge bool) map[string]any {
+func (s *Simulator) metaPage(r *http.Request, members []Member, waba *MetaWABA, wabaID, version string, limit int, after string, fields []metaField, edge bool) map[string]any {
 	if limit <= 0 {
 		limit = metaDefaultLimit
 	}
@@ -615,7 +648,7 @@ func metaPage(r *http.Request, members []listed, waba *MetaWABA, wabaID, version
 		fields = metaListDefault
 	}
 	data := []any{}
-	for _, m := range members[start:end] {
+	for _, m := range s.metaMembers(members[start:end]) {
 		b := m.Behaviour
 		if b.Fault != FaultNone {
 			b = Behaviour{} // a number the listing cannot read: its id alone
