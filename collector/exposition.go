@@ -310,12 +310,17 @@ type instanceResult struct {
 // format (version 0.0.4): the families of instanceFamilies, then
 // whatsapp_exporter_scrape_unrefreshed_instances.
 func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
-	cw := &countingWriter{w: w}
-	tw := &textWriter{w: bufio.NewWriterSize(cw, 64<<10)}
 	results := make([]instanceResult, 0, len(s.targets))
 	for _, t := range s.targets {
 		results = append(results, instanceResult{t, t.mem.result()})
 	}
+	return s.writeFamilies(w, results)
+}
+
+// writeFamilies writes the families of WriteTo from results.
+func (s *Scrape) writeFamilies(w io.Writer, results []instanceResult) (int64, error) {
+	cw := &countingWriter{w: w}
+	tw := &textWriter{w: bufio.NewWriterSize(cw, 64<<10)}
 	for i := range instanceFamilies {
 		f := &instanceFamilies[i]
 		if f.notifications && !s.notifications || f.health && !s.health {

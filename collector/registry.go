@@ -73,6 +73,12 @@ func (p *Provider) Loader() *config.ProviderInfo { return &p.Config }
 // register makes a provider known to the loader and the collector; each
 // provider's file calls it from its init.
 func register(p *Provider) {
+	p.init()
+	config.Register(p)
+}
+
+// init makes the label pairs and method set of p.
+func (p *Provider) init() {
 	for _, st := range append(slices.Clone(p.States), StateUnknown) {
 		p.stateLabels = append(p.stateLabels, `state="`+escapeLabel(st)+`"`)
 	}
@@ -85,7 +91,6 @@ func register(p *Provider) {
 	if p.Account != nil {
 		p.Config.Account = &p.Account.Config
 	}
-	config.Register(p)
 }
 
 // lookup returns the registered provider of that name.

@@ -85,6 +85,9 @@ type Credentials struct {
 	// PathSecret is the first segment of the path after
 	// /webhook/<provider>/, which may be a secret of the webhook's URL.
 	PathSecret string
+	// Body is the raw body, for the providers that sign it (an HMAC of
+	// the body in a header: WAHA, wuzapi). Read-only.
+	Body []byte
 }
 
 // Authorization is the result of checking a notification's credentials.
@@ -332,7 +335,7 @@ func (c *Collector) serveNotification(p *Provider, w http.ResponseWriter, r *htt
 		c.answer(w, p, nil, OutcomeUnknownInstance)
 		return
 	}
-	cred := Credentials{Header: r.Header, PathSecret: pathSecret(p, r.URL.Path)}
+	cred := Credentials{Header: r.Header, PathSecret: pathSecret(p, r.URL.Path), Body: body}
 	var authorized []*target
 	keyInHeader := false
 	for _, t := range targets {
