@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -270,4 +272,52 @@ func TestMetaNumberBudgetMetrics(t *testing.T) {
 	if len(got) != 2 || !strings.Contains(got[0], "whatsapp_meta_api_usage_ratio") {
 		t.Errorf("single number's budget metrics: %q", got)
 	}
+}
+
+// BenchmarkMetaListing10000 lists a WABA of 10 000 numbers over loopback:
+// 100 pages of 100 rows in the shape of waba_page1.json's first row.
+func BenchmarkMetaListing10000(b *testing.B) {
+	row := `{"id":"%d","status":"CONNECTED","quality_rating":"GREEN","whatsapp_business_manager_messaging_limit":"TIER_2K","throughput":{"level":"STANDARD"},"name_status":"APPROVED","code_verification_status":"VERIFIED","platform_type":"CLOUD_API","account_mode":"LIVE","health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"PHONE_NUMBER","id":"%d","can_send_message":"AVAILABLE"},{"entity_type":"WABA","id":"1","can_send_message":"AVAILABLE"},{"entity_type":"BUSINESS","id":"2","can_send_message":"AVAILABLE"},{"entity_type":"APP","id":"3","can_send_message":"AVAILABLE"}]}}`
+	var pages []string
+	for p := range 100 {
+		var rows []string
+		for i := range 100 {
+			id := 106540352200000 + p*100 + i
+			rows = append(rows, fmt.Sprintf(row, id, id))
+		}
+		pages = append(pages, `{"data":[`+strings.Join(rows, ",")+`],"paging":{"next":"{{NEXT}}"}}`)
+	}
+	srv := httptestPaged(b, pages)
+	cfg, err := config.Load([]byte(metaAccountYAML(srv, "")), b.TempDir(), config.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := providerOf("meta")
+	hc, _ := clientPool{}.renew().get(cfg.Accounts[0].Spec.Account().HTTPClientConfig)
+	api := &API{client: hc, logs: logTo(discardLogger()), metrics: newProviderMetrics().observer(p.Name, newInstanceStats(listingMethods(p)))}
+	l, _ := p.Account.NewLister(cfg.Accounts[0].Spec, api)
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := l.List(b.Context())
+		if err != nil || len(got.Instances) != 10_000 {
+			b.Fatalf("%d instances, %v", len(got.Instances), err)
+		}
+	}
+}
+
+// httptestPaged serves pages[k] at ?page=k (the WABA's path is page 0),
+// each pointing at the next.
+func httptestPaged(b *testing.B, pages []string) string {
+	var base string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		next := ""
+		if k+1 < len(pages) {
+			next = fmt.Sprintf("%s%s/%s/phone_numbers?page=%d", base, metaTestPrefix, metaTestWABA, k+1)
+		}
+		_, _ = w.Write([]byte(strings.Replace(pages[k], "{{NEXT}}", next, 1)))
+	}))
+	b.Cleanup(srv.Close)
+	base = srv.URL
+	return base
 }

@@ -321,3 +321,49 @@ func TestMetaConfig(t *testing.T) {
 		t.Errorf("a number's default poll_interval = %v, want 1m", got)
 	}
 }
+
+// TestMetaScrapesSpendNoMore: scrapes in a row make one request, however
+// short --api.min-interval; the answer's usage stretches how long its
+// result stands, and a rate limit holds the number until access is
+// regained.
+func TestMetaScrapesSpendNoMore(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		serve   func(t *testing.T) providerServe
+		atLeast time.Duration
+	}{
+		{"quiet budget", func(t *testing.T) providerServe { return metaReply(t, 200, "phone_connected.json") }, time.Minute},
+		{"95 % spent", func(t *testing.T) providerServe {
+			return metaReply(t, 200, "phone_connected.json", "X-App-Usage", `{"call_count":95}`)
+		}, 15 * time.Minute},
+		{"throttled 20 minutes", func(t *testing.T) providerServe {
+			return metaReply(t, 400, "error_80007_business_limit.json", "X-Business-Use-Case-Usage",
+				`{"1":[{"type":"whatsapp_business_management","call_count":100,"estimated_time_to_regain_access":20}]}`)
+		}, 19 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			u, rec := startRecordingServer(t, tc.serve(t))
+			cfg := loadConfig(t, metaGraphTarget().yaml(u+metaTestPrefix), t.TempDir())
+			c := New(discardLogger(), Options{Concurrency: 2, MinInterval: time.Millisecond})
+			t.Cleanup(c.Close)
+			if err := c.Update(cfg); err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				scrapeValues(t, c)
+			}
+			if n := len(rec.requests()); n != 1 {
+				t.Errorf("3 scrapes made %d requests, want 1", n)
+			}
+			m := targetNamed(t, c, metaTestNumber).mem
+			m.mu.Lock()
+			stands := m.freshTill.Sub(m.called)
+			m.mu.Unlock()
+			if stands < tc.atLeast {
+				t.Errorf("the result stands %v, want at least %v", stands, tc.atLeast)
+			}
+		})
+	}
+}
