@@ -25,12 +25,18 @@ const (
 	alertmanagerFile = "alertmanager.yml"
 )
 
+// rulesTestFiles are the unit tests of rulesFile: the whole file, and
+// its whatsapp_meta group (Meta's Cloud API) apart.
+var rulesTestFiles = []string{rulesTestFile, "meta.rules.test.yml"}
+
 func TestAlertRules(t *testing.T) {
 	promtool := testtool.Require(t, "promtool")
 	testtool.Run(t, promtool, "check", "rules", rulesFile)
-	out := testtool.Run(t, promtool, "test", "rules", rulesTestFile)
-	if !strings.Contains(out, "SUCCESS") {
-		t.Fatalf("promtool test rules:\n%s", out)
+	for _, f := range rulesTestFiles {
+		out := testtool.Run(t, promtool, "test", "rules", f)
+		if strings.Count(out, "SUCCESS") != 1 {
+			t.Fatalf("promtool test rules %s:\n%s", f, out)
+		}
 	}
 }
 
@@ -45,10 +51,11 @@ func TestAlertRulesAnnotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	alerts := regexp.MustCompile(`(?m)^      - alert: (\w+)\n((?:        .*\n?)+)`).FindAllStringSubmatch(string(content), -1)
-	// 27 rules, 25 names: WhatsAppInstanceStartingTooLong is three rules,
-	// one per way GREEN-API's procedure for starting ends.
-	if len(alerts) != 27 {
-		t.Fatalf("found %d alerts in %s, want 27", len(alerts), rulesFile)
+	// 48 rules, 45 names: WhatsAppInstanceStartingTooLong is three rules,
+	// one per way GREEN-API's procedure for starting ends, and
+	// WhatsAppMetaWabaRestricted two, one per severity.
+	if len(alerts) != 48 {
+		t.Fatalf("found %d alerts in %s, want 48", len(alerts), rulesFile)
 	}
 	for _, a := range alerts {
 		name, body := a[1], a[2]
@@ -83,12 +90,29 @@ func TestAlertRulesAnnotations(t *testing.T) {
 			if !strings.Contains(body, "{{ $labels.sender }}") || !strings.Contains(body, "{{ $labels.result }}") {
 				t.Errorf("%s: the description must name the sender and the result", name)
 			}
-		case strings.HasPrefix(name, "WhatsAppAccount"):
+		case strings.HasPrefix(name, "WhatsAppMetaBudget") || name == "WhatsAppMetaApiThrottled":
+			// A request budget is a WABA account's, or a single number's.
+			if !strings.Contains(body, "{{ $labels.budget }}") || !strings.Contains(body, "{{ $labels.provider }}") {
+				t.Errorf("%s: the description must name the provider and the budget", name)
+			}
+		case strings.HasPrefix(name, "WhatsAppAccount") || strings.HasPrefix(name, "WhatsAppMetaWaba"):
 			if !strings.Contains(body, "{{ $labels.account }}") || !strings.Contains(body, "{{ $labels.provider }}") {
 				t.Errorf("%s: the description must name the provider and the account", name)
 			}
 		case !strings.Contains(body, "{{ $labels.name }}") || !strings.Contains(body, "{{ $labels.provider }}"):
 			t.Errorf("%s: the description must name the provider and the instance", name)
+		}
+		// Meta's alerts name numbers and accounts by their configured
+		// names, never by a phone number (display_phone_number is no
+		// label) or anything else a label could carry.
+		if strings.HasPrefix(name, "WhatsAppMeta") {
+			for _, m := range regexp.MustCompile(`\$labels\.(\w+)`).FindAllStringSubmatch(body, -1) {
+				switch m[1] {
+				case "job", "instance", "provider", "name", "account", "budget", "type", "state", "method", "restriction_type":
+				default:
+					t.Errorf("%s: the annotations quote label %s", name, m[1])
+				}
+			}
 		}
 		anchor := "#" + strings.ToLower(name)
 		if !strings.Contains(body, "alerts/RUNBOOK.md"+anchor+`"`) {
@@ -134,12 +158,82 @@ func TestAlertmanagerRoutes(t *testing.T) {
 		{[]string{"alertname=WhatsAppApiSlow", "severity=warning", "provider=wachat", "name=store"}, "whatsapp-chat"},
 		{[]string{"alertname=WhatsAppInstanceQueueGrowing", "severity=critical", "provider=greenapi", "name=shop"}, "whatsapp-pager"},
 		{[]string{"alertname=WhatsAppInstanceQueueNotDraining", "severity=warning", "provider=greenapi", "name=shop"}, "whatsapp-chat"},
+		// Meta's Cloud API: critical pages, warnings to the chat, never
+		// through WhatsApp's receiver (a Cloud API number's health is not
+		// GREEN-API's recommendation); grouped by alert name (below).
+		{[]string{"alertname=WhatsAppMetaQualityRed", "severity=critical", "provider=meta", "name=shop", "rating=RED"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppMetaNumberBlocked", "severity=critical", "provider=meta", "name=shop", "status=BLOCKED"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppMetaNumberBanned", "severity=critical", "provider=meta", "name=shop", "state=BANNED"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppMetaWabaBlocked", "severity=critical", "provider=meta", "account=main", "status=BLOCKED"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppMetaWabaRestricted", "severity=critical", "provider=meta", "account=main", "restriction_type=RESTRICTED_BIZ_INITIATED_MESSAGING"}, "whatsapp-pager"},
+		{[]string{"alertname=WhatsAppMetaQualityYellow", "severity=warning", "provider=meta", "name=shop", "rating=YELLOW"}, "whatsapp-chat"},
+		{[]string{"alertname=WhatsAppMetaNumberLimited", "severity=warning", "provider=meta", "name=shop", "status=LIMITED"}, "whatsapp-chat"},
+		{[]string{"alertname=WhatsAppMetaBudgetNearlySpent", "severity=warning", "provider=meta", "budget=main", "type=app"}, "whatsapp-chat"},
+		{[]string{"alertname=WhatsAppMetaWabaTokenRejected", "severity=warning", "provider=meta", "account=main", "method=listPhoneNumbers", "reason=unauthorized"}, "whatsapp-chat"},
 		{[]string{"alertname=WhatsAppInstanceNote", "severity=info"}, "whatsapp-email"},
 		{[]string{"alertname=SomethingElse", "severity=critical"}, "whatsapp-email"},
 	} {
 		args := append([]string{"config", "routes", "test", "--config.file=" + alertmanagerFile, "--verify.receivers=" + tc.receiver}, tc.labels...)
 		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 			t.Errorf("%v should go to %s: %v\n%s", tc.labels, tc.receiver, err, out)
+		}
+	}
+}
+
+// TestAlertmanagerMetaGroupsFleets runs a real Alertmanager with the
+// shipped routes: a WABA blocked for a payment problem blocks all its
+// numbers at once, and the pager gets one notification listing them,
+// not one per number; a quality drop to RED of another number is a
+// notification of its own (another alert name); a warning goes to the
+// chat.
+func TestAlertmanagerMetaGroupsFleets(t *testing.T) {
+	sink := testtool.NewWebhookSink(t)
+	addr, logs := testtool.StartAlertmanager(t, alertmanagerFile, sink.URL)
+	l := func(kv ...string) map[string]string {
+		m := map[string]string{"job": "whatsapp", "instance": "exporter:10040", "provider": "meta"}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	const numbers = 50
+	var alerts []map[string]string
+	for i := range numbers {
+		alerts = append(alerts, l("alertname", "WhatsAppMetaNumberBlocked", "name", fmt.Sprintf("store-%02d", i), "status", "BLOCKED", "severity", "critical"))
+	}
+	alerts = append(alerts,
+		l("alertname", "WhatsAppMetaQualityRed", "name", "promo", "rating", "RED", "severity", "critical"),
+		l("alertname", "WhatsAppMetaQualityYellow", "name", "news", "rating", "YELLOW", "severity", "warning"))
+	postAlerts(t, addr, logs, alerts...)
+
+	// Alertmanager flushes each group after its group_wait (1 s in the
+	// test configuration): poll until the three groups are in.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		got := map[string][]int{} // receiver/alertname: alerts per notification
+		for _, n := range sink.Notifications() {
+			if len(n.Alerts) == 0 {
+				continue
+			}
+			name := n.Alerts[0].Labels["alertname"]
+			for _, a := range n.Alerts {
+				if a.Labels["alertname"] != name {
+					t.Fatalf("a notification to %s mixes %s and %s", n.Receiver, name, a.Labels["alertname"])
+				}
+			}
+			got[n.Receiver+"/"+name] = append(got[n.Receiver+"/"+name], len(n.Alerts))
+		}
+		blocked := got["whatsapp-pager/WhatsAppMetaNumberBlocked"]
+		if len(blocked) > 0 && len(got["whatsapp-pager/WhatsAppMetaQualityRed"]) > 0 && len(got["whatsapp-chat/WhatsAppMetaQualityYellow"]) > 0 {
+			if len(blocked) != 1 || blocked[0] != numbers {
+				t.Errorf("blocked numbers paged as notifications of %v alerts, want one of %d", blocked, numbers)
+			}
+			if len(got) != 3 {
+				t.Errorf("notifications %v, want the pager's two groups and the chat's one", got)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s: notifications %v\n%s", got, logs)
 		}
 	}
 }
@@ -226,6 +320,21 @@ func TestAlertmanagerInhibitions(t *testing.T) {
 		// NotWorking pages. NotWorking silences nothing.
 		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "evolution", "name", "i", "severity", "critical")},
 		{Labels: l("alertname", "WhatsAppApiSlow", "job", "other", "provider", "evolution", "name", "i", "severity", "warning")},
+		// Meta's Cloud API: a banned number's other alerts wait for the
+		// ban, of that number only; a banned WABA's health alerts too.
+		{Labels: l("alertname", "WhatsAppMetaNumberBanned", "job", "other", "provider", "meta", "name", "m1", "state", "BANNED", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppMetaNumberBlocked", "job", "other", "provider", "meta", "name", "m1", "status", "BLOCKED", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppMetaQualityRed", "job", "other", "provider", "meta", "name", "m1", "rating", "RED", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppMetaQualityRed", "job", "other", "provider", "meta", "name", "m2", "rating", "RED", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppMetaWabaBanned", "job", "other", "provider", "meta", "account", "w1", "state", "DISABLE", "severity", "critical")},
+		{Labels: l("alertname", "WhatsAppMetaWabaBlocked", "job", "other", "provider", "meta", "account", "w1", "status", "BLOCKED", "severity", "critical"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppMetaWabaBlocked", "job", "other", "provider", "meta", "account", "w2", "status", "BLOCKED", "severity", "critical")},
+		// A rejected token explains the unknown state of its number.
+		{Labels: l("alertname", "WhatsAppMetaTokenRejected", "job", "other", "provider", "meta", "name", "m3", "severity", "warning")},
+		{Labels: l("alertname", "WhatsAppInstanceStateUnknown", "job", "other", "provider", "meta", "name", "m3", "severity", "warning"), inhibits: true},
+		// Blind while the exporter of their job is down.
+		{Labels: l("alertname", "WhatsAppMetaQualityYellow", "job", "whatsapp", "provider", "meta", "name", "m4", "rating", "YELLOW", "severity", "warning"), inhibits: true},
+		{Labels: l("alertname", "WhatsAppMetaWabaLimited", "job", "whatsapp", "provider", "meta", "account", "w3", "status", "LIMITED", "severity", "warning"), inhibits: true},
 		// No state known is said by StateUnknown, not NotWorking.
 		{Labels: l("alertname", "WhatsAppInstanceStateUnknown", "job", "other", "provider", "evolution", "name", "j", "severity", "warning")},
 		{Labels: l("alertname", "WhatsAppInstanceNotWorking", "job", "other", "provider", "evolution", "name", "j", "severity", "critical"), inhibits: true},
@@ -237,7 +346,7 @@ func TestAlertmanagerInhibitions(t *testing.T) {
 	postAlerts(t, addr, logs, labels...)
 
 	key := func(m map[string]string) string {
-		return m["alertname"] + "/" + m["job"] + "/" + m["provider"] + "/" + m["name"]
+		return m["alertname"] + "/" + m["job"] + "/" + m["provider"] + "/" + m["name"] + "/" + m["account"]
 	}
 	// The inhibitor learns of source alerts asynchronously: poll until the
 	// expected state holds or time is up.

@@ -28,7 +28,9 @@ var listingTargets = map[string]listingTarget{
 		},
 		path:        "/partner/getInstances/" + listingSecrets[0],
 		checkHeader: func(http.Header) bool { return true },
+		tokens:      true,
 	},
+	"whatsmeow": whatsmeowListingTargets["wuzapi"],
 	"wachat": {
 		provider: "wachat",
 		yaml: func(u string) string {
@@ -48,6 +50,7 @@ var listingTargets = map[string]listingTarget{
 }
 
 var listingCases = map[string][]listingCase{
+	"whatsmeow": whatsmeowListingCases["wuzapi"],
 	"greenapi": {
 		{fixture: "instances.json", status: 200, want: []string{
 			"shop 1101000001  ", "1101000002 1101000002  ", "trial 1101000004  expired", "older-listing 1101000008  "},

@@ -46,6 +46,9 @@ func TestAPIGetCutsErrorTextsAfterRedaction(t *testing.T) {
 func TestDecodedEchoOfSecretIsRedacted(t *testing.T) {
 	t.Parallel()
 	for _, tg := range everyTarget(t) {
+		if providerTests[tg.provider].fixedStates {
+			continue
+		}
 		t.Run(tg.provider, func(t *testing.T) {
 			t.Parallel()
 			var escaped strings.Builder

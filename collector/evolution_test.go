@@ -110,7 +110,7 @@ func evolutionTargets() []providerTarget {
 }
 
 func evolutionCases(t *testing.T) []providerCase {
-	retryDate := time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)
+	retryDate := retryDateIn30s
 	reply := func(status int, fixture string, header ...string) providerServe {
 		return evolutionReply(t, status, fixture, header...)
 	}

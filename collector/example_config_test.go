@@ -65,7 +65,8 @@ func TestExampleConfig(t *testing.T) {
 			providers = append(providers, in.Provider())
 		}
 	}
-	want := []string{"greenapi/shop", "greenapi/support", "wachat/jakarta-store", "evolution/sales-bot", "evolution/legacy-bot", "meta/support-line", "meta/d360-line"}
+	want := []string{"greenapi/shop", "greenapi/support", "wachat/jakarta-store", "evolution/sales-bot", "evolution/legacy-bot",
+		"meta/support-line", "meta/d360-line", "waha/front-desk", "whatsmeow/go-bot", "whatsmeow/wuzapi-shop", "whatsmeow/gowa-store"}
 	if !slices.Equal(instances, want) {
 		t.Errorf("%s: %d instances %v, want %d %v", file, len(instances), instances, len(want), want)
 	}
@@ -78,7 +79,7 @@ func TestExampleConfig(t *testing.T) {
 	for _, a := range cfg.Accounts {
 		accounts = append(accounts, a.Provider()+"/"+a.Name())
 	}
-	want = []string{"greenapi/partner", "wachat/agency", "evolution/server", "meta/acme-waba"}
+	want = []string{"greenapi/partner", "wachat/agency", "evolution/server", "meta/acme-waba", "waha/waha", "whatsmeow/wuzapi-server"}
 	if !slices.Equal(accounts, want) {
 		t.Errorf("%s: %d accounts %v, want %d %v", file, len(accounts), accounts, len(want), want)
 	}

@@ -356,6 +356,7 @@ func FuzzListingRows(f *testing.F) {
 		{"greenapi", decodeGreenAPIPartnerInstances, arrayRows},
 		{"evolution", decodeEvolutionInstances, arrayRows},
 		{"wachat", decodeWachatList, wachatRows},
+		{"waha", decodeWahaSessions, arrayRows},
 	}
 	const max = 3
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {

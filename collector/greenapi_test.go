@@ -81,7 +81,7 @@ func greenAPITargets() []providerTarget {
 }
 
 func greenAPICases(t *testing.T) []providerCase {
-	retryDate := time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)
+	retryDate := retryDateIn30s
 	pastDate := time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)
 	reply := func(status int, fixture string, header ...string) providerServe {
 		return greenAPIReply(t, status, fixture, header...)

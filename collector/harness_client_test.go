@@ -198,6 +198,7 @@ type recordedRequest struct {
 	query                               url.Values
 	authorization, accept               string
 	apikey                              []string
+	xAPIKey                             []string
 }
 
 type requestRecorder struct {
@@ -217,6 +218,7 @@ func (rec *requestRecorder) add(r *http.Request) {
 		authorization: r.Header.Get("Authorization"),
 		accept:        r.Header.Get("Accept"),
 		apikey:        r.Header.Values("Apikey"),
+		xAPIKey:       r.Header.Values("X-Api-Key"),
 	})
 }
 
@@ -276,6 +278,8 @@ type wantRequest struct {
 	// header is not sent.
 	authorization string
 	apikey        []string
+	// xAPIKey is the X-Api-Key header's values (WAHA).
+	xAPIKey []string
 	// notInURL, if set, is a secret the URL must not hold in any form.
 	notInURL string
 }
@@ -303,6 +307,9 @@ func checkRequest(t *testing.T, r recordedRequest, want wantRequest) {
 	}
 	if !slices.Equal(r.apikey, want.apikey) {
 		t.Errorf("apikey header = %q, want %q", r.apikey, want.apikey)
+	}
+	if !slices.Equal(r.xAPIKey, want.xAPIKey) {
+		t.Errorf("X-Api-Key header = %q, want %q", r.xAPIKey, want.xAPIKey)
 	}
 	if !strings.Contains(r.accept, "application/json") {
 		t.Errorf("Accept = %q, want application/json", r.accept)
@@ -365,12 +372,22 @@ func replyFixture(t *testing.T, dir string, status int, fixture string, placehol
 		b := strings.NewReplacer(placeholders(r)...).Replace(body)
 		w.Header().Set("Content-Type", fixtureContentType(fixture))
 		for k := 0; k < len(header); k += 2 {
-			w.Header().Set(header[k], header[k+1])
+			v := header[k+1]
+			if v == retryDateIn30s {
+				v = time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)
+			}
+			w.Header().Set(header[k], v)
 		}
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(b))
 	}
 }
+
+// retryDateIn30s, as a header value of replyFixture, is the HTTP date 30 s
+// after the answer: written when the server answers, not when the table
+// is made, so that a slow run (-race, a loaded machine) cannot move it
+// out of the bounds a row checks.
+const retryDateIn30s = "{{HTTP_DATE_IN_30S}}"
 
 // replyBytes serves a generated body.
 func replyBytes(status int, body []byte) providerServe {
@@ -615,6 +632,10 @@ type providerTest struct {
 	stateBody func(state string) string
 	// goodState is a state stateBody reports as is.
 	goodState string
+	// fixedStates is set when the client never returns text of the
+	// answer as the state (the whatsmeow family maps two booleans onto
+	// its own states): no answer can echo a secret into a state.
+	fixedStates bool
 }
 
 // everyTarget is one test instance of each registered provider.

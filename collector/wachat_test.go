@@ -115,7 +115,7 @@ func wachatTargets() []providerTarget {
 }
 
 func wachatCases(t *testing.T) []providerCase {
-	retryDate := time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)
+	retryDate := retryDateIn30s
 	reply := func(status int, fixture string, header ...string) providerServe {
 		return wachatReply(t, status, fixture, header...)
 	}

@@ -167,6 +167,20 @@ func (w *webhookToken) authorizes(h http.Header) bool {
 	return subtle.ConstantTimeCompare([]byte(v), []byte(w.token)) == 1
 }
 
+// webhookHMAC is the key a provider signs its notifications' bodies
+// with (webhook_hmac_key): WAHA's hmac.key, wuzapi's HMAC key. Each
+// provider checks its own signature header with it
+// (authorizesWAHA, authorizesWuzapi).
+type webhookHMAC struct {
+	WebhookHMACKey     promcfg.Secret `yaml:"webhook_hmac_key,omitempty"`
+	WebhookHMACKeyFile string         `yaml:"webhook_hmac_key_file,omitempty"`
+	key                string
+}
+
+func (w *webhookHMAC) field() config.OptionalSecret {
+	return config.OptionalSecret{Field: "webhook_hmac_key", Value: &w.WebhookHMACKey, File: &w.WebhookHMACKeyFile, Resolved: &w.key}
+}
+
 // bearer returns the credential of an "Authorization: Bearer" header, the
 // scheme in any case.
 func bearer(h http.Header) (string, bool) {

@@ -85,12 +85,29 @@ func demoBanned() string {
 func demoMayBeEmpty(sel selection) func(expr string) bool {
 	return func(expr string) bool {
 		failures := strings.Contains(expr, "errors_total") && !strings.Contains(expr, "duration")
-		notWorking := strings.Contains(expr, `state!~"authorized|open"`)
+		notWorking := strings.Contains(expr, `state!~"authorized|open`)
 		other := strings.Contains(expr, "ALERTS") || strings.Contains(expr, "whatsapp_account_")
 		reasons := strings.Contains(expr, "whatsapp_instance_disconnect_reason") &&
 			(!selects(sel.provider, simulator.Evolution) || (strings.Contains(expr, "name=~") && !selects(sel.name, demoBanned())))
-		return failures || notWorking || reasons || (other && !sel.all()) || queueMayBeEmpty(sel, expr, demoQueueWatchers())
+		return failures || notWorking || reasons || (other && !sel.all()) || queueMayBeEmpty(sel, expr, demoQueueWatchers()) ||
+			metaMayBeEmpty(sel, expr)
 	}
+}
+
+// metaMayBeEmpty tells the panels of Meta's Cloud API that may rightly
+// show nothing: all of them without a Meta number in the selection, and
+// those of the numbers that need a look and their errors, which come and
+// go like the instances not working.
+func metaMayBeEmpty(sel selection, expr string) bool {
+	if !strings.Contains(expr, "whatsapp_meta_") {
+		return false
+	}
+	if !slices.ContainsFunc(simulator.Providers(), func(p *simulator.Provider) bool { return p.Name == "meta" }) ||
+		!selects(sel.provider, "meta") || (strings.Contains(expr, "name=~") && sel.provider != "meta") {
+		return true
+	}
+	return strings.Contains(expr, `status!="AVAILABLE"`) || strings.Contains(expr, "whatsapp_meta_health_error") ||
+		strings.Contains(expr, "whatsapp_meta_waba_")
 }
 
 // checkDemoReasons checks the panels of disconnect reasons show the demo's

@@ -48,8 +48,10 @@ func TestDashboardsHistory(t *testing.T) {
 	var names []string
 	accounts := "accounts:\n"
 	for i, p := range simulator.Providers() {
-		working := p.States[slices.IndexFunc(p.States, func(s string) bool { return s == "authorized" || s == "open" })]
-		notWorking := p.States[slices.IndexFunc(p.States, func(s string) bool { return s != "authorized" && s != "open" })]
+		// Meta's Cloud API works in CONNECTED.
+		works := func(s string) bool { return s == "authorized" || s == "open" || s == "CONNECTED" }
+		working := p.States[slices.IndexFunc(p.States, works)]
+		notWorking := p.States[slices.IndexFunc(p.States, func(s string) bool { return !works(s) })]
 		for j, b := range []simulator.Behaviour{{State: working}, {State: notWorking}, {Fault: simulator.FaultServerError}} {
 			name, id := fmt.Sprintf("%s-%d", p.Name, j), fmt.Sprintf("11030%02d%03d", i, j)
 			sim.Set(p.Name, id, "history-secret-"+id, b)
@@ -119,8 +121,11 @@ func TestDashboardsHistory(t *testing.T) {
 						failures := strings.Contains(expr, "errors_total") && !strings.Contains(expr, "duration")
 						// No instance of the history reads its queue: the
 						// queue panels are checked with data on the demo.
+						// Meta's panels are checked with data on the demo
+						// (TestDashboardsLive), which has a WABA and its
+						// numbers' health.
 						return strings.Contains(expr, "ALERTS") || (failures && healthy && strings.Contains(expr, "name=~")) || queueMayBeEmpty(sel, expr, nil) ||
-							strings.Contains(expr, "whatsapp_instance_disconnect_reason")
+							strings.Contains(expr, "whatsapp_instance_disconnect_reason") || strings.Contains(expr, "whatsapp_meta_")
 					}
 					checkPanels(t, prom, sel, runs, end, mayBeEmpty)
 					for _, r := range runs {

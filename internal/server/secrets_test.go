@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -78,8 +80,8 @@ func TestTokenNeverLeaks(t *testing.T) {
 			continue
 		}
 		secret := listedToken
-		if p.Name == simulator.Wachat {
-			secret = token // Wachat's instances answer to the account's key
+		if p.Account.SharedKey {
+			secret = token // the instances answer to the account's key
 		}
 		accountSim.Set(p.Name, "1102000001", secret, simulator.Behaviour{State: p.States[0]})
 		accountSim.Set(p.Name, "1102000002", secret, simulator.Behaviour{Fault: simulator.FaultUnauthorized})
@@ -94,8 +96,14 @@ func TestTokenNeverLeaks(t *testing.T) {
 			continue
 		}
 		extra := []string{fmt.Sprintf("webhook_token: %q", token)}
-		if p.Name == simulator.Evolution {
+		switch p.Name {
+		case simulator.Evolution:
 			extra = append(extra, fmt.Sprintf("webhook_jwt_key: %q", token), fmt.Sprintf("webhook_path_secret: %q", pathSecret))
+		case simulator.Waha:
+			extra = []string{fmt.Sprintf("webhook_hmac_key: %q", token)} // WAHA signs with an HMAC key, and sends no token
+		case simulator.Whatsmeow:
+			// No header credential: a path secret, and wuzapi's HMAC key.
+			extra = []string{fmt.Sprintf("webhook_hmac_key: %q", token), fmt.Sprintf("webhook_path_secret: %q", pathSecret)}
 		}
 		cfg += p.Config(closedURL, p.Name+"-webhook", "1103000001", token, extra...)
 	}
@@ -143,11 +151,43 @@ func TestTokenNeverLeaks(t *testing.T) {
 		notify(base+n.Path, token, append(body[:len(body)-1:len(body)-1], []byte(`,"x":"`+token)...)) // malformed
 		notify(base+n.Path, token, append(body[:len(body)-1:len(body)-1], []byte(`,"x":"`+strings.Repeat(token, 5000)+`"}`)...))
 		notify(base+"/"+pathSecret+"x"+n.Path, "", body) // a wrong secret in the path
-		accepted += 2
+		if p.Name != simulator.Whatsmeow {
+			accepted += 2 // the header credentials
+		}
+		if p.Name == simulator.Whatsmeow {
+			for k, state := range []string{"logged_out", "logged_in"} {
+				n, _ := sim.NotificationOf(p.Name, "1103000001", simulator.Behaviour{State: state}, token, time.Now().Add(time.Duration(k+1)*time.Minute))
+				notify(base+"/"+pathSecret+n.Path, "", n.Body)
+				accepted++
+			}
+		}
 		if p.Name == simulator.Evolution {
 			n, _ := sim.NotificationOf(p.Name, "1103000001", simulator.Behaviour{State: "open"}, token, time.Now().Add(time.Minute))
 			notify(base+"/"+pathSecret+n.Path, "", n.Body)
 			accepted++
+		}
+		if p.Name == simulator.Waha {
+			// Signed with the token as the HMAC key: taken, and neither
+			// the key nor its signature shows anywhere.
+			for k, st := range []string{"FAILED", "WORKING"} {
+				n, _ := sim.NotificationOf(p.Name, "1103000001", simulator.Behaviour{State: st}, token, time.Now().Add(time.Duration(k+10)*time.Second))
+				req, err := http.NewRequest(http.MethodPost, receiver.URL+base, bytes.NewReader(n.Body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("X-Webhook-Hmac", simulator.WahaHMAC(token, n.Body))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				answer, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				fmt.Fprintf(&seen, "%d %s %s\n", resp.StatusCode, resp.Header, answer)
+				if resp.StatusCode != http.StatusOK || !strings.Contains(string(answer), "accepted") {
+					t.Errorf("WAHA notification signed with the key: %d %s, want 200 accepted", resp.StatusCode, answer)
+				}
+			}
+			accepted += 2
 		}
 	}
 	if n := strings.Count(seen.String(), "200 "); n < accepted {

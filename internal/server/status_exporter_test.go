@@ -108,7 +108,10 @@ func TestStatusPageTenThousand(t *testing.T) {
 	sim := simulator.New()
 	// Failing instances: each row carries the failure's text, the
 	// largest rows there are.
-	cfg, names := fleetConfig(t, sim, 3334, simulator.Behaviour{Fault: simulator.FaultUnauthorized})
+	// 10 000 whatever the number of providers: each added one would
+	// otherwise add its share to the fleet, and its time to the scrape.
+	perProvider := (10000 + len(simulator.Providers()) - 1) / len(simulator.Providers())
+	cfg, names := fleetConfig(t, sim, perProvider, simulator.Behaviour{Fault: simulator.FaultUnauthorized})
 	e := exportertest.StartWith(t, exportertest.Inline(cfg), collector.Options{Concurrency: 64, MinInterval: time.Hour, UserAgent: "test"})
 	exportertest.Scrape(t, e.URL, http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"120"}})
 

@@ -193,7 +193,7 @@ type evolutionDelivery EvolutionVersion
 
 func (v evolutionDelivery) queued() bool { return false }
 
-func (v evolutionDelivery) header(h http.Header, auth WebhookAuth, now time.Time) {
+func (v evolutionDelivery) header(h http.Header, auth WebhookAuth, _ []byte, now time.Time) {
 	if EvolutionVersion(v) == Evolution18 {
 		return // 1.8's webhook has no headers
 	}

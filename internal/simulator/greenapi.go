@@ -175,7 +175,7 @@ type greenAPIDelivery struct{}
 
 func (greenAPIDelivery) queued() bool { return true }
 
-func (greenAPIDelivery) header(h http.Header, auth WebhookAuth, _ time.Time) {
+func (greenAPIDelivery) header(h http.Header, auth WebhookAuth, _ []byte, _ time.Time) {
 	if auth.Token != "" {
 		h.Set("Authorization", "Bearer "+auth.Token)
 	}

@@ -27,6 +27,12 @@ type Provider struct {
 	// Specials are answers particular to the provider that report a state
 	// in another way, with what the exporter reads from them.
 	Specials []Special
+	// Undocumented is what the exporter reads from the simulator's answer
+	// for a state the provider does not document; empty for unknown. A
+	// provider whose answers carry no state text (the whatsmeow family's
+	// two booleans) cannot send such a value: its simulator answers with
+	// one of its states.
+	Undocumented string
 	// Faults are the failures only this provider produces, on top of
 	// CommonFaults.
 	Faults []Fault
@@ -61,6 +67,9 @@ type AccountDescription struct {
 	Config func(name, apiURL, key string) string
 	// Demo is the provider's account in --demo.
 	Demo DemoAccount
+	// SharedKey says the instances found answer to the account's key
+	// (Wachat, GOWA), not to their own tokens.
+	SharedKey bool
 }
 
 // DemoAccount is an account of --demo: its instances come and go.
@@ -148,18 +157,24 @@ func (p *Provider) AllFaults() []Fault {
 }
 
 // Reads says what the exporter reports for an instance behaving as b:
-// the state (or "unknown") and whether the call counts as working.
+// the state (or "unknown") and whether the call counts as working. A
+// special answer comes first: a documented state may be one that the
+// provider's state call reports as another (the whatsmeow family's
+// temporary_ban, which only a notification tells).
 func (p *Provider) Reads(b Behaviour) (state string, up bool) {
-	switch {
-	case b.Fault != FaultNone:
+	if b.Fault != FaultNone {
 		return "unknown", false
-	case slices.Contains(p.States, b.State):
-		return b.State, true
 	}
 	for _, s := range p.Specials {
 		if s.State == b.State {
 			return s.Reads, s.Up
 		}
+	}
+	switch {
+	case slices.Contains(p.States, b.State):
+		return b.State, true
+	case p.Undocumented != "":
+		return p.Undocumented, true
 	}
 	return "unknown", true // a value the provider does not document
 }

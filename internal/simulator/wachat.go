@@ -34,6 +34,7 @@ func init() {
 			Config: func(name, apiURL, key string) string {
 				return fmt.Sprintf("name: %q, provider: wachat, api_url: %q, api_key: %q", name, apiURL, key)
 			},
+			SharedKey: true,
 			// A client leaves the agency after a minute; another joins
 			// after two.
 			Demo: DemoAccount{

@@ -31,8 +31,12 @@ type WebhookAuth struct {
 	// instead, 2.2.x send the header as it is, 1.8 no header at all.
 	JWTKey string
 	// PathSecret is a segment of the webhook's URL after the receiver's
-	// /webhook/<provider>/: what every Evolution API version sends.
+	// /webhook/<provider>/: what every Evolution API version sends, and
+	// the one credential Evolution Go can.
 	PathSecret string
+	// HMACKey is the key a provider signs each body with (WAHA's hmac.key:
+	// X-Webhook-Hmac; wuzapi's x-hmac-signature).
+	HMACKey string
 }
 
 // Config is the fields of the exporter's configuration that match: to
@@ -47,6 +51,9 @@ func (a WebhookAuth) Config() []string {
 	}
 	if a.PathSecret != "" {
 		f = append(f, fmt.Sprintf("webhook_path_secret: %q", a.PathSecret))
+	}
+	if a.HMACKey != "" {
+		f = append(f, fmt.Sprintf("webhook_hmac_key: %q", a.HMACKey))
 	}
 	return f
 }
@@ -81,8 +88,9 @@ type NotificationFunc func(s *Simulator, id string, b Behaviour, secret string, 
 // deliverer is how a provider delivers its notifications: the headers it
 // sends and how it retries.
 type deliverer interface {
-	// header sets the request's headers for auth at now.
-	header(h http.Header, auth WebhookAuth, now time.Time)
+	// header sets the request's headers for auth at now; body is what
+	// the request carries, for the providers that sign it.
+	header(h http.Header, auth WebhookAuth, body []byte, now time.Time)
 	// retry says, after the attempt-th delivery failed with status (0
 	// for no answer), how long to wait before the next; false to give
 	// up. unit is the simulator's second (see SetRetryUnit).
@@ -180,7 +188,7 @@ func send(ctx context.Context, client *http.Client, baseURL string, p *Provider,
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	d.header(req.Header, auth, now)
+	d.header(req.Header, auth, n.Body, now)
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
