@@ -171,7 +171,9 @@ type metaSim struct {
 	buckets   map[string]*metaBucket // by WABA ID
 	app       metaBucket
 	appBudget int
-	demo      bool // --demo: push the demo's notifications (meta_demo.go)
+	// demoEvery is how often --demo pushes a notification; 0 for
+	// none (meta_demo.go).
+	demoEvery time.Duration
 }
 
 // metaBucket are the calls a budget counted within its window, oldest
