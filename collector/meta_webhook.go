@@ -638,14 +638,6 @@ func metaPlain(r rune) rune {
 	return -1
 }
 
-// boundedValue is v when it is one of known, else HealthOther.
-func boundedValue(v string, known []string) string {
-	if slices.Contains(known, v) {
-		return v
-	}
-	return HealthOther
-}
-
 // metaExpiry reads a restriction's expiration: Unix seconds (Meta's
 // reference), as a number or a string, or a date and time as partners
 // pass it on (RFC 3339, or with a "+0000" zone).
