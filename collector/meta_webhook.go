@@ -77,7 +77,6 @@ const (
 	metaObjectBusinessAccount   = "whatsapp_business_account"
 	metaSignatureHeader         = "X-Hub-Signature-256"
 	metaSignaturePrefix         = "sha256="
-	metaRestrictionTypeOther    = "other"
 	metaHandshakeForbiddenWords = "forbidden\n"
 )
 
