@@ -501,13 +501,8 @@ func metaRefused(w http.ResponseWriter, u metaUsage) bool {
 // metaWABA answers a WABA's node, with the phone_numbers edge when asked
 // (field expansion: phone_numbers.limit(N){fields}).
 func (s *Simulator) metaWABA(w http.ResponseWriter, r *http.Request, waba *MetaWABA, wabaID, token string, fields []metaField) {
-	step, _ := s.metaListing(token)
-	if !wait(r, step.Latency) || metaFault(w, r, Behaviour{Fault: step.Fault, RetryAfter: step.RetryAfter}, wabaID) {
-		return
-	}
-	u := s.charge(wabaID, time.Now())
-	u.header(w.Header())
-	if metaRefused(w, u) {
+	step, ok := s.metaListingCall(w, r, token, wabaID)
+	if !ok {
 		return
 	}
 	if waba == nil {
@@ -570,13 +565,8 @@ func (s *Simulator) metaPhoneNumbers(w http.ResponseWriter, r *http.Request) {
 		metaNoObject(w, id)
 		return
 	}
-	step, _ := s.metaListing(token)
-	if !wait(r, step.Latency) || metaFault(w, r, Behaviour{Fault: step.Fault, RetryAfter: step.RetryAfter}, wabaID) {
-		return
-	}
-	u := s.charge(wabaID, time.Now())
-	u.header(w.Header())
-	if metaRefused(w, u) {
+	step, ok := s.metaListingCall(w, r, token, wabaID)
+	if !ok {
 		return
 	}
 	page := s.metaPage(r, step.Members, waba, wabaID, metaVersion(r), limit, q.Get("after"), fields, true)
@@ -586,6 +576,19 @@ func (s *Simulator) metaPhoneNumbers(w http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := json.Marshal(page)
 	writeJSON(w, http.StatusOK, string(body))
+}
+
+// metaListingCall is a listing call of the WABA wabaID whose token is
+// token: its step's latency and fault, then a call charged to the
+// WABA's budget. ok is false when it wrote a failure.
+func (s *Simulator) metaListingCall(w http.ResponseWriter, r *http.Request, token, wabaID string) (step AccountStep, ok bool) {
+	step, _ = s.metaListing(token)
+	if !wait(r, step.Latency) || metaFault(w, r, Behaviour{Fault: step.Fault, RetryAfter: step.RetryAfter}, wabaID) {
+		return step, false
+	}
+	u := s.charge(wabaID, time.Now())
+	u.header(w.Header())
+	return step, !metaRefused(w, u)
 }
 
 // metaListing counts a listing call of the WABA whose token is key and
