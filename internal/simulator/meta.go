@@ -68,9 +68,13 @@ const (
 	MetaAppBudget = 100000
 )
 
-// FaultWABARateLimited answers as Graph does when a WABA's budget is
-// spent: HTTP 400, code 80007, with the usage header telling when access
-// returns (Behaviour.RetryAfter, in whole minutes).
+// FaultWABARateLimited answers a WABA's spent budget: code 80007, with
+// the usage header telling when access returns (Behaviour.RetryAfter, in
+// whole minutes). Its HTTP 400, subcode and message are the simulator's
+// assumption, not a documented example: Meta's OpenAPI files 80007 under
+// 429 (GET /{Phone-Number-ID}, example business_rate_limit, subcode
+// 2446079), as FaultRateLimited serves code 4. Serving both statuses
+// shows that the exporter reads the code, whatever the status.
 const FaultWABARateLimited Fault = "waba_rate_limited"
 
 // metaStates are the statuses of a business phone number (Graph API
@@ -485,7 +489,9 @@ func (s *Simulator) metaNumber(w http.ResponseWriter, r *http.Request, id, token
 	writeJSON(w, http.StatusOK, string(body))
 }
 
-// metaRefused writes the error of a call beyond a budget.
+// metaRefused writes the error of a call beyond a budget: the WABA's as
+// FaultWABARateLimited, the app's as code 4 with HTTP 400 (the same
+// assumption; the OpenAPI's example of code 4 is a 429).
 func metaRefused(w http.ResponseWriter, u metaUsage) bool {
 	switch {
 	case u.wabaOut:
