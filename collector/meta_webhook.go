@@ -77,7 +77,6 @@ const (
 	metaObjectBusinessAccount   = "whatsapp_business_account"
 	metaSignatureHeader         = "X-Hub-Signature-256"
 	metaSignaturePrefix         = "sha256="
-	metaRestrictionTypeOther    = "other"
 	metaHandshakeForbiddenWords = "forbidden\n"
 )
 
@@ -636,14 +635,6 @@ func metaPlain(r rune) rune {
 		return r
 	}
 	return -1
-}
-
-// boundedValue is v when it is one of known, else HealthOther.
-func boundedValue(v string, known []string) string {
-	if slices.Contains(known, v) {
-		return v
-	}
-	return HealthOther
 }
 
 // metaExpiry reads a restriction's expiration: Unix seconds (Meta's
