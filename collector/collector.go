@@ -182,8 +182,6 @@ func (c *Collector) Instances() []InstanceInfo {
 type Scrape struct {
 	targets       []*target
 	notifications bool
-	// health is set when an instance's provider tells health.
-	health bool
 	// Unrefreshed are the instances whose call did not end before the
 	// scrape's deadline: they are exposed with their previous result, or
 	// not at all before their first.
@@ -222,12 +220,6 @@ func (c *Collector) refresh(ctx context.Context, targets []*target) *Scrape {
 		}
 	}
 	s := &Scrape{targets: targets, notifications: c.opts.Notifications}
-	for _, t := range targets {
-		if t.provider.Health {
-			s.health = true
-			break
-		}
-	}
 	for i, done := range waits {
 		select {
 		case <-done:

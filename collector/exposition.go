@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -321,9 +322,12 @@ func (s *Scrape) WriteTo(w io.Writer) (int64, error) {
 func (s *Scrape) writeFamilies(w io.Writer, results []instanceResult) (int64, error) {
 	cw := &countingWriter{w: w}
 	tw := &textWriter{w: bufio.NewWriterSize(cw, 64<<10)}
+	// The health families are written when an instance's provider tells
+	// health, even before its first result.
+	health := slices.ContainsFunc(results, func(r instanceResult) bool { return r.t.provider.Health })
 	for i := range instanceFamilies {
 		f := &instanceFamilies[i]
-		if f.notifications && !s.notifications || f.health && !s.health {
+		if f.notifications && !s.notifications || f.health && !health {
 			continue
 		}
 		tw.header(f.family)

@@ -45,6 +45,11 @@ var expositionFamilies = []string{
 	"whatsapp_api_request_errors_total",
 	"whatsapp_api_request_failures_total",
 	"whatsapp_outgoing_queue_messages",
+	"whatsapp_meta_can_send_message",
+	"whatsapp_meta_health_error",
+	"whatsapp_meta_quality_rating",
+	"whatsapp_meta_messaging_limit_users",
+	"whatsapp_meta_phone_number_info",
 	"whatsapp_instance_state_from_notification",
 	"whatsapp_webhook_notifications_total",
 	"whatsapp_exporter_scrape_unrefreshed_instances",
@@ -71,6 +76,7 @@ type fleetInstance struct {
 // working with a disconnection reason, failing, with a queue, notified.
 func fleetCopy(i int) []fleetInstance {
 	greenID := func(n int) string { return fmt.Sprint(1101000000 + 10*i + n) }
+	metaID := func(n int) string { return fmt.Sprint(106540352200000 + 10*i + n) }
 	token := &simulator.WebhookAuth{Token: fleetWebhookToken}
 	jwt := &simulator.WebhookAuth{JWTKey: fleetJWTKey}
 	queue := []string{"messages_queue: true", fmt.Sprintf("webhook_token: %q", fleetWebhookToken)}
@@ -91,6 +97,19 @@ func fleetCopy(i int) []fleetInstance {
 		{simulator.Wachat, fmt.Sprintf("store-%d", i), fmt.Sprintf("t1_store_%d", i), simulator.Behaviour{State: "open"}, nil, nil, false},
 		{simulator.Wachat, fmt.Sprintf("lost-%d", i), fmt.Sprintf("t1_lost_%d", i), simulator.Behaviour{State: "connecting", Reason: 408}, nil, nil, false},
 		{simulator.Wachat, fmt.Sprintf("denied-%d", i), fmt.Sprintf("t1_denied_%d", i), simulator.Behaviour{Fault: simulator.FaultUnauthorized}, nil, nil, false},
+		// Meta's Cloud API: health families. A number blocked by its
+		// WABA's payment error and RED, unlimited; one whose answer
+		// leaves the health out; one whose call fails.
+		{simulator.Meta, fmt.Sprintf("meta-blocked-%d", i), metaID(1), simulator.Behaviour{State: "CONNECTED", Meta: &simulator.MetaNumber{
+			Quality: "RED", Limit: "TIER_UNLIMITED", Throughput: "HIGH", NameStatus: "APPROVED",
+			Health: simulator.MetaHealth{WABA: simulator.MetaEntity{CanSend: "BLOCKED", Errors: []simulator.MetaHealthError{{Code: 141006}, {Code: 141014}}}},
+		}}, nil, nil, false},
+		{simulator.Meta, fmt.Sprintf("meta-bare-%d", i), metaID(2), simulator.Behaviour{State: "FLAGGED", Meta: &simulator.MetaNumber{
+			Omit: []string{"health_status", "quality_rating", "whatsapp_business_manager_messaging_limit", "messaging_limit_tier", "throughput"},
+		}}, nil, nil, false},
+		{simulator.Meta, fmt.Sprintf("meta-broken-%d", i), metaID(3), simulator.Behaviour{Fault: simulator.FaultServerError}, nil, nil, false},
+		{simulator.Waha, fmt.Sprintf("waha-%d", i), fmt.Sprintf("session-%d", i), simulator.Behaviour{State: "SCAN_QR_CODE"}, nil, nil, false},
+		{simulator.Whatsmeow, fmt.Sprintf("meow-%d", i), fmt.Sprintf("meow-%d", i), simulator.Behaviour{State: "logged_in"}, nil, nil, false},
 	}
 }
 

@@ -77,11 +77,6 @@ var (
 	HealthEntities = []string{"PHONE_NUMBER", "WABA", "BUSINESS", "APP"}
 )
 
-// UnknownHealth is a Health that tells nothing: every value unknown.
-func UnknownHealth() *Health {
-	return (&Health{MessagingLimit: math.NaN()}).Seal()
-}
-
 // Seal makes the label pairs the exposition writes, once; the parsers
 // call it on the Health they return, which nothing changes after.
 func (h *Health) Seal() *Health {
@@ -147,4 +142,5 @@ func orUnknown(h *Health) *Health {
 	return h
 }
 
-var unknownHealth = UnknownHealth()
+// unknownHealth is a Health that tells nothing: every value unknown.
+var unknownHealth = (&Health{MessagingLimit: math.NaN()}).Seal()

@@ -43,8 +43,7 @@ func TestHealthExposition(t *testing.T) {
 		result(without, "other", outcome{state: "open", up: true}),
 	}
 	var buf bytes.Buffer
-	s := &Scrape{health: true}
-	if _, err := s.writeFamilies(&buf, results); err != nil {
+	if _, err := (&Scrape{}).writeFamilies(&buf, results); err != nil {
 		t.Fatal(err)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)

@@ -37,7 +37,7 @@ func init() {
 		NewClient: newMetaClient,
 		Account:   metaAccounts,
 		Health:    true,
-		// TODO(lead, at the merge of h-meta-webhook): Handler: serveMetaWebhook,
+		Handler:   serveMetaWebhook,
 	})
 }
 

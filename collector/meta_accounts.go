@@ -172,15 +172,24 @@ func decodeMetaPage(r Response, s *jsonStream, acc *Listing, first bool) (string
 	found := false
 	var health *metaHealthJSON
 	review, isNode := "", false
+	// pageKey reads a key of a page of the edge, data or paging, and
+	// reports whether it was one.
+	pageKey := func(key string) (bool, error) {
+		switch key {
+		case "data":
+			found = true
+			return true, s.array(func(raw []byte, whole bool) error { return keepMetaRow(s, acc, raw, whole) })
+		case "paging":
+			n, err := metaNext(s)
+			next = n
+			return true, err
+		}
+		return false, nil
+	}
 	edge := func() error {
 		found = true
 		return s.object(func(key string) error {
-			switch key {
-			case "data":
-				return s.array(func(raw []byte, whole bool) error { return keepMetaRow(s, acc, raw, whole) })
-			case "paging":
-				n, err := metaNext(s)
-				next = n
+			if ok, err := pageKey(key); ok {
 				return err
 			}
 			_, _, err := s.value()
@@ -188,14 +197,10 @@ func decodeMetaPage(r Response, s *jsonStream, acc *Listing, first bool) (string
 		})
 	}
 	err := s.object(func(key string) error {
-		switch key {
-		case "data":
-			found = true
-			return s.array(func(raw []byte, whole bool) error { return keepMetaRow(s, acc, raw, whole) })
-		case "paging":
-			n, err := metaNext(s)
-			next = n
+		if ok, err := pageKey(key); ok {
 			return err
+		}
+		switch key {
 		case "phone_numbers":
 			if c, err := s.peek(); err == nil && c == 'n' {
 				_, _, err := s.value()

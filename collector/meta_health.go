@@ -95,15 +95,12 @@ func (n *metaNode) health() *Health {
 	if slices.Contains(QualityValues, n.Quality) {
 		h.Quality = n.Quality // UNKNOWN and anything else: unknown
 	}
-	switch {
-	case n.Limit != "":
-		if v, ok := metaLimits[n.Limit]; ok {
-			h.MessagingLimit = v
-		}
-	case n.LimitTier != "":
-		if v, ok := metaLimits[n.LimitTier]; ok {
-			h.MessagingLimit = v
-		}
+	limit := n.Limit
+	if limit == "" {
+		limit = n.LimitTier
+	}
+	if v, ok := metaLimits[limit]; ok {
+		h.MessagingLimit = v
 	}
 	if n.Throughput != nil {
 		h.Info.Throughput = bounded(n.Throughput.Level, metaThroughputs)
@@ -118,10 +115,15 @@ func (n *metaNode) health() *Health {
 // bounded is v when it is one of known, "" (unknown) when it is empty,
 // HealthOther otherwise.
 func bounded(v string, known []string) string {
-	switch {
-	case v == "":
+	if v == "" {
 		return ""
-	case slices.Contains(known, v):
+	}
+	return boundedValue(v, known)
+}
+
+// boundedValue is v when it is one of known, else HealthOther.
+func boundedValue(v string, known []string) string {
+	if slices.Contains(known, v) {
 		return v
 	}
 	return HealthOther
@@ -147,10 +149,7 @@ func (hs *metaHealthJSON) sending() (string, []HealthError) {
 		if r <= 0 { // AVAILABLE or a value the exporter does not know
 			continue
 		}
-		entity := bounded(e.Type, HealthEntities)
-		if entity == "" {
-			entity = HealthOther
-		}
+		entity := boundedValue(e.Type, HealthEntities)
 		for _, x := range e.Errors {
 			he := HealthError{Entity: entity, Code: metaErrorCode(x.Code)}
 			if len(errs) < MaxHealthErrors && !slices.Contains(errs, he) {
@@ -182,7 +181,7 @@ func metaErrorCode(raw json.RawMessage) string {
 	return s
 }
 
-// accountHealth reads a WABA node's own health and review.
+// metaAccountHealth reads a WABA node's own health and review.
 func metaAccountHealth(hs *metaHealthJSON, review string) *AccountHealth {
 	a := &AccountHealth{}
 	a.CanSend, a.Errors = hs.sending()

@@ -107,9 +107,18 @@ func newProviderMetrics() *providerMetrics {
 		observers: map[string][]prometheus.Observer{},
 	}
 	for _, p := range registered() {
-		if p.Webhook != nil {
+		switch {
+		case p.Webhook != nil:
 			for _, o := range Outcomes {
 				m.notifications.WithLabelValues(p.Name, o)
+			}
+		case p.Handler != nil:
+			// A provider's own receiver (meta_webhook.go): every outcome
+			// but the JWT key's, which only Evolution API's can give.
+			for _, o := range Outcomes {
+				if o != OutcomeKeyInHeader {
+					m.notifications.WithLabelValues(p.Name, o)
+				}
 			}
 		}
 	}

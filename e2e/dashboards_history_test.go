@@ -48,8 +48,10 @@ func TestDashboardsHistory(t *testing.T) {
 	var names []string
 	accounts := "accounts:\n"
 	for i, p := range simulator.Providers() {
-		// Meta's Cloud API works in CONNECTED.
-		works := func(s string) bool { return s == "authorized" || s == "open" || s == "CONNECTED" }
+		// Each provider's working state.
+		works := func(s string) bool {
+			return slices.Contains([]string{"authorized", "open", "CONNECTED", "WORKING", "logged_in"}, s)
+		}
 		working := p.States[slices.IndexFunc(p.States, works)]
 		notWorking := p.States[slices.IndexFunc(p.States, func(s string) bool { return !works(s) })]
 		for j, b := range []simulator.Behaviour{{State: working}, {State: notWorking}, {Fault: simulator.FaultServerError}} {

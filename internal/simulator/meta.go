@@ -68,9 +68,13 @@ const (
 	MetaAppBudget = 100000
 )
 
-// FaultWABARateLimited answers as Graph does when a WABA's budget is
-// spent: HTTP 400, code 80007, with the usage header telling when access
-// returns (Behaviour.RetryAfter, in whole minutes).
+// FaultWABARateLimited answers a WABA's spent budget: code 80007, with
+// the usage header telling when access returns (Behaviour.RetryAfter, in
+// whole minutes). Its HTTP 400, subcode and message are the simulator's
+// assumption, not a documented example: Meta's OpenAPI files 80007 under
+// 429 (GET /{Phone-Number-ID}, example business_rate_limit, subcode
+// 2446079), as FaultRateLimited serves code 4. Serving both statuses
+// shows that the exporter reads the code, whatever the status.
 const FaultWABARateLimited Fault = "waba_rate_limited"
 
 // metaStates are the statuses of a business phone number (Graph API
@@ -171,7 +175,9 @@ type metaSim struct {
 	buckets   map[string]*metaBucket // by WABA ID
 	app       metaBucket
 	appBudget int
-	demo      bool // --demo: push the demo's notifications (meta_demo.go)
+	// demoEvery is how often --demo pushes a notification; 0 for
+	// none (meta_demo.go).
+	demoEvery time.Duration
 }
 
 // metaBucket are the calls a budget counted within its window, oldest
@@ -483,7 +489,9 @@ func (s *Simulator) metaNumber(w http.ResponseWriter, r *http.Request, id, token
 	writeJSON(w, http.StatusOK, string(body))
 }
 
-// metaRefused writes the error of a call beyond a budget.
+// metaRefused writes the error of a call beyond a budget: the WABA's as
+// FaultWABARateLimited, the app's as code 4 with HTTP 400 (the same
+// assumption; the OpenAPI's example of code 4 is a 429).
 func metaRefused(w http.ResponseWriter, u metaUsage) bool {
 	switch {
 	case u.wabaOut:
@@ -499,13 +507,8 @@ func metaRefused(w http.ResponseWriter, u metaUsage) bool {
 // metaWABA answers a WABA's node, with the phone_numbers edge when asked
 // (field expansion: phone_numbers.limit(N){fields}).
 func (s *Simulator) metaWABA(w http.ResponseWriter, r *http.Request, waba *MetaWABA, wabaID, token string, fields []metaField) {
-	step, _ := s.metaListing(token)
-	if !wait(r, step.Latency) || metaFault(w, r, Behaviour{Fault: step.Fault, RetryAfter: step.RetryAfter}, wabaID) {
-		return
-	}
-	u := s.charge(wabaID, time.Now())
-	u.header(w.Header())
-	if metaRefused(w, u) {
+	step, ok := s.metaListingCall(w, r, token, wabaID)
+	if !ok {
 		return
 	}
 	if waba == nil {
@@ -568,13 +571,8 @@ func (s *Simulator) metaPhoneNumbers(w http.ResponseWriter, r *http.Request) {
 		metaNoObject(w, id)
 		return
 	}
-	step, _ := s.metaListing(token)
-	if !wait(r, step.Latency) || metaFault(w, r, Behaviour{Fault: step.Fault, RetryAfter: step.RetryAfter}, wabaID) {
-		return
-	}
-	u := s.charge(wabaID, time.Now())
-	u.header(w.Header())
-	if metaRefused(w, u) {
+	step, ok := s.metaListingCall(w, r, token, wabaID)
+	if !ok {
 		return
 	}
 	page := s.metaPage(r, step.Members, waba, wabaID, metaVersion(r), limit, q.Get("after"), fields, true)
@@ -584,6 +582,19 @@ func (s *Simulator) metaPhoneNumbers(w http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := json.Marshal(page)
 	writeJSON(w, http.StatusOK, string(body))
+}
+
+// metaListingCall is a listing call of the WABA wabaID whose token is
+// token: its step's latency and fault, then a call charged to the
+// WABA's budget. ok is false when it wrote a failure.
+func (s *Simulator) metaListingCall(w http.ResponseWriter, r *http.Request, token, wabaID string) (step AccountStep, ok bool) {
+	step, _ = s.metaListing(token)
+	if !wait(r, step.Latency) || metaFault(w, r, Behaviour{Fault: step.Fault, RetryAfter: step.RetryAfter}, wabaID) {
+		return step, false
+	}
+	u := s.charge(wabaID, time.Now())
+	u.header(w.Header())
+	return step, !metaRefused(w, u)
 }
 
 // metaListing counts a listing call of the WABA whose token is key and

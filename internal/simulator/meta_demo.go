@@ -126,7 +126,7 @@ func metaDemoSetup(s *Simulator) {
 		Health: MetaHealth{Business: MetaEntity{CanSend: "LIMITED", Errors: []MetaHealthError{MetaBusinessUnverified}}}})
 	s.SetMetaAppBudget(metaDemoAppBudget)
 	s.meta.mu.Lock()
-	s.meta.demo = true
+	s.meta.demoEvery = metaDemoEvery
 	s.meta.mu.Unlock()
 }
 
@@ -159,10 +159,10 @@ func metaDemoChanges(now time.Time) []struct {
 // subscription handshake Meta makes when the webhook is set.
 func metaDemoPush(s *Simulator, ctx context.Context, baseURL string, report func(error)) {
 	s.meta.mu.Lock()
-	demo := s.meta.demo
+	every := s.meta.demoEvery
 	s.meta.mu.Unlock()
-	if !demo {
-		return
+	if every <= 0 {
+		return // not the demo
 	}
 	// A connection per delivery, as the demo's other notifications
 	// (a kept-alive one would hold the receiver's per-client slot).
@@ -173,7 +173,7 @@ func metaDemoPush(s *Simulator, ctx context.Context, baseURL string, report func
 			report(err)
 		}
 	}
-	t := time.NewTicker(metaDemoEvery)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for k := -1; ; k++ {
 		select {

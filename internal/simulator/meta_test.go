@@ -12,8 +12,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testtool"
 )
 
 // metaGet is a GET of a Graph path below the simulator's /meta/v23.0 (or
@@ -524,5 +527,60 @@ func BenchmarkMetaListing10000(b *testing.B) {
 		if pages != 100 {
 			b.Fatalf("%d pages, want 100", pages)
 		}
+	}
+}
+
+// --demo makes Meta's subscription handshake, then sends a signed
+// notification at every tick (a millisecond here, metaDemoEvery in the
+// demo); without a receiver for Meta, it sends nothing more.
+func TestMetaDemoPushesSignedNotifications(t *testing.T) {
+	var mu sync.Mutex
+	var got []*http.Request
+	var bodies [][]byte
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got, bodies = append(got, r), append(bodies, b)
+		mu.Unlock()
+		if r.URL.Path != "/webhook/meta" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		_, _ = w.Write([]byte(r.URL.Query().Get("hub.challenge")))
+	}))
+	defer receiver.Close()
+	s := New()
+	metaDemoSetup(s)
+	s.meta.demoEvery = time.Millisecond
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		metaDemoPush(s, ctx, receiver.URL, func(err error) { t.Errorf("demo notification: %v", err) })
+	}()
+	testtool.WaitFor(t, "three requests", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= 3
+	})
+	cancel()
+	<-done
+	mu.Lock()
+	if q := got[0].URL.Query(); got[0].Method != http.MethodGet || q.Get("hub.verify_token") != demoMetaVerifyToken {
+		t.Errorf("handshake: %s %s", got[0].Method, got[0].URL)
+	}
+	for k, r := range got[1:] {
+		if sig := r.Header.Get("X-Hub-Signature-256"); r.Method != http.MethodPost || sig != MetaSignature(demoMetaAppSecret, bodies[k+1]) {
+			t.Errorf("notification %d: %s signed %q", k, r.Method, sig)
+		}
+	}
+	before := len(got)
+	mu.Unlock()
+	var reports []error
+	metaDemoPush(s, t.Context(), receiver.URL+"/elsewhere", func(err error) { reports = append(reports, err) })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reports) != 1 || len(got) != before+1 {
+		t.Errorf("without a receiver: reports %v after %d requests, want 1 after 1", reports, len(got)-before)
 	}
 }
