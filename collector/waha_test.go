@@ -76,7 +76,7 @@ func wahaTarget(label, session, key, prefix string) providerTarget {
 		secret:   key,
 		apiPath:  prefix,
 		yaml:     func(apiURL string) string { return wahaYAML(apiURL, session, key) },
-		request:  wantRequest{path: p + session, escapedPath: p + url.PathEscape(session), xAPIKey: []string{key}, notInURL: key},
+		request:  wantRequest{path: p + session, escapedPath: p + url.PathEscape(session), keyHeaders: http.Header{"X-Api-Key": {key}}, notInURL: key},
 		logURL:   p,
 	}
 }

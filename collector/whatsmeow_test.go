@@ -46,9 +46,9 @@ func whatsmeowTarget(server string) providerTarget {
 	req := wantRequest{notInURL: whatsmeowTestKey}
 	switch server {
 	case "evolution-go":
-		req.path, req.escapedPath, req.apikey = whatsmeowTestPrefix+"/instance/status", whatsmeowTestPrefix+"/instance/status", []string{whatsmeowTestKey}
+		req.path, req.escapedPath, req.keyHeaders = whatsmeowTestPrefix+"/instance/status", whatsmeowTestPrefix+"/instance/status", http.Header{"Apikey": {whatsmeowTestKey}}
 	case "wuzapi":
-		req.path, req.escapedPath = whatsmeowTestPrefix+"/session/status", whatsmeowTestPrefix+"/session/status"
+		req.path, req.escapedPath, req.keyHeaders = whatsmeowTestPrefix+"/session/status", whatsmeowTestPrefix+"/session/status", http.Header{"Token": {whatsmeowTestKey}}
 	case "gowa":
 		req.path = whatsmeowTestPrefix + "/devices/" + whatsmeowTestInstance + "/status"
 		req.escapedPath = whatsmeowTestPrefix + "/devices/" + url.PathEscape(whatsmeowTestInstance) + "/status"
