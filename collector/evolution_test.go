@@ -73,7 +73,7 @@ func evolutionYAML(apiURL, name, key string) string {
 // name in the path, the key in the apikey header.
 func evolutionRequest(prefix, name, key string) wantRequest {
 	p := prefix + "/instance/connectionState/"
-	return wantRequest{path: p + name, escapedPath: p + url.PathEscape(name), apikey: []string{key}}
+	return wantRequest{path: p + name, escapedPath: p + url.PathEscape(name), keyHeaders: http.Header{"Apikey": {key}}}
 }
 
 // evolutionTarget is an instance with a key, behind an api_url path

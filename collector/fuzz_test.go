@@ -336,6 +336,20 @@ func FuzzListing(f *testing.F) {
 // account's max_instances and the length of a name, whatever the size
 // of the answer.
 func FuzzListingRows(f *testing.F) {
+	type decoder struct {
+		name   string
+		decode func(Response, *jsonStream) (Listing, error)
+		rows   func([]byte) (int, bool) // the rows encoding/json finds
+	}
+	decoders := []decoder{
+		{"greenapi", decodeGreenAPIPartnerInstances, arrayRows},
+		{"evolution", decodeEvolutionInstances, arrayRows},
+		{"wachat", decodeWachatList, objectRows("instances")},
+		{"waha", decodeWahaSessions, arrayRows},
+	}
+	for _, srv := range whatsmeowServers {
+		decoders = append(decoders, decoder{"whatsmeow " + srv.name, srv.list.decode, objectRows(srv.list.rows)})
+	}
 	for _, body := range []string{
 		`[{"idInstance":1101000001,"name":"a","apiTokenInstance":"t"},{"idInstance":"2","apiTokenInstance":"t","deleted":true},1,"x",[],{}]`,
 		`{"success":true,"instances":[{"apiInstanceName":"t1","state":"open"},{"apiInstanceName":""},null]}`,
@@ -343,20 +357,14 @@ func FuzzListingRows(f *testing.F) {
 		`[{"name":"a","connectionStatus":"open"},{"name":"b","connectionStatus":"open"},{"name":"c","connectionStatus":"open"},{"name":"d","connectionStatus":"open"}]`,
 		`[{"name":"` + strings.Repeat("n", 200) + `","connectionStatus":"open"},{"name":"a\u0007"}]`,
 		`{"instances":null}`, `null`, `[]`, `[1,`, `{"code":401}`, `["\"\\",{"a":"]"}]`,
+		`{"message":"success","data":[{"name":"a","token":"t","connected":true},{"name":""},{"name":"b"},1]}`,
+		`{"code":200,"data":[{"name":"u","token":"t","connected":true,"loggedIn":false},{"name":"v","token":"w","connected":"x"}],"success":true}`,
+		`{"code":"SUCCESS","message":"List devices","results":[{"id":"d1","state":"logged_in"},{"id":2}]}`,
+		`{"code":"SUCCESS","message":"List devices"}`, `{"data":[],"Data":[{"name":"a","token":"t"}]}`,
 	} {
-		for which := range 3 {
+		for which := range decoders {
 			f.Add(uint8(which), []byte(body))
 		}
-	}
-	decoders := []struct {
-		name   string
-		decode func(Response, *jsonStream) (Listing, error)
-		rows   func([]byte) (int, bool) // the rows encoding/json finds
-	}{
-		{"greenapi", decodeGreenAPIPartnerInstances, arrayRows},
-		{"evolution", decodeEvolutionInstances, arrayRows},
-		{"wachat", decodeWachatList, wachatRows},
-		{"waha", decodeWahaSessions, arrayRows},
 	}
 	const max = 3
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
@@ -404,24 +412,27 @@ func arrayRows(body []byte) (int, bool) {
 	return len(rows), true
 }
 
-// wachatRows is the number of elements of the array under the key
-// "instances", spelled exactly, of a JSON object.
-func wachatRows(body []byte) (int, bool) {
-	var v map[string]json.RawMessage
-	if json.Unmarshal(body, &v) != nil {
-		return 0, false
-	}
-	// encoding/json matches keys without case, and the last of the same
-	// key wins: count only an object whose instances key is spelled once.
-	n := 0
-	for k := range v {
-		if strings.EqualFold(k, "instances") {
-			n++
+// objectRows counts the elements of the array under key, spelled
+// exactly, of a JSON object (Wachat's "instances", the whatsmeow family's
+// "data" and "results").
+func objectRows(key string) func(body []byte) (int, bool) {
+	return func(body []byte) (int, bool) {
+		var v map[string]json.RawMessage
+		if json.Unmarshal(body, &v) != nil {
+			return 0, false
 		}
+		// encoding/json matches keys without case, and the last of the
+		// same key wins: count only an object whose key is spelled once.
+		n := 0
+		for k := range v {
+			if strings.EqualFold(k, key) {
+				n++
+			}
+		}
+		raw, ok := v[key]
+		if n != 1 || !ok || bytes.Count(body, []byte(`"`+key+`"`)) != 1 || string(raw) == "null" {
+			return 0, false
+		}
+		return arrayRows(raw)
 	}
-	raw, ok := v["instances"]
-	if n != 1 || !ok || bytes.Count(body, []byte(`"instances"`)) != 1 || string(raw) == "null" {
-		return 0, false
-	}
-	return arrayRows(raw)
 }

@@ -197,9 +197,14 @@ type recordedRequest struct {
 	method, path, escapedPath, rawQuery string
 	query                               url.Values
 	authorization, accept               string
-	apikey                              []string
-	xAPIKey                             []string
+	// keyHeaders are the headers other than the ones every client sends
+	// (see plainHeaders): those that carry a provider's key.
+	keyHeaders http.Header
 }
+
+// plainHeaders are the headers every request has, whatever its provider
+// (api.go and net/http's transport): what is left carries a key.
+var plainHeaders = []string{"Accept", "Accept-Encoding", "Authorization", "Content-Length", "Content-Type", "User-Agent"}
 
 type requestRecorder struct {
 	mu   sync.Mutex
@@ -217,9 +222,17 @@ func (rec *requestRecorder) add(r *http.Request) {
 		query:         r.URL.Query(),
 		authorization: r.Header.Get("Authorization"),
 		accept:        r.Header.Get("Accept"),
-		apikey:        r.Header.Values("Apikey"),
-		xAPIKey:       r.Header.Values("X-Api-Key"),
+		keyHeaders:    keyHeaders(r.Header),
 	})
+}
+
+// keyHeaders is h without plainHeaders.
+func keyHeaders(h http.Header) http.Header {
+	k := h.Clone()
+	for _, name := range plainHeaders {
+		k.Del(name)
+	}
+	return k
 }
 
 func (rec *requestRecorder) requests() []recordedRequest {
@@ -274,12 +287,12 @@ type wantRequest struct {
 	path, escapedPath string
 	// query is the decoded query; nil means no query at all.
 	query url.Values
-	// authorization and apikey are the headers' values; empty means the
-	// header is not sent.
+	// authorization is the header's value; empty means it is not sent.
 	authorization string
-	apikey        []string
-	// xAPIKey is the X-Api-Key header's values (WAHA).
-	xAPIKey []string
+	// keyHeaders are the other headers that carry the key (Evolution API's
+	// apikey, WAHA's X-Api-Key, wuzapi's Token), exactly: no other is
+	// sent.
+	keyHeaders http.Header
 	// notInURL, if set, is a secret the URL must not hold in any form.
 	notInURL string
 }
@@ -305,11 +318,8 @@ func checkRequest(t *testing.T, r recordedRequest, want wantRequest) {
 	if r.authorization != want.authorization {
 		t.Errorf("Authorization = %q, want %q", r.authorization, want.authorization)
 	}
-	if !slices.Equal(r.apikey, want.apikey) {
-		t.Errorf("apikey header = %q, want %q", r.apikey, want.apikey)
-	}
-	if !slices.Equal(r.xAPIKey, want.xAPIKey) {
-		t.Errorf("X-Api-Key header = %q, want %q", r.xAPIKey, want.xAPIKey)
+	if !equalValues(url.Values(r.keyHeaders), url.Values(want.keyHeaders)) {
+		t.Errorf("key headers = %q, want %q", r.keyHeaders, want.keyHeaders)
 	}
 	if !strings.Contains(r.accept, "application/json") {
 		t.Errorf("Accept = %q, want application/json", r.accept)

@@ -46,6 +46,14 @@ func newWebhookEnv(t *testing.T, extraYAML string) *webhookEnv {
   - {name: no-token, provider: greenapi, api_url: %[1]q, id_instance: "1101000002", api_token: api-token-2}
   - {name: bot, provider: evolution, api_url: %[3]q, instance_name: sales-bot, api_key: EVOLUTION-INSTANCE-TOKEN-0001, webhook_token: %[2]q, webhook_jwt_key: %[4]q, webhook_path_secret: %[5]q}
 `, simSrv.URL, testWebhookToken, simSrv.URL+"/evolution", testJWTKey, testPathSecret) + extraYAML
+	return startWebhookEnv(t, sim, yml)
+}
+
+// startWebhookEnv loads yml, runs a collector with notifications on over
+// it, and serves its receiver; sim is the simulator its instances are
+// polled from. Calls are made only when a scrape finds them due.
+func startWebhookEnv(t *testing.T, sim *simulator.Simulator, yml string) *webhookEnv {
+	t.Helper()
 	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
 	if err != nil {
 		t.Fatal(err)

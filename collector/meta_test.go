@@ -64,7 +64,7 @@ func metaD360Target() providerTarget {
 			return instanceYAML("meta", "phone_number_id", metaTestNumber, "access_token", metaTestD360, "api_url", apiURL,
 				"auth_header", "D360-API-KEY", "state_path", "/health_status")
 		},
-		request: wantRequest{path: "/health_status", escapedPath: "/health_status", notInURL: metaTestD360},
+		request: wantRequest{path: "/health_status", escapedPath: "/health_status", keyHeaders: http.Header{"D360-Api-Key": {metaTestD360}}, notInURL: metaTestD360},
 		logURL:  "/health_status",
 	}
 }

@@ -76,7 +76,7 @@ func wahaTarget(label, session, key, prefix string) providerTarget {
 		secret:   key,
 		apiPath:  prefix,
 		yaml:     func(apiURL string) string { return wahaYAML(apiURL, session, key) },
-		request:  wantRequest{path: p + session, escapedPath: p + url.PathEscape(session), xAPIKey: []string{key}, notInURL: key},
+		request:  wantRequest{path: p + session, escapedPath: p + url.PathEscape(session), keyHeaders: http.Header{"X-Api-Key": {key}}, notInURL: key},
 		logURL:   p,
 	}
 }
@@ -333,19 +333,8 @@ func wahaWebhookEnv(t *testing.T) (*Collector, *simulator.Simulator, string, *te
   - {name: shop, provider: waha, api_url: %[1]q, session: default, api_key: WAHA-KEY-0123456789, webhook_hmac_key: HMAC-KEY-0123456789}
   - {name: nokey, provider: waha, api_url: %[1]q, session: other, api_key: WAHA-KEY-0123456789}
 `, simSrv.URL+"/waha")
-	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger, logs := testlog.New()
-	c := New(logger, Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
-	t.Cleanup(c.Close)
-	if err := c.Update(cfg); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c.Webhooks())
-	t.Cleanup(srv.Close)
-	return c, sim, srv.URL, logs
+	e := startWebhookEnv(t, sim, yml)
+	return e.c, e.sim, e.receiver, e.logs
 }
 
 // TestWahaNotificationThroughReceiver: the simulator's signed

@@ -285,8 +285,10 @@ func (srv *whatsmeowServer) read(r Response) (string, error) {
 	connected, ok1 := jsonBool(v, srv.connected)
 	loggedIn, ok2 := jsonBool(v, srv.loggedIn)
 	if !ok1 || !ok2 {
-		return "", newError(ReasonBadResponse, "HTTP %d: no booleans %s and %s in %s",
-			r.Status, strings.Join(srv.connected, "."), strings.Join(srv.loggedIn, "."), snippet(r.Body))
+		// The answer is JSON of a success: not quoted, as it may hold the
+		// account's number (a jid) in a version whose fields differ.
+		return "", newError(ReasonBadResponse, "HTTP %d: no booleans %s and %s in the answer",
+			r.Status, strings.Join(srv.connected, "."), strings.Join(srv.loggedIn, "."))
 	}
 	return whatsmeowPairState(connected, loggedIn), nil
 }

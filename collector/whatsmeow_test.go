@@ -46,9 +46,9 @@ func whatsmeowTarget(server string) providerTarget {
 	req := wantRequest{notInURL: whatsmeowTestKey}
 	switch server {
 	case "evolution-go":
-		req.path, req.escapedPath, req.apikey = whatsmeowTestPrefix+"/instance/status", whatsmeowTestPrefix+"/instance/status", []string{whatsmeowTestKey}
+		req.path, req.escapedPath, req.keyHeaders = whatsmeowTestPrefix+"/instance/status", whatsmeowTestPrefix+"/instance/status", http.Header{"Apikey": {whatsmeowTestKey}}
 	case "wuzapi":
-		req.path, req.escapedPath = whatsmeowTestPrefix+"/session/status", whatsmeowTestPrefix+"/session/status"
+		req.path, req.escapedPath, req.keyHeaders = whatsmeowTestPrefix+"/session/status", whatsmeowTestPrefix+"/session/status", http.Header{"Token": {whatsmeowTestKey}}
 	case "gowa":
 		req.path = whatsmeowTestPrefix + "/devices/" + whatsmeowTestInstance + "/status"
 		req.escapedPath = whatsmeowTestPrefix + "/devices/" + url.PathEscape(whatsmeowTestInstance) + "/status"
@@ -109,6 +109,10 @@ func whatsmeowCommonCases(t *testing.T) []providerCase {
 		{name: "200 empty body", serve: reply(200, "empty.txt"), wantReason: ReasonBadResponse},
 		{name: "200 booleans as strings", serve: reply(200, "evogo_strings.json"), wantReason: ReasonBadResponse, wantText: []string{"no booleans"}},
 		{name: "200 no booleans", serve: reply(200, "evogo_data_empty.json"), wantReason: ReasonBadResponse},
+		// A successful answer is never quoted: it may hold the account's
+		// number (a jid) in a version whose fields differ.
+		{name: "200 no booleans, a jid", serve: replyBytes(200, []byte(`{"code":200,"data":{"Connected":null,"LoggedIn":true,"jid":"5511999999999:12@s.whatsapp.net"},"success":true}`)),
+			wantReason: ReasonBadResponse, wantText: []string{"no booleans"}, wantNotText: []string{"5511999999999"}},
 		{name: "401 echoing the key", serve: reply(401, "echo_key.json"), wantReason: ReasonUnauthorized, wantText: []string{"HTTP 401", "<secret>"}},
 		{name: "500 echoing the key", serve: reply(500, "echo_key.json"), wantReason: ReasonServerError},
 	}

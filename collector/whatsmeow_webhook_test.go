@@ -12,9 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 	"github.com/whatsapp-exporter/whatsapp_exporter/internal/simulator"
-	"github.com/whatsapp-exporter/whatsapp_exporter/internal/testlog"
 )
 
 const (
@@ -40,19 +38,7 @@ func newWhatsmeowWebhookEnv(t *testing.T) *webhookEnv {
 		p.Config(simSrv.URL, "go-bot", "go-bot", evogoTestToken, fmt.Sprintf("webhook_path_secret: %q", whatsmeowTestPathSecret)) +
 		p.Config(simSrv.URL, "wuzapi-shop", "wuzapi-shop", wuzapiTestToken, fmt.Sprintf("webhook_hmac_key: %q", whatsmeowTestHMACKey)) +
 		p.Config(simSrv.URL, "bare", "bare", "BARE-TOKEN")
-	cfg, err := config.Load([]byte(yml), t.TempDir(), config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger, logs := testlog.New()
-	c := New(logger, Options{Concurrency: 4, MinInterval: time.Hour, Notifications: true})
-	t.Cleanup(c.Close)
-	if err := c.Update(cfg); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c.Webhooks())
-	t.Cleanup(srv.Close)
-	return &webhookEnv{c: c, sim: sim, receiver: srv.URL, logs: logs}
+	return startWebhookEnv(t, sim, yml)
 }
 
 // postSigned sends body with wuzapi's signature made with key.
