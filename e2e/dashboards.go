@@ -402,3 +402,16 @@ func checkTable(t *testing.T, sel selection, pd grafana.PanelData, runs []panelR
 		t.Errorf("%s: rows\n%v\nwant one for each series of %s:\n%v", what, got, pd.Panel.Targets[0].RefID, want)
 	}
 }
+
+// workingStates are the providers' working states (collector's
+// Provider.Working), which the simulator's descriptions do not carry.
+var workingStates = []string{"authorized", "open", "CONNECTED", "WORKING", "logged_in"}
+
+// workingState is p's working state.
+func workingState(p *simulator.Provider) string {
+	i := slices.IndexFunc(p.States, func(s string) bool { return slices.Contains(workingStates, s) })
+	if i < 0 {
+		panic("e2e: no working state known for provider " + p.Name + ": add it to workingStates")
+	}
+	return p.States[i]
+}

@@ -36,7 +36,7 @@ func TestDashboardsFleet(t *testing.T) {
 		"greenapi-77":  {"blocked", "1"},
 		"wachat-100":   {"close", "1"},
 		"evolution-50": {"connecting", "1"},
-		"greenapi-300": {"unknown", "0"}, // answers HTTP 500
+		"greenapi-150": {"unknown", "0"}, // answers HTTP 500
 	}
 	sim := simulator.New()
 	simURL := exportertest.StartSimulator(t, sim)
@@ -51,7 +51,7 @@ func TestDashboardsFleet(t *testing.T) {
 		p := providers[i%len(providers)]
 		name := fmt.Sprintf("%s-%d", p.Name, i/len(providers))
 		id := fmt.Sprint(1104000000 + i)
-		b := simulator.Behaviour{State: p.States[0]} // authorized, open
+		b := simulator.Behaviour{State: workingState(p)}
 		if u, ok := unwell[name]; ok {
 			b = simulator.Behaviour{State: u.state}
 			if u.up == "0" {
@@ -146,7 +146,7 @@ func TestDashboardsFleet(t *testing.T) {
 	}
 
 	failing := panel("whatsapp-overview", "Failing API calls")[0]
-	if got := keys(failing.vector, "name", "reason"); !slices.Equal(got, []string{"name=greenapi-300,reason=server_error"}) {
+	if got := keys(failing.vector, "name", "reason"); !slices.Equal(got, []string{"name=greenapi-150,reason=server_error"}) {
 		t.Errorf("Failing API calls shows %v", got)
 	}
 

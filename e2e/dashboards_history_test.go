@@ -48,12 +48,8 @@ func TestDashboardsHistory(t *testing.T) {
 	var names []string
 	accounts := "accounts:\n"
 	for i, p := range simulator.Providers() {
-		// Each provider's working state.
-		works := func(s string) bool {
-			return slices.Contains([]string{"authorized", "open", "CONNECTED", "WORKING", "logged_in"}, s)
-		}
-		working := p.States[slices.IndexFunc(p.States, works)]
-		notWorking := p.States[slices.IndexFunc(p.States, func(s string) bool { return !works(s) })]
+		working := workingState(p)
+		notWorking := p.States[slices.IndexFunc(p.States, func(s string) bool { return s != working })]
 		for j, b := range []simulator.Behaviour{{State: working}, {State: notWorking}, {Fault: simulator.FaultServerError}} {
 			name, id := fmt.Sprintf("%s-%d", p.Name, j), fmt.Sprintf("11030%02d%03d", i, j)
 			sim.Set(p.Name, id, "history-secret-"+id, b)
