@@ -340,7 +340,7 @@ func (e *env) metaPhase(p metaPhase, refresh time.Duration) (float64, error) {
 			continue
 		}
 		spenders.Go(func() {
-			every := e.duration / time.Duration(during)
+			every := e.duration / time.Duration(during+1)
 			t := time.NewTicker(every)
 			defer t.Stop()
 			for range during {
@@ -391,6 +391,8 @@ func (e *env) metaPhase(p metaPhase, refresh time.Duration) (float64, error) {
 		fmt.Printf("  scrape %2d at %6s: %s, %s, %s, %d series, %d numbers up, highest usage exposed %.2f\n", k+1,
 			dur(at.Sub(start).Round(time.Second)), dur(r.latency), r.outcome(), sizeOf(r.bytes), r.series, up, maxOf(r.metaUsage))
 	}
+	// Count over the whole -duration, not up to the last scrape.
+	e.sleepUntil(start.Add(e.duration))
 	close(stopOthers)
 	counts, other := g.snapshot()
 	elapsed := time.Since(began)
@@ -545,7 +547,12 @@ func steadyRate(counts []graphCounts, pagesPer int) string {
 		return "n/a (no WABA listed twice)"
 	}
 	slices.Sort(rates)
-	return fmt.Sprintf("median %.1f (min %.1f, max %.1f; %d WABAs listed twice or more)", rates[len(rates)/2], rates[0], rates[len(rates)-1], len(rates))
+	sum := 0.0
+	for _, r := range rates {
+		sum += r
+	}
+	return fmt.Sprintf("median %.1f (min %.1f, max %.1f; %d WABAs listed twice or more, %.0f an hour together)",
+		rates[len(rates)/2], rates[0], rates[len(rates)-1], len(rates), sum)
 }
 
 // expectedInterval is the interval docs/meta.md's curve gives at usage u
