@@ -7,7 +7,8 @@
 //
 // It never judges numbers. It exits 1 when it finds a crash or hard error
 // (the exporter died or did not stop cleanly, a token leaked into its log or
-// into /metrics, an unexpected HTTP 5xx) and 2 when it cannot run.
+// into /metrics, an unexpected HTTP 5xx; in meta-fleet, a WABA's requests
+// beyond its refresh_interval or its budget) and 2 when it cannot run.
 // Linux only: it reads the exporter's /proc entries.
 package main
 
