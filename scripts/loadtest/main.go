@@ -7,7 +7,8 @@
 //
 // It never judges numbers. It exits 1 when it finds a crash or hard error
 // (the exporter died or did not stop cleanly, a token leaked into its log or
-// into /metrics, an unexpected HTTP 5xx) and 2 when it cannot run.
+// into /metrics, an unexpected HTTP 5xx; in meta-fleet, a WABA's requests
+// beyond its refresh_interval or its budget) and 2 when it cannot run.
 // Linux only: it reads the exporter's /proc entries.
 package main
 
@@ -87,6 +88,11 @@ var scenarios = map[string]scenario{
 		map[string]string{"instances": "1000", "latency": "50ms", "duration": "20s"},
 		runRemediationStorm,
 	},
+	"meta-fleet": {
+		"-wabas WABAs of Meta's Cloud API with -numbers numbers each, one account per WABA, a scrape every -interval: requests per WABA against refresh_interval (-refresh) and the budget; then budgets of 200 an hour that others have partly spent: the exporter slows down and stays within them",
+		map[string]string{"wabas": "100", "numbers": "100", "latency": "500ms", "duration": "3m", "interval": "15s"},
+		runMetaFleet,
+	},
 	"compare": {
 		"CPU per provider call against json_exporter's CPU per probe (-json_exporter), same provider, same run",
 		map[string]string{"instances": "2000", "latency": "50ms", "scrapes": "3"},
@@ -106,6 +112,9 @@ type settings struct {
 	rate         float64
 	notify       float64
 	listed       int
+	wabas        int
+	numbers      int
+	refresh      time.Duration
 	sizes        string
 	scrapes      int
 	exporterArgs string
@@ -126,10 +135,13 @@ func run(args []string) int {
 	fs.DurationVar(&s.duration, "duration", 30*time.Second, "how long the scenario runs")
 	fs.IntVar(&s.scrapers, "scrapers", 1, "concurrent scrapers")
 	fs.DurationVar(&s.timeout, "timeout", 10*time.Second, "scrape timeout announced in X-Prometheus-Scrape-Timeout-Seconds")
-	fs.DurationVar(&s.interval, "interval", time.Second, "time between scrapes (flap, soak, sizing)")
+	fs.DurationVar(&s.interval, "interval", time.Second, "time between scrapes (flap, soak, sizing, meta-fleet)")
 	fs.Float64Var(&s.rate, "rate", 50, "reloads per second (reload-storm)")
 	fs.Float64Var(&s.notify, "notify", 200, "webhook notifications per second; 0 for none (reload-storm)")
 	fs.IntVar(&s.listed, "listed", 100, "instances a GREEN-API partner account lists; 0 for no account (reload-storm)")
+	fs.IntVar(&s.wabas, "wabas", 100, "WABAs of Meta's Cloud API, one account each (meta-fleet)")
+	fs.IntVar(&s.numbers, "numbers", 100, "phone numbers per WABA (meta-fleet)")
+	fs.DurationVar(&s.refresh, "refresh", 0, "refresh_interval of the WABAs, at least 20s; 0 leaves the exporter's default, 1m (meta-fleet)")
 	fs.StringVar(&s.sizes, "sizes", "100,1000,10000", "instance counts (sizing)")
 	fs.StringVar(&s.jsonExporter, "json_exporter", "", "path of a json_exporter binary (compare)")
 	fs.IntVar(&s.scrapes, "scrapes", 4, "scrapes per size (sizing)")

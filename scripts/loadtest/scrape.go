@@ -51,7 +51,11 @@ type scrapeResult struct {
 	heap, stack float64            // go_memstats_{heap,stack}_inuse_bytes
 	reloadOK    float64            // whatsapp_exporter_config_last_reload_successful; -1 when absent
 	notified    map[string]float64 // whatsapp_exporter_webhook_notifications_total by outcome
-	leak        string             // a line holding a token
+	// metaUsage is whatsapp_meta_api_usage_ratio by budget, the higher of
+	// its types; metaUsageType the highest of each type.
+	metaUsage     map[string]float64
+	metaUsageType map[string]float64
+	leak          string // a line holding a token
 }
 
 // scrape scrapes once and records hard errors: a leaked token, a 5xx
@@ -74,7 +78,8 @@ func (r scrapeResult) overLimit() bool { return r.status == http.StatusServiceUn
 func (s *scraper) scrape(ctx context.Context) scrapeResult {
 	r := scrapeResult{
 		up: map[string]float64{}, names: map[string]bool{}, reasons: map[string]float64{},
-		notified: map[string]float64{}, goroutines: -1, reloadOK: -1,
+		notified: map[string]float64{}, metaUsage: map[string]float64{}, metaUsageType: map[string]float64{},
+		goroutines: -1, reloadOK: -1,
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
@@ -137,6 +142,10 @@ func (r *scrapeResult) parse(body io.Reader) error {
 			r.reasons[labelValue(labels, "reason")] += value
 		case "whatsapp_exporter_webhook_notifications_total":
 			r.notified[labelValue(labels, "outcome")] += value
+		case "whatsapp_meta_api_usage_ratio":
+			b, typ := labelValue(labels, "budget"), labelValue(labels, "type")
+			r.metaUsage[b] = max(r.metaUsage[b], value)
+			r.metaUsageType[typ] = max(r.metaUsageType[typ], value)
 		}
 		if n := labelValue(labels, "name"); n != "" {
 			r.names[n] = true

@@ -50,6 +50,8 @@ type upstream struct {
 	n    int
 	addr string
 	srv  *http.Server
+	// handler serves in place of sim when set (a wrapper of it).
+	handler http.Handler
 	// listed is the number of instances of the partner account (see
 	// addPartnerAccount), members of its listings or not; 0 without one.
 	listed int
@@ -84,7 +86,11 @@ func (u *upstream) start() error {
 		return fmt.Errorf("simulator: %w", err)
 	}
 	u.addr = ln.Addr().String()
-	u.srv = &http.Server{Handler: u.sim, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	var h http.Handler = u.sim
+	if u.handler != nil {
+		h = u.handler
+	}
+	u.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() { _ = u.srv.Serve(ln) }()
 	return nil
 }
