@@ -359,22 +359,7 @@ func TestStateCodes(t *testing.T) {
 					continue
 				}
 				checked++
-				text := map[string]string{}
-				for _, m := range mappings(t, p) {
-					for value, o := range m.Options {
-						text[value] = o.Text
-					}
-				}
-				codes := map[string]string{}
-				for _, a := range arms {
-					if other, dup := codes[a[2]]; dup {
-						t.Errorf("%s %q: code %s is both %s and %s", d.File, p.Title, a[2], other, a[1])
-					}
-					codes[a[2]] = a[1]
-					if text[a[2]] != a[1] {
-						t.Errorf("%s %q: code %s is shown as %q, want %s", d.File, p.Title, a[2], text[a[2]], a[1])
-					}
-				}
+				codes := checkCodes(t, d, p, arms)
 				for _, s := range everyState() {
 					if s == collector.StateUnknown {
 						continue // every arm is 0 then: shown as unknown
@@ -383,15 +368,40 @@ func TestStateCodes(t *testing.T) {
 						t.Errorf("%s %q: state %s has no code", d.File, p.Title, s)
 					}
 				}
-				if text["0"] != collector.StateUnknown {
-					t.Errorf("%s %q: code 0 (no state true) is shown as %q", d.File, p.Title, text["0"])
-				}
 			}
 		}
 	}
 	if checked < 2 {
 		t.Errorf("only %d state code queries found", checked)
 	}
+}
+
+// checkCodes checks the arms of a coded query (value, code: `label="v"}
+// * code`) against the panel's value mappings: each code once, shown as
+// its value, and 0 (no arm true) shown as unknown. It returns the values
+// by code.
+func checkCodes(t *testing.T, d testtool.Dashboard, p testtool.Panel, arms [][]string) map[string]string {
+	t.Helper()
+	text := map[string]string{}
+	for _, m := range mappings(t, p) {
+		for value, o := range m.Options {
+			text[value] = o.Text
+		}
+	}
+	codes := map[string]string{}
+	for _, a := range arms {
+		if other, dup := codes[a[2]]; dup {
+			t.Errorf("%s %q: code %s is both %s and %s", d.File, p.Title, a[2], other, a[1])
+		}
+		codes[a[2]] = a[1]
+		if text[a[2]] != a[1] {
+			t.Errorf("%s %q: code %s is shown as %q, want %s", d.File, p.Title, a[2], text[a[2]], a[1])
+		}
+	}
+	if text["0"] != collector.StateUnknown {
+		t.Errorf("%s %q: code 0 (none true) is shown as %q", d.File, p.Title, text["0"])
+	}
+	return codes
 }
 
 // TestLinks checks the two dashboards link to each other keeping the time
