@@ -41,11 +41,7 @@ func TestAlertingEndToEnd(t *testing.T) {
 	pipe.prom.waitScrapes(t, sim, "1101000001")
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "blocked"})
 	a := pipe.wait(t, 60*time.Second, "firing WhatsAppInstanceBlocked at whatsapp-pager", alert("WhatsAppInstanceBlocked", "firing", "whatsapp-pager"))
-	for k, want := range map[string]string{"severity": "critical", "provider": "greenapi", "name": "e2e-shop", "state": "blocked", "job": "whatsapp"} {
-		if a.Labels[k] != want {
-			t.Errorf("label %s = %q, want %q (labels %v)", k, a.Labels[k], want, a.Labels)
-		}
-	}
+	checkLabels(t, a, map[string]string{"severity": "critical", "provider": "greenapi", "name": "e2e-shop", "state": "blocked", "job": "whatsapp"})
 	if !strings.Contains(a.Annotations["description"], "e2e-shop") || !strings.Contains(a.Annotations["runbook_url"], "RUNBOOK.md#whatsappinstanceblocked") {
 		t.Errorf("annotations %v", a.Annotations)
 	}
@@ -76,11 +72,7 @@ func TestQueueAlertEndToEnd(t *testing.T) {
 	// Authorized, and three more messages queued every second.
 	sim.Set(simulator.GreenAPI, "1101000001", "e2e-token", simulator.Behaviour{State: "authorized", QueueRate: 3})
 	a := pipe.wait(t, 120*time.Second, "firing WhatsAppInstanceQueueGrowing at whatsapp-pager", alert("WhatsAppInstanceQueueGrowing", "firing", "whatsapp-pager"))
-	for k, want := range map[string]string{"severity": "critical", "provider": "greenapi", "name": "e2e-queue", "job": "whatsapp"} {
-		if a.Labels[k] != want {
-			t.Errorf("label %s = %q, want %q (labels %v)", k, a.Labels[k], want, a.Labels)
-		}
-	}
+	checkLabels(t, a, map[string]string{"severity": "critical", "provider": "greenapi", "name": "e2e-queue", "job": "whatsapp"})
 	if !strings.Contains(a.Annotations["runbook_url"], "#whatsappinstancequeuegrowing") {
 		t.Errorf("annotations %v", a.Annotations)
 	}
@@ -129,11 +121,7 @@ func TestNotWorkingAlertEndToEnd(t *testing.T) {
 		simulator.Step{Behaviour: simulator.Behaviour{State: "connecting", Reason: 408}, For: 2 * time.Second},
 		simulator.Step{Behaviour: simulator.Behaviour{State: "close", Reason: 408}, For: 3 * time.Second})
 	a := pipe.wait(t, 60*time.Second, "firing WhatsAppInstanceNotWorking at whatsapp-pager", alert("WhatsAppInstanceNotWorking", "firing", "whatsapp-pager"))
-	for k, want := range map[string]string{"severity": "critical", "provider": "evolution", "name": id, "job": "whatsapp"} {
-		if a.Labels[k] != want {
-			t.Errorf("label %s = %q, want %q (labels %v)", k, a.Labels[k], want, a.Labels)
-		}
-	}
+	checkLabels(t, a, map[string]string{"severity": "critical", "provider": "evolution", "name": id, "job": "whatsapp"})
 	if _, ok := a.Labels["state"]; ok {
 		t.Errorf("NotWorking has a state label, which would restart its `for` at each change: %v", a.Labels)
 	}

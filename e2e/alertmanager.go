@@ -65,3 +65,26 @@ func (p *alertPipeline) onlyAlerts(t *testing.T, expected func(name string) bool
 		}
 	}
 }
+
+// checkLabels fails for each label of a that is not as want says.
+func checkLabels(t *testing.T, a testtool.Alert, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		if a.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q (labels %v)", k, a.Labels[k], v, a.Labels)
+		}
+	}
+}
+
+// checkAnnotationsHide fails for each annotation of a that holds one of
+// secrets: a notification goes to people and to chat rooms.
+func checkAnnotationsHide(t *testing.T, a testtool.Alert, secrets ...string) {
+	t.Helper()
+	for _, v := range a.Annotations {
+		for _, s := range secrets {
+			if strings.Contains(v, s) {
+				t.Errorf("an annotation holds a credential or an identifier it must not: %q", v)
+			}
+		}
+	}
+}

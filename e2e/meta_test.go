@@ -37,19 +37,11 @@ func TestMetaQualityRedReachesPager(t *testing.T) {
 
 	sim.Set(simulator.Meta, id, token, number("RED"))
 	a := pipe.wait(t, 120*time.Second, "firing WhatsAppMetaQualityRed at whatsapp-pager", alert("WhatsAppMetaQualityRed", "firing", "whatsapp-pager"))
-	for k, want := range map[string]string{"severity": "critical", "provider": "meta", "name": "e2e-meta", "rating": "RED", "job": "whatsapp"} {
-		if a.Labels[k] != want {
-			t.Errorf("label %s = %q, want %q (labels %v)", k, a.Labels[k], want, a.Labels)
-		}
-	}
+	checkLabels(t, a, map[string]string{"severity": "critical", "provider": "meta", "name": "e2e-meta", "rating": "RED", "job": "whatsapp"})
 	if !strings.Contains(a.Annotations["description"], "e2e-meta") || !strings.Contains(a.Annotations["runbook_url"], "RUNBOOK.md#whatsappmetaqualityred") {
 		t.Errorf("annotations %v", a.Annotations)
 	}
-	for _, v := range a.Annotations {
-		if strings.Contains(v, token) || strings.Contains(v, id) {
-			t.Errorf("an annotation holds the token or the number's id: %q", v)
-		}
-	}
+	checkAnnotationsHide(t, a, token, id)
 
 	sim.Set(simulator.Meta, id, token, number("GREEN"))
 	pipe.wait(t, 120*time.Second, "resolved WhatsAppMetaQualityRed", alert("WhatsAppMetaQualityRed", "resolved", "whatsapp-pager"))
