@@ -131,7 +131,12 @@ func (c *Collector) ProviderMetrics() prometheus.Collector {
 		Name: "whatsapp_exporter_instances",
 		Help: "Instances in the configuration.",
 	}, func() float64 { return float64(len(c.current().targets)) })
-	cs := collectors{c.metrics.duration, queued, inFlight, instances, accountMetrics{c}, accountFailures{c}, metaNumberBudgets{c}}
+	cs := collectors{c.metrics.duration, queued, inFlight, instances, accountMetrics{c}, accountFailures{c}}
+	for _, p := range registered() {
+		if p.Metrics != nil {
+			cs = append(cs, p.Metrics(c))
+		}
+	}
 	if c.opts.Notifications {
 		cs = append(cs, c.metrics.notifications)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
@@ -38,6 +39,7 @@ func init() {
 		Account:   metaAccounts,
 		Health:    true,
 		Handler:   serveMetaWebhook,
+		Metrics:   func(c *Collector) prometheus.Collector { return metaNumberBudgets{c} },
 	})
 }
 

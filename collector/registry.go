@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
 
@@ -54,6 +55,10 @@ type Provider struct {
 	// instance's state (Meta's Cloud API tells of a WABA and its numbers,
 	// signed for an app); nil for a Webhook's or none.
 	Handler func(c *Collector, w http.ResponseWriter, r *http.Request)
+	// Metrics are the provider's own metrics beyond the instances' and
+	// the accounts' (Meta: the request budgets of single numbers),
+	// collected from the collector's current instances; nil for none.
+	Metrics func(c *Collector) prometheus.Collector
 	// QueueMethod is the method label of the outgoing queue call, when
 	// the provider's clients can read it (queue.go).
 	QueueMethod string
