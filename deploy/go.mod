@@ -1,8 +1,8 @@
-module github.com/whatsapp-exporter/whatsapp_exporter/deploy/kubernetes
+module github.com/whatsapp-exporter/whatsapp_exporter/deploy
 
 go 1.26.8
 
-replace github.com/whatsapp-exporter/whatsapp_exporter => ../..
+replace github.com/whatsapp-exporter/whatsapp_exporter => ..
 
 require (
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.85.0
@@ -15,7 +15,10 @@ require (
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/chromedp/chromedp v0.23.0 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/logr v1.4.3 // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect

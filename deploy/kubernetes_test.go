@@ -1,17 +1,8 @@
-// Package kubernetes validates the manifests beside it without a cluster:
-// each against the schema the API server would use (Kubernetes' OpenAPI
-// documents, Prometheus Operator's CRDs), decoded strictly into the
-// official Go types (the schemas let unknown fields through, the API
-// server drops them), and against each other (labels, ports, mounts, the
-// exporter's configuration and its token files).
-package kubernetes
+package deploy
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,7 +10,6 @@ import (
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	monitoringv1alpha1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1alpha1"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
@@ -28,207 +18,21 @@ import (
 	"github.com/whatsapp-exporter/whatsapp_exporter/config"
 )
 
-// The schemas' sources, from the Go module proxy: Kubernetes' OpenAPI v3
-// documents and the Prometheus Operator release whose API types go.mod
-// requires.
-const (
-	kubernetesModule = "k8s.io/kubernetes@v1.36.3"
-	operatorModule   = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
-)
-
-// moduleDir downloads a module through the module proxy and returns its
-// directory.
-func moduleDir(t *testing.T, module string) string {
-	t.Helper()
-	out, err := exec.Command("go", "mod", "download", "-json", module).Output()
-	if err != nil {
-		t.Fatalf("go mod download %s: %v\n%s", module, err, out)
-	}
-	var m struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
-		t.Fatalf("go mod download %s: %v %s", module, err, m.Error)
-	}
-	return m.Dir
-}
-
-// manifest is one document of a file.
-type manifest struct {
-	file string
-	json []byte
-	head struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Metadata   struct {
-			Name string `json:"name"`
-		} `json:"metadata"`
-	}
-}
-
-func (m manifest) String() string {
-	return fmt.Sprintf("%s %s/%s", m.file, m.head.Kind, m.head.Metadata.Name)
-}
-
-func loadManifests(t *testing.T) []manifest {
-	t.Helper()
-	files, err := filepath.Glob("*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests: %v", err)
-	}
-	var ms []manifest
-	for _, f := range files {
-		content, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, doc := range strings.Split(string(content), "\n---\n") {
-			j, err := yaml.YAMLToJSON([]byte(doc))
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			m := manifest{file: f, json: j}
-			if err := json.Unmarshal(j, &m.head); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			ms = append(ms, m)
-		}
-	}
-	return ms
-}
-
-// kind says how a kind is checked: its schema and its Go type.
-type kind struct {
-	schema func(t *testing.T) *jsonschema.Schema
-	object func() any
-}
-
+// TestManifests validates every kustomize manifest against its schema.
 func TestManifests(t *testing.T) {
-	k8s := filepath.Join(moduleDir(t, kubernetesModule), "api", "openapi-spec", "v3")
-	crds := filepath.Join(moduleDir(t, operatorModule), "example", "prometheus-operator-crd")
-	kinds := map[string]kind{
-		"v1/ConfigMap": {openAPI(k8s, "api__v1_openapi.json", "io.k8s.api.core.v1.ConfigMap"), func() any { return &corev1.ConfigMap{} }},
-		"v1/Secret":    {openAPI(k8s, "api__v1_openapi.json", "io.k8s.api.core.v1.Secret"), func() any { return &corev1.Secret{} }},
-		"v1/Service":   {openAPI(k8s, "api__v1_openapi.json", "io.k8s.api.core.v1.Service"), func() any { return &corev1.Service{} }},
-		"apps/v1/Deployment": {openAPI(k8s, "apis__apps__v1_openapi.json", "io.k8s.api.apps.v1.Deployment"),
-			func() any { return &appsv1.Deployment{} }},
-		"monitoring.coreos.com/v1/ServiceMonitor": {crd(crds, "monitoring.coreos.com_servicemonitors.yaml", "v1"),
-			func() any { return &monitoringv1.ServiceMonitor{} }},
-		"monitoring.coreos.com/v1alpha1/ScrapeConfig": {crd(crds, "monitoring.coreos.com_scrapeconfigs.yaml", "v1alpha1"),
-			func() any { return &monitoringv1alpha1.ScrapeConfig{} }},
-	}
-	for _, m := range loadManifests(t) {
-		t.Run(m.String(), func(t *testing.T) {
-			if m.head.Kind == "Kustomization" {
-				return // TestKustomization
-			}
-			k, ok := kinds[m.head.APIVersion+"/"+m.head.Kind]
-			if !ok {
-				t.Fatalf("no schema for %s %s", m.head.APIVersion, m.head.Kind)
-			}
-			doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(m.json))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := k.schema(t).Validate(doc); err != nil {
-				t.Errorf("against the schema: %v", err)
-			}
-			dec := json.NewDecoder(bytes.NewReader(m.json))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(k.object()); err != nil {
-				t.Errorf("as the API type: %v", err)
-			}
-		})
-	}
-}
-
-// openAPI compiles a schema of a Kubernetes OpenAPI v3 document.
-func openAPI(dir, file, name string) func(t *testing.T) *jsonschema.Schema {
-	return func(t *testing.T) *jsonschema.Schema {
-		t.Helper()
-		f, err := os.Open(filepath.Join(dir, file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		doc, err := jsonschema.UnmarshalJSON(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return compile(t, file, doc, "#/components/schemas/"+name)
-	}
-}
-
-// crd compiles the schema of one version of a CustomResourceDefinition.
-func crd(dir, file, version string) func(t *testing.T) *jsonschema.Schema {
-	return func(t *testing.T) *jsonschema.Schema {
-		t.Helper()
-		content, err := os.ReadFile(filepath.Join(dir, file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var def struct {
-			Spec struct {
-				Versions []struct {
-					Name   string `json:"name"`
-					Schema struct {
-						OpenAPIV3Schema json.RawMessage `json:"openAPIV3Schema"`
-					} `json:"schema"`
-				} `json:"versions"`
-			} `json:"spec"`
-		}
-		if err := yaml.Unmarshal(content, &def); err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range def.Spec.Versions {
-			if v.Name == version {
-				doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(v.Schema.OpenAPIV3Schema))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return compile(t, file, doc, "")
-			}
-		}
-		t.Fatalf("%s has no version %s", file, version)
-		return nil
-	}
-}
-
-func compile(t *testing.T, name string, doc any, pointer string) *jsonschema.Schema {
-	t.Helper()
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource(name, doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile(name + pointer)
-	if err != nil {
-		t.Fatalf("compiling %s%s: %v", name, pointer, err)
-	}
-	return s
-}
-
-// decode decodes the one manifest of a kind (and name, if not empty).
-func decode[T any](t *testing.T, ms []manifest, kind, name string) *T {
-	t.Helper()
-	var found []manifest
-	for _, m := range ms {
-		if m.head.Kind == kind && (name == "" || m.head.Metadata.Name == name) {
-			found = append(found, m)
+	v := newValidator(t)
+	for _, m := range loadManifests(t, "kubernetes/*.yaml") {
+		if m.head.Kind != "Kustomization" {
+			v.validate(t, m)
 		}
 	}
-	if len(found) != 1 {
-		t.Fatalf("%d manifests of kind %s %s, want 1", len(found), kind, name)
-	}
-	v := new(T)
-	if err := json.Unmarshal(found[0].json, v); err != nil {
-		t.Fatal(err)
-	}
-	return v
 }
 
 // TestManifestsFitTogether checks what no schema can: that the pieces
 // refer to each other rightly, and that the exporter accepts its
 // configuration with the Secret's files.
 func TestManifestsFitTogether(t *testing.T) {
-	ms := loadManifests(t)
+	ms := loadManifests(t, "kubernetes/*.yaml")
 	dep := decode[appsv1.Deployment](t, ms, "Deployment", "")
 	svc := decode[corev1.Service](t, ms, "Service", "")
 	cm := decode[corev1.ConfigMap](t, ms, "ConfigMap", "")
@@ -364,7 +168,7 @@ func TestKustomization(t *testing.T) {
 		Kind       string   `json:"kind"`
 		Resources  []string `json:"resources"`
 	}
-	content, err := os.ReadFile("kustomization.yaml")
+	content, err := os.ReadFile("kubernetes/kustomization.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +176,7 @@ func TestKustomization(t *testing.T) {
 		t.Fatalf("kustomization.yaml: %v (kind %q)", err, k.Kind)
 	}
 	for _, r := range k.Resources {
-		if _, err := os.Stat(r); err != nil {
+		if _, err := os.Stat(filepath.Join("kubernetes", r)); err != nil {
 			t.Errorf("kustomization names %s: %v", r, err)
 		}
 	}
