@@ -59,3 +59,31 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" $repo (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
 {{- end }}
+
+{{/*
+"true" when the pods run as a StatefulSet: with Alertmanager's receivers
+and several replicas, the remediation elects each instance's owner among
+the replicas by their names (--alertmanager.peers), which only a
+StatefulSet keeps stable.
+*/}}
+{{- define "whatsapp-exporter.statefulSet" -}}
+{{- if and .Values.alertmanagerReceiver.enabled (gt (int .Values.replicas) 1) }}true{{ end }}
+{{- end }}
+
+{{/*
+The base URLs at which Alertmanager reaches the exporter's receivers, as a
+JSON list: one per replica with a StatefulSet (every replica must get each
+request; only the owner acts), else the receivers' Service.
+*/}}
+{{- define "whatsapp-exporter.alertmanagerReceiverURLs" -}}
+{{- $fullname := include "whatsapp-exporter.fullname" . }}
+{{- $urls := list }}
+{{- if include "whatsapp-exporter.statefulSet" . }}
+{{- range $i := until (int .Values.replicas) }}
+{{- $urls = append $urls (printf "http://%s-%d.%s-replicas.%s.svc:%d" $fullname $i $fullname $.Release.Namespace (int $.Values.alertmanagerReceiver.port)) }}
+{{- end }}
+{{- else }}
+{{- $urls = append $urls (printf "http://%s-alertmanager.%s.svc:%d" $fullname .Release.Namespace (int .Values.alertmanagerReceiver.service.port)) }}
+{{- end }}
+{{- toJson $urls }}
+{{- end }}
