@@ -250,10 +250,10 @@ func ConvertAlertmanager(content []byte) (Spec, error) {
 	}
 	for i, ir := range c.InhibitRules {
 		var out CRInhibitRule
-		if out.SourceMatch, err = convertMatchers(ir.SourceMatchers); err != nil {
+		if out.SourceMatch, err = ConvertMatchers(ir.SourceMatchers); err != nil {
 			return Spec{}, fmt.Errorf("inhibit rule %d: %w", i, err)
 		}
-		if out.TargetMatch, err = convertMatchers(ir.TargetMatchers); err != nil {
+		if out.TargetMatch, err = ConvertMatchers(ir.TargetMatchers); err != nil {
 			return Spec{}, fmt.Errorf("inhibit rule %d: %w", i, err)
 		}
 		out.Equal = ir.Equal
@@ -272,7 +272,7 @@ func convertRoute(r Route) (CRRoute, error) {
 		Continue:       r.Continue,
 	}
 	var err error
-	if out.Matchers, err = convertMatchers(r.Matchers); err != nil {
+	if out.Matchers, err = ConvertMatchers(r.Matchers); err != nil {
 		return out, err
 	}
 	for _, child := range r.Routes {
@@ -285,9 +285,9 @@ func convertRoute(r Route) (CRRoute, error) {
 	return out, nil
 }
 
-// convertMatchers parses matchers with Alertmanager's own parser, so that
+// ConvertMatchers parses matchers with Alertmanager's own parser, so that
 // quoting and escapes come out as Alertmanager reads them.
-func convertMatchers(ms []string) ([]CRMatcher, error) {
+func ConvertMatchers(ms []string) ([]CRMatcher, error) {
 	var out []CRMatcher
 	for _, s := range ms {
 		m, err := labels.ParseMatcher(s)
