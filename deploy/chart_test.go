@@ -673,3 +673,70 @@ func selects(selector, labels map[string]string) bool {
 	}
 	return true
 }
+
+// TestDocsExamples: the values examples of docs/kubernetes.md render, and
+// fit together, as the ci/ files do; its Prometheus resources are valid
+// and each selects exactly one shard's ScrapeConfig and the rules.
+func TestDocsExamples(t *testing.T) {
+	content, err := os.ReadFile(filepath.Join("..", "docs", "kubernetes.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newValidator(t)
+	crds := filepath.Join(moduleDir(t, operatorModule), "example", "prometheus-operator-crd")
+	v.kinds["monitoring.coreos.com/v1/Prometheus"] = kind{crd(crds, "monitoring.coreos.com_prometheuses.yaml", "v1"),
+		func() any { return &monitoringv1.Prometheus{} }}
+	var rendered [][]manifest
+	var prometheuses []manifest
+	for i, block := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(content), -1) {
+		switch {
+		case strings.HasPrefix(block[1], "config:"):
+			f := filepath.Join(t.TempDir(), fmt.Sprintf("values-%d.yaml", i))
+			if err := os.WriteFile(f, []byte(block[1]), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			helm(t, "lint", "--strict", chartDir, "--values", f)
+			ms := render(t, []string{f})
+			for _, m := range ms {
+				v.validate(t, m)
+			}
+			checkFits(t, ms)
+			rendered = append(rendered, ms)
+		case strings.HasPrefix(block[1], "apiVersion:"):
+			for _, m := range parseManifests(t, "docs/kubernetes.md", []byte(block[1])) {
+				v.validate(t, m)
+				prometheuses = append(prometheuses, m)
+			}
+		}
+	}
+	if len(rendered) != 2 || len(prometheuses) != 2 {
+		t.Fatalf("docs/kubernetes.md: %d values examples and %d Prometheus resources, want the fleet's and the sharded ones, and two Prometheus", len(rendered), len(prometheuses))
+	}
+	sharded := rendered[1]
+	for _, m := range prometheuses {
+		p := decodeManifest[monitoringv1.Prometheus](t, m)
+		var scrapes, rules []string
+		for _, x := range sharded {
+			var obj struct {
+				Metadata struct {
+					Labels map[string]string `json:"labels"`
+				} `json:"metadata"`
+			}
+			if err := yaml.Unmarshal(x.json, &obj); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case x.head.Kind == "ScrapeConfig" && selects(p.Spec.ScrapeConfigSelector.MatchLabels, obj.Metadata.Labels):
+				scrapes = append(scrapes, x.head.Metadata.Name)
+			case x.head.Kind == "PrometheusRule" && selects(p.Spec.RuleSelector.MatchLabels, obj.Metadata.Labels):
+				rules = append(rules, x.head.Metadata.Name)
+			}
+		}
+		if len(scrapes) != 1 {
+			t.Errorf("Prometheus %s selects ScrapeConfigs %v, want one shard", p.Name, scrapes)
+		}
+		if len(rules) != 1 && len(ofKind(sharded, "PrometheusRule")) > 0 {
+			t.Errorf("Prometheus %s selects PrometheusRules %v, want the chart's", p.Name, rules)
+		}
+	}
+}
