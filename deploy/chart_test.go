@@ -64,6 +64,12 @@ func renderings(t *testing.T) []rendering {
 // values file (a warning fails it: an unquoted value, a missing icon is
 // only INFO).
 func TestChartLint(t *testing.T) {
+	// The chart is Helm 3's (apiVersion v2); CI pins one release.
+	if v := strings.TrimSpace(helm(t, "version", "--template", "{{.Version}}")); !strings.HasPrefix(v, "v3.") {
+		t.Fatalf("helm %s, want v3 (CI installs %s)", v, helmVersion)
+	} else if v != helmVersion {
+		t.Logf("helm %s; CI installs %s", v, helmVersion)
+	}
 	helm(t, "lint", "--strict", chartDir)
 	for _, f := range valuesFiles(t) {
 		helm(t, "lint", "--strict", chartDir, "--values", f)
