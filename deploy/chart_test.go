@@ -57,6 +57,8 @@ func renderings(t *testing.T) []rendering {
 	for _, f := range files {
 		rs = append(rs, rendering{filepath.Base(f), render(t, []string{f})})
 	}
+	// Alertmanager's receivers on one replica: a Deployment, no peers.
+	rs = append(rs, rendering{"receivers on one replica", render(t, nil, "--set", "alertmanagerReceiver.enabled=true", "--set", "replicas=1")})
 	return append(rs, rendering{"kubernetes/" + generatedFile, loadManifests(t, filepath.Join("kubernetes", generatedFile))})
 }
 
@@ -744,5 +746,34 @@ func TestDocsExamples(t *testing.T) {
 		if len(rules) != 1 && len(ofKind(sharded, "PrometheusRule")) > 0 {
 			t.Errorf("Prometheus %s selects PrometheusRules %v, want the chart's", p.Name, rules)
 		}
+	}
+}
+
+// TestChartRollsOnChange: the pods' template changes with the rendered
+// configuration and tokens, so that helm upgrade restarts the pods (the
+// exporter does not watch its file, and a subPath mount is never updated),
+// and does not change otherwise.
+func TestChartRollsOnChange(t *testing.T) {
+	file := filepath.Join(chartDir, "ci", "everything-values.yaml")
+	annotations := func(extra ...string) map[string]string {
+		ms := render(t, []string{file}, extra...)
+		sets := ofKind(ms, "StatefulSet")
+		if len(sets) != 1 {
+			t.Fatalf("%d StatefulSets", len(sets))
+		}
+		return decodeManifest[appsv1.StatefulSet](t, sets[0]).Spec.Template.Annotations
+	}
+	base := annotations()
+	if base["checksum/config"] == "" || base["checksum/tokens"] == "" {
+		t.Fatalf("the pod template has no checksums of the configuration and tokens: %v", base)
+	}
+	if again := annotations(); !maps.Equal(base, again) {
+		t.Errorf("the same values give other annotations: %v, %v", base, again)
+	}
+	if c := annotations("--set", "config.file.remediation.dry_run=false"); c["checksum/config"] == base["checksum/config"] {
+		t.Error("a new configuration does not change the pod template")
+	}
+	if c := annotations("--set", "tokens.values.shop=fake-rotated-token-0011"); c["checksum/tokens"] == base["checksum/tokens"] {
+		t.Error("a new token does not change the pod template")
 	}
 }
