@@ -29,17 +29,14 @@ import (
 const (
 	// The repository's root, from this package.
 	repoRoot = ".."
-	// The release's full name and namespace in render.
-	fullname  = "whatsapp-exporter"
-	namespace = "monitoring"
 	// The values files of these tests: every monitoring option away from
 	// its default.
 	monitoringValues = "testdata/monitoring-values.yaml"
 )
 
-// rendering is the chart rendered with one values file (none: the
+// valuesRendering is the chart rendered with one values file (none: the
 // defaults).
-type rendering struct {
+type valuesRendering struct {
 	name   string
 	file   string
 	values map[string]any
@@ -48,7 +45,7 @@ type rendering struct {
 
 // value returns a value as the chart sees it: the values file's, else the
 // chart's default.
-func (r rendering) value(t *testing.T, path ...string) any {
+func (r valuesRendering) value(t *testing.T, path ...string) any {
 	t.Helper()
 	if v, ok := lookup(r.values, path...); ok {
 		return v
@@ -60,13 +57,13 @@ func (r rendering) value(t *testing.T, path ...string) any {
 	return v
 }
 
-func (r rendering) stringValue(t *testing.T, path ...string) string {
+func (r valuesRendering) stringValue(t *testing.T, path ...string) string {
 	t.Helper()
 	s, _ := r.value(t, path...).(string)
 	return s
 }
 
-func (r rendering) stringMap(t *testing.T, path ...string) map[string]string {
+func (r valuesRendering) stringMap(t *testing.T, path ...string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	m, _ := r.value(t, path...).(map[string]any)
@@ -90,14 +87,14 @@ func lookup(m map[string]any, path ...string) (any, bool) {
 	return v, true
 }
 
-// renderings renders the defaults, this package's monitoring values and
+// monitoringRenderings renders the defaults, this package's monitoring values and
 // the chart's ci/ values files, with extra arguments.
-func renderings(t *testing.T, extra ...string) []rendering {
+func monitoringRenderings(t *testing.T, extra ...string) []valuesRendering {
 	t.Helper()
-	rs := []rendering{{name: "defaults", values: map[string]any{}, ms: render(t, nil, extra...)}}
+	rs := []valuesRendering{{name: "defaults", values: map[string]any{}, ms: render(t, nil, extra...)}}
 	for _, f := range append([]string{monitoringValues}, valuesFiles(t)...) {
 		v, _ := readYAML(t, f).(map[string]any)
-		rs = append(rs, rendering{name: filepath.Base(f), file: f, values: v, ms: render(t, []string{f}, extra...)})
+		rs = append(rs, valuesRendering{name: filepath.Base(f), file: f, values: v, ms: render(t, []string{f}, extra...)})
 	}
 	return rs
 }
@@ -114,16 +111,6 @@ func readYAML(t *testing.T, file string) any {
 		t.Fatalf("%s: %v", file, err)
 	}
 	return v
-}
-
-func ofKind(ms []manifest, kind string) []manifest {
-	var out []manifest
-	for _, m := range ms {
-		if m.head.Kind == kind {
-			out = append(out, m)
-		}
-	}
-	return out
 }
 
 // objectMeta is what the tests check of each object's metadata.
@@ -190,7 +177,7 @@ func TestPrometheusRule(t *testing.T) {
 	}
 	promtool := testtool.Require(t, "promtool")
 	checked := 0
-	for _, r := range renderings(t) {
+	for _, r := range monitoringRenderings(t) {
 		rules := ofKind(r.ms, "PrometheusRule")
 		if r.value(t, "prometheusRule", "enabled") != true {
 			if len(rules) > 0 {
@@ -242,7 +229,7 @@ func TestDashboardConfigMaps(t *testing.T) {
 		t.Fatalf("no dashboards: %v", err)
 	}
 	checked := 0
-	for _, r := range renderings(t) {
+	for _, r := range monitoringRenderings(t) {
 		var maps []manifest
 		for _, m := range ofKind(r.ms, "ConfigMap") {
 			if strings.HasPrefix(m.head.Metadata.Name, fullname+"-dashboard-") {
@@ -369,18 +356,18 @@ var exporterReceivers = map[string]struct {
 
 // alertmanagerConfigRenderings are the renderings that hold the
 // AlertmanagerConfig, the exporter's receivers off and on.
-func alertmanagerConfigRenderings(t *testing.T) []rendering {
+func alertmanagerConfigRenderings(t *testing.T) []valuesRendering {
 	t.Helper()
-	var rs []rendering
-	for _, r := range renderings(t) {
+	var rs []valuesRendering
+	for _, r := range monitoringRenderings(t) {
 		if r.value(t, "alertmanagerConfig", "enabled") == true {
 			rs = append(rs, r)
 		}
 	}
-	off := rendering{name: "alertmanagerConfig without the exporter's receivers",
+	off := valuesRendering{name: "alertmanagerConfig without the exporter's receivers",
 		values: map[string]any{"alertmanagerConfig": map[string]any{"enabled": true}},
 		ms:     render(t, nil, "--set", "alertmanagerConfig.enabled=true")}
-	single := rendering{name: "alertmanagerConfig with one replica", file: monitoringValues,
+	single := valuesRendering{name: "alertmanagerConfig with one replica", file: monitoringValues,
 		values: map[string]any{"replicas": 1}, ms: render(t, []string{monitoringValues}, "--set", "replicas=1")}
 	single.values = mergeValues(readYAML(t, monitoringValues).(map[string]any), single.values)
 	return append(rs, off, single)
@@ -505,7 +492,7 @@ func inheritedSubtree(t *testing.T, cfg chartfiles.Config) chartfiles.Route {
 
 // checkUserReceivers checks that the receivers of alertmanagerConfig.receivers
 // are rendered as given, under their names.
-func checkUserReceivers(t *testing.T, r rendering, m manifest, receivers map[string]monitoringv1alpha1.Receiver) {
+func checkUserReceivers(t *testing.T, r valuesRendering, m manifest, receivers map[string]monitoringv1alpha1.Receiver) {
 	t.Helper()
 	given, _ := r.value(t, "alertmanagerConfig", "receivers").(map[string]any)
 	for name, spec := range given {
@@ -530,7 +517,7 @@ func checkUserReceivers(t *testing.T, r rendering, m manifest, receivers map[str
 // alertmanagerReceiver.enabled, a webhook per address (each replica's with
 // a StatefulSet), the bearer token by reference; without, no webhook at
 // all, the routes kept (they then deliver to nobody).
-func checkExporterReceivers(t *testing.T, r rendering, m manifest, receivers map[string]monitoringv1alpha1.Receiver) {
+func checkExporterReceivers(t *testing.T, r valuesRendering, m manifest, receivers map[string]monitoringv1alpha1.Receiver) {
 	t.Helper()
 	enabled := r.value(t, "alertmanagerReceiver", "enabled") == true
 	replicas := int(toFloat(r.value(t, "replicas")))
@@ -616,7 +603,7 @@ func TestAlertmanagerConfigNeedsExporterToken(t *testing.T) {
 func TestAlertmanagerConfigRoutesAsOperator(t *testing.T) {
 	amtool := testtool.Require(t, "amtool")
 	rs := alertmanagerConfigRenderings(t)
-	ms := ofKind(rs[slices.IndexFunc(rs, func(r rendering) bool { return r.file == monitoringValues })].ms, "AlertmanagerConfig")
+	ms := ofKind(rs[slices.IndexFunc(rs, func(r valuesRendering) bool { return r.file == monitoringValues })].ms, "AlertmanagerConfig")
 	if len(ms) != 1 {
 		t.Fatalf("%s: %d AlertmanagerConfigs, want 1", monitoringValues, len(ms))
 	}
