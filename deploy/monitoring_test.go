@@ -580,6 +580,16 @@ func checkExporterReceivers(t *testing.T, r valuesRendering, m manifest, receive
 	}
 }
 
+// TestDashboardsRefuseUnsafeUid: the uid is put into the dashboards' JSON
+// strings unquoted, so the schema admits only what Grafana's uids hold.
+func TestDashboardsRefuseUnsafeUid(t *testing.T) {
+	_, stderr, err := helmResult(t, "template", "whatsapp-exporter", chartDir, "--namespace", namespace,
+		"--set-string", `dashboards.datasourceUid=prom"etheus`)
+	if err == nil || !strings.Contains(stderr, "datasourceUid") {
+		t.Errorf("helm template with a quote in dashboards.datasourceUid: %v, want an error naming it\n%s", err, stderr)
+	}
+}
+
 // TestAlertmanagerConfigNeedsExporterToken: the exporter's receivers
 // refuse unauthenticated requests, so the chart refuses to render them
 // without the token's Secret.
