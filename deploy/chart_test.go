@@ -457,8 +457,11 @@ func checkScrape(t *testing.T, ms []manifest, svc *corev1.Service) {
 				continue
 			}
 			keptBy++
-			if labels["__param_target"] != name || labels["instance"] != name || labels["__address__"] != address {
-				t.Fatalf("ScrapeConfig %s turns target %s into %v: want __param_target and instance %s, __address__ %s", sc.Name, name, labels, name, address)
+			// The namespace label too: the Operator routes an
+			// AlertmanagerConfig's alerts by it and gives a
+			// ScrapeConfig's series none.
+			if labels["__param_target"] != name || labels["instance"] != name || labels["__address__"] != address || labels["namespace"] != sc.Namespace {
+				t.Fatalf("ScrapeConfig %s turns target %s into %v: want __param_target and instance %s, __address__ %s, namespace %s", sc.Name, name, labels, name, address, sc.Namespace)
 			}
 		}
 		if keptBy != 1 {
