@@ -20,7 +20,7 @@ local shippedJob = 'job="whatsapp"';
 local rules = [r for g in shipped.groups for r in g.rules];
 local alertNames = std.set([r.alert for r in rules if std.objectHas(r, 'alert')]);
 
-assert std.length([r for r in rules if std.length(std.findSubstr(shippedJob, r.expr)) > 0]) > 0 :
+assert std.length([r for r in rules if std.strReplace(r.expr, shippedJob, '') != r.expr]) > 0 :
        'whatsapp mixin: no expression of alerts/whatsapp.rules.yml names %s any more: update whatsappExporterSelector' % shippedJob;
 
 {
