@@ -48,7 +48,7 @@ assert std.length([r for r in rules if std.strReplace(r.expr, shippedJob, '') !=
   local alertAnnotations = byName('alertAnnotations', std.isObject, 'an object'),
 
   local tune(rule) =
-    local name = std.get(rule, 'alert', '');
+    local name = if std.objectHas(rule, 'alert') then rule.alert else '';
     rule
     { expr: std.strReplace(rule.expr, shippedJob, selector) }
     + (if std.objectHas(alertFor, name) then { 'for': alertFor[name] } else {})

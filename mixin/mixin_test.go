@@ -401,6 +401,10 @@ func TestDocumentedInvocation(t *testing.T) {
 	if err := os.Symlink(repo, filepath.Join(vendor, "whatsapp_exporter")); err != nil {
 		t.Fatal(err)
 	}
+	// jb's link of the legacy name (legacyImports), relative as jb makes it.
+	if err := os.Symlink(filepath.Join("github.com", "whatsapp-exporter", "whatsapp_exporter"), filepath.Join(dir, "vendor", "whatsapp_exporter")); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "whatsapp-mixin.jsonnet"), []byte(userFile), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -415,6 +419,19 @@ func TestDocumentedInvocation(t *testing.T) {
 	// The configuration the README's file sets, read back through jsonnet.
 	vm := newVM()
 	vm.Importer(&jsonnet.FileImporter{JPaths: []string{"vendor"}})
+	// The mixin's ../ imports resolve through the legacy name's link too.
+	const fields = `{ a: m.prometheusAlerts, r: m.prometheusRules, d: m.grafanaDashboards }`
+	byPath, err := vm.EvaluateAnonymousSnippet("<cmdline>", `local m = import "github.com/whatsapp-exporter/whatsapp_exporter/mixin/mixin.libsonnet"; `+fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byLegacyName, err := vm.EvaluateAnonymousSnippet("<cmdline>", `local m = import "whatsapp_exporter/mixin/mixin.libsonnet"; `+fields)
+	if err != nil {
+		t.Fatalf("import through jb's legacy name: %v", err)
+	}
+	if byPath != byLegacyName {
+		t.Error("the mixin imported by its legacy name differs from the mixin imported by its path")
+	}
 	cfgJSON, err := vm.EvaluateAnonymousSnippet("<cmdline>", `(import "whatsapp-mixin.jsonnet")._config`)
 	if err != nil {
 		t.Fatal(err)
@@ -546,6 +563,29 @@ func TestJsonnetfmt(t *testing.T) {
 		}
 		if want != string(b) {
 			t.Errorf("%s is not jsonnetfmt-formatted; run jsonnetfmt -i %s", f, f)
+		}
+	}
+}
+
+// TestMixtoolConventions evaluates the mixin as mixtool generate does
+// (its snippets, pkg/mixer/eval.go): each of the three fields is there,
+// hidden at the top level, or mixtool would write {} in its place.
+func TestMixtoolConventions(t *testing.T) {
+	vm := newVM()
+	for _, field := range []string{"prometheusAlerts", "prometheusRules", "grafanaDashboards"} {
+		snippet := fmt.Sprintf(`
+local mixin = (import %q);
+
+if std.objectHasAll(mixin, %q)
+then mixin.%s
+else {}
+`, filepath.Join(moduleDir(t), "mixin.libsonnet"), field, field)
+		out, err := vm.EvaluateAnonymousSnippet("", snippet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(out) == "{ }" {
+			t.Errorf("mixtool would find no %s", field)
 		}
 	}
 }
