@@ -22,7 +22,7 @@ local replaceStrings(v, pairs) =
     if std.isString(c.dashboardUidPrefix) then c.dashboardUidPrefix
     else error 'whatsapp mixin: _config.dashboardUidPrefix must be a string',
   local tags =
-    if std.isArray(c.dashboardTags) && std.all([std.isString(t) for t in c.dashboardTags]) then c.dashboardTags
+    if std.isArray(c.dashboardTags) && [t for t in c.dashboardTags if !std.isString(t)] == [] then c.dashboardTags
     else error 'whatsapp mixin: _config.dashboardTags must be an array of strings',
 
   // The strings to replace: the data source placeholder, and the links

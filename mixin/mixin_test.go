@@ -351,6 +351,7 @@ func TestConfigErrors(t *testing.T) {
 		{map[string]any{"alertFor": []any{"WhatsAppInstanceStopped"}}, []string{"alertFor", "object"}},
 		{map[string]any{"whatsappExporterSelector": ""}, []string{"whatsappExporterSelector"}},
 		{map[string]any{"dashboardTags": "whatsapp"}, []string{"dashboardTags"}},
+		{map[string]any{"dashboardTags": []any{"whatsapp", 1}}, []string{"dashboardTags", "strings"}},
 		{map[string]any{"dashboardUidPrefix": strings.Repeat("x", 30)}, []string{"uid", "40"}},
 	} {
 		t.Run(tc.want[0], func(t *testing.T) {
