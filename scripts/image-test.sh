@@ -298,6 +298,8 @@ build_date=$(date -u +%Y%m%d-%H:%M:%S)
 build() {
 	local arch=$1 secs=$SECONDS
 	log "buildah bud --platform linux/$arch (revision $revision)"
+	# (The log's lines carry the seconds since the start, so that the time
+	# of each step can be told.)
 	TMPDIR=$workdir buildah bud --pull=never --network host --layers=false \
 		--platform "linux/$arch" --build-arg BUILDPLATFORM="linux/$goarch" \
 		--volume "$host_proxy:$proxy_mount:ro" \
@@ -306,12 +308,44 @@ build() {
 		--build-arg GOPRIVATE="$goprivate" \
 		--build-arg VERSION="$version" --build-arg REVISION="$revision" \
 		--build-arg BRANCH="$branch" --build-arg BUILD_DATE="$build_date" \
-		-f "$repo/Dockerfile" -t "$image-$arch" "$repo" >"$workdir/build-$arch.log" 2>&1 ||
+		-f "$repo/Dockerfile" -t "$image-$arch" "$repo" 2>&1 | stamp >"$workdir/build-$arch.log" ||
 		{
 			tail -n 40 "$workdir/build-$arch.log" >&2
 			fail "buildah bud --platform linux/$arch failed"
 		}
-	log "built $image-$arch in $((SECONDS - secs)) s"
+	log "built $image-$arch in $((SECONDS - secs)) s: $(step_times "$workdir/build-$arch.log")"
+}
+
+# stamp: each line of stdin, after the seconds since the script's start.
+stamp() {
+	local line
+	while IFS= read -r line; do
+		printf '%d %s\n' "$SECONDS" "$line"
+	done
+}
+# step_times LOG: the time of each RUN and COPY step of a stamped build log
+# (from its line to the next step's, or the log's end).
+step_times() {
+	awk '
+		function end(t) { if (name != "") { out = out sep name " " (t - from) " s"; sep = ", " } name = "" }
+		{ t = $1 }
+		/ STEP [0-9]+\/[0-9]+: / {
+			end(t)
+			line = $0
+			sub(/^.* STEP [0-9]+\/[0-9]+: /, "", line)
+			split(line, w, " ")
+			if (w[1] == "RUN" || w[1] == "COPY") {
+				name = line
+				# A RUN step by the go command it runs.
+				if (w[1] == "RUN" && match(name, /(^| )go (mod )?[a-z]+/)) name = substr(name, RSTART, RLENGTH)
+				sub(/^ /, "", name)
+				if (length(name) > 40) name = substr(name, 1, 40) "..."
+				from = t
+			}
+		}
+		{ last = t }
+		END { end(last); print out }
+	' "$1"
 }
 
 # --- 4. checks ---------------------------------------------------------------
