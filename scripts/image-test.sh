@@ -124,7 +124,7 @@ cleanup() {
 	fi
 	cleanup_store final
 	rm -rf "$workdir"
-	phase done
+	phase end
 	log "times: $(printf '%s; ' "${phases[@]}")"
 	if ((rc == 0)); then
 		log "PASS ($arches) in $((SECONDS - start)) s"
@@ -441,7 +441,7 @@ run_image() {
 	log "ok: $arch: --version in the container: $(head -n 1 <<<"$out")"
 
 	port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-	local port= p
+	local port="" p
 	for _ in $(seq 50); do
 		p=$((20000 + RANDOM % 30000))
 		if port_free "$p"; then
