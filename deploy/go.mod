@@ -6,6 +6,7 @@ replace github.com/whatsapp-exporter/whatsapp_exporter => ..
 
 require (
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.85.0
+	github.com/prometheus/alertmanager v0.28.1
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/whatsapp-exporter/whatsapp_exporter v0.0.0-00010101000000-000000000000
 	k8s.io/api v0.34.1
