@@ -125,7 +125,7 @@ cleanup() {
 	cleanup_store final
 	rm -rf "$workdir"
 	phase end
-	log "times: $(printf '%s; ' "${phases[@]}")"
+	log "times: $(printf '%s; ' "${phases[@]}" | sed 's/; $//')"
 	if ((rc == 0)); then
 		log "PASS ($arches) in $((SECONDS - start)) s"
 	else
