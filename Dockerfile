@@ -13,7 +13,11 @@
 # and buildah. The RUN --mount cache mounts below need BuildKit or buildah;
 # the legacy Docker builder (DOCKER_BUILDKIT=0) rejects them.
 # scripts/image-test.sh builds this file with buildah against locally
-# assembled stand-ins for both base images and runs the result.
+# assembled stand-ins for both base images, for linux/amd64 and linux/arm64,
+# runs the host's and checks the other without running it. Older buildah
+# (1.28, Debian 12's) sets TARGETOS and TARGETARCH from --platform but leaves
+# BUILDPLATFORM empty; pass it:
+#   buildah bud --platform linux/arm64 --build-arg BUILDPLATFORM=linux/amd64 .
 
 # The build image: any image with a Go toolchain at least as new as go.mod's
 # "go" line on its PATH and a POSIX sh.
