@@ -646,6 +646,9 @@ func TestChartRefuses(t *testing.T) {
 		{[]string{"--set-json", `scrape.shards=[{},{}]`}, "scrape.shards needs scrape.mode: multi-target"},
 		{[]string{"--set", "scrape.intervall=30s"}, "intervall"},
 		{[]string{"--set", "replica=3"}, "replica"},
+		// Label keys and values are written into the ConfigMaps' YAML.
+		{[]string{"--set", "dashboards.label=a: b"}, "/dashboards/label"},
+		{[]string{"--set", "dashboards.labelValue=x\ny"}, "/dashboards/labelValue"},
 	} {
 		_, stderr, err := helmResult(t, append([]string{"template", "whatsapp-exporter", chartDir}, tc.set...)...)
 		if err == nil || !strings.Contains(stderr, tc.want) {
