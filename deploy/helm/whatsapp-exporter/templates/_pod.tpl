@@ -105,7 +105,10 @@ which the kubelet never updates in a running pod.
 */}}
 {{- define "whatsapp-exporter.podTemplate" -}}
 {{- $configMap := include "whatsapp-exporter.configMapName" . }}
-{{- $tokens := include "whatsapp-exporter.tokensSecretName" . -}}
+{{- $tokens := include "whatsapp-exporter.tokensSecretName" . }}
+{{- /* A listener's web configuration is mounted only with its listener. */}}
+{{- $webhookWebConfig := and .Values.notifications.enabled .Values.notifications.webConfigSecret }}
+{{- $alertmanagerWebConfig := and .Values.alertmanagerReceiver.enabled .Values.alertmanagerReceiver.webConfigSecret -}}
 metadata:
   {{- if or .Values.config.file .Values.tokens.create .Values.podAnnotations }}
   annotations:
@@ -198,7 +201,7 @@ spec:
       securityContext:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-      {{- if or $configMap $tokens .Values.notifications.webConfigSecret .Values.alertmanagerReceiver.webConfigSecret .Values.extraVolumeMounts }}
+      {{- if or $configMap $tokens $webhookWebConfig $alertmanagerWebConfig .Values.extraVolumeMounts }}
       volumeMounts:
         {{- if $configMap }}
         - name: config
@@ -211,12 +214,12 @@ spec:
           mountPath: {{ include "whatsapp-exporter.tokenDir" . }}
           readOnly: true
         {{- end }}
-        {{- if and .Values.notifications.enabled .Values.notifications.webConfigSecret }}
+        {{- if $webhookWebConfig }}
         - name: webhook-web-config
           mountPath: {{ include "whatsapp-exporter.configDir" . }}/webhook
           readOnly: true
         {{- end }}
-        {{- if and .Values.alertmanagerReceiver.enabled .Values.alertmanagerReceiver.webConfigSecret }}
+        {{- if $alertmanagerWebConfig }}
         - name: alertmanager-web-config
           mountPath: {{ include "whatsapp-exporter.configDir" . }}/alertmanager
           readOnly: true
@@ -225,7 +228,7 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
       {{- end }}
-  {{- if or $configMap $tokens .Values.notifications.webConfigSecret .Values.alertmanagerReceiver.webConfigSecret .Values.extraVolumes }}
+  {{- if or $configMap $tokens $webhookWebConfig $alertmanagerWebConfig .Values.extraVolumes }}
   volumes:
     {{- if $configMap }}
     - name: config
@@ -238,13 +241,13 @@ spec:
         secretName: {{ $tokens }}
         defaultMode: 0400
     {{- end }}
-    {{- if and .Values.notifications.enabled .Values.notifications.webConfigSecret }}
+    {{- if $webhookWebConfig }}
     - name: webhook-web-config
       secret:
         secretName: {{ .Values.notifications.webConfigSecret }}
         defaultMode: 0400
     {{- end }}
-    {{- if and .Values.alertmanagerReceiver.enabled .Values.alertmanagerReceiver.webConfigSecret }}
+    {{- if $alertmanagerWebConfig }}
     - name: alertmanager-web-config
       secret:
         secretName: {{ .Values.alertmanagerReceiver.webConfigSecret }}
