@@ -588,16 +588,16 @@ func checkNetworkPolicy(t *testing.T, ms []manifest, pod corev1.PodTemplateSpec,
 // refuses them, without echoing them.
 func TestChartTokens(t *testing.T) {
 	const canary = "canary-token-7f3a9c1e5b"
-	for _, extra := range [][]string{
+	for i, extra := range [][]string{
 		{"--set", "tokens.values.shop=" + canary},
 		{"--set", "tokens.values.shop=" + canary, "--set", "tokens.existingSecret=whatsapp-exporter-tokens"},
 	} {
 		stdout, stderr, err := helmResult(t, append([]string{"template", "whatsapp-exporter", chartDir}, extra...)...)
 		if err == nil || !strings.Contains(stderr, "tokens.values is set but tokens.create is false") {
-			t.Errorf("helm template %v: %v, want a failure naming tokens.create", extra, err)
+			t.Errorf("helm template with tokens.values (case %d): %v, want a failure naming tokens.create", i, err)
 		}
 		if strings.Contains(stdout+stderr, canary) {
-			t.Errorf("helm template %v shows the token", extra)
+			t.Errorf("helm template with tokens.values (case %d) shows the token", i)
 		}
 	}
 

@@ -321,7 +321,12 @@ func Back(r CRRoute) Route {
 func BackMatchers(ms []CRMatcher) []string {
 	var out []string
 	for _, m := range ms {
-		lm, err := labels.NewMatcher(matchType(m.MatchType), m.Name, m.Value)
+		t, ok := matchType(m.MatchType)
+		if !ok {
+			out = append(out, fmt.Sprintf("invalid matcher %+v: unknown matchType", m))
+			continue
+		}
+		lm, err := labels.NewMatcher(t, m.Name, m.Value)
 		if err != nil {
 			out = append(out, fmt.Sprintf("invalid matcher %+v: %v", m, err))
 			continue
@@ -331,13 +336,15 @@ func BackMatchers(ms []CRMatcher) []string {
 	return out
 }
 
-func matchType(s string) labels.MatchType {
+// matchType is the matcher type an AlertmanagerConfig writes as s ("=",
+// "!=", "=~", "!~"); false for any other.
+func matchType(s string) (labels.MatchType, bool) {
 	for _, t := range []labels.MatchType{labels.MatchEqual, labels.MatchNotEqual, labels.MatchRegexp, labels.MatchNotRegexp} {
 		if t.String() == s {
-			return t
+			return t, true
 		}
 	}
-	return labels.MatchType(-1)
+	return 0, false
 }
 
 // Receivers returns the receivers a route tree names, sorted.
