@@ -10,11 +10,11 @@ package chartfiles
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
 	"sigs.k8s.io/yaml"
@@ -91,16 +91,13 @@ func Generate(root string) (map[string][]byte, error) {
 // generated files whose source is gone (a deleted dashboard).
 func Write(root string, files map[string][]byte) error {
 	dir := filepath.Join(root, Dir)
-	old, err := filepath.Glob(filepath.Join(dir, DashboardsDir, "*.json"))
+	stale, err := orphans(root, files)
 	if err != nil {
 		return err
 	}
-	for _, f := range old {
-		rel := DashboardsDir + "/" + filepath.Base(f)
-		if _, ok := files[rel]; !ok {
-			if err := os.Remove(f); err != nil {
-				return err
-			}
+	for _, rel := range stale {
+		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
+			return err
 		}
 	}
 	for rel, content := range files {
@@ -212,18 +209,11 @@ func (c Config) Subtree() (Route, error) {
 	if s.Continue {
 		return Route{}, fmt.Errorf("the route %s continues: an AlertmanagerConfig's top route always does, so the copy would route differently", SubtreeMatcher)
 	}
-	inherit := func(v *string, root, def string) {
-		if *v == "" {
-			*v = root
-		}
-		if *v == "" {
-			*v = def
-		}
-	}
-	inherit(&s.Receiver, c.Route.Receiver, "")
-	inherit(&s.GroupWait, c.Route.GroupWait, defaultGroupWait)
-	inherit(&s.GroupInterval, c.Route.GroupInterval, defaultGroupInterval)
-	inherit(&s.RepeatInterval, c.Route.RepeatInterval, defaultRepeatInterval)
+	// What the route would inherit: the root's, else Alertmanager's default.
+	s.Receiver = cmp.Or(s.Receiver, c.Route.Receiver)
+	s.GroupWait = cmp.Or(s.GroupWait, c.Route.GroupWait, defaultGroupWait)
+	s.GroupInterval = cmp.Or(s.GroupInterval, c.Route.GroupInterval, defaultGroupInterval)
+	s.RepeatInterval = cmp.Or(s.RepeatInterval, c.Route.RepeatInterval, defaultRepeatInterval)
 	if s.GroupBy == nil {
 		s.GroupBy = c.Route.GroupBy
 	}
@@ -379,15 +369,30 @@ func Diff(root string, files map[string][]byte) ([]string, error) {
 			diffs = append(diffs, rel)
 		}
 	}
-	extra, err := filepath.Glob(filepath.Join(root, Dir, DashboardsDir, "*.json"))
+	stale, err := orphans(root, files)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range extra {
-		if _, ok := files[DashboardsDir+"/"+filepath.Base(f)]; !ok {
-			diffs = append(diffs, strings.TrimPrefix(f, filepath.Join(root, Dir)+"/")+" (no source)")
-		}
+	for _, rel := range stale {
+		diffs = append(diffs, rel+" (no source)")
 	}
 	sort.Strings(diffs)
 	return diffs, nil
+}
+
+// orphans lists the dashboards under root's Dir (relative to it) that the
+// generated files no longer hold: their source is gone.
+func orphans(root string, files map[string][]byte) ([]string, error) {
+	found, err := filepath.Glob(filepath.Join(root, Dir, DashboardsDir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range found {
+		rel := DashboardsDir + "/" + filepath.Base(f)
+		if _, ok := files[rel]; !ok {
+			out = append(out, rel)
+		}
+	}
+	return out, nil
 }
