@@ -107,12 +107,7 @@ func TestChartFitsTogether(t *testing.T) {
 }
 
 func checkFits(t *testing.T, ms []manifest) {
-	pod, replicas := checkWorkload(t, ms)
-	c := pod.Spec.Containers[0]
-	ports := map[string]int32{}
-	for _, p := range c.Ports {
-		ports[p.Name] = p.ContainerPort
-	}
+	pod, ports, replicas := checkWorkload(t, ms)
 	svc := checkServices(t, ms, pod, ports, replicas)
 	checkConfig(t, ms, pod)
 	checkScrape(t, ms, svc)
@@ -127,8 +122,8 @@ func checkFits(t *testing.T, ms []manifest) {
 }
 
 // checkWorkload checks the one Deployment or StatefulSet and returns its
-// pod template and replicas.
-func checkWorkload(t *testing.T, ms []manifest) (corev1.PodTemplateSpec, int32) {
+// pod template, its container's ports by name and its replicas.
+func checkWorkload(t *testing.T, ms []manifest) (corev1.PodTemplateSpec, map[string]int32, int32) {
 	t.Helper()
 	deps, sets := ofKind(ms, "Deployment"), ofKind(ms, "StatefulSet")
 	if len(deps)+len(sets) != 1 {
@@ -230,7 +225,7 @@ func checkWorkload(t *testing.T, ms []manifest) (corev1.PodTemplateSpec, int32) 
 			t.Errorf("the StatefulSet's Service %s is not headless or does not select its pods", headless.Name)
 		}
 	}
-	return pod, replicas
+	return pod, ports, replicas
 }
 
 // checkServices checks that every Service selects the pods and targets
