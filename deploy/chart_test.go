@@ -295,16 +295,15 @@ func checkConfig(t *testing.T, ms []manifest, pod corev1.PodTemplateSpec) {
 	if !slices.Contains(c.Args, "--config.file="+configPath) || slices.Contains(c.Args, "--demo") {
 		t.Errorf("the configuration is mounted at %s, the arguments are %v", configPath, c.Args)
 	}
-	cms := ofKind(ms, "ConfigMap")
-	i := slices.IndexFunc(cms, func(m manifest) bool { return m.head.Metadata.Name == configMap })
-	if i < 0 {
+	m, ok := find(ms, "ConfigMap", configMap)
+	if !ok {
 		// An existing ConfigMap, which the chart does not render.
 		if configMap == fullname+"-config" {
 			t.Errorf("the pods mount the ConfigMap %s, which is not rendered", configMap)
 		}
 		return
 	}
-	cm := decodeManifest[corev1.ConfigMap](t, cms[i])
+	cm := decodeManifest[corev1.ConfigMap](t, m)
 	yml, ok := cm.Data[configKey]
 	if !ok {
 		t.Fatalf("the ConfigMap %s has no key %q", cm.Name, configKey)
@@ -314,7 +313,7 @@ func checkConfig(t *testing.T, ms []manifest, pod corev1.PodTemplateSpec) {
 	// Secret, the files the configuration names in the tokens' directory.
 	dir := t.TempDir()
 	files := map[string][]byte{}
-	if secrets := ofKind(ms, "Secret"); slices.ContainsFunc(secrets, func(m manifest) bool { return m.head.Metadata.Name == secret }) {
+	if _, ok := find(ms, "Secret", secret); ok {
 		s := decode[corev1.Secret](t, ms, "Secret", secret)
 		maps.Copy(files, s.Data)
 	} else {
@@ -661,12 +660,6 @@ func ofKind(ms []manifest, kind string) []manifest {
 		}
 	}
 	return out
-}
-
-// decodeManifest decodes one manifest into its Go type.
-func decodeManifest[T any](t *testing.T, m manifest) *T {
-	t.Helper()
-	return decode[T](t, []manifest{m}, m.head.Kind, m.head.Metadata.Name)
 }
 
 // selects says whether a selector's labels are all among labels; an

@@ -257,18 +257,14 @@ func TestDashboardConfigMaps(t *testing.T) {
 		for _, src := range sources {
 			file := filepath.Base(src)
 			name := fullname + "-dashboard-" + strings.TrimPrefix(strings.TrimSuffix(file, ".json"), "whatsapp-")
-			i := slices.IndexFunc(maps, func(m manifest) bool { return m.head.Metadata.Name == name })
-			if i < 0 {
+			m, ok := find(r.ms, "ConfigMap", name)
+			if !ok {
 				t.Errorf("%s: no ConfigMap %s for %s", r.name, name, src)
 				continue
 			}
-			m := maps[i]
 			v.validate(t, m)
 			checkLabels(t, m, labels)
-			var cm corev1.ConfigMap
-			if err := json.Unmarshal(m.json, &cm); err != nil {
-				t.Fatal(err)
-			}
+			cm := decodeManifest[corev1.ConfigMap](t, m)
 			if cm.Namespace != ns {
 				t.Errorf("%s: namespace %q, want %q", m, cm.Namespace, ns)
 			}
@@ -436,10 +432,7 @@ func TestAlertmanagerConfig(t *testing.T) {
 			t.Errorf("%s: inhibit rules\n%s\nwant alerts/alertmanager.yml's\n%s", m, dump(gotInhibit), dump(wantInhibit))
 		}
 
-		var am monitoringv1alpha1.AlertmanagerConfig
-		if err := json.Unmarshal(m.json, &am); err != nil {
-			t.Fatal(err)
-		}
+		am := decodeManifest[monitoringv1alpha1.AlertmanagerConfig](t, m)
 		receivers := map[string]monitoringv1alpha1.Receiver{}
 		for _, rc := range am.Spec.Receivers {
 			if _, dup := receivers[rc.Name]; dup {
@@ -620,10 +613,7 @@ func TestAlertmanagerConfigRoutesAsOperator(t *testing.T) {
 		t.Fatalf("%s: %d AlertmanagerConfigs, want 1", monitoringValues, len(ms))
 	}
 	spec := specOf(t, ms[0])
-	var am monitoringv1alpha1.AlertmanagerConfig
-	if err := json.Unmarshal(ms[0].json, &am); err != nil {
-		t.Fatal(err)
-	}
+	am := decodeManifest[monitoringv1alpha1.AlertmanagerConfig](t, ms[0])
 	prefix := namespace + "/" + fullname + "/"
 	nsMatcher := fmt.Sprintf("namespace=%q", namespace)
 
