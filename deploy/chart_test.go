@@ -719,18 +719,10 @@ func TestDocsExamples(t *testing.T) {
 		p := decodeManifest[monitoringv1.Prometheus](t, m)
 		var scrapes, rules []string
 		for _, x := range sharded {
-			var obj struct {
-				Metadata struct {
-					Labels map[string]string `json:"labels"`
-				} `json:"metadata"`
-			}
-			if err := yaml.Unmarshal(x.json, &obj); err != nil {
-				t.Fatal(err)
-			}
 			switch {
-			case x.head.Kind == "ScrapeConfig" && selects(p.Spec.ScrapeConfigSelector.MatchLabels, obj.Metadata.Labels):
+			case x.head.Kind == "ScrapeConfig" && selects(p.Spec.ScrapeConfigSelector.MatchLabels, x.head.Metadata.Labels):
 				scrapes = append(scrapes, x.head.Metadata.Name)
-			case x.head.Kind == "PrometheusRule" && selects(p.Spec.RuleSelector.MatchLabels, obj.Metadata.Labels):
+			case x.head.Kind == "PrometheusRule" && selects(p.Spec.RuleSelector.MatchLabels, x.head.Metadata.Labels):
 				rules = append(rules, x.head.Metadata.Name)
 			}
 		}

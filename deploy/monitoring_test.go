@@ -114,23 +114,9 @@ func readYAML(t *testing.T, file string) any {
 	return v
 }
 
-// objectMeta is what the tests check of each object's metadata.
-type objectMeta struct {
-	Metadata struct {
-		Name        string            `json:"name"`
-		Namespace   string            `json:"namespace"`
-		Labels      map[string]string `json:"labels"`
-		Annotations map[string]string `json:"annotations"`
-	} `json:"metadata"`
-}
-
 // checkLabels checks the chart's labels and the wanted ones.
 func checkLabels(t *testing.T, m manifest, want map[string]string) {
 	t.Helper()
-	var o objectMeta
-	if err := json.Unmarshal(m.json, &o); err != nil {
-		t.Fatal(err)
-	}
 	chart := map[string]string{
 		"app.kubernetes.io/name":       "whatsapp-exporter",
 		"app.kubernetes.io/instance":   "whatsapp-exporter",
@@ -140,11 +126,11 @@ func checkLabels(t *testing.T, m manifest, want map[string]string) {
 		want[k] = v
 	}
 	for k, v := range want {
-		if got, ok := o.Metadata.Labels[k]; !ok || got != v {
+		if got, ok := m.head.Metadata.Labels[k]; !ok || got != v {
 			t.Errorf("%s: label %s=%q, want %q", m, k, got, v)
 		}
 	}
-	if o.Metadata.Labels["helm.sh/chart"] == "" {
+	if m.head.Metadata.Labels["helm.sh/chart"] == "" {
 		t.Errorf("%s: no helm.sh/chart label", m)
 	}
 }
