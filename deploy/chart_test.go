@@ -107,12 +107,7 @@ func TestChartFitsTogether(t *testing.T) {
 }
 
 func checkFits(t *testing.T, ms []manifest) {
-	pod, replicas := checkWorkload(t, ms)
-	c := pod.Spec.Containers[0]
-	ports := map[string]int32{}
-	for _, p := range c.Ports {
-		ports[p.Name] = p.ContainerPort
-	}
+	pod, ports, replicas := checkWorkload(t, ms)
 	svc := checkServices(t, ms, pod, ports, replicas)
 	checkConfig(t, ms, pod)
 	checkScrape(t, ms, svc)
@@ -127,8 +122,8 @@ func checkFits(t *testing.T, ms []manifest) {
 }
 
 // checkWorkload checks the one Deployment or StatefulSet and returns its
-// pod template and replicas.
-func checkWorkload(t *testing.T, ms []manifest) (corev1.PodTemplateSpec, int32) {
+// pod template, its container's ports by name and its replicas.
+func checkWorkload(t *testing.T, ms []manifest) (corev1.PodTemplateSpec, map[string]int32, int32) {
 	t.Helper()
 	deps, sets := ofKind(ms, "Deployment"), ofKind(ms, "StatefulSet")
 	if len(deps)+len(sets) != 1 {
@@ -230,7 +225,7 @@ func checkWorkload(t *testing.T, ms []manifest) (corev1.PodTemplateSpec, int32) 
 			t.Errorf("the StatefulSet's Service %s is not headless or does not select its pods", headless.Name)
 		}
 	}
-	return pod, replicas
+	return pod, ports, replicas
 }
 
 // checkServices checks that every Service selects the pods and targets
@@ -300,16 +295,15 @@ func checkConfig(t *testing.T, ms []manifest, pod corev1.PodTemplateSpec) {
 	if !slices.Contains(c.Args, "--config.file="+configPath) || slices.Contains(c.Args, "--demo") {
 		t.Errorf("the configuration is mounted at %s, the arguments are %v", configPath, c.Args)
 	}
-	cms := ofKind(ms, "ConfigMap")
-	i := slices.IndexFunc(cms, func(m manifest) bool { return m.head.Metadata.Name == configMap })
-	if i < 0 {
+	m, ok := find(ms, "ConfigMap", configMap)
+	if !ok {
 		// An existing ConfigMap, which the chart does not render.
 		if configMap == fullname+"-config" {
 			t.Errorf("the pods mount the ConfigMap %s, which is not rendered", configMap)
 		}
 		return
 	}
-	cm := decodeManifest[corev1.ConfigMap](t, cms[i])
+	cm := decodeManifest[corev1.ConfigMap](t, m)
 	yml, ok := cm.Data[configKey]
 	if !ok {
 		t.Fatalf("the ConfigMap %s has no key %q", cm.Name, configKey)
@@ -319,7 +313,7 @@ func checkConfig(t *testing.T, ms []manifest, pod corev1.PodTemplateSpec) {
 	// Secret, the files the configuration names in the tokens' directory.
 	dir := t.TempDir()
 	files := map[string][]byte{}
-	if secrets := ofKind(ms, "Secret"); slices.ContainsFunc(secrets, func(m manifest) bool { return m.head.Metadata.Name == secret }) {
+	if _, ok := find(ms, "Secret", secret); ok {
 		s := decode[corev1.Secret](t, ms, "Secret", secret)
 		maps.Copy(files, s.Data)
 	} else {
@@ -668,12 +662,6 @@ func ofKind(ms []manifest, kind string) []manifest {
 	return out
 }
 
-// decodeManifest decodes one manifest into its Go type.
-func decodeManifest[T any](t *testing.T, m manifest) *T {
-	t.Helper()
-	return decode[T](t, []manifest{m}, m.head.Kind, m.head.Metadata.Name)
-}
-
 // selects says whether a selector's labels are all among labels; an
 // empty selector selects nothing here, since the chart never means all.
 func selects(selector, labels map[string]string) bool {
@@ -731,18 +719,10 @@ func TestDocsExamples(t *testing.T) {
 		p := decodeManifest[monitoringv1.Prometheus](t, m)
 		var scrapes, rules []string
 		for _, x := range sharded {
-			var obj struct {
-				Metadata struct {
-					Labels map[string]string `json:"labels"`
-				} `json:"metadata"`
-			}
-			if err := yaml.Unmarshal(x.json, &obj); err != nil {
-				t.Fatal(err)
-			}
 			switch {
-			case x.head.Kind == "ScrapeConfig" && selects(p.Spec.ScrapeConfigSelector.MatchLabels, obj.Metadata.Labels):
+			case x.head.Kind == "ScrapeConfig" && selects(p.Spec.ScrapeConfigSelector.MatchLabels, x.head.Metadata.Labels):
 				scrapes = append(scrapes, x.head.Metadata.Name)
-			case x.head.Kind == "PrometheusRule" && selects(p.Spec.RuleSelector.MatchLabels, obj.Metadata.Labels):
+			case x.head.Kind == "PrometheusRule" && selects(p.Spec.RuleSelector.MatchLabels, x.head.Metadata.Labels):
 				rules = append(rules, x.head.Metadata.Name)
 			}
 		}

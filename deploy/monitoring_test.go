@@ -5,9 +5,9 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -114,23 +114,9 @@ func readYAML(t *testing.T, file string) any {
 	return v
 }
 
-// objectMeta is what the tests check of each object's metadata.
-type objectMeta struct {
-	Metadata struct {
-		Name        string            `json:"name"`
-		Namespace   string            `json:"namespace"`
-		Labels      map[string]string `json:"labels"`
-		Annotations map[string]string `json:"annotations"`
-	} `json:"metadata"`
-}
-
 // checkLabels checks the chart's labels and the wanted ones.
 func checkLabels(t *testing.T, m manifest, want map[string]string) {
 	t.Helper()
-	var o objectMeta
-	if err := json.Unmarshal(m.json, &o); err != nil {
-		t.Fatal(err)
-	}
 	chart := map[string]string{
 		"app.kubernetes.io/name":       "whatsapp-exporter",
 		"app.kubernetes.io/instance":   "whatsapp-exporter",
@@ -140,11 +126,11 @@ func checkLabels(t *testing.T, m manifest, want map[string]string) {
 		want[k] = v
 	}
 	for k, v := range want {
-		if got, ok := o.Metadata.Labels[k]; !ok || got != v {
+		if got, ok := m.head.Metadata.Labels[k]; !ok || got != v {
 			t.Errorf("%s: label %s=%q, want %q", m, k, got, v)
 		}
 	}
-	if o.Metadata.Labels["helm.sh/chart"] == "" {
+	if m.head.Metadata.Labels["helm.sh/chart"] == "" {
 		t.Errorf("%s: no helm.sh/chart label", m)
 	}
 }
@@ -211,9 +197,7 @@ func TestPrometheusRule(t *testing.T) {
 		if err := os.WriteFile(file, spec, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if out, err := exec.Command(promtool, "check", "rules", file).CombinedOutput(); err != nil {
-			t.Errorf("%s: promtool check rules: %v\n%s", m, err, out)
-		}
+		testtool.Run(t, promtool, "check", "rules", file)
 	}
 	if checked < 2 {
 		t.Errorf("%d renderings hold the PrometheusRule, want the defaults' and %s's at least", checked, monitoringValues)
@@ -231,21 +215,21 @@ func TestDashboardConfigMaps(t *testing.T) {
 	}
 	checked := 0
 	for _, r := range monitoringRenderings(t) {
-		var maps []manifest
+		var dashboards []manifest
 		for _, m := range ofKind(r.ms, "ConfigMap") {
 			if strings.HasPrefix(m.head.Metadata.Name, fullname+"-dashboard-") {
-				maps = append(maps, m)
+				dashboards = append(dashboards, m)
 			}
 		}
 		if r.value(t, "dashboards", "enabled") != true {
-			if len(maps) > 0 {
-				t.Errorf("%s: dashboards.enabled is false, yet %d dashboard ConfigMaps", r.name, len(maps))
+			if len(dashboards) > 0 {
+				t.Errorf("%s: dashboards.enabled is false, yet %d dashboard ConfigMaps", r.name, len(dashboards))
 			}
 			continue
 		}
 		checked++
-		if len(maps) != len(sources) {
-			t.Errorf("%s: %d dashboard ConfigMaps, want one per dashboard (%d)", r.name, len(maps), len(sources))
+		if len(dashboards) != len(sources) {
+			t.Errorf("%s: %d dashboard ConfigMaps, want one per dashboard (%d)", r.name, len(dashboards), len(sources))
 		}
 		uid := r.stringValue(t, "dashboards", "datasourceUid")
 		ns := r.stringValue(t, "dashboards", "namespace")
@@ -257,18 +241,14 @@ func TestDashboardConfigMaps(t *testing.T) {
 		for _, src := range sources {
 			file := filepath.Base(src)
 			name := fullname + "-dashboard-" + strings.TrimPrefix(strings.TrimSuffix(file, ".json"), "whatsapp-")
-			i := slices.IndexFunc(maps, func(m manifest) bool { return m.head.Metadata.Name == name })
-			if i < 0 {
+			m, ok := find(r.ms, "ConfigMap", name)
+			if !ok {
 				t.Errorf("%s: no ConfigMap %s for %s", r.name, name, src)
 				continue
 			}
-			m := maps[i]
 			v.validate(t, m)
 			checkLabels(t, m, labels)
-			var cm corev1.ConfigMap
-			if err := json.Unmarshal(m.json, &cm); err != nil {
-				t.Fatal(err)
-			}
+			cm := decodeManifest[corev1.ConfigMap](t, m)
 			if cm.Namespace != ns {
 				t.Errorf("%s: namespace %q, want %q", m, cm.Namespace, ns)
 			}
@@ -276,13 +256,7 @@ func TestDashboardConfigMaps(t *testing.T) {
 				t.Errorf("%s: annotations %v, want %v", m, cm.Annotations, want)
 			}
 			if len(cm.Data) != 1 || len(cm.BinaryData) != 0 {
-				t.Errorf("%s: keys %v, want %s only", m, slices.Collect(func(yield func(string) bool) {
-					for k := range cm.Data {
-						if !yield(k) {
-							return
-						}
-					}
-				}), file)
+				t.Errorf("%s: keys %v, want %s only", m, slices.Sorted(maps.Keys(cm.Data)), file)
 			}
 			got, ok := cm.Data[file]
 			if !ok {
@@ -369,20 +343,9 @@ func alertmanagerConfigRenderings(t *testing.T) []valuesRendering {
 		values: map[string]any{"alertmanagerConfig": map[string]any{"enabled": true}},
 		ms:     render(t, nil, "--set", "alertmanagerConfig.enabled=true")}
 	single := valuesRendering{name: "alertmanagerConfig with one replica", file: monitoringValues,
-		values: map[string]any{"replicas": 1}, ms: render(t, []string{monitoringValues}, "--set", "replicas=1")}
-	single.values = mergeValues(readYAML(t, monitoringValues).(map[string]any), single.values)
+		values: maps.Clone(readYAML(t, monitoringValues).(map[string]any)), ms: render(t, []string{monitoringValues}, "--set", "replicas=1")}
+	single.values["replicas"] = float64(1)
 	return append(rs, off, single)
-}
-
-func mergeValues(base, over map[string]any) map[string]any {
-	out := map[string]any{}
-	for k, v := range base {
-		out[k] = v
-	}
-	for k, v := range over {
-		out[k] = v
-	}
-	return out
 }
 
 // TestAlertmanagerConfig checks the AlertmanagerConfig: the route of the
@@ -436,10 +399,7 @@ func TestAlertmanagerConfig(t *testing.T) {
 			t.Errorf("%s: inhibit rules\n%s\nwant alerts/alertmanager.yml's\n%s", m, dump(gotInhibit), dump(wantInhibit))
 		}
 
-		var am monitoringv1alpha1.AlertmanagerConfig
-		if err := json.Unmarshal(m.json, &am); err != nil {
-			t.Fatal(err)
-		}
+		am := decodeManifest[monitoringv1alpha1.AlertmanagerConfig](t, m)
 		receivers := map[string]monitoringv1alpha1.Receiver{}
 		for _, rc := range am.Spec.Receivers {
 			if _, dup := receivers[rc.Name]; dup {
@@ -521,7 +481,8 @@ func checkUserReceivers(t *testing.T, r valuesRendering, m manifest, receivers m
 func checkExporterReceivers(t *testing.T, r valuesRendering, m manifest, receivers map[string]monitoringv1alpha1.Receiver) {
 	t.Helper()
 	enabled := r.value(t, "alertmanagerReceiver", "enabled") == true
-	replicas := int(toFloat(r.value(t, "replicas")))
+	f, _ := r.value(t, "replicas").(float64) // sigs.k8s.io/yaml gives float64
+	replicas := int(f)
 	var bases []string
 	if replicas > 1 {
 		for i := range replicas {
@@ -620,10 +581,7 @@ func TestAlertmanagerConfigRoutesAsOperator(t *testing.T) {
 		t.Fatalf("%s: %d AlertmanagerConfigs, want 1", monitoringValues, len(ms))
 	}
 	spec := specOf(t, ms[0])
-	var am monitoringv1alpha1.AlertmanagerConfig
-	if err := json.Unmarshal(ms[0].json, &am); err != nil {
-		t.Fatal(err)
-	}
+	am := decodeManifest[monitoringv1alpha1.AlertmanagerConfig](t, ms[0])
 	prefix := namespace + "/" + fullname + "/"
 	nsMatcher := fmt.Sprintf("namespace=%q", namespace)
 
@@ -675,11 +633,7 @@ func TestAlertmanagerConfigRoutesAsOperator(t *testing.T) {
 
 	routes := func(t *testing.T, config string, labels []string) string {
 		t.Helper()
-		out, err := exec.Command(amtool, append([]string{"config", "routes", "test", "--config.file=" + config}, labels...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("amtool config routes test %s: %v\n%s", strings.Join(labels, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
+		return strings.TrimSpace(testtool.Run(t, amtool, append([]string{"config", "routes", "test", "--config.file=" + config}, labels...)...))
 	}
 	sourceFile := filepath.Join(repoRoot, "alerts", "alertmanager.yml")
 	// From another namespace the resource's routes do not apply.
@@ -810,16 +764,4 @@ func dump(v any) string {
 		return fmt.Sprint(v)
 	}
 	return string(y)
-}
-
-// toFloat reads a number of a values file (sigs.k8s.io/yaml gives
-// float64) or of a test's own values (int).
-func toFloat(v any) float64 {
-	switch n := v.(type) {
-	case int:
-		return float64(n)
-	case float64:
-		return n
-	}
-	return 0
 }

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,7 +61,8 @@ type manifest struct {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
 		Metadata   struct {
-			Name string `json:"name"`
+			Name   string            `json:"name"`
+			Labels map[string]string `json:"labels"`
 		} `json:"metadata"`
 	}
 }
@@ -273,9 +275,24 @@ func decode[T any](t *testing.T, ms []manifest, kind, name string) *T {
 	if len(found) != 1 {
 		t.Fatalf("%d manifests of kind %s %s, want 1", len(found), kind, name)
 	}
+	return decodeManifest[T](t, found[0])
+}
+
+// decodeManifest decodes one manifest into its Go type.
+func decodeManifest[T any](t *testing.T, m manifest) *T {
+	t.Helper()
 	v := new(T)
-	if err := json.Unmarshal(found[0].json, v); err != nil {
+	if err := json.Unmarshal(m.json, v); err != nil {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// find returns the first manifest of a kind and name.
+func find(ms []manifest, kind, name string) (manifest, bool) {
+	i := slices.IndexFunc(ms, func(m manifest) bool { return m.head.Kind == kind && m.head.Metadata.Name == name })
+	if i < 0 {
+		return manifest{}, false
+	}
+	return ms[i], true
 }

@@ -60,19 +60,25 @@ func newVM() *jsonnet.VM {
 	return vm
 }
 
-// evaluate runs the mixin with cfg merged into _config and returns its
-// fields, or the evaluation's error.
-func evaluate(t *testing.T, cfg any) (output, error) {
+// evaluateMixin evaluates body, in which m is the mixin with cfg merged
+// into its _config.
+func evaluateMixin(t *testing.T, vm *jsonnet.VM, cfg any, body string) (string, error) {
 	t.Helper()
 	c, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	snippet := fmt.Sprintf(`local m = (import "mixin.libsonnet") + { _config+:: %s };
-{ alerts: m.prometheusAlerts, rules: m.prometheusRules, dashboards: m.grafanaDashboards }`, c)
 	// The snippet's name puts it in this directory, from which the mixin's
 	// files and their ../ imports resolve as from a file here.
-	out, err := newVM().EvaluateAnonymousSnippet(filepath.Join(moduleDir(t), "test.jsonnet"), snippet)
+	return vm.EvaluateAnonymousSnippet(filepath.Join(moduleDir(t), "test.jsonnet"),
+		fmt.Sprintf("local m = (import \"mixin.libsonnet\") + { _config+:: %s };\n%s", c, body))
+}
+
+// evaluate runs the mixin with cfg merged into _config and returns its
+// fields, or the evaluation's error.
+func evaluate(t *testing.T, cfg any) (output, error) {
+	t.Helper()
+	out, err := evaluateMixin(t, newVM(), cfg, `{ alerts: m.prometheusAlerts, rules: m.prometheusRules, dashboards: m.grafanaDashboards }`)
 	if err != nil {
 		return output{}, err
 	}
@@ -137,9 +143,20 @@ func decodeYAML(t *testing.T, b []byte) map[string]any {
 // first passed through edit (the sed of docs/dashboards.md#provision).
 func shippedDashboards(t *testing.T, edit func([]byte) []byte) map[string]any {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dashboardsDir, "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no dashboards in %s: %v", dashboardsDir, err)
+	out := readJSONFiles(t, filepath.Join(dashboardsDir, "*.json"), edit)
+	if len(out) == 0 {
+		t.Fatalf("no dashboards in %s", dashboardsDir)
+	}
+	return out
+}
+
+// readJSONFiles is the JSON files matching pattern by file name, each
+// file's text first passed through edit.
+func readJSONFiles(t *testing.T, pattern string, edit func([]byte) []byte) map[string]any {
+	t.Helper()
+	files, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
 	}
 	out := map[string]any{}
 	for _, f := range files {
@@ -319,14 +336,9 @@ func TestTunedConfig(t *testing.T) {
 
 	// The tuned rules as the README's command writes them.
 	promtool := testtool.Require(t, "promtool")
-	c, err := json.Marshal(tuned)
-	if err != nil {
-		t.Fatal(err)
-	}
 	vm := newVM()
 	vm.StringOutput = true
-	out, err := vm.EvaluateAnonymousSnippet(filepath.Join(moduleDir(t), "test.jsonnet"), fmt.Sprintf(
-		`local m = (import "mixin.libsonnet") + { _config+:: %s }; std.manifestYamlDoc({ groups: m.prometheusRules.groups + m.prometheusAlerts.groups }, quote_keys=false)`, c))
+	out, err := evaluateMixin(t, vm, tuned, `std.manifestYamlDoc({ groups: m.prometheusRules.groups + m.prometheusAlerts.groups }, quote_keys=false)`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,22 +469,7 @@ func TestDocumentedInvocation(t *testing.T) {
 	promtool := testtool.Require(t, "promtool")
 	testtool.Run(t, promtool, "check", "rules", filepath.Join(dir, "whatsapp.rules.yml"))
 
-	written := map[string]any{}
-	files, err := filepath.Glob(filepath.Join(dir, "dashboards_out", "*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var d any
-		if err := json.Unmarshal(b, &d); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		written[filepath.Base(f)] = d
-	}
+	written := readJSONFiles(t, filepath.Join(dir, "dashboards_out", "*"), func(b []byte) []byte { return b })
 	if diff := cmp.Diff(dashboards, written); diff != "" {
 		t.Errorf("dashboards_out (-expected +written):\n%s", diff)
 	}
